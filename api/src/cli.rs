@@ -1,0 +1,115 @@
+//! The `api` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use labedge_schema::db::{self, Database};
+use labedge_schema::runtime::config::render;
+use labedge_schema::runtime::telemetry::{self, ServiceFields};
+use labedge_schema::runtime::tls;
+
+use crate::config::Config;
+use crate::startup::Application;
+use crate::{demo, provision};
+
+/// LabEdge cloud API.
+#[derive(Debug, Parser)]
+#[command(name = "api", version, about = "LabEdge cloud API: source of truth, change feeds, mutation intake")]
+struct Cli {
+    /// Configuration file (default: /etc/labedge-api/api.toml when it exists).
+    #[arg(long, short, env = "LABEDGE_API_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (refuses to start while migrations are pending).
+    Serve,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Validate the configuration and print it, secrets redacted.
+    CheckConfig,
+    /// Fill the database with a synthetic lab network (demo, benchmarks).
+    SeedDemo(demo::SeedArgs),
+    /// Create the cloud CA (when missing) and the API's server certificate.
+    InitPki(provision::InitPkiArgs),
+    /// Create a lab's gateway credential and configuration file.
+    ProvisionGateway(provision::ProvisionArgs),
+}
+
+/// Runs the command line; exit status 2 for a bad configuration, 1 for any other failure.
+pub fn main() -> ExitCode {
+    tls::install_crypto_provider();
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprint!("api: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let needs_files = matches!(cli.command, Command::Serve | Command::CheckConfig);
+    if needs_files && let Err(e) = config.check_files() {
+        eprint!("api: {e}");
+        return ExitCode::from(2);
+    }
+    if let Command::CheckConfig = cli.command {
+        print_out(&format!("{}# configuration is valid (profile {})\n", render(&config), config.profile.as_str()));
+        return ExitCode::SUCCESS;
+    }
+    telemetry::init(ServiceFields { service: "api", lab: None }, &config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("api: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "api stopped on an error");
+            eprintln!("api: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = Application::build(config).await?;
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            let applied = db::run_migrations(config.database.url.expose(), Database::Cloud).await?;
+            print_out(&format!("{} migration(s) applied{}\n", applied.len(), list(&applied)));
+        }
+        Command::SeedDemo(args) => {
+            let summary = demo::seed(&config, &args).await?;
+            print_out(&format!("{summary}\n"));
+        }
+        Command::InitPki(args) => {
+            print_out(&format!("{}\n", provision::init_pki(&config, &args)?));
+        }
+        Command::ProvisionGateway(args) => {
+            let summary = provision::provision(&config, &args).await?;
+            print_out(&format!("{summary}\n"));
+        }
+        Command::CheckConfig => {}
+    }
+    Ok(())
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() { String::new() } else { format!(": {}", items.join(", ")) }
+}
+
+/// Command output (the one place the CLI writes to standard output).
+#[allow(clippy::print_stdout)]
+fn print_out(text: &str) {
+    print!("{text}");
+}

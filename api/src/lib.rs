@@ -1,0 +1,19 @@
+//! # labedge-api
+//!
+//! The central cloud API: the source of truth for every lab. It provisions labs and their gateways
+//! (a client certificate signed by the cloud CA it keeps), serves each gateway its lab's change feed,
+//! takes in the mutations the gateways relay, and tells its load balancer whether its database is the
+//! primary or a standby.
+//!
+//! Subcommands: `serve`, `migrate`, `check-config`, `seed-demo`, `provision-gateway`.
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod provision;
+pub mod routes;
+pub mod startup;
+pub mod state;
+
+/// The one error type of the handlers (shared with the gateway: see `labedge_schema::runtime::error`).
+pub use labedge_schema::runtime::error::ApiError;

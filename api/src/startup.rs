@@ -1,0 +1,107 @@
+//! Building and running the API: `Application::build` checks the database and binds the listener;
+//! [`app`] is the actix `App` both the server and the in-process tests use.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Compress, from_fn};
+use actix_web::{App, HttpServer, web};
+use labedge_schema::db::{self, Database};
+use labedge_schema::runtime::http::{BodyLimit, not_found, path_config, request_telemetry};
+use labedge_schema::runtime::{metrics, server};
+
+use crate::config::Config;
+use crate::routes;
+use crate::state::AppState;
+
+/// Why the API did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Migrations are pending: `serve` never runs on a schema older than its code.
+    #[error("{} migration(s) pending ({}): run `api migrate` first", .0.len(), .0.join(", "))]
+    PendingMigrations(Vec<String>),
+    /// The database could not be checked or the pool built.
+    #[error(transparent)]
+    Database(#[from] db::DbError),
+    /// The listener could not be bound.
+    #[error(transparent)]
+    Listen(#[from] server::ListenError),
+}
+
+/// A built, bound, not yet running API.
+pub struct Application {
+    server: Server,
+    addr: SocketAddr,
+    state: AppState,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Checks migrations, builds the state and binds the listener.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let pending = db::pending_migrations(config.database.url.expose(), Database::Cloud).await?;
+        if !pending.is_empty() {
+            return Err(StartError::PendingMigrations(pending));
+        }
+        let state = build_state(config)?;
+        let listen = state.config.http.clone();
+        let app_state = state.clone();
+        let server = HttpServer::new(move || app(app_state.clone()));
+        let (server, addr) = server::bind(server, &listen)?;
+        Ok(Self { server: server.run(), addr, state })
+    }
+
+    /// The address the listener is bound to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state (tests read the pool from it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGTERM or SIGINT, then stops gracefully: no new connections, in-flight requests
+    /// finish within `http.shutdown_timeout_s`.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        tracing::info!(addr = %self.addr, "api listening");
+        self.server.await
+    }
+}
+
+/// Builds the state: pool (lazy: the database may come up later), metrics recorder.
+pub fn build_state(config: Config) -> Result<AppState, db::DbError> {
+    let pool = db::build_pool(&config.database)?;
+    let metrics = metrics::install();
+    Ok(AppState { config: Arc::new(config), pool, metrics })
+}
+
+/// The API's actix application.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let limit = state.config.http.max_body_bytes;
+    App::new()
+        .app_data(web::Data::new(state))
+        .app_data(BodyLimit(limit))
+        .app_data(path_config())
+        .configure(routes::configure)
+        .default_service(web::to(not_found))
+        .wrap(Compress::default())
+        .wrap(from_fn(request_telemetry))
+}

@@ -1,0 +1,18 @@
+//! # labedge-edge-gateway
+//!
+//! The gateway of one proximity lab. Tablets reach it over the lab's VPN; it authenticates them,
+//! serves patient, prescription and round data from its own PostgreSQL (and Redis, when up), commits
+//! their writes locally and relays them to the cloud API, falling back to the central lab's standby
+//! API, and keeps the lab working for days when neither answers.
+//!
+//! Subcommands: `serve`, `migrate`, `check-config`.
+
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod routes;
+pub mod startup;
+pub mod state;
+
+/// The one error type of the handlers (shared with the API: see `labedge_schema::runtime::error`).
+pub use labedge_schema::runtime::error::ApiError;

@@ -1,0 +1,89 @@
+//! Every route of the gateway, listed once in [`configure`].
+
+use actix_web::{HttpResponse, get, web};
+use diesel::sql_types::Text;
+use diesel_async::RunQueryDsl;
+use labedge_schema::runtime::http::metrics_response;
+use mobile_contracts::ops::{Health, Readiness, ReadinessCheck};
+
+use crate::state::AppState;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(healthz).service(readyz).service(metrics).service(openapi);
+}
+
+/// Liveness: the process answers.
+#[get("/healthz")]
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health {
+        status: "ok".into(),
+        service: "edge-gateway".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+#[derive(diesel::QueryableByName)]
+struct Durability {
+    #[diesel(sql_type = Text)]
+    fsync: String,
+    #[diesel(sql_type = Text)]
+    synchronous_commit: String,
+}
+
+/// Readiness: the lab's database answers and will not lose a committed write (a gateway whose
+/// PostgreSQL runs with `fsync` or `synchronous_commit` off could acknowledge a collection and lose
+/// it in a power cut, so it reports itself not ready). Redis is reported but optional.
+#[get("/readyz")]
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let durability = async {
+        let mut conn = state.pool.get().await.map_err(|e| e.to_string())?;
+        diesel::sql_query(
+            "SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit",
+        )
+        .get_result::<Durability>(&mut conn)
+        .await
+        .map_err(|e| e.to_string())
+    }
+    .await;
+    let mut checks = Vec::new();
+    match durability {
+        Ok(d) => {
+            checks.push(ReadinessCheck { name: "database".into(), ok: true, detail: None });
+            let durable = d.fsync == "on" && d.synchronous_commit != "off";
+            checks.push(ReadinessCheck {
+                name: "durability".into(),
+                ok: durable,
+                detail: (!durable).then(|| {
+                    format!("fsync={} synchronous_commit={}: acknowledged writes could be lost", d.fsync, d.synchronous_commit)
+                }),
+            });
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: database unreachable");
+            checks.push(ReadinessCheck { name: "database".into(), ok: false, detail: Some("unreachable".into()) });
+        }
+    }
+    let ready = checks.iter().all(|c| c.ok);
+    // Redis is optional: reported, never a reason to be unready.
+    let redis_ok = state.redis.ping().await;
+    checks.push(ReadinessCheck {
+        name: "redis".into(),
+        ok: redis_ok,
+        detail: (!redis_ok).then(|| "unreachable: serving from PostgreSQL".into()),
+    });
+    let body = Readiness { ready, role: None, checks };
+    if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+}
+
+/// Prometheus metrics.
+#[get("/metrics")]
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    metrics_response(&state.metrics)
+}
+
+/// The tablet API's OpenAPI 3.1 document (the committed `mobile-contracts/openapi.json`).
+#[get("/openapi.json")]
+async fn openapi(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(state.openapi.to_string())
+}

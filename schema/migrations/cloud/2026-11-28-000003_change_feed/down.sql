@@ -1,0 +1,13 @@
+DROP TRIGGER appointments_change_log ON appointments;
+DROP TRIGGER prescribed_exams_change_log ON prescribed_exams;
+DROP TRIGGER prescriptions_change_log ON prescriptions;
+DROP TRIGGER patients_change_log ON patients;
+DROP TRIGGER exam_catalog_change_log ON exam_catalog;
+DROP TRIGGER tube_types_change_log ON tube_types;
+DROP TRIGGER staff_change_log ON staff;
+DROP TRIGGER labs_change_log ON labs;
+DROP FUNCTION change_log_prescribed_exam();
+DROP FUNCTION change_log_row();
+DROP FUNCTION change_log_append(text, text, uuid, text);
+DROP TABLE change_log;
+DROP SEQUENCE change_position_seq;

@@ -1,0 +1,14 @@
+DROP TRIGGER audit_log_append_only ON audit_log;
+DROP FUNCTION audit_log_guard();
+DROP TABLE audit_log;
+DROP TRIGGER appointments_change_log ON appointments;
+DROP TRIGGER prescribed_exams_change_log ON prescribed_exams;
+DROP TRIGGER prescriptions_change_log ON prescriptions;
+DROP TRIGGER patients_change_log ON patients;
+DROP FUNCTION change_log_prescribed_exam();
+DROP FUNCTION change_log_row();
+DROP FUNCTION change_log_append(text, uuid, text);
+DROP TABLE change_log;
+DROP SEQUENCE change_position_seq;
+DROP TABLE reconciliation_runs;
+DROP TABLE sync_checkpoints;

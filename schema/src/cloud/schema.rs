@@ -1,0 +1,273 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    applied_mutations (mutation_id) {
+        mutation_id -> Uuid,
+        lab_id -> Uuid,
+        kind -> Text,
+        outcome -> Text,
+        detail -> Nullable<Jsonb>,
+        applied_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    appointments (id) {
+        id -> Uuid,
+        lab_id -> Uuid,
+        patient_id -> Uuid,
+        prescription_id -> Nullable<Uuid>,
+        kind -> Text,
+        scheduled_at -> Timestamptz,
+        duration_min -> Int2,
+        address_line -> Nullable<Text>,
+        postal_code -> Nullable<Text>,
+        city -> Nullable<Text>,
+        access_notes -> Nullable<Text>,
+        assigned_staff_id -> Nullable<Uuid>,
+        round_position -> Nullable<Int2>,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        version -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    audit_checkpoints (lab_id, chain_seq) {
+        lab_id -> Uuid,
+        chain_seq -> Int8,
+        chain_hash -> Bytea,
+        record_count -> Int8,
+        signed_at -> Timestamptz,
+        signature -> Bytea,
+        received_at -> Timestamptz,
+        continuity_ok -> Bool,
+    }
+}
+
+diesel::table! {
+    audit_log (seq) {
+        seq -> Int8,
+        at -> Timestamptz,
+        lab_id -> Nullable<Uuid>,
+        actor -> Text,
+        staff_id -> Nullable<Uuid>,
+        device_id -> Nullable<Uuid>,
+        action -> Text,
+        patient_id -> Nullable<Uuid>,
+        resource -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        chain_seq -> Nullable<Int8>,
+        prev_hash -> Nullable<Bytea>,
+        hash -> Nullable<Bytea>,
+    }
+}
+
+diesel::table! {
+    change_log (position) {
+        position -> Int8,
+        entity -> Text,
+        entity_id -> Text,
+        lab_id -> Nullable<Uuid>,
+        op -> Text,
+        changed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    collection_tubes (collection_id, barcode) {
+        collection_id -> Uuid,
+        barcode -> Text,
+        tube_type -> Text,
+    }
+}
+
+diesel::table! {
+    collections (id) {
+        id -> Uuid,
+        lab_id -> Uuid,
+        patient_id -> Uuid,
+        appointment_id -> Nullable<Uuid>,
+        prescription_id -> Uuid,
+        collected_at -> Timestamptz,
+        collected_by -> Uuid,
+        device_id -> Uuid,
+        identity_checked -> Bool,
+        identity_check_method -> Nullable<Text>,
+        comments -> Nullable<Text>,
+        recorded_at -> Timestamptz,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    devices (id) {
+        id -> Uuid,
+        lab_id -> Uuid,
+        label -> Text,
+        status -> Text,
+        enrolled_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        last_seen_at -> Nullable<Timestamptz>,
+        app_version -> Nullable<Text>,
+        reported_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    exam_catalog (code) {
+        code -> Text,
+        label -> Text,
+        tube_type -> Text,
+        volume_ul -> Int4,
+        fasting -> Bool,
+        active -> Bool,
+        version -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    gateways (id) {
+        id -> Uuid,
+        lab_id -> Uuid,
+        cert_serial -> Text,
+        cert_sha256 -> Text,
+        cert_not_after -> Timestamptz,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        last_contact_at -> Nullable<Timestamptz>,
+        reported_state -> Nullable<Text>,
+        reported_backlog -> Nullable<Int8>,
+        reported_oldest_unsent_s -> Nullable<Int8>,
+        reported_feed_lag_s -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    labs (id) {
+        id -> Uuid,
+        code -> Text,
+        name -> Text,
+        kind -> Text,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    patients (id) {
+        id -> Uuid,
+        nir -> Nullable<Text>,
+        ins_oid -> Nullable<Text>,
+        identity_status -> Text,
+        birth_family_name -> Text,
+        birth_given_names -> Text,
+        first_given_name -> Text,
+        used_family_name -> Nullable<Text>,
+        used_given_name -> Nullable<Text>,
+        birth_date -> Date,
+        sex -> Text,
+        birth_place_code -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        address_line -> Nullable<Text>,
+        postal_code -> Nullable<Text>,
+        city -> Nullable<Text>,
+        version -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    prescribed_exams (prescription_id, exam_code) {
+        prescription_id -> Uuid,
+        exam_code -> Text,
+    }
+}
+
+diesel::table! {
+    prescriptions (id) {
+        id -> Uuid,
+        patient_id -> Uuid,
+        lab_id -> Uuid,
+        prescriber_name -> Text,
+        prescriber_rpps -> Text,
+        issued_on -> Date,
+        fasting -> Bool,
+        status -> Text,
+        notes -> Nullable<Text>,
+        version -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    staff (id) {
+        id -> Uuid,
+        lab_id -> Uuid,
+        login -> Text,
+        display_name -> Text,
+        role -> Text,
+        pin_hash -> Text,
+        password_hash -> Nullable<Text>,
+        active -> Bool,
+        version -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tube_types (code) {
+        code -> Text,
+        label -> Text,
+        cap_color -> Text,
+        additive -> Nullable<Text>,
+        capacity_ul -> Int4,
+        draw_order -> Int2,
+        version -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(applied_mutations -> labs (lab_id));
+diesel::joinable!(appointments -> labs (lab_id));
+diesel::joinable!(appointments -> patients (patient_id));
+diesel::joinable!(appointments -> prescriptions (prescription_id));
+diesel::joinable!(appointments -> staff (assigned_staff_id));
+diesel::joinable!(audit_checkpoints -> labs (lab_id));
+diesel::joinable!(collection_tubes -> collections (collection_id));
+diesel::joinable!(collection_tubes -> tube_types (tube_type));
+diesel::joinable!(collections -> appointments (appointment_id));
+diesel::joinable!(collections -> labs (lab_id));
+diesel::joinable!(collections -> patients (patient_id));
+diesel::joinable!(collections -> prescriptions (prescription_id));
+diesel::joinable!(collections -> staff (collected_by));
+diesel::joinable!(devices -> labs (lab_id));
+diesel::joinable!(exam_catalog -> tube_types (tube_type));
+diesel::joinable!(gateways -> labs (lab_id));
+diesel::joinable!(prescribed_exams -> exam_catalog (exam_code));
+diesel::joinable!(prescribed_exams -> prescriptions (prescription_id));
+diesel::joinable!(prescriptions -> labs (lab_id));
+diesel::joinable!(prescriptions -> patients (patient_id));
+diesel::joinable!(staff -> labs (lab_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    applied_mutations,
+    appointments,
+    audit_checkpoints,
+    audit_log,
+    change_log,
+    collection_tubes,
+    collections,
+    devices,
+    exam_catalog,
+    gateways,
+    labs,
+    patients,
+    prescribed_exams,
+    prescriptions,
+    staff,
+    tube_types,
+);

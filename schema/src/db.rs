@@ -1,0 +1,129 @@
+//! Connection pool and migrations.
+
+use std::time::Duration;
+
+use diesel::Connection;
+use diesel_async::AsyncPgConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+
+use crate::runtime::config::DatabaseConfig;
+
+/// The pool every service uses.
+pub type PgPool = Pool<AsyncPgConnection>;
+/// A connection checked out of [`PgPool`].
+pub type PooledConnection = Object<AsyncPgConnection>;
+
+/// Which of the two databases a URL points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Database {
+    /// The cloud's database (`api`).
+    Cloud,
+    /// A lab gateway's database (`edge-gateway`).
+    Edge,
+}
+
+impl Database {
+    /// The embedded migrations of this database.
+    pub fn migrations(self) -> EmbeddedMigrations {
+        match self {
+            Database::Cloud => crate::cloud::MIGRATIONS,
+            Database::Edge => crate::edge::MIGRATIONS,
+        }
+    }
+}
+
+/// Errors of the pool and the migration runner.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The pool could not be built (bad URL, bad sizes).
+    #[error("cannot build the connection pool: {0}")]
+    Pool(String),
+    /// Could not connect to run migrations.
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// The blocking migration task panicked or was cancelled.
+    #[error("migration task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Builds the pool. Connections are opened lazily, so this succeeds while PostgreSQL is down; a
+/// request then waits at most `acquire_timeout_ms` for a connection and the service answers 503.
+pub fn build_pool(config: &DatabaseConfig) -> Result<PgPool, DbError> {
+    let statement_timeout_ms = config.statement_timeout_ms;
+    let mut manager_config = diesel_async::pooled_connection::ManagerConfig::<AsyncPgConnection>::default();
+    manager_config.custom_setup = Box::new(move |url| {
+        let url = url.to_owned();
+        Box::pin(async move {
+            use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+            let mut conn = AsyncPgConnection::establish(&url).await?;
+            // A statement that runs away must not hold a connection for ever.
+            conn.batch_execute(&format!("SET statement_timeout = {statement_timeout_ms}"))
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    });
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+        config.url.expose(),
+        manager_config,
+    );
+    Pool::builder(manager)
+        .max_size(config.max_connections)
+        .runtime(deadpool::Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_millis(config.acquire_timeout_ms)))
+        .create_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
+        .recycle_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
+        .build()
+        .map_err(|e| DbError::Pool(e.to_string()))
+}
+
+/// Applies every pending migration; returns the versions applied.
+pub async fn run_migrations(url: &str, database: Database) -> Result<Vec<String>, DbError> {
+    with_sync_connection(url, move |conn| {
+        conn.run_pending_migrations(database.migrations())
+            .map(|versions| versions.iter().map(ToString::to_string).collect())
+            .map_err(|e| DbError::Migration(e.to_string()))
+    })
+    .await
+}
+
+/// The versions of the migrations not yet applied.
+pub async fn pending_migrations(url: &str, database: Database) -> Result<Vec<String>, DbError> {
+    with_sync_connection(url, move |conn| {
+        conn.pending_migrations(database.migrations())
+            .map(|pending| pending.iter().map(|m| m.name().version().to_string()).collect())
+            .map_err(|e| DbError::Migration(e.to_string()))
+    })
+    .await
+}
+
+/// Reverts every applied migration, newest first (tests prove each `down.sql` works).
+pub async fn revert_all_migrations(url: &str, database: Database) -> Result<Vec<String>, DbError> {
+    with_sync_connection(url, move |conn| {
+        conn.revert_all_migrations(database.migrations())
+            .map(|versions| versions.iter().map(ToString::to_string).collect())
+            .map_err(|e| DbError::Migration(e.to_string()))
+    })
+    .await
+}
+
+/// diesel's migration harness is synchronous: it runs on a blocking thread over the async
+/// connection, never on the async workers.
+async fn with_sync_connection<T, F>(url: &str, work: F) -> Result<T, DbError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut AsyncConnectionWrapper<AsyncPgConnection>) -> Result<T, DbError> + Send + 'static,
+{
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)?;
+        work(&mut conn)
+    })
+    .await?
+}

@@ -1,0 +1,292 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    appointments (id) {
+        id -> Uuid,
+        lab_id -> Uuid,
+        patient_id -> Uuid,
+        prescription_id -> Nullable<Uuid>,
+        kind -> Text,
+        scheduled_at -> Timestamptz,
+        duration_min -> Int2,
+        address_line -> Nullable<Text>,
+        postal_code -> Nullable<Text>,
+        city -> Nullable<Text>,
+        access_notes -> Nullable<Text>,
+        assigned_staff_id -> Nullable<Uuid>,
+        round_position -> Nullable<Int2>,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    audit_log (seq) {
+        seq -> Int8,
+        at -> Timestamptz,
+        lab_id -> Uuid,
+        staff_id -> Nullable<Uuid>,
+        device_id -> Nullable<Uuid>,
+        action -> Text,
+        patient_id -> Nullable<Uuid>,
+        resource -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        chain_seq -> Nullable<Int8>,
+        prev_hash -> Nullable<Bytea>,
+        hash -> Nullable<Bytea>,
+    }
+}
+
+diesel::table! {
+    change_log (position) {
+        position -> Int8,
+        entity -> Text,
+        entity_id -> Uuid,
+        op -> Text,
+        changed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    collection_tubes (collection_id, barcode) {
+        collection_id -> Uuid,
+        barcode -> Text,
+        tube_type -> Text,
+    }
+}
+
+diesel::table! {
+    collections (id) {
+        id -> Uuid,
+        lab_id -> Uuid,
+        patient_id -> Uuid,
+        appointment_id -> Nullable<Uuid>,
+        prescription_id -> Uuid,
+        collected_at -> Timestamptz,
+        collected_by -> Uuid,
+        device_id -> Uuid,
+        identity_checked -> Bool,
+        identity_check_method -> Nullable<Text>,
+        comments -> Nullable<Text>,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    conflicts (id) {
+        id -> Uuid,
+        outbox_seq -> Int8,
+        mutation_id -> Uuid,
+        entity_key -> Text,
+        local_payload -> Jsonb,
+        server_version -> Nullable<Int8>,
+        server_state -> Nullable<Jsonb>,
+        detected_at -> Timestamptz,
+        resolved_at -> Nullable<Timestamptz>,
+        resolved_by -> Nullable<Uuid>,
+        resolution -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    dead_letters (id) {
+        id -> Uuid,
+        outbox_seq -> Int8,
+        mutation_id -> Uuid,
+        lane -> Int2,
+        kind -> Text,
+        entity_key -> Text,
+        payload -> Jsonb,
+        reason -> Text,
+        attempts -> Int4,
+        quarantined_at -> Timestamptz,
+        replayed_at -> Nullable<Timestamptz>,
+        discarded_at -> Nullable<Timestamptz>,
+        handled_by -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    devices (id) {
+        id -> Uuid,
+        label -> Text,
+        status -> Text,
+        secret_hash -> Text,
+        cert_sha256 -> Nullable<Text>,
+        enrolled_at -> Timestamptz,
+        enrolled_by -> Nullable<Uuid>,
+        last_seen_at -> Nullable<Timestamptz>,
+        app_version -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_by -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    exam_catalog (code) {
+        code -> Text,
+        label -> Text,
+        tube_type -> Text,
+        volume_ul -> Int4,
+        fasting -> Bool,
+        active -> Bool,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (device_id, idempotency_key) {
+        device_id -> Uuid,
+        idempotency_key -> Text,
+        request_sha256 -> Bytea,
+        response_status -> Int2,
+        response_body -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    labs (id) {
+        id -> Uuid,
+        code -> Text,
+        name -> Text,
+        kind -> Text,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    outbox (seq) {
+        seq -> Int8,
+        mutation_id -> Uuid,
+        lane -> Int2,
+        kind -> Text,
+        entity_key -> Text,
+        payload -> Jsonb,
+        created_at -> Timestamptz,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        sent_at -> Nullable<Timestamptz>,
+        upstream -> Nullable<Text>,
+        outcome -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    patients (id) {
+        id -> Uuid,
+        nir -> Nullable<Text>,
+        ins_oid -> Nullable<Text>,
+        identity_status -> Text,
+        birth_family_name -> Text,
+        birth_given_names -> Text,
+        first_given_name -> Text,
+        used_family_name -> Nullable<Text>,
+        used_given_name -> Nullable<Text>,
+        birth_date -> Date,
+        sex -> Text,
+        birth_place_code -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        address_line -> Nullable<Text>,
+        postal_code -> Nullable<Text>,
+        city -> Nullable<Text>,
+        version -> Int8,
+        birth_family_key -> Nullable<Text>,
+        used_family_key -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    prescribed_exams (prescription_id, exam_code) {
+        prescription_id -> Uuid,
+        exam_code -> Text,
+    }
+}
+
+diesel::table! {
+    prescriptions (id) {
+        id -> Uuid,
+        patient_id -> Uuid,
+        lab_id -> Uuid,
+        prescriber_name -> Text,
+        prescriber_rpps -> Text,
+        issued_on -> Date,
+        fasting -> Bool,
+        status -> Text,
+        notes -> Nullable<Text>,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    reconciliation_runs (id) {
+        id -> Int8,
+        started_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        ok -> Nullable<Bool>,
+        tables -> Jsonb,
+        repaired_rows -> Int8,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    staff (id) {
+        id -> Uuid,
+        lab_id -> Uuid,
+        login -> Text,
+        display_name -> Text,
+        role -> Text,
+        pin_hash -> Text,
+        password_hash -> Nullable<Text>,
+        active -> Bool,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    sync_checkpoints (stream) {
+        stream -> Text,
+        position -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tube_types (code) {
+        code -> Text,
+        label -> Text,
+        cap_color -> Text,
+        additive -> Nullable<Text>,
+        capacity_ul -> Int4,
+        draw_order -> Int2,
+        version -> Int8,
+    }
+}
+
+diesel::joinable!(collection_tubes -> collections (collection_id));
+diesel::joinable!(prescribed_exams -> prescriptions (prescription_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    appointments,
+    audit_log,
+    change_log,
+    collection_tubes,
+    collections,
+    conflicts,
+    dead_letters,
+    devices,
+    exam_catalog,
+    idempotency_keys,
+    labs,
+    outbox,
+    patients,
+    prescribed_exams,
+    prescriptions,
+    reconciliation_runs,
+    staff,
+    sync_checkpoints,
+    tube_types,
+);

@@ -1,0 +1,370 @@
+//! The actix pieces both services share: every error as an RFC 9457 problem document, the
+//! validating extractors, and the per-request telemetry (request id, span, duration histogram).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
+use futures_util::StreamExt;
+use mobile_contracts::problem::{ErrorCode, FieldError, PROBLEM_JSON, Problem};
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+use validator::Validate;
+
+/// Response header carrying the request id (also accepted from the client when well formed).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Builds the HTTP response of a problem document.
+pub fn problem_response(problem: &Problem) -> HttpResponse {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, PROBLEM_JSON))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(problem)
+}
+
+/// An error that is already a problem document: what the shared extractors and handlers return.
+#[derive(Clone)]
+pub struct ProblemError(pub Box<Problem>);
+
+impl ProblemError {
+    /// A problem with this code and its default status and title.
+    pub fn new(code: ErrorCode) -> Self {
+        Self(Box::new(Problem::new(code)))
+    }
+    /// Adds a detail sentence (never personal data).
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.0.detail = Some(detail.into());
+        self
+    }
+    /// Adds field errors.
+    pub fn errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.0.errors = errors;
+        self
+    }
+}
+
+impl From<Problem> for ProblemError {
+    fn from(problem: Problem) -> Self {
+        Self(Box::new(problem))
+    }
+}
+
+impl fmt::Debug for ProblemError {
+    // Only the code and detail: the detail is written by us and never holds submitted values.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProblemError({:?}, {:?})", self.0.code, self.0.detail)
+    }
+}
+
+impl fmt::Display for ProblemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.title)
+    }
+}
+
+impl ResponseError for ProblemError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+    fn error_response(&self) -> HttpResponse {
+        problem_response(&self.0)
+    }
+}
+
+/// Largest JSON body a route accepts (app data; the default is the listener's `max_body_bytes`).
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimit(pub usize);
+
+const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+
+/// A JSON body, deserialised and validated: 415 for another content type, 413 for an oversized body
+/// (refused from its `Content-Length` before reading it), 400 for malformed JSON, 422 for values that
+/// break the contract, each naming the field by JSON pointer and never echoing a submitted value.
+#[derive(Debug)]
+pub struct ValidatedJson<T>(pub T);
+
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedJson<T> {
+    type Error = ProblemError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ProblemError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req.app_data::<BodyLimit>().map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+        if let Err(problem) = check_json_headers(req, limit) {
+            return Box::pin(async move { Err(problem) });
+        }
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|_| ProblemError::new(ErrorCode::BadRequest).detail("the request body could not be read"))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let value: T = parse_json(&body)?;
+            value.validate().map_err(|e| ProblemError::from(Problem::from_validation(&e)))?;
+            Ok(ValidatedJson(value))
+        })
+    }
+}
+
+fn check_json_headers(req: &HttpRequest, limit: usize) -> Result<(), ProblemError> {
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence != "application/json" && !essence.ends_with("+json") {
+        return Err(ProblemError::new(ErrorCode::UnsupportedMediaType).detail("the body must be application/json"));
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(too_large(limit));
+    }
+    Ok(())
+}
+
+fn too_large(limit: usize) -> ProblemError {
+    ProblemError::new(ErrorCode::PayloadTooLarge).detail(format!("the body is larger than {limit} bytes"))
+}
+
+/// Parses JSON into `T`, turning serde's error into a problem naming the field.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProblemError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let pointer = pointer_of(e.path());
+        json_problem(e.inner(), pointer)
+    })?;
+    deserializer.end().map_err(|e| json_problem(&e, String::new()))?;
+    Ok(value)
+}
+
+fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        pointer.push('/');
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&index.to_string()),
+            Segment::Map { key } => pointer.push_str(&key.replace('~', "~0").replace('/', "~1")),
+            Segment::Enum { variant } => pointer.push_str(variant),
+            Segment::Unknown => pointer.push('?'),
+        }
+    }
+    pointer
+}
+
+fn json_problem(error: &serde_json::Error, mut pointer: String) -> ProblemError {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ProblemError::new(ErrorCode::MalformedJson).detail(format!(
+            "the body is not valid JSON (line {}, column {})",
+            error.line(),
+            error.column()
+        )),
+        Category::Data => {
+            let message = error.to_string();
+            let message = message.split(" at line ").next().unwrap_or(&message);
+            // serde_path_to_error puts an unknown field in the path but not a missing one.
+            let code = if backticked_after(message, "unknown field `").is_some() {
+                "unknown_field"
+            } else if let Some(name) = backticked_after(message, "missing field `") {
+                pointer.push('/');
+                pointer.push_str(&name);
+                "required"
+            } else {
+                "invalid"
+            };
+            let field = FieldError { pointer: if pointer.is_empty() { "/".into() } else { pointer }, code: code.into(), message: redact_quoted(message) };
+            ProblemError::new(ErrorCode::ValidationFailed).detail("the body does not match the contract").errors(vec![field])
+        }
+    }
+}
+
+fn backticked_after(message: &str, prefix: &str) -> Option<String> {
+    let rest = message.strip_prefix(prefix)?;
+    rest.split('`').next().map(str::to_owned)
+}
+
+/// serde quotes the offending value (`invalid type: string "Dupont", expected …`): drop it, it
+/// may be personal data.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut in_quotes = false;
+    for c in message.chars() {
+        if c == '"' {
+            if !in_quotes {
+                out.push_str("(value)");
+            }
+            in_quotes = !in_quotes;
+        } else if !in_quotes {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Query parameters, deserialised and validated like [`ValidatedJson`]: 400 for a malformed query,
+/// 422 for values out of the contract.
+#[derive(Debug)]
+pub struct ValidatedQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Validate> FromRequest for ValidatedQuery<T> {
+    type Error = ProblemError;
+    type Future = std::future::Ready<Result<Self, ProblemError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_query(req.query_string()).map(ValidatedQuery))
+    }
+}
+
+/// Parses and validates a query string.
+pub fn parse_query<T: DeserializeOwned + Validate>(query: &str) -> Result<T, ProblemError> {
+    let value: T = serde_urlencoded_lite(query)?;
+    value.validate().map_err(|e| ProblemError::from(Problem::from_validation(&e)))?;
+    Ok(value)
+}
+
+fn serde_urlencoded_lite<T: DeserializeOwned>(query: &str) -> Result<T, ProblemError> {
+    web::Query::<T>::from_query(query).map(web::Query::into_inner).map_err(|e| {
+        let message = redact_quoted(&e.to_string());
+        let (pointer, code) = match backticked_after(message.trim_start_matches("Query deserialize error: "), "missing field `") {
+            Some(name) => (format!("/{name}"), "required"),
+            None => ("/".to_owned(), "invalid"),
+        };
+        ProblemError::new(ErrorCode::ValidationFailed)
+            .detail("the query string does not match the contract")
+            .errors(vec![FieldError { pointer, code: code.into(), message }])
+    })
+}
+
+/// Path segments that do not parse (a malformed id) answer 404: no such resource.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_, _| ProblemError::new(ErrorCode::NotFound).into())
+}
+
+/// The answer to a route nobody serves.
+pub async fn not_found() -> Result<HttpResponse, ProblemError> {
+    Err(ProblemError::new(ErrorCode::NotFound))
+}
+
+/// The request id of the current request.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    /// The id of `req` (set by [`request_telemetry`]); empty outside of it.
+    pub fn of(req: &HttpRequest) -> String {
+        req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default()
+    }
+}
+
+fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
+    let value = req.headers().get(REQUEST_ID_HEADER)?.to_str().ok()?;
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    ok.then(|| value.to_owned())
+}
+
+/// Per-request telemetry, as an `App::wrap(from_fn(request_telemetry))` middleware: a request id
+/// (the client's when well formed, else a new UUID v7), a `request` span that every log line of the
+/// request carries, the `labedge_http_request_duration_seconds` histogram by route pattern (never the
+/// raw path: no ids in labels), method and status, and one log line per request.
+pub async fn request_telemetry(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let request_id = incoming_request_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let method = req.method().to_string();
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let result = next.call(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let (status, route) = match &result {
+        Ok(res) => (res.status(), res.request().match_pattern()),
+        Err(e) => (e.as_response_error().status_code(), None),
+    };
+    let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    metrics::histogram!(
+        "labedge_http_request_duration_seconds",
+        "route" => route.clone(),
+        "method" => method.clone(),
+        "status" => status.as_u16().to_string()
+    )
+    .record(elapsed.as_secs_f64());
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::error!(http.method = %method, http.route = %route, http.status = status.as_u16(), duration_ms, "request failed");
+        } else if status.is_client_error() {
+            tracing::info!(http.method = %method, http.route = %route, http.status = status.as_u16(), duration_ms, "request refused");
+        } else {
+            tracing::debug!(http.method = %method, http.route = %route, http.status = status.as_u16(), duration_ms, "request served");
+        }
+    });
+    result.map(|mut res| {
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            res.headers_mut().insert(header::HeaderName::from_static(REQUEST_ID_HEADER), value);
+        }
+        res
+    })
+}
+
+/// The `GET /metrics` answer: the Prometheus text of the process's recorder.
+pub fn metrics_response(handle: &metrics_exporter_prometheus::PrometheusHandle) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(handle.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize, Validate)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        #[allow(dead_code)]
+        name: String,
+        #[allow(dead_code)]
+        items: Vec<u32>,
+    }
+
+    #[test]
+    fn unknown_fields_are_named_and_values_never_echoed() {
+        let err = parse_json::<Body>(br#"{"name":"Dupont","items":[],"lab_id":"x"}"#).expect_err("unknown field");
+        assert_eq!(err.0.errors[0].pointer, "/lab_id");
+        assert_eq!(err.0.errors[0].code, "unknown_field");
+        let err = parse_json::<Body>(br#"{"name":"Dupont","items":[1,"Martin"]}"#).expect_err("bad type");
+        assert_eq!(err.0.errors[0].pointer, "/items/1");
+        assert!(!format!("{:?}", err.0).contains("Martin"), "{:?}", err.0);
+        let err = parse_json::<Body>(br#"{"items":[]}"#).expect_err("missing");
+        assert_eq!(err.0.errors[0].pointer, "/name");
+        assert_eq!(err.0.status, 422);
+    }
+
+    #[test]
+    fn malformed_and_deep_json_is_a_400() {
+        let err = parse_json::<Body>(b"{\"name\":").expect_err("eof");
+        assert_eq!(err.0.status, 400);
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let err = parse_json::<serde_json::Value>(deep.as_bytes()).expect_err("deep");
+        assert_eq!(err.0.status, 400);
+        let err = parse_json::<Body>(deep.as_bytes()).expect_err("deep");
+        assert!((400..500).contains(&err.0.status));
+        let err = parse_json::<Body>(b"{\"name\":\"\xff\xfe\",\"items\":[]}").expect_err("utf8");
+        assert_eq!(err.0.status, 400);
+    }
+}

@@ -1,0 +1,10 @@
+//! Service plumbing shared by `api` and `edge-gateway`.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod pki;
+pub mod server;
+pub mod telemetry;
+pub mod tls;

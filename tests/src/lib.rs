@@ -1,0 +1,17 @@
+//! # labedge-tests
+//!
+//! End-to-end and fault tests of LabEdge against real PostgreSQL and Redis, and the harness they
+//! share:
+//!
+//! - [`db::TestDb`]: a database of its own per test, cloned from a migrated template (made once per
+//!   migration set, shared by every test process), dropped when the test ends;
+//! - [`redis::TestRedis`]: a Redis key prefix of its own per test, cleaned when the test ends;
+//! - [`app`]: in-process requests against the real actix apps;
+//! - [`spawn`]: the real binaries started on free ports, for end-to-end tests.
+//!
+//! PostgreSQL is reached at `LABEDGE_TEST_PG` (default `postgres://postgres@127.0.0.1:5432`) and
+//! Redis at `LABEDGE_TEST_REDIS` (default `redis://127.0.0.1:6379`).
+
+#![allow(clippy::unwrap_used)]
+
+pub mod db;
