@@ -1,0 +1,88 @@
+//! # mobile-contracts
+//!
+//! Every request and response a LabEdge tablet exchanges with its lab's edge gateway, the error
+//! model, and the OpenAPI document generated from them. The gateway, the end-to-end tests and the
+//! tablet team all build against this crate, so a change here is a change of the contract.
+//!
+//! It depends on no server crate (no actix, diesel, redis or tokio): only serde, validator, time,
+//! uuid and thiserror, plus utoipa behind the `openapi` feature.
+//!
+//! ## What is where
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`personal`] | [`PersonName`], [`BirthDate`], [`PhoneNumber`], [`Address`], [`Secret`]: `Debug` redacts them |
+//! | [`nir`] | [`Nir`]: the French NIR / INS matricule, parsed and key-checked |
+//! | [`problem`] | [`Problem`] (RFC 9457), [`ErrorCode`], [`FieldError`], [`Problem::from_validation`] |
+//! | [`common`] | [`LabRef`], [`Role`], [`IdentityStatus`], [`Sex`], [`AppointmentStatus`] and the other enums |
+//! | [`devices`], [`auth`] | enrollment, login, refresh, logout, `GET /v1/me` |
+//! | [`patients`], [`prescriptions`], [`rounds`], [`appointments`] | reads, with [`tube_plan`] |
+//! | [`collections`], [`sync`] | writes: [`NewCollection`], [`SyncPushRequest`], [`SyncPullResponse`] |
+//! | [`ops`] | [`Health`], [`Readiness`] |
+//! | [`routes`], [`headers`] | path and header constants shared by server and tests |
+//! | `openapi` (feature `openapi`) | `document()`, `document_json()` |
+//!
+//! All types are also re-exported at the crate root.
+//!
+//! ## Rules of the contract
+//!
+//! - JSON field and enum names are `snake_case`; [`Sex`] uses the INS values `F`, `M`, `I`.
+//! - Timestamps are RFC 3339 with an offset; calendar dates are `YYYY-MM-DD` ([`serde_date`]).
+//! - Request bodies refuse unknown fields (`deny_unknown_fields`): who, which lab and which device
+//!   always come from the access token, never from a body, so a `lab_id` or `collected_by` in a body
+//!   is an error rather than silently ignored.
+//! - Requests implement `validator::Validate`; a failed validation is answered with
+//!   [`Problem::from_validation`]: 422 `validation_failed` with one JSON pointer per bad field. A body
+//!   serde cannot read is answered with [`Problem::from_json_error`]: 400 `malformed_json`.
+//! - Every 4xx/5xx body is a [`Problem`] (`application/problem+json`); tablets branch on its `code`.
+//!   `GET /readyz` is the one exception: its 503 carries the same [`Readiness`] body as its 200.
+//! - No submitted value and no personal data appears in a problem or in a `Debug` output.
+//!
+//! ## The OpenAPI document
+//!
+//! `openapi.json` at the root of this crate is generated from the code (OpenAPI 3.1) and committed,
+//! for the tablet team. A test fails when it is stale; regenerate it with:
+//!
+//! ```text
+//! UPDATE_OPENAPI=1 cargo test -p mobile-contracts --all-features --test openapi_fresh
+//! ```
+//!
+//! The gateway serves the same document at `GET /openapi.json` (`openapi::document_json()`).
+
+pub mod appointments;
+pub mod auth;
+pub mod collections;
+pub mod common;
+pub mod devices;
+pub mod headers;
+pub mod nir;
+#[cfg(feature = "openapi")]
+pub mod openapi;
+pub mod ops;
+pub mod patients;
+pub mod personal;
+pub mod prescriptions;
+pub mod problem;
+pub mod rounds;
+pub mod routes;
+pub mod serde_date;
+pub mod sync;
+
+mod rules;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use appointments::*;
+pub use auth::*;
+pub use collections::*;
+pub use common::*;
+pub use devices::*;
+pub use nir::*;
+pub use ops::*;
+pub use patients::*;
+pub use personal::*;
+pub use prescriptions::*;
+pub use problem::*;
+pub use rounds::*;
+pub use sync::*;
