@@ -15,7 +15,11 @@ use crate::{demo, provision};
 
 /// LabEdge cloud API.
 #[derive(Debug, Parser)]
-#[command(name = "api", version, about = "LabEdge cloud API: source of truth, change feeds, mutation intake")]
+#[command(
+    name = "api",
+    version,
+    about = "LabEdge cloud API: source of truth, change feeds, mutation intake"
+)]
 struct Cli {
     /// Configuration file (default: /etc/labedge-api/api.toml when it exists).
     #[arg(long, short, env = "LABEDGE_API_CONFIG", global = true)]
@@ -44,24 +48,34 @@ enum Command {
 pub fn main() -> ExitCode {
     tls::install_crypto_provider();
     let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref()) {
+    let needs_files = matches!(cli.command, Command::Serve | Command::CheckConfig);
+    let config = match Config::load(cli.config.as_deref(), needs_files) {
         Ok(config) => config,
         Err(e) => {
             eprint!("api: {e}");
             return ExitCode::from(2);
         }
     };
-    let needs_files = matches!(cli.command, Command::Serve | Command::CheckConfig);
-    if needs_files && let Err(e) = config.check_files() {
-        eprint!("api: {e}");
-        return ExitCode::from(2);
-    }
     if let Command::CheckConfig = cli.command {
-        print_out(&format!("{}# configuration is valid (profile {})\n", render(&config), config.profile.as_str()));
+        print_out(&format!(
+            "{}# configuration is valid (profile {})\n",
+            render(&config),
+            config.profile.as_str()
+        ));
         return ExitCode::SUCCESS;
     }
-    telemetry::init(ServiceFields { service: "api", lab: None }, &config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    telemetry::init(
+        ServiceFields {
+            service: "api",
+            lab: None,
+        },
+        &config.log,
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("api: cannot start the async runtime: {e}");
@@ -105,7 +119,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 fn list(items: &[String]) -> String {
-    if items.is_empty() { String::new() } else { format!(": {}", items.join(", ")) }
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", items.join(", "))
+    }
 }
 
 /// Command output (the one place the CLI writes to standard output).

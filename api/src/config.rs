@@ -68,15 +68,23 @@ pub struct Upstream {
 }
 
 impl Config {
-    /// Loads and validates the configuration.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+    /// Loads and validates the configuration; with `check_files`, also checks that the files it names
+    /// exist (`serve`, `check-config`), reporting every problem at once.
+    pub fn load(file: Option<&Path>, check_files: bool) -> Result<Self, ConfigError> {
         let config: Config = config::load(&Sources {
             file,
             default_file: Path::new(DEFAULT_CONFIG_FILE),
             env_prefix: ENV_PREFIX,
         })?;
-        config.validate()?;
-        Ok(config)
+        let mut issues = config.validate().err().map(|e| e.issues).unwrap_or_default();
+        if check_files {
+            issues.extend(config.check_files().err().map(|e| e.issues).unwrap_or_default());
+        }
+        if issues.is_empty() {
+            Ok(config)
+        } else {
+            Err(issues.into())
+        }
     }
 
     /// Checks that the files the listener needs exist (`serve`, `check-config`).
@@ -95,11 +103,19 @@ impl Config {
             issues.push(ConfigIssue::new("pki.cert_days", "must be between 1 and 825"));
         }
         for (i, upstream) in self.provisioning.upstreams.iter().enumerate() {
-            if !upstream.url.starts_with("https://") && !(self.profile != Profile::Production && upstream.url.starts_with("http://")) {
-                issues.push(ConfigIssue::new(format!("provisioning.upstreams[{i}].url"), "must be an https:// URL"));
+            let https = upstream.url.starts_with("https://");
+            let plain_allowed = self.profile != Profile::Production && upstream.url.starts_with("http://");
+            if !(https || plain_allowed) {
+                issues.push(ConfigIssue::new(
+                    format!("provisioning.upstreams[{i}].url"),
+                    "must be an https:// URL",
+                ));
             }
             if upstream.name.is_empty() {
-                issues.push(ConfigIssue::new(format!("provisioning.upstreams[{i}].name"), "must not be empty"));
+                issues.push(ConfigIssue::new(
+                    format!("provisioning.upstreams[{i}].name"),
+                    "must not be empty",
+                ));
             }
         }
         if issues.is_empty() { Ok(()) } else { Err(issues.into()) }

@@ -106,10 +106,12 @@ pub async fn provision(config: &Config, args: &ProvisionArgs) -> anyhow::Result<
         .execute(&mut conn)
         .await?;
 
-    let database_url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| format!("postgres://labedge:labedge@127.0.0.1:5432/{}", edge_database_name(&args.lab)));
+    let database_url = args.database_url.clone().unwrap_or_else(|| {
+        format!(
+            "postgres://labedge:labedge@127.0.0.1:5432/{}",
+            edge_database_name(&args.lab)
+        )
+    });
     let toml = gateway_config(config, args, &lab_name, &files, &database_url);
     write_private(&files.config, &toml)?;
     Ok(format!(
@@ -161,22 +163,51 @@ fn write_cert(cert_path: &Path, key_path: &Path, cert: &IssuedCert) -> anyhow::R
     Ok(())
 }
 
-fn gateway_config(config: &Config, args: &ProvisionArgs, lab_name: &str, files: &GatewayFiles, database_url: &str) -> String {
+fn gateway_config(
+    config: &Config,
+    args: &ProvisionArgs,
+    lab_name: &str,
+    files: &GatewayFiles,
+    database_url: &str,
+) -> String {
     let q = |p: &Path| toml_string(&p.display().to_string());
     let mut out = String::new();
-    let _ = writeln!(out, "# LabEdge gateway of lab {} ({lab_name}), written by `api provision-gateway`.", args.lab);
-    let _ = writeln!(out, "# Start it with: edge-gateway --config <this file> migrate && edge-gateway --config <this file> serve\n");
+    let _ = writeln!(
+        out,
+        "# LabEdge gateway of lab {} ({lab_name}), written by `api provision-gateway`.",
+        args.lab
+    );
+    let _ = writeln!(
+        out,
+        "# Start it with: edge-gateway --config <this file> migrate && edge-gateway --config <this file> serve\n"
+    );
     let _ = writeln!(out, "profile = {}", toml_string(config.profile.as_str()));
     let _ = writeln!(out, "lab = {}\n", toml_string(&args.lab));
     let _ = writeln!(out, "[http]\naddr = {}", toml_string(&args.listen.to_string()));
-    let _ = writeln!(out, "tls = {{ cert = {}, key = {} }}\n", q(&files.server_cert), q(&files.server_key));
+    let _ = writeln!(
+        out,
+        "tls = {{ cert = {}, key = {} }}\n",
+        q(&files.server_cert),
+        q(&files.server_key)
+    );
     let _ = writeln!(out, "[database]\nurl = {}\n", toml_string(database_url));
     let _ = writeln!(out, "[redis]\nurl = {}", toml_string(&args.redis_url));
     let _ = writeln!(out, "key_prefix = {}\n", toml_string(&format!("labedge:{}:", args.lab)));
-    let _ = writeln!(out, "[upstream]\nca = {}\ncert = {}\nkey = {}", q(&files.ca), q(&files.client_cert), q(&files.client_key));
+    let _ = writeln!(
+        out,
+        "[upstream]\nca = {}\ncert = {}\nkey = {}",
+        q(&files.ca),
+        q(&files.client_cert),
+        q(&files.client_key)
+    );
     let _ = writeln!(out, "endpoints = [");
     for upstream in &config.provisioning.upstreams {
-        let _ = writeln!(out, "  {{ name = {}, url = {} }},", toml_string(&upstream.name), toml_string(&upstream.url));
+        let _ = writeln!(
+            out,
+            "  {{ name = {}, url = {} }},",
+            toml_string(&upstream.name),
+            toml_string(&upstream.url)
+        );
     }
     let _ = writeln!(out, "]");
     out

@@ -44,16 +44,44 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     .await;
     let (ready, role, check) = match role {
         Ok(r) => {
-            let role = if r.in_recovery { DatabaseRole::Standby } else { DatabaseRole::Primary };
-            (true, Some(role), ReadinessCheck { name: "database".into(), ok: true, detail: None })
+            let role = if r.in_recovery {
+                DatabaseRole::Standby
+            } else {
+                DatabaseRole::Primary
+            };
+            (
+                true,
+                Some(role),
+                ReadinessCheck {
+                    name: "database".into(),
+                    ok: true,
+                    detail: None,
+                },
+            )
         }
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
-            (false, None, ReadinessCheck { name: "database".into(), ok: false, detail: Some("unreachable".into()) })
+            (
+                false,
+                None,
+                ReadinessCheck {
+                    name: "database".into(),
+                    ok: false,
+                    detail: Some("unreachable".into()),
+                },
+            )
         }
     };
-    let body = Readiness { ready, role, checks: vec![check] };
-    if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+    let body = Readiness {
+        ready,
+        role,
+        checks: vec![check],
+    };
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }
 
 /// Prometheus metrics.

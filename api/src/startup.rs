@@ -39,7 +39,9 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Application")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -55,7 +57,11 @@ impl Application {
         let app_state = state.clone();
         let server = HttpServer::new(move || app(app_state.clone()));
         let (server, addr) = server::bind(server, &listen)?;
-        Ok(Self { server: server.run(), addr, state })
+        Ok(Self {
+            server: server.run(),
+            addr,
+            state,
+        })
     }
 
     /// The address the listener is bound to.
@@ -80,7 +86,11 @@ impl Application {
 pub fn build_state(config: Config) -> Result<AppState, db::DbError> {
     let pool = db::build_pool(&config.database)?;
     let metrics = metrics::install();
-    Ok(AppState { config: Arc::new(config), pool, metrics })
+    Ok(AppState {
+        config: Arc::new(config),
+        pool,
+        metrics,
+    })
 }
 
 /// The API's actix application.

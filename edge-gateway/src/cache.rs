@@ -16,7 +16,10 @@ pub struct Redis {
 
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Redis").field("prefix", &self.prefix).field("connected", &self.connection().is_some()).finish()
+        f.debug_struct("Redis")
+            .field("prefix", &self.prefix)
+            .field("connected", &self.connection().is_some())
+            .finish()
     }
 }
 
@@ -24,7 +27,10 @@ impl Redis {
     /// Starts connecting in the background; retries every two seconds until Redis answers. Once
     /// connected, the connection manager reconnects by itself.
     pub fn connect_in_background(config: &RedisConfig) -> Self {
-        let redis = Self { connection: Arc::new(RwLock::new(None)), prefix: config.key_prefix.as_str().into() };
+        let redis = Self {
+            connection: Arc::new(RwLock::new(None)),
+            prefix: config.key_prefix.as_str().into(),
+        };
         let client = match redis::Client::open(config.url.expose()) {
             Ok(client) => client,
             Err(e) => {

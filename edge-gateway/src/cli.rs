@@ -37,24 +37,34 @@ enum Command {
 pub fn main() -> ExitCode {
     tls::install_crypto_provider();
     let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref()) {
+    let needs_files = matches!(cli.command, Command::Serve | Command::CheckConfig);
+    let config = match Config::load(cli.config.as_deref(), needs_files) {
         Ok(config) => config,
         Err(e) => {
             eprint!("edge-gateway: {e}");
             return ExitCode::from(2);
         }
     };
-    let needs_files = matches!(cli.command, Command::Serve | Command::CheckConfig);
-    if needs_files && let Err(e) = config.check_files() {
-        eprint!("edge-gateway: {e}");
-        return ExitCode::from(2);
-    }
     if let Command::CheckConfig = cli.command {
-        print_out(&format!("{}# configuration is valid (profile {})\n", render(&config), config.profile.as_str()));
+        print_out(&format!(
+            "{}# configuration is valid (profile {})\n",
+            render(&config),
+            config.profile.as_str()
+        ));
         return ExitCode::SUCCESS;
     }
-    telemetry::init(ServiceFields { service: "edge-gateway", lab: Some(config.lab.clone()) }, &config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    telemetry::init(
+        ServiceFields {
+            service: "edge-gateway",
+            lab: Some(config.lab.clone()),
+        },
+        &config.log,
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("edge-gateway: cannot start the async runtime: {e}");

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-
 use labedge_schema::runtime::config::{
     self, ConfigError, ConfigIssue, DatabaseConfig, ListenConfig, LogConfig, Profile, RedisConfig, Sources,
 };
@@ -69,22 +68,34 @@ pub struct Endpoint {
 }
 
 impl Config {
-    /// Loads and validates the configuration.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+    /// Loads and validates the configuration; with `check_files`, also checks that the files it names
+    /// exist (`serve`, `check-config`), reporting every problem at once.
+    pub fn load(file: Option<&Path>, check_files: bool) -> Result<Self, ConfigError> {
         let config: Config = config::load(&Sources {
             file,
             default_file: Path::new(DEFAULT_CONFIG_FILE),
             env_prefix: ENV_PREFIX,
         })?;
-        config.validate()?;
-        Ok(config)
+        let mut issues = config.validate().err().map(|e| e.issues).unwrap_or_default();
+        if check_files {
+            issues.extend(config.check_files().err().map(|e| e.issues).unwrap_or_default());
+        }
+        if issues.is_empty() {
+            Ok(config)
+        } else {
+            Err(issues.into())
+        }
     }
 
     /// Checks that the files the listener and the upstream client need exist (`serve`, `check-config`).
     pub fn check_files(&self) -> Result<(), ConfigError> {
         let mut issues = Vec::new();
         self.http.check_files("http", &mut issues);
-        for (name, path) in [("ca", &self.upstream.ca), ("cert", &self.upstream.cert), ("key", &self.upstream.key)] {
+        for (name, path) in [
+            ("ca", &self.upstream.ca),
+            ("cert", &self.upstream.cert),
+            ("key", &self.upstream.key),
+        ] {
             config::check_file(&format!("upstream.{name}"), Some(path), &mut issues);
         }
         if issues.is_empty() { Ok(()) } else { Err(issues.into()) }
@@ -94,9 +105,15 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut issues = Vec::new();
         let lab_ok = (2..=16).contains(&self.lab.len())
-            && self.lab.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
+            && self
+                .lab
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
         if !lab_ok {
-            issues.push(ConfigIssue::new("lab", "must be a lab code: 2 to 16 of A-Z, 0-9 and '-'"));
+            issues.push(ConfigIssue::new(
+                "lab",
+                "must be a lab code: 2 to 16 of A-Z, 0-9 and '-'",
+            ));
         }
         self.http.validate("http", self.profile, &mut issues);
         self.database.validate("database", &mut issues);
@@ -109,20 +126,32 @@ impl Config {
 impl UpstreamConfig {
     fn validate(&self, profile: Profile, issues: &mut Vec<ConfigIssue>) {
         if self.endpoints.is_empty() {
-            issues.push(ConfigIssue::new("upstream.endpoints", "must list at least one upstream API"));
+            issues.push(ConfigIssue::new(
+                "upstream.endpoints",
+                "must list at least one upstream API",
+            ));
         }
         for (i, endpoint) in self.endpoints.iter().enumerate() {
             let https = endpoint.url.starts_with("https://");
             let plain_allowed = profile != Profile::Production && endpoint.url.starts_with("http://");
             if !(https || plain_allowed) {
-                issues.push(ConfigIssue::new(format!("upstream.endpoints[{i}].url"), "must be an https:// URL"));
+                issues.push(ConfigIssue::new(
+                    format!("upstream.endpoints[{i}].url"),
+                    "must be an https:// URL",
+                ));
             }
             if endpoint.name.is_empty() || self.endpoints[..i].iter().any(|e| e.name == endpoint.name) {
-                issues.push(ConfigIssue::new(format!("upstream.endpoints[{i}].name"), "must be present and unique"));
+                issues.push(ConfigIssue::new(
+                    format!("upstream.endpoints[{i}].name"),
+                    "must be present and unique",
+                ));
             }
         }
         if self.request_timeout_ms == 0 {
-            issues.push(ConfigIssue::new("upstream.request_timeout_ms", "must be greater than 0"));
+            issues.push(ConfigIssue::new(
+                "upstream.request_timeout_ms",
+                "must be greater than 0",
+            ));
         }
     }
 }

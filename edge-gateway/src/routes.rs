@@ -49,19 +49,30 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let mut checks = Vec::new();
     match durability {
         Ok(d) => {
-            checks.push(ReadinessCheck { name: "database".into(), ok: true, detail: None });
+            checks.push(ReadinessCheck {
+                name: "database".into(),
+                ok: true,
+                detail: None,
+            });
             let durable = d.fsync == "on" && d.synchronous_commit != "off";
             checks.push(ReadinessCheck {
                 name: "durability".into(),
                 ok: durable,
                 detail: (!durable).then(|| {
-                    format!("fsync={} synchronous_commit={}: acknowledged writes could be lost", d.fsync, d.synchronous_commit)
+                    format!(
+                        "fsync={} synchronous_commit={}: acknowledged writes could be lost",
+                        d.fsync, d.synchronous_commit
+                    )
                 }),
             });
         }
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
-            checks.push(ReadinessCheck { name: "database".into(), ok: false, detail: Some("unreachable".into()) });
+            checks.push(ReadinessCheck {
+                name: "database".into(),
+                ok: false,
+                detail: Some("unreachable".into()),
+            });
         }
     }
     let ready = checks.iter().all(|c| c.ok);
@@ -72,8 +83,16 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         ok: redis_ok,
         detail: (!redis_ok).then(|| "unreachable: serving from PostgreSQL".into()),
     });
-    let body = Readiness { ready, role: None, checks };
-    if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+    let body = Readiness {
+        ready,
+        role: None,
+        checks,
+    };
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }
 
 /// Prometheus metrics.
@@ -85,5 +104,7 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 /// The tablet API's OpenAPI 3.1 document (the committed `mobile-contracts/openapi.json`).
 #[get("/openapi.json")]
 async fn openapi(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(state.openapi.to_string())
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.openapi.to_string())
 }

@@ -40,7 +40,9 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Application")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -56,7 +58,11 @@ impl Application {
         let app_state = state.clone();
         let server = HttpServer::new(move || app(app_state.clone()));
         let (server, addr) = server::bind(server, &listen)?;
-        Ok(Self { server: server.run(), addr, state })
+        Ok(Self {
+            server: server.run(),
+            addr,
+            state,
+        })
     }
 
     /// The address the tablet listener is bound to.

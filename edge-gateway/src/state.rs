@@ -25,6 +25,9 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("config", &self.config).field("redis", &self.redis).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .field("redis", &self.redis)
+            .finish_non_exhaustive()
     }
 }

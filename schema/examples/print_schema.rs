@@ -18,7 +18,9 @@ async fn main() -> anyhow::Result<()> {
         Some("edge") => Database::Edge,
         _ => anyhow::bail!("usage: print_schema cloud|edge DATABASE_URL"),
     };
-    let url = args.next().ok_or_else(|| anyhow::anyhow!("usage: print_schema cloud|edge DATABASE_URL"))?;
+    let url = args
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("usage: print_schema cloud|edge DATABASE_URL"))?;
     db::run_migrations(&url, database).await?;
     let mut conn = AsyncPgConnection::establish(&url).await?;
     print!("{}", labedge_schema::introspect::print_schema(&mut conn).await?);

@@ -69,10 +69,8 @@ pub fn build_pool(config: &DatabaseConfig) -> Result<PgPool, DbError> {
             Ok(conn)
         })
     });
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
-        config.url.expose(),
-        manager_config,
-    );
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(config.url.expose(), manager_config);
     Pool::builder(manager)
         .max_size(config.max_connections)
         .runtime(deadpool::Runtime::Tokio1)

@@ -139,7 +139,10 @@ pub async fn print_schema(conn: &mut AsyncPgConnection) -> Result<String, Intros
 
     // diesel emits one joinable! per (child, parent) pair and skips ambiguous pairs.
     let mut pairs: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
-    for fk in foreign_keys.iter().filter(|fk| fk.columns == 1 && fk.child != fk.parent) {
+    for fk in foreign_keys
+        .iter()
+        .filter(|fk| fk.columns == 1 && fk.child != fk.parent)
+    {
         pairs
             .entry((fk.child.as_str(), fk.parent.as_str()))
             .or_default()

@@ -72,7 +72,9 @@ impl TestDb {
 
     /// A new connection to it.
     pub async fn conn(&self) -> AsyncPgConnection {
-        AsyncPgConnection::establish(&self.url).await.expect("connect to the test database")
+        AsyncPgConnection::establish(&self.url)
+            .await
+            .expect("connect to the test database")
     }
 }
 
@@ -81,10 +83,15 @@ impl Drop for TestDb {
         // Drop runs inside the test's runtime: do the async work on a thread of its own.
         let name = self.name.clone();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async {
                 if let Ok(mut conn) = AsyncPgConnection::establish(&url_of("postgres")).await {
-                    let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                    let _ = conn
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
                 }
             });
         })
@@ -98,7 +105,9 @@ pub fn migrations_dir(database: Database) -> PathBuf {
         Database::Cloud => "cloud",
         Database::Edge => "edge",
     };
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../schema/migrations").join(set)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../schema/migrations")
+        .join(set)
 }
 
 /// A digest of every migration file of a set: a template is reused only for identical migrations.
@@ -108,7 +117,11 @@ fn migrations_digest(database: Database) -> String {
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).expect("read migrations").flatten() {
             let path = entry.path();
-            if path.is_dir() { stack.push(path) } else { files.push(path) }
+            if path.is_dir() {
+                stack.push(path)
+            } else {
+                files.push(path)
+            }
         }
     }
     files.sort();
@@ -129,18 +142,32 @@ async fn ensure_template(database: Database) -> String {
     };
     let template = format!("{prefix}{}", migrations_digest(database));
     let mut conn = admin().await;
-    conn.batch_execute("SELECT pg_advisory_lock(7305719999)").await.expect("lock");
+    conn.batch_execute("SELECT pg_advisory_lock(7305719999)")
+        .await
+        .expect("lock");
     let exists = template_exists(&mut conn, &template).await;
     if !exists {
         let building = format!("{template}_wip");
-        conn.batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)")).await.expect("drop stale wip");
-        conn.batch_execute(&format!("CREATE DATABASE {building}")).await.expect("create template");
-        db::run_migrations(&url_of(&building), database).await.expect("migrate the template");
-        conn.batch_execute(&format!("ALTER DATABASE {building} RENAME TO {template}")).await.expect("rename template");
-        conn.batch_execute(&format!("ALTER DATABASE {template} WITH IS_TEMPLATE true")).await.expect("mark template");
+        conn.batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+            .await
+            .expect("drop stale wip");
+        conn.batch_execute(&format!("CREATE DATABASE {building}"))
+            .await
+            .expect("create template");
+        db::run_migrations(&url_of(&building), database)
+            .await
+            .expect("migrate the template");
+        conn.batch_execute(&format!("ALTER DATABASE {building} RENAME TO {template}"))
+            .await
+            .expect("rename template");
+        conn.batch_execute(&format!("ALTER DATABASE {template} WITH IS_TEMPLATE true"))
+            .await
+            .expect("mark template");
         drop_stale(&mut conn, prefix, &template).await;
     }
-    conn.batch_execute("SELECT pg_advisory_unlock(7305719999)").await.expect("unlock");
+    conn.batch_execute("SELECT pg_advisory_unlock(7305719999)")
+        .await
+        .expect("unlock");
     template
 }
 
@@ -175,10 +202,14 @@ async fn drop_stale(conn: &mut AsyncPgConnection, prefix: &str, keep: &str) {
             .and_then(|pid| pid.parse::<u32>().ok())
             .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
         if stale_template {
-            let _ = conn.batch_execute(&format!("ALTER DATABASE {name} WITH IS_TEMPLATE false")).await;
+            let _ = conn
+                .batch_execute(&format!("ALTER DATABASE {name} WITH IS_TEMPLATE false"))
+                .await;
         }
         if stale_template || orphan {
-            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            let _ = conn
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
         }
     }
 }

@@ -14,4 +14,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod app;
 pub mod db;
+pub mod fixtures;
+pub mod redis;
+pub mod spawn;

@@ -47,13 +47,25 @@ async fn migrations_run_both_ways(database: Database) {
     let applied = db::run_migrations(test_db.url(), database).await.unwrap();
     assert!(applied.len() >= 3, "applied {applied:?}");
     let first = print_schema(&mut test_db.conn().await).await.unwrap();
-    assert!(db::pending_migrations(test_db.url(), database).await.unwrap().is_empty());
+    assert!(
+        db::pending_migrations(test_db.url(), database)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let reverted = db::revert_all_migrations(test_db.url(), database).await.unwrap();
     assert_eq!(reverted.len(), applied.len());
     let after_revert = print_schema(&mut test_db.conn().await).await.unwrap();
-    assert_eq!(after_revert.trim(), "// @generated automatically by Diesel CLI.", "down.sql files leave tables behind");
-    assert_eq!(db::pending_migrations(test_db.url(), database).await.unwrap().len(), applied.len());
+    assert_eq!(
+        after_revert.trim(),
+        "// @generated automatically by Diesel CLI.",
+        "down.sql files leave tables behind"
+    );
+    assert_eq!(
+        db::pending_migrations(test_db.url(), database).await.unwrap().len(),
+        applied.len()
+    );
 
     db::run_migrations(test_db.url(), database).await.unwrap();
     let second = print_schema(&mut test_db.conn().await).await.unwrap();

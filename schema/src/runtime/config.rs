@@ -53,7 +53,13 @@ impl SecretString {
     }
     /// A printable form: URLs keep everything but their password, other secrets show nothing.
     pub fn redacted(&self) -> String {
-        redact_url(&self.0).unwrap_or_else(|| if self.0.is_empty() { String::new() } else { "<redacted>".into() })
+        redact_url(&self.0).unwrap_or_else(|| {
+            if self.0.is_empty() {
+                String::new()
+            } else {
+                "<redacted>".into()
+            }
+        })
     }
 }
 
@@ -80,7 +86,11 @@ fn redact_url(value: &str) -> Option<String> {
     match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
             Some(format!("{scheme}://{masked}@{host}{tail}"))
         }
         None => Some(value.to_owned()),
@@ -169,7 +179,11 @@ impl ListenConfig {
     /// Checks that the TLS files exist (for `serve` and `check-config`; `init-pki` creates them).
     pub fn check_files(&self, key: &str, issues: &mut Vec<ConfigIssue>) {
         if let Some(tls) = self.tls.as_ref().filter(|_| !self.plain_http) {
-            let files = [("cert", Some(&tls.cert)), ("key", Some(&tls.key)), ("client_ca", tls.client_ca.as_ref())];
+            let files = [
+                ("cert", Some(&tls.cert)),
+                ("key", Some(&tls.key)),
+                ("client_ca", tls.client_ca.as_ref()),
+            ];
             for (name, path) in files {
                 check_file(&format!("{key}.tls.{name}"), path, issues);
             }
@@ -195,19 +209,23 @@ impl ListenConfig {
                 "is not allowed in the production profile",
             ));
         }
-        if let Some(tls) = &self.tls {
-            if tls.client_auth != ClientAuth::None && tls.client_ca.is_none() {
-                issues.push(ConfigIssue::new(
-                    format!("{key}.tls.client_ca"),
-                    "is required when client_auth is optional or required",
-                ));
-            }
+        if let Some(tls) = &self.tls
+            && tls.client_auth != ClientAuth::None
+            && tls.client_ca.is_none()
+        {
+            issues.push(ConfigIssue::new(
+                format!("{key}.tls.client_ca"),
+                "is required when client_auth is optional or required",
+            ));
         }
         if self.workers == Some(0) {
             issues.push(ConfigIssue::new(format!("{key}.workers"), "must be at least 1"));
         }
         if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
-            issues.push(ConfigIssue::new(format!("{key}.max_body_bytes"), "must be between 1024 and 67108864"));
+            issues.push(ConfigIssue::new(
+                format!("{key}.max_body_bytes"),
+                "must be between 1024 and 67108864",
+            ));
         }
     }
 }
@@ -273,7 +291,10 @@ impl DatabaseConfig {
             issues.push(ConfigIssue::new(format!("{key}.url"), "must be a postgres:// URL"));
         }
         if !(1..=512).contains(&self.max_connections) {
-            issues.push(ConfigIssue::new(format!("{key}.max_connections"), "must be between 1 and 512"));
+            issues.push(ConfigIssue::new(
+                format!("{key}.max_connections"),
+                "must be between 1 and 512",
+            ));
         }
         for (name, value) in [
             ("connect_timeout_ms", self.connect_timeout_ms),
@@ -335,13 +356,22 @@ impl RedisConfig {
     pub fn validate(&self, key: &str, issues: &mut Vec<ConfigIssue>) {
         let url = self.url.expose();
         if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
-            issues.push(ConfigIssue::new(format!("{key}.url"), "must be a redis://, rediss:// or unix:// URL"));
+            issues.push(ConfigIssue::new(
+                format!("{key}.url"),
+                "must be a redis://, rediss:// or unix:// URL",
+            ));
         }
         if self.key_prefix.is_empty() || self.key_prefix.len() > 64 {
-            issues.push(ConfigIssue::new(format!("{key}.key_prefix"), "must be 1 to 64 characters"));
+            issues.push(ConfigIssue::new(
+                format!("{key}.key_prefix"),
+                "must be 1 to 64 characters",
+            ));
         }
         if self.connect_timeout_ms == 0 || self.response_timeout_ms == 0 {
-            issues.push(ConfigIssue::new(format!("{key}.response_timeout_ms"), "timeouts must be greater than 0"));
+            issues.push(ConfigIssue::new(
+                format!("{key}.response_timeout_ms"),
+                "timeouts must be greater than 0",
+            ));
         }
     }
 }
@@ -364,7 +394,10 @@ fn default_log_filter() -> String {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::default(), filter: default_log_filter() }
+        Self {
+            format: LogFormat::default(),
+            filter: default_log_filter(),
+        }
     }
 }
 
@@ -391,7 +424,10 @@ pub struct ConfigIssue {
 impl ConfigIssue {
     /// A problem with `key`.
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { key: key.into(), message: message.into() }
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -444,7 +480,11 @@ pub fn load<T: DeserializeOwned>(sources: &Sources<'_>) -> Result<T, ConfigError
     match sources.file {
         Some(path) => {
             if !path.is_file() {
-                return Err(vec![ConfigIssue::new("--config", format!("file {} does not exist", path.display()))].into());
+                return Err(vec![ConfigIssue::new(
+                    "--config",
+                    format!("file {} does not exist", path.display()),
+                )]
+                .into());
             }
             figment = figment.merge(Toml::file_exact(path));
         }
@@ -459,7 +499,11 @@ pub fn load<T: DeserializeOwned>(sources: &Sources<'_>) -> Result<T, ConfigError
         error
             .into_iter()
             .map(|e| {
-                let key = if e.path.is_empty() { "(root)".to_owned() } else { e.path.join(".") };
+                let key = if e.path.is_empty() {
+                    "(root)".to_owned()
+                } else {
+                    e.path.join(".")
+                };
                 let origin = e
                     .metadata
                     .as_ref()
@@ -486,7 +530,10 @@ mod tests {
         let secret = SecretString::new("postgres://labedge:s3cret@db.lab:5432/edge");
         assert_eq!(secret.redacted(), "postgres://labedge:***@db.lab:5432/edge");
         assert!(!format!("{secret:?}").contains("s3cret"));
-        assert_eq!(SecretString::new("postgres://root@127.0.0.1/x").redacted(), "postgres://root@127.0.0.1/x");
+        assert_eq!(
+            SecretString::new("postgres://root@127.0.0.1/x").redacted(),
+            "postgres://root@127.0.0.1/x"
+        );
         assert_eq!(SecretString::new("hunter2").redacted(), "<redacted>");
     }
 
@@ -495,7 +542,13 @@ mod tests {
         let listen = ListenConfig::plain("127.0.0.1:8080".parse().expect("addr"));
         let mut issues = Vec::new();
         listen.validate("http", Profile::Production, &mut issues);
-        assert_eq!(issues, vec![ConfigIssue::new("http.plain_http", "is not allowed in the production profile")]);
+        assert_eq!(
+            issues,
+            vec![ConfigIssue::new(
+                "http.plain_http",
+                "is not allowed in the production profile"
+            )]
+        );
         let mut issues = Vec::new();
         listen.validate("http", Profile::Sandbox, &mut issues);
         assert!(issues.is_empty());

@@ -47,8 +47,9 @@ impl ApiError {
         match self {
             ApiError::Problem(p) => (*p.0).clone(),
             ApiError::Database(e) => database_problem(e),
-            ApiError::Unavailable(_) => Problem::new(ErrorCode::ServiceUnavailable)
-                .with_detail("the database is unavailable; retry shortly"),
+            ApiError::Unavailable(_) => {
+                Problem::new(ErrorCode::ServiceUnavailable).with_detail("the database is unavailable; retry shortly")
+            }
             ApiError::Internal(_) => Problem::new(ErrorCode::Internal),
         }
     }
@@ -63,14 +64,23 @@ fn database_problem(error: &DieselError) -> Problem {
             match (kind, constraint_field(constraint)) {
                 (DatabaseErrorKind::UniqueViolation, Some((pointer, message))) => Problem::new(ErrorCode::Conflict)
                     .with_detail(message)
-                    .with_errors(vec![FieldError { pointer: pointer.into(), code: "taken".into(), message: message.into() }]),
+                    .with_errors(vec![FieldError {
+                        pointer: pointer.into(),
+                        code: "taken".into(),
+                        message: message.into(),
+                    }]),
                 (DatabaseErrorKind::UniqueViolation, None) => Problem::new(ErrorCode::Conflict),
-                (DatabaseErrorKind::CheckViolation | DatabaseErrorKind::ForeignKeyViolation, Some((pointer, message))) => {
-                    Problem::new(ErrorCode::ValidationFailed)
-                        .with_errors(vec![FieldError { pointer: pointer.into(), code: "invalid".into(), message: message.into() }])
+                (
+                    DatabaseErrorKind::CheckViolation | DatabaseErrorKind::ForeignKeyViolation,
+                    Some((pointer, message)),
+                ) => Problem::new(ErrorCode::ValidationFailed).with_errors(vec![FieldError {
+                    pointer: pointer.into(),
+                    code: "invalid".into(),
+                    message: message.into(),
+                }]),
+                (DatabaseErrorKind::ReadOnlyTransaction, _) => {
+                    Problem::new(ErrorCode::ServiceUnavailable).with_detail("the database is read-only; retry shortly")
                 }
-                (DatabaseErrorKind::ReadOnlyTransaction, _) => Problem::new(ErrorCode::ServiceUnavailable)
-                    .with_detail("the database is read-only; retry shortly"),
                 (DatabaseErrorKind::ClosedConnection, _) => Problem::new(ErrorCode::ServiceUnavailable)
                     .with_detail("the database connection was lost; retry shortly"),
                 _ => Problem::new(ErrorCode::Internal),

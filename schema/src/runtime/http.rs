@@ -104,21 +104,29 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedJson<T> 
         Box::pin(async move {
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| ProblemError::new(ErrorCode::BadRequest).detail("the request body could not be read"))?;
+                let chunk = chunk.map_err(|_| {
+                    ProblemError::new(ErrorCode::BadRequest).detail("the request body could not be read")
+                })?;
                 if body.len() + chunk.len() > limit {
                     return Err(too_large(limit));
                 }
                 body.extend_from_slice(&chunk);
             }
             let value: T = parse_json(&body)?;
-            value.validate().map_err(|e| ProblemError::from(Problem::from_validation(&e)))?;
+            value
+                .validate()
+                .map_err(|e| ProblemError::from(Problem::from_validation(&e)))?;
             Ok(ValidatedJson(value))
         })
     }
 }
 
 fn check_json_headers(req: &HttpRequest, limit: usize) -> Result<(), ProblemError> {
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if essence != "application/json" && !essence.ends_with("+json") {
         return Err(ProblemError::new(ErrorCode::UnsupportedMediaType).detail("the body must be application/json"));
@@ -185,8 +193,14 @@ fn json_problem(error: &serde_json::Error, mut pointer: String) -> ProblemError 
             } else {
                 "invalid"
             };
-            let field = FieldError { pointer: if pointer.is_empty() { "/".into() } else { pointer }, code: code.into(), message: redact_quoted(message) };
-            ProblemError::new(ErrorCode::ValidationFailed).detail("the body does not match the contract").errors(vec![field])
+            let field = FieldError {
+                pointer: if pointer.is_empty() { "/".into() } else { pointer },
+                code: code.into(),
+                message: redact_quoted(message),
+            };
+            ProblemError::new(ErrorCode::ValidationFailed)
+                .detail("the body does not match the contract")
+                .errors(vec![field])
         }
     }
 }
@@ -231,21 +245,32 @@ impl<T: DeserializeOwned + Validate> FromRequest for ValidatedQuery<T> {
 /// Parses and validates a query string.
 pub fn parse_query<T: DeserializeOwned + Validate>(query: &str) -> Result<T, ProblemError> {
     let value: T = serde_urlencoded_lite(query)?;
-    value.validate().map_err(|e| ProblemError::from(Problem::from_validation(&e)))?;
+    value
+        .validate()
+        .map_err(|e| ProblemError::from(Problem::from_validation(&e)))?;
     Ok(value)
 }
 
 fn serde_urlencoded_lite<T: DeserializeOwned>(query: &str) -> Result<T, ProblemError> {
-    web::Query::<T>::from_query(query).map(web::Query::into_inner).map_err(|e| {
-        let message = redact_quoted(&e.to_string());
-        let (pointer, code) = match backticked_after(message.trim_start_matches("Query deserialize error: "), "missing field `") {
-            Some(name) => (format!("/{name}"), "required"),
-            None => ("/".to_owned(), "invalid"),
-        };
-        ProblemError::new(ErrorCode::ValidationFailed)
-            .detail("the query string does not match the contract")
-            .errors(vec![FieldError { pointer, code: code.into(), message }])
-    })
+    web::Query::<T>::from_query(query)
+        .map(web::Query::into_inner)
+        .map_err(|e| {
+            let message = redact_quoted(&e.to_string());
+            let (pointer, code) = match backticked_after(
+                message.trim_start_matches("Query deserialize error: "),
+                "missing field `",
+            ) {
+                Some(name) => (format!("/{name}"), "required"),
+                None => ("/".to_owned(), "invalid"),
+            };
+            ProblemError::new(ErrorCode::ValidationFailed)
+                .detail("the query string does not match the contract")
+                .errors(vec![FieldError {
+                    pointer,
+                    code: code.into(),
+                    message,
+                }])
+        })
 }
 
 /// Path segments that do not parse (a malformed id) answer 404: no such resource.
@@ -265,7 +290,10 @@ pub struct RequestId(pub String);
 impl RequestId {
     /// The id of `req` (set by [`request_telemetry`]); empty outside of it.
     pub fn of(req: &HttpRequest) -> String {
-        req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default()
+        req.extensions()
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -273,7 +301,9 @@ fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
     let value = req.headers().get(REQUEST_ID_HEADER)?.to_str().ok()?;
     let ok = !value.is_empty()
         && value.len() <= 64
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     ok.then(|| value.to_owned())
 }
 
@@ -316,7 +346,8 @@ pub async fn request_telemetry(
     });
     result.map(|mut res| {
         if let Ok(value) = HeaderValue::from_str(&request_id) {
-            res.headers_mut().insert(header::HeaderName::from_static(REQUEST_ID_HEADER), value);
+            res.headers_mut()
+                .insert(header::HeaderName::from_static(REQUEST_ID_HEADER), value);
         }
         res
     })

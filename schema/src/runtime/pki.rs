@@ -73,21 +73,34 @@ impl CertAuthority {
         let mut params = CertificateParams::default();
         params.distinguished_name = name(common_name, None);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::hours(1);
         params.not_after = now + Duration::days(3650);
         params.serial_number = Some(random_serial());
         let cert = params.self_signed(&key)?;
         let key_pem = key.serialize_pem();
-        Ok((Self { cert_pem: cert.pem(), issuer: Issuer::new(params, key) }, key_pem))
+        Ok((
+            Self {
+                cert_pem: cert.pem(),
+                issuer: Issuer::new(params, key),
+            },
+            key_pem,
+        ))
     }
 
     /// Loads a CA from its PEM certificate and key.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
         let key = KeyPair::from_pem(key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
-        Ok(Self { cert_pem: cert_pem.to_owned(), issuer })
+        Ok(Self {
+            cert_pem: cert_pem.to_owned(),
+            issuer,
+        })
     }
 
     /// Loads the CA kept in `dir` (`ca.pem`, `ca.key`), creating it on first use. The key file is
@@ -214,7 +227,10 @@ fn read(path: &Path) -> Result<String, PkiError> {
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> PkiError {
-    PkiError::Io { path: path.display().to_string(), source }
+    PkiError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Writes a private key readable by its owner only.
@@ -227,5 +243,6 @@ pub fn write_private(path: &Path, contents: &str) -> Result<(), PkiError> {
         .mode(0o600)
         .open(path)
         .map_err(|source| io_error(path, source))?;
-    file.write_all(contents.as_bytes()).map_err(|source| io_error(path, source))
+    file.write_all(contents.as_bytes())
+        .map_err(|source| io_error(path, source))
 }

@@ -29,13 +29,16 @@ pub enum ListenError {
     Tls(#[from] TlsError),
 }
 
+/// A server bound to its listener, and the address it got.
+pub type Bound<F, I, S, B> = (HttpServer<F, I, S, B>, SocketAddr);
+
 /// Binds `listen.addr` (port 0 picks a free port) with the listener's TLS, timeouts and workers, and
 /// records each connection's peer address and client certificate for the handlers. Returns the server
 /// and the address it is bound to.
 pub fn bind<F, I, S, B>(
     server: HttpServer<F, I, S, B>,
     listen: &ListenConfig,
-) -> Result<(HttpServer<F, I, S, B>, SocketAddr), ListenError>
+) -> Result<Bound<F, I, S, B>, ListenError>
 where
     F: Fn() -> I + Send + Clone + 'static,
     I: IntoServiceFactory<S, Request>,
@@ -47,8 +50,14 @@ where
     S::Service: 'static,
     B: MessageBody + 'static,
 {
-    let listener = TcpListener::bind(listen.addr).map_err(|source| ListenError::Bind { addr: listen.addr, source })?;
-    let addr = listener.local_addr().map_err(|source| ListenError::Bind { addr: listen.addr, source })?;
+    let listener = TcpListener::bind(listen.addr).map_err(|source| ListenError::Bind {
+        addr: listen.addr,
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(|source| ListenError::Bind {
+        addr: listen.addr,
+        source,
+    })?;
     let mut server = server
         .on_connect(tls::on_connect)
         .shutdown_timeout(listen.shutdown_timeout_s)

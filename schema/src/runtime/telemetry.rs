@@ -65,7 +65,9 @@ where
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let mut line = Map::new();
         let now = time::OffsetDateTime::now_utc();
-        let timestamp = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let timestamp = now
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
         line.insert("timestamp".into(), Value::String(timestamp));
         line.insert("level".into(), Value::String(event.metadata().level().to_string()));
         line.insert("service".into(), Value::String(self.fields.service.into()));

@@ -46,7 +46,10 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
         .map_err(|e| file_error(path, e))?;
     if certs.is_empty() {
-        return Err(TlsError::File { path: path.display().to_string(), reason: "no certificate in file".into() });
+        return Err(TlsError::File {
+            path: path.display().to_string(),
+            reason: "no certificate in file".into(),
+        });
     }
     Ok(certs)
 }
@@ -55,7 +58,10 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 pub fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::File { path: "<pem>".into(), reason: e.to_string() })
+        .map_err(|e| TlsError::File {
+            path: "<pem>".into(),
+            reason: e.to_string(),
+        })
 }
 
 /// Reads the private key of a PEM file.
@@ -64,7 +70,10 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError>
 }
 
 fn file_error(path: &Path, error: impl std::fmt::Display) -> TlsError {
-    TlsError::File { path: path.display().to_string(), reason: error.to_string() }
+    TlsError::File {
+        path: path.display().to_string(),
+        reason: error.to_string(),
+    }
 }
 
 /// A root store holding the CA certificates of a PEM file.
@@ -85,7 +94,11 @@ pub fn server_config(config: &ServerTlsConfig) -> Result<ServerConfig, TlsError>
         (ClientAuth::None, _) | (_, None) => builder.with_no_client_auth(),
         (mode, Some(ca)) => {
             let verifier = WebPkiClientVerifier::builder(Arc::new(root_store(ca)?));
-            let verifier = if mode == ClientAuth::Optional { verifier.allow_unauthenticated() } else { verifier };
+            let verifier = if mode == ClientAuth::Optional {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
             builder.with_client_cert_verifier(verifier.build().map_err(|e| TlsError::ClientCa(e.to_string()))?)
         }
     };

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The LabEdge demo: a cloud API and the gateways of two proximity labs on this machine, over HTTPS,
+# on a synthetic lab network. Installs and starts PostgreSQL and Redis when absent, builds, migrates,
+# seeds, provisions both gateways, starts everything and prints how to talk to it. Ctrl-C stops it.
+#
+#   deploy/demo.sh                        # 3,000 patients
+#   LABEDGE_DEMO_PATIENTS=20000 deploy/demo.sh
+#
+# Everything the demo writes (certificates, configs, logs) goes to .demo/ (or $LABEDGE_DEMO_DIR) and
+# is recreated on each run, as are its databases (labedge_demo_*).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+. deploy/lib/services.sh
+
+PATIENTS=${LABEDGE_DEMO_PATIENTS:-3000}
+DEMO=${LABEDGE_DEMO_DIR:-$ROOT/.demo}
+API_PORT=${LABEDGE_DEMO_API_PORT:-8443}
+GATEWAY_PORTS=(9443 9444)
+LABS=(VILLEURBANNE VENISSIEUX)
+
+ensure_rust
+ensure_postgres
+ensure_redis
+command -v curl >/dev/null || apt_install curl ca-certificates
+
+log "building (the first build takes several minutes)"
+cargo build --bins --quiet
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+
+log "resetting the demo state in $DEMO"
+rm -rf "$DEMO"
+mkdir -p "$DEMO"
+sql() { psql -q -v ON_ERROR_STOP=1 "$LABEDGE_PG/postgres" -c "$1" >/dev/null; }
+edge_db() { echo "labedge_demo_edge_$(echo "$1" | tr 'A-Z-' 'a-z_')"; }
+for db in labedge_demo_cloud $(for lab in "${LABS[@]}"; do edge_db "$lab"; done); do
+  sql "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+  sql "CREATE DATABASE $db"
+done
+if command -v redis-cli >/dev/null; then
+  for lab in "${LABS[@]}"; do
+    redis-cli --scan --pattern "labedge:$lab:*" | xargs -r redis-cli del >/dev/null
+  done
+fi
+
+cat >"$DEMO/api.toml" <<TOML
+# The demo's cloud API (sandbox profile: synthetic data).
+profile = "sandbox"
+[http]
+addr = "127.0.0.1:$API_PORT"
+tls = { cert = "$DEMO/api/server.pem", key = "$DEMO/api/server.key", client_ca = "$DEMO/pki/ca.pem", client_auth = "optional" }
+[database]
+url = "$LABEDGE_PG/labedge_demo_cloud"
+[pki]
+dir = "$DEMO/pki"
+[provisioning]
+upstreams = [{ name = "cloud", url = "https://localhost:$API_PORT" }]
+TOML
+api() { "$BIN/api" --config "$DEMO/api.toml" "$@"; }
+
+log "cloud: certificates, migrations, synthetic network of $PATIENTS patients"
+api init-pki --hostname localhost --hostname 127.0.0.1 >/dev/null
+api migrate >/dev/null
+api seed-demo --patients "$PATIENTS" --proximity-labs "${#LABS[@]}" >"$DEMO/seed.txt"
+
+for i in "${!LABS[@]}"; do
+  lab=${LABS[$i]}
+  log "gateway of $lab: provisioning and migrations"
+  api provision-gateway --lab "$lab" --out "$DEMO/gateway-$lab" --listen "127.0.0.1:${GATEWAY_PORTS[$i]}" \
+    --database-url "$LABEDGE_PG/$(edge_db "$lab")" >/dev/null
+  "$BIN/edge-gateway" --config "$DEMO/gateway-$lab/edge-gateway.toml" migrate >/dev/null
+done
+
+PIDS=()
+stop() {
+  trap - INT TERM EXIT
+  if [ ${#PIDS[@]} -gt 0 ]; then
+    log "stopping"
+    kill -TERM "${PIDS[@]}" 2>/dev/null || true
+    wait "${PIDS[@]}" 2>/dev/null || true
+  fi
+}
+trap stop INT TERM EXIT
+
+api serve >"$DEMO/api.log" 2>&1 &
+PIDS+=($!)
+for i in "${!LABS[@]}"; do
+  lab=${LABS[$i]}
+  "$BIN/edge-gateway" --config "$DEMO/gateway-$lab/edge-gateway.toml" serve >"$DEMO/gateway-$lab.log" 2>&1 &
+  PIDS+=($!)
+done
+
+CURL="curl --cacert $DEMO/pki/ca.pem"
+healthy() { $CURL -sf "https://localhost:$1/healthz" >/dev/null; }
+for port in "$API_PORT" "${GATEWAY_PORTS[@]}"; do
+  for _ in $(seq 1 100); do healthy "$port" && break; sleep 0.2; done
+  healthy "$port" || { tail -n 20 "$DEMO"/*.log >&2; die "the service on port $port did not start (logs above)"; }
+done
+
+cat <<TEXT
+
+  LabEdge demo running (Ctrl-C stops it)
+
+  cloud API              https://localhost:$API_PORT     log: $DEMO/api.log
+  gateway ${LABS[0]}   https://localhost:${GATEWAY_PORTS[0]}     log: $DEMO/gateway-${LABS[0]}.log
+  gateway ${LABS[1]}     https://localhost:${GATEWAY_PORTS[1]}     log: $DEMO/gateway-${LABS[1]}.log
+  synthetic network      $DEMO/seed.txt (labs, staff logins, PIN)
+
+  Try:
+    $CURL https://localhost:$API_PORT/healthz
+    $CURL https://localhost:$API_PORT/readyz
+    $CURL https://localhost:${GATEWAY_PORTS[0]}/readyz
+    $CURL -s https://localhost:${GATEWAY_PORTS[0]}/metrics | grep labedge_
+    $CURL -s https://localhost:${GATEWAY_PORTS[0]}/openapi.json | head -c 400
+
+TEXT
+# Runs until Ctrl-C, or until a service stops on its own (then everything stops, logs say why).
+wait -n "${PIDS[@]}" || true
+log "a service stopped on its own; see the logs in $DEMO"
