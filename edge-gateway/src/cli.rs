@@ -31,6 +31,8 @@ enum Command {
     Migrate,
     /// Validate the configuration and print it, secrets redacted.
     CheckConfig,
+    /// Sign new access tokens with a new key; tokens signed by the old one stay valid until they expire.
+    RotateSigningKey,
 }
 
 /// Runs the command line; exit status 2 for a bad configuration, 1 for any other failure.
@@ -90,6 +92,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Migrate => {
             let applied = db::run_migrations(config.database.url.expose(), Database::Edge).await?;
             print_out(&format!("{} migration(s) applied\n", applied.len()));
+        }
+        Command::RotateSigningKey => {
+            use diesel_async::AsyncConnection;
+            let mut conn = diesel_async::AsyncPgConnection::establish(config.database.url.expose()).await?;
+            let lifetime = std::time::Duration::from_secs(config.auth.access_token_ttl_s + config.auth.leeway_s);
+            let (kid, retired) = crate::auth::keys::rotate(&mut conn, lifetime).await?;
+            print_out(&format!(
+                "new signing key {kid}; {retired} old key(s) retired (a running gateway picks it up within 30 s)\n"
+            ));
         }
         Command::CheckConfig => {}
     }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ipnet::IpNet;
 use labedge_schema::runtime::config::{
     self, ConfigError, ConfigIssue, DatabaseConfig, ListenConfig, LogConfig, Profile, RedisConfig, Sources,
 };
@@ -34,6 +35,173 @@ pub struct Config {
     pub log: LogConfig,
     /// The cloud API and its fallbacks.
     pub upstream: UpstreamConfig,
+    /// Which networks may reach which routes.
+    #[serde(default)]
+    pub access: AccessConfig,
+    /// Tokens, sessions, lockouts and rate limits.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// The lab's own CA, which signs its tablets' client certificates.
+    #[serde(default)]
+    pub pki: PkiConfig,
+}
+
+/// Network ranges allowed per kind of route. The peer is the socket's address; `X-Forwarded-For`
+/// is read only when the peer is a trusted proxy.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// The tablets' VPN: the `/v1` routes.
+    #[serde(default = "default_tablet_ranges")]
+    pub tablet_ranges: Vec<IpNet>,
+    /// The lab's own network: the admin console (`/admin`).
+    #[serde(default = "default_local_ranges")]
+    pub admin_ranges: Vec<IpNet>,
+    /// Supervision: `/metrics` (and the health routes, which tablets and admins may call too).
+    #[serde(default = "default_local_ranges")]
+    pub monitoring_ranges: Vec<IpNet>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+fn default_tablet_ranges() -> Vec<IpNet> {
+    vec![net("10.8.0.0/16")]
+}
+fn default_local_ranges() -> Vec<IpNet> {
+    vec![net("127.0.0.0/8"), net("::1/128")]
+}
+fn net(text: &str) -> IpNet {
+    text.parse().unwrap_or(IpNet::V4(ipnet::Ipv4Net::default()))
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            tablet_ranges: default_tablet_ranges(),
+            admin_ranges: default_local_ranges(),
+            monitoring_ranges: default_local_ranges(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// Authentication settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Lifetime of an access token, in seconds.
+    #[serde(default = "default_access_ttl")]
+    pub access_token_ttl_s: u64,
+    /// Lifetime of a refresh token, in seconds (never beyond the offline grace bound).
+    #[serde(default = "default_refresh_ttl")]
+    pub refresh_token_ttl_s: u64,
+    /// Hours after a PIN login when the staff member must log in with the PIN again.
+    #[serde(default = "default_offline_grace")]
+    pub offline_grace_h: u64,
+    /// Clock tolerance when checking `exp` and `nbf`, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_s: u64,
+    /// Failed logins of one login on one device before it is locked out.
+    #[serde(default = "default_max_failures_device")]
+    pub max_failures_per_device: u32,
+    /// Failed logins of one login on any device before it is locked out.
+    #[serde(default = "default_max_failures_login")]
+    pub max_failures_per_login: u32,
+    /// How long a lockout lasts, in minutes.
+    #[serde(default = "default_lockout")]
+    pub lockout_minutes: u64,
+    /// Login, refresh and enrollment attempts allowed per device per minute.
+    #[serde(default = "default_rate_device")]
+    pub attempts_per_minute_per_device: u32,
+    /// Login, refresh and enrollment attempts allowed per source address per minute.
+    #[serde(default = "default_rate_address")]
+    pub attempts_per_minute_per_address: u32,
+    /// Lifetime of an enrollment code, in minutes.
+    #[serde(default = "default_enrollment_ttl")]
+    pub enrollment_code_ttl_minutes: u64,
+    /// Lifetime of an admin console session, in minutes.
+    #[serde(default = "default_admin_session")]
+    pub admin_session_minutes: u64,
+    /// Validity of a tablet's client certificate, in days.
+    #[serde(default = "default_device_cert_days")]
+    pub device_cert_days: i64,
+}
+
+fn default_access_ttl() -> u64 {
+    900
+}
+fn default_refresh_ttl() -> u64 {
+    12 * 3600
+}
+fn default_offline_grace() -> u64 {
+    48
+}
+fn default_leeway() -> u64 {
+    30
+}
+fn default_max_failures_device() -> u32 {
+    5
+}
+fn default_max_failures_login() -> u32 {
+    10
+}
+fn default_lockout() -> u64 {
+    15
+}
+fn default_rate_device() -> u32 {
+    20
+}
+fn default_rate_address() -> u32 {
+    60
+}
+fn default_enrollment_ttl() -> u64 {
+    10
+}
+fn default_admin_session() -> u64 {
+    8 * 60
+}
+fn default_device_cert_days() -> i64 {
+    365
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl_s: default_access_ttl(),
+            refresh_token_ttl_s: default_refresh_ttl(),
+            offline_grace_h: default_offline_grace(),
+            leeway_s: default_leeway(),
+            max_failures_per_device: default_max_failures_device(),
+            max_failures_per_login: default_max_failures_login(),
+            lockout_minutes: default_lockout(),
+            attempts_per_minute_per_device: default_rate_device(),
+            attempts_per_minute_per_address: default_rate_address(),
+            enrollment_code_ttl_minutes: default_enrollment_ttl(),
+            admin_session_minutes: default_admin_session(),
+            device_cert_days: default_device_cert_days(),
+        }
+    }
+}
+
+/// The lab's CA for tablet certificates.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PkiConfig {
+    /// Directory of `ca.pem` and `ca.key`, created at the first start. When the listener has TLS,
+    /// tablets may present a certificate from this CA (mutual TLS, optional).
+    #[serde(default = "default_pki_dir")]
+    pub dir: PathBuf,
+}
+
+fn default_pki_dir() -> PathBuf {
+    PathBuf::from("/var/lib/labedge-gateway/pki")
+}
+
+impl Default for PkiConfig {
+    fn default() -> Self {
+        Self { dir: default_pki_dir() }
+    }
 }
 
 /// Upstream APIs, tried in order, over mutual TLS with the gateway's credential.
@@ -119,7 +287,77 @@ impl Config {
         self.database.validate("database", &mut issues);
         self.redis.validate("redis", &mut issues);
         self.upstream.validate(self.profile, &mut issues);
+        self.auth.validate(&mut issues);
+        if self.access.tablet_ranges.is_empty() {
+            issues.push(ConfigIssue::new(
+                "access.tablet_ranges",
+                "must list at least one network (the tablets' VPN)",
+            ));
+        }
         if issues.is_empty() { Ok(()) } else { Err(issues.into()) }
+    }
+}
+
+impl AuthConfig {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        let mut check = |key: &str, ok: bool, message: &str| {
+            if !ok {
+                issues.push(ConfigIssue::new(format!("auth.{key}"), message));
+            }
+        };
+        check(
+            "access_token_ttl_s",
+            (60..=3600).contains(&self.access_token_ttl_s),
+            "must be between 60 and 3600",
+        );
+        check(
+            "offline_grace_h",
+            (1..=168).contains(&self.offline_grace_h),
+            "must be between 1 and 168",
+        );
+        check(
+            "refresh_token_ttl_s",
+            self.refresh_token_ttl_s >= self.access_token_ttl_s
+                && self.refresh_token_ttl_s <= self.offline_grace_h * 3600,
+            "must be between access_token_ttl_s and the offline grace bound",
+        );
+        check("leeway_s", self.leeway_s <= 120, "must be at most 120");
+        check(
+            "max_failures_per_device",
+            self.max_failures_per_device >= 1,
+            "must be at least 1",
+        );
+        check(
+            "max_failures_per_login",
+            self.max_failures_per_login >= self.max_failures_per_device,
+            "must be at least max_failures_per_device",
+        );
+        check("lockout_minutes", self.lockout_minutes >= 1, "must be at least 1");
+        check(
+            "attempts_per_minute_per_device",
+            self.attempts_per_minute_per_device >= 1,
+            "must be at least 1",
+        );
+        check(
+            "attempts_per_minute_per_address",
+            self.attempts_per_minute_per_address >= 1,
+            "must be at least 1",
+        );
+        check(
+            "enrollment_code_ttl_minutes",
+            (1..=1440).contains(&self.enrollment_code_ttl_minutes),
+            "must be between 1 and 1440",
+        );
+        check(
+            "admin_session_minutes",
+            (5..=1440).contains(&self.admin_session_minutes),
+            "must be between 5 and 1440",
+        );
+        check(
+            "device_cert_days",
+            (1..=825).contains(&self.device_cert_days),
+            "must be between 1 and 825",
+        );
     }
 }
 

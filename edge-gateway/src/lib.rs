@@ -5,12 +5,16 @@
 //! their writes locally and relays them to the cloud API, falling back to the central lab's standby
 //! API, and keeps the lab working for days when neither answers.
 //!
-//! Subcommands: `serve`, `migrate`, `check-config`.
+//! Subcommands: `serve`, `migrate`, `check-config`, `rotate-signing-key`.
 
+pub mod access;
+pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod ratelimit;
 pub mod routes;
+pub mod security;
 pub mod startup;
 pub mod state;
 

@@ -12,9 +12,21 @@ use labedge_schema::db::{self, Database};
 use labedge_schema::runtime::http::{BodyLimit, not_found, path_config, request_telemetry};
 use labedge_schema::runtime::{metrics, server};
 
+use std::time::Duration;
+
+use labedge_schema::runtime::config::{ClientAuth, ListenConfig};
+use labedge_schema::runtime::pki::CertAuthority;
+use tokio::sync::OnceCell;
+
+use crate::access::vpn_gate;
+use crate::auth::keys::KeyRing;
+use crate::auth::revocation::Revocations;
+use crate::auth::tokens::Tokens;
 use crate::cache::Redis;
 use crate::config::Config;
+use crate::ratelimit::RateLimiter;
 use crate::routes;
+use crate::security::SecurityLog;
 use crate::state::AppState;
 
 /// Why the gateway did not start.
@@ -29,6 +41,9 @@ pub enum StartError {
     /// The listener could not be bound.
     #[error(transparent)]
     Listen(#[from] server::ListenError),
+    /// The lab's CA could not be loaded or created.
+    #[error("config key `pki.dir`: {0}")]
+    Pki(#[from] labedge_schema::runtime::pki::PkiError),
 }
 
 /// A built, bound, not yet running gateway.
@@ -53,8 +68,8 @@ impl Application {
         if !pending.is_empty() {
             return Err(StartError::PendingMigrations(pending));
         }
-        let state = build_state(config)?;
-        let listen = state.config.http.clone();
+        let state = build_state(config).await?;
+        let listen = tablet_listener(&state.config);
         let app_state = state.clone();
         let server = HttpServer::new(move || app(app_state.clone()));
         let (server, addr) = server::bind(server, &listen)?;
@@ -82,16 +97,51 @@ impl Application {
     }
 }
 
-/// Builds the state: pool (lazy), Redis (in the background), metrics recorder, OpenAPI document.
-pub fn build_state(config: Config) -> Result<AppState, db::DbError> {
+/// The tablet listener: tablets may present a client certificate of the lab's CA (mutual TLS,
+/// optional: a tablet enrolled without a CSR has none).
+fn tablet_listener(config: &Config) -> ListenConfig {
+    let mut listen = config.http.clone();
+    if let Some(tls) = listen.tls.as_mut().filter(|tls| tls.client_ca.is_none()) {
+        tls.client_ca = Some(config.pki.dir.join("ca.pem"));
+        tls.client_auth = ClientAuth::Optional;
+    }
+    listen
+}
+
+/// Builds the state: pool (lazy), Redis (in the background), the lab's CA (created at the first
+/// start), the signing key ring (loaded now if the database answers, else in the background),
+/// revocation checks, metrics, the OpenAPI document.
+pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let pool = db::build_pool(&config.database)?;
     let redis = Redis::connect_in_background(&config.redis);
+    let lab_ca = CertAuthority::load_or_create(&config.pki.dir, &format!("LabEdge {} tablets CA", config.lab))?;
+    let keys = Arc::new(KeyRing::empty());
+    let loaded = match pool.get().await {
+        Ok(mut conn) => keys.reload(&mut conn).await,
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = loaded {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "signing keys not loaded yet; tokens are refused with 503 until they are"
+        );
+    }
+    keys.spawn_reload(pool.clone(), Duration::from_secs(30));
+    let tokens = Arc::new(Tokens::new(Arc::clone(&keys), &config.lab, &config.auth));
+    let revocations = Arc::new(Revocations::new(redis.clone(), pool.clone()));
     Ok(AppState {
         config: Arc::new(config),
         pool,
+        limiter: Arc::new(RateLimiter::new(redis.clone())),
         redis,
         metrics: metrics::install(),
         openapi: mobile_contracts::openapi::document_json().into(),
+        keys,
+        tokens,
+        revocations,
+        security: Arc::new(SecurityLog::default()),
+        lab_ca: Arc::new(lab_ca),
+        lab: Arc::new(OnceCell::new()),
     })
 }
 
@@ -115,5 +165,6 @@ pub fn app(
         .configure(routes::configure)
         .default_service(web::to(not_found))
         .wrap(Compress::default())
+        .wrap(from_fn(vpn_gate))
         .wrap(from_fn(request_telemetry))
 }

@@ -2,11 +2,24 @@
 
 use std::sync::Arc;
 
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
 use labedge_schema::db::PgPool;
+use labedge_schema::edge::schema::labs;
+use labedge_schema::runtime::error::ApiError;
+use labedge_schema::runtime::pki::CertAuthority;
 use metrics_exporter_prometheus::PrometheusHandle;
+use mobile_contracts::LabRef;
+use mobile_contracts::problem::ErrorCode;
+use tokio::sync::OnceCell;
 
+use crate::auth::keys::KeyRing;
+use crate::auth::revocation::Revocations;
+use crate::auth::tokens::Tokens;
 use crate::cache::Redis;
 use crate::config::Config;
+use crate::ratelimit::RateLimiter;
+use crate::security::SecurityLog;
 
 /// Everything a handler needs.
 #[derive(Clone)]
@@ -21,6 +34,20 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The OpenAPI document, rendered once.
     pub openapi: Arc<str>,
+    /// The access token signing keys.
+    pub keys: Arc<KeyRing>,
+    /// Access tokens.
+    pub tokens: Arc<Tokens>,
+    /// Revocation checks.
+    pub revocations: Arc<Revocations>,
+    /// Attempt limits.
+    pub limiter: Arc<RateLimiter>,
+    /// Security events.
+    pub security: Arc<SecurityLog>,
+    /// The lab's CA for tablet certificates.
+    pub lab_ca: Arc<CertAuthority>,
+    /// This gateway's lab, read once from the synced data.
+    pub lab: Arc<OnceCell<LabRef>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -29,5 +56,30 @@ impl std::fmt::Debug for AppState {
             .field("config", &self.config)
             .field("redis", &self.redis)
             .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// This gateway's lab. Until the first sync has brought it, answers 503: nothing can be served.
+    pub async fn lab(&self) -> Result<LabRef, ApiError> {
+        self.lab
+            .get_or_try_init(|| async {
+                let mut conn = self.pool.get().await?;
+                labs::table
+                    .filter(labs::code.eq(&self.config.lab))
+                    .select((labs::id, labs::code, labs::name))
+                    .first::<(uuid::Uuid, String, String)>(&mut conn)
+                    .await
+                    .optional()?
+                    .map(|(id, code, name)| LabRef { id, code, name })
+                    .ok_or_else(|| {
+                        ApiError::detail(
+                            ErrorCode::ServiceUnavailable,
+                            "this gateway has not received its lab's data from the cloud yet",
+                        )
+                    })
+            })
+            .await
+            .cloned()
     }
 }

@@ -21,9 +21,11 @@ type BoxedService = actix_service::boxed::RcService<Request, ServiceResponse<Box
 /// An app under test, called in process (no socket). Requests come from `peer`, a VPN address by
 /// default.
 pub struct TestApp {
-    service: BoxedService,
+    pub(crate) service: BoxedService,
     /// The peer address requests appear to come from.
     pub peer: SocketAddr,
+    /// The client certificate (DER) requests appear to present, as over mutual TLS.
+    pub certificate: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for TestApp {
@@ -52,12 +54,19 @@ impl TestApp {
         Self {
             service: boxed,
             peer: "10.8.0.10:50000".parse().expect("address"),
+            certificate: None,
         }
     }
 
     /// Sends a request built by the caller.
     pub async fn send(&self, request: TestRequest) -> TestResponse {
         let request = request.peer_addr(self.peer).to_request();
+        if let Some(der) = &self.certificate {
+            use actix_web::HttpMessage;
+            request
+                .extensions_mut()
+                .insert(labedge_schema::runtime::tls::PeerCertificate(der.clone().into()));
+        }
         let response = match self.service.call(request).await {
             Ok(response) => response,
             Err(error) => ServiceResponse::from_err(error, TestRequest::default().to_http_request()),

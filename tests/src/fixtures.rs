@@ -110,8 +110,15 @@ pub fn api_config(database_url: &str, pki_dir: &Path) -> labedge_api::config::Co
     }
 }
 
-/// A gateway's config for a test database and Redis prefix.
-pub fn gateway_config(lab: &str, database_url: &str, redis_prefix: &str) -> labedge_edge_gateway::config::Config {
+/// A gateway's config for a test database, Redis prefix and lab CA folder. Tablets come from the
+/// test VPN range 10.8.0.0/16 (where `TestApp` puts its requests), the admin console from
+/// 192.168.10.0/24, supervision from 127.0.0.0/8.
+pub fn gateway_config(
+    lab: &str,
+    database_url: &str,
+    redis_prefix: &str,
+    pki_dir: &Path,
+) -> labedge_edge_gateway::config::Config {
     labedge_edge_gateway::config::Config {
         profile: Profile::Sandbox,
         lab: lab.into(),
@@ -132,6 +139,16 @@ pub fn gateway_config(lab: &str, database_url: &str, redis_prefix: &str) -> labe
             cert: "/nonexistent/cert.pem".into(),
             key: "/nonexistent/key.pem".into(),
             request_timeout_ms: 2_000,
+        },
+        access: labedge_edge_gateway::config::AccessConfig {
+            tablet_ranges: vec!["10.8.0.0/16".parse().expect("net")],
+            admin_ranges: vec!["192.168.10.0/24".parse().expect("net")],
+            monitoring_ranges: vec!["127.0.0.0/8".parse().expect("net")],
+            trusted_proxies: Vec::new(),
+        },
+        auth: labedge_edge_gateway::config::AuthConfig::default(),
+        pki: labedge_edge_gateway::config::PkiConfig {
+            dir: pki_dir.to_owned(),
         },
     }
 }

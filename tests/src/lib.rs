@@ -7,6 +7,7 @@
 //!   migration set, shared by every test process), dropped when the test ends;
 //! - [`redis::TestRedis`]: a Redis key prefix of its own per test, cleaned when the test ends;
 //! - [`app`]: in-process requests against the real actix apps;
+//! - [`gateway::TestGateway`]: a gateway in process with a seeded lab, and tablet and admin helpers;
 //! - [`spawn`]: the real binaries started on free ports, for end-to-end tests.
 //!
 //! PostgreSQL is reached at `LABEDGE_TEST_PG` (default `postgres://postgres@127.0.0.1:5432`) and
@@ -17,5 +18,6 @@
 pub mod app;
 pub mod db;
 pub mod fixtures;
+pub mod gateway;
 pub mod redis;
 pub mod spawn;

@@ -16,12 +16,14 @@ async fn cloud_app(db: &TestDb) -> TestApp {
     TestApp::new(labedge_api::startup::app(state)).await
 }
 
-async fn gateway_app(database_url: &str, redis: &TestRedis) -> TestApp {
-    let mut config = gateway_config("TEST-LAB", database_url, redis.prefix());
+async fn gateway_app(database_url: &str, redis: &TestRedis, pki: &tempfile::TempDir) -> TestApp {
+    let mut config = gateway_config("TEST-LAB", database_url, redis.prefix(), pki.path());
     config.database.acquire_timeout_ms = 500;
     config.database.connect_timeout_ms = 500;
-    let state = labedge_edge_gateway::startup::build_state(config).unwrap();
-    TestApp::new(labedge_edge_gateway::startup::app(state)).await
+    let state = labedge_edge_gateway::startup::build_state(config).await.unwrap();
+    let mut app = TestApp::new(labedge_edge_gateway::startup::app(state)).await;
+    app.peer = "127.0.0.1:40000".parse().unwrap();
+    app
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +82,8 @@ async fn unknown_routes_are_problem_documents_with_a_request_id() {
 async fn gateway_is_ready_on_a_durable_database_and_serves_the_committed_contract() {
     let db = TestDb::migrated(Database::Edge).await;
     let redis = TestRedis::new();
-    let app = gateway_app(db.url(), &redis).await;
+    let pki = tempfile::tempdir().unwrap();
+    let mut app = gateway_app(db.url(), &redis, &pki).await;
 
     let health: Health = app.get("/healthz").await.expect(200).json();
     assert_eq!(health.service, "edge-gateway");
@@ -88,6 +91,7 @@ async fn gateway_is_ready_on_a_durable_database_and_serves_the_committed_contrac
     assert!(ready.ready, "{ready:?}");
     assert!(ready.checks.iter().any(|c| c.name == "durability" && c.ok));
 
+    app.peer = "10.8.0.10:50000".parse().unwrap();
     let served: serde_json::Value = app.get("/openapi.json").await.expect(200).json();
     let committed: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../mobile-contracts/openapi.json")).unwrap(),
@@ -100,8 +104,9 @@ async fn gateway_is_ready_on_a_durable_database_and_serves_the_committed_contrac
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_without_its_database_is_not_ready_but_alive() {
     let redis = TestRedis::new();
+    let pki = tempfile::tempdir().unwrap();
     // Nothing listens on port 1.
-    let app = gateway_app("postgres://postgres@127.0.0.1:1/none", &redis).await;
+    let app = gateway_app("postgres://postgres@127.0.0.1:1/none", &redis, &pki).await;
     app.get("/healthz").await.expect(200);
     let ready: Readiness = app.get("/readyz").await.expect(503).json();
     assert!(!ready.ready);

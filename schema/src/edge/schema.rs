@@ -1,6 +1,17 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    admin_sessions (id_sha256) {
+        id_sha256 -> Bytea,
+        staff_id -> Uuid,
+        csrf_token -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     appointments (id) {
         id -> Uuid,
         lab_id -> Uuid,
@@ -35,6 +46,19 @@ diesel::table! {
         chain_seq -> Nullable<Int8>,
         prev_hash -> Nullable<Bytea>,
         hash -> Nullable<Bytea>,
+    }
+}
+
+diesel::table! {
+    auth_sessions (id) {
+        id -> Uuid,
+        device_id -> Uuid,
+        staff_id -> Uuid,
+        cert_sha256 -> Nullable<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_reason -> Nullable<Text>,
     }
 }
 
@@ -124,6 +148,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    enrollment_codes (code_sha256) {
+        code_sha256 -> Bytea,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        device_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
     exam_catalog (code) {
         code -> Text,
         label -> Text,
@@ -153,6 +188,15 @@ diesel::table! {
         name -> Text,
         kind -> Text,
         version -> Int8,
+    }
+}
+
+diesel::table! {
+    login_failures (scope) {
+        scope -> Text,
+        failures -> Int4,
+        locked_until -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -233,6 +277,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    refresh_tokens (token_sha256) {
+        token_sha256 -> Bytea,
+        session_id -> Uuid,
+        issued_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        secret -> Bytea,
+        created_at -> Timestamptz,
+        retired_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     staff (id) {
         id -> Uuid,
         lab_id -> Uuid,
@@ -243,6 +306,15 @@ diesel::table! {
         password_hash -> Nullable<Text>,
         active -> Bool,
         version -> Int8,
+    }
+}
+
+diesel::table! {
+    staff_revocations (staff_id) {
+        staff_id -> Uuid,
+        revoked_at -> Timestamptz,
+        revoked_by -> Nullable<Uuid>,
+        reason -> Nullable<Text>,
     }
 }
 
@@ -268,25 +340,33 @@ diesel::table! {
 
 diesel::joinable!(collection_tubes -> collections (collection_id));
 diesel::joinable!(prescribed_exams -> prescriptions (prescription_id));
+diesel::joinable!(refresh_tokens -> auth_sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    admin_sessions,
     appointments,
     audit_log,
+    auth_sessions,
     change_log,
     collection_tubes,
     collections,
     conflicts,
     dead_letters,
     devices,
+    enrollment_codes,
     exam_catalog,
     idempotency_keys,
     labs,
+    login_failures,
     outbox,
     patients,
     prescribed_exams,
     prescriptions,
     reconciliation_runs,
+    refresh_tokens,
+    signing_keys,
     staff,
+    staff_revocations,
     sync_checkpoints,
     tube_types,
 );

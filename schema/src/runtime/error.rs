@@ -45,7 +45,7 @@ impl ApiError {
     /// The problem document this error answers with.
     pub fn to_problem(&self) -> Problem {
         match self {
-            ApiError::Problem(p) => (*p.0).clone(),
+            ApiError::Problem(p) => (*p.problem).clone(),
             ApiError::Database(e) => database_problem(e),
             ApiError::Unavailable(_) => {
                 Problem::new(ErrorCode::ServiceUnavailable).with_detail("the database is unavailable; retry shortly")
@@ -169,7 +169,12 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut response = problem_response(&problem);
-        if problem.status == 503 {
+        if let ApiError::Problem(p) = self {
+            for (name, value) in &p.headers {
+                response.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        if problem.status == 503 && !response.headers().contains_key(header::RETRY_AFTER) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(RETRY_AFTER_SECONDS));

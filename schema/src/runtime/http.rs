@@ -30,52 +30,80 @@ pub fn problem_response(problem: &Problem) -> HttpResponse {
         .json(problem)
 }
 
-/// An error that is already a problem document: what the shared extractors and handlers return.
+/// An error that is already a problem document, with the headers its answer needs
+/// (`WWW-Authenticate`, `Retry-After`, `Clear-Site-Data`): what the shared extractors, the
+/// authentication layer and the handlers return.
 #[derive(Clone)]
-pub struct ProblemError(pub Box<Problem>);
+pub struct ProblemError {
+    /// The problem.
+    pub problem: Box<Problem>,
+    /// Extra response headers.
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
 
 impl ProblemError {
     /// A problem with this code and its default status and title.
     pub fn new(code: ErrorCode) -> Self {
-        Self(Box::new(Problem::new(code)))
+        Self {
+            problem: Box::new(Problem::new(code)),
+            headers: Vec::new(),
+        }
     }
     /// Adds a detail sentence (never personal data).
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
-        self.0.detail = Some(detail.into());
+        self.problem.detail = Some(detail.into());
         self
     }
     /// Adds field errors.
     pub fn errors(mut self, errors: Vec<FieldError>) -> Self {
-        self.0.errors = errors;
+        self.problem.errors = errors;
         self
+    }
+    /// Adds a response header.
+    pub fn header(mut self, name: header::HeaderName, value: &str) -> Self {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers.push((name, value));
+        }
+        self
+    }
+    /// Adds `Retry-After: seconds`.
+    pub fn retry_after(self, seconds: u64) -> Self {
+        self.header(header::RETRY_AFTER, &seconds.max(1).to_string())
     }
 }
 
 impl From<Problem> for ProblemError {
     fn from(problem: Problem) -> Self {
-        Self(Box::new(problem))
+        Self {
+            problem: Box::new(problem),
+            headers: Vec::new(),
+        }
     }
 }
 
 impl fmt::Debug for ProblemError {
     // Only the code and detail: the detail is written by us and never holds submitted values.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ProblemError({:?}, {:?})", self.0.code, self.0.detail)
+        write!(f, "ProblemError({:?}, {:?})", self.problem.code, self.problem.detail)
     }
 }
 
 impl fmt::Display for ProblemError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.title)
+        write!(f, "{}", self.problem.title)
     }
 }
 
 impl ResponseError for ProblemError {
     fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        StatusCode::from_u16(self.problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
     fn error_response(&self) -> HttpResponse {
-        problem_response(&self.0)
+        let mut response = problem_response(&self.problem);
+        for (name, value) in &self.headers {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+        response
     }
 }
 
@@ -228,6 +256,29 @@ fn redact_quoted(message: &str) -> String {
     out
 }
 
+/// An optional JSON body: `None` when the request has no body at all; a body that is sent must be
+/// valid JSON of the contract, exactly as for [`ValidatedJson`] (never silently ignored).
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for OptionalJson<T> {
+    type Error = ProblemError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ProblemError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let empty = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0")
+            && !req.headers().contains_key(header::TRANSFER_ENCODING);
+        if empty {
+            return Box::pin(async { Ok(OptionalJson(None)) });
+        }
+        let inner = ValidatedJson::<T>::from_request(req, payload);
+        Box::pin(async move { inner.await.map(|body| OptionalJson(Some(body.0))) })
+    }
+}
+
 /// Query parameters, deserialised and validated like [`ValidatedJson`]: 400 for a malformed query,
 /// 422 for values out of the contract.
 #[derive(Debug)]
@@ -376,26 +427,26 @@ mod tests {
     #[test]
     fn unknown_fields_are_named_and_values_never_echoed() {
         let err = parse_json::<Body>(br#"{"name":"Dupont","items":[],"lab_id":"x"}"#).expect_err("unknown field");
-        assert_eq!(err.0.errors[0].pointer, "/lab_id");
-        assert_eq!(err.0.errors[0].code, "unknown_field");
+        assert_eq!(err.problem.errors[0].pointer, "/lab_id");
+        assert_eq!(err.problem.errors[0].code, "unknown_field");
         let err = parse_json::<Body>(br#"{"name":"Dupont","items":[1,"Martin"]}"#).expect_err("bad type");
-        assert_eq!(err.0.errors[0].pointer, "/items/1");
-        assert!(!format!("{:?}", err.0).contains("Martin"), "{:?}", err.0);
+        assert_eq!(err.problem.errors[0].pointer, "/items/1");
+        assert!(!format!("{:?}", err.problem).contains("Martin"), "{:?}", err.problem);
         let err = parse_json::<Body>(br#"{"items":[]}"#).expect_err("missing");
-        assert_eq!(err.0.errors[0].pointer, "/name");
-        assert_eq!(err.0.status, 422);
+        assert_eq!(err.problem.errors[0].pointer, "/name");
+        assert_eq!(err.problem.status, 422);
     }
 
     #[test]
     fn malformed_and_deep_json_is_a_400() {
         let err = parse_json::<Body>(b"{\"name\":").expect_err("eof");
-        assert_eq!(err.0.status, 400);
+        assert_eq!(err.problem.status, 400);
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         let err = parse_json::<serde_json::Value>(deep.as_bytes()).expect_err("deep");
-        assert_eq!(err.0.status, 400);
+        assert_eq!(err.problem.status, 400);
         let err = parse_json::<Body>(deep.as_bytes()).expect_err("deep");
-        assert!((400..500).contains(&err.0.status));
+        assert!((400..500).contains(&err.problem.status));
         let err = parse_json::<Body>(b"{\"name\":\"\xff\xfe\",\"items\":[]}").expect_err("utf8");
-        assert_eq!(err.0.status, 400);
+        assert_eq!(err.problem.status, 400);
     }
 }

@@ -35,10 +35,7 @@ pub type Bound<F, I, S, B> = (HttpServer<F, I, S, B>, SocketAddr);
 /// Binds `listen.addr` (port 0 picks a free port) with the listener's TLS, timeouts and workers, and
 /// records each connection's peer address and client certificate for the handlers. Returns the server
 /// and the address it is bound to.
-pub fn bind<F, I, S, B>(
-    server: HttpServer<F, I, S, B>,
-    listen: &ListenConfig,
-) -> Result<Bound<F, I, S, B>, ListenError>
+pub fn bind<F, I, S, B>(server: HttpServer<F, I, S, B>, listen: &ListenConfig) -> Result<Bound<F, I, S, B>, ListenError>
 where
     F: Fn() -> I + Send + Clone + 'static,
     I: IntoServiceFactory<S, Request>,

@@ -1,4 +1,4 @@
-//! Every route of the gateway, listed once in [`configure`].
+//! Operations routes: health, readiness, metrics, the OpenAPI document.
 
 use actix_web::{HttpResponse, get, web};
 use diesel::sql_types::Text;
@@ -8,7 +8,7 @@ use mobile_contracts::ops::{Health, Readiness, ReadinessCheck};
 
 use crate::state::AppState;
 
-/// Registers every route.
+/// Registers the operations routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz).service(metrics).service(openapi);
 }

@@ -1,0 +1,163 @@
+//! Enrollment: a lab admin creates a short one-time code; a tablet trades it for a device id and a
+//! device secret (and, when it sends a CSR, a client certificate from the lab's CA, for mutual TLS).
+
+use actix_web::HttpRequest;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use labedge_schema::edge::schema::{devices, enrollment_codes};
+use labedge_schema::runtime::error::ApiError;
+use labedge_schema::runtime::http::ProblemError;
+use labedge_schema::runtime::secrets::{fill_random, hash_secret, random_token};
+use mobile_contracts::problem::{ErrorCode, FieldError};
+use mobile_contracts::{EnrollRequest, EnrollResponse, Secret};
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::sessions::limit_attempts;
+use crate::access::client_ip;
+use crate::security::{Action, SecurityEvent};
+use crate::state::AppState;
+
+/// Letters and digits a person reads without confusion (no 0/O, 1/I/L).
+const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+/// Eight characters: about 40 bits, against a ten-minute life and rate-limited attempts.
+const CODE_LENGTH: usize = 8;
+
+/// A new one-time code.
+#[derive(Debug, serde::Serialize)]
+pub struct NewCode {
+    /// The code to type or scan on the tablet.
+    pub code: String,
+    /// When it stops working.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+fn code_hash(code: &str) -> Vec<u8> {
+    Sha256::digest(code.trim().to_ascii_uppercase().as_bytes()).to_vec()
+}
+
+/// Creates an enrollment code on behalf of the lab admin `admin`.
+pub async fn create_code(state: &AppState, admin: Uuid) -> Result<NewCode, ApiError> {
+    let mut bytes = [0u8; CODE_LENGTH];
+    fill_random(&mut bytes);
+    // 256 is not a multiple of 31: the tiny bias does not matter against a ten-minute code.
+    let code: String = bytes
+        .iter()
+        .map(|b| char::from(CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()]))
+        .collect();
+    let expires_at = OffsetDateTime::now_utc()
+        + Duration::minutes(i64::try_from(state.config.auth.enrollment_code_ttl_minutes).unwrap_or(10));
+    let mut conn = state.pool.get().await?;
+    diesel::insert_into(enrollment_codes::table)
+        .values((
+            enrollment_codes::code_sha256.eq(code_hash(&code)),
+            enrollment_codes::created_by.eq(admin),
+            enrollment_codes::expires_at.eq(expires_at),
+        ))
+        .execute(&mut conn)
+        .await?;
+    state
+        .security
+        .emit(SecurityEvent::success(Action::EnrollmentCode).staff(admin));
+    Ok(NewCode { code, expires_at })
+}
+
+/// `POST /v1/devices/enroll`.
+pub async fn enroll(state: &AppState, req: &HttpRequest, body: EnrollRequest) -> Result<EnrollResponse, ApiError> {
+    let ip = client_ip(&state.config.access, req);
+    limit_attempts(state, "enroll", None, ip).await?;
+    let lab = state.lab().await?;
+    let device_id = Uuid::now_v7();
+
+    // The certificate first: a CSR that cannot be signed must not spend the code.
+    let certificate = match &body.csr_pem {
+        Some(csr) => Some(
+            state
+                .lab_ca
+                .sign_csr(
+                    csr,
+                    &device_id.to_string(),
+                    &lab.code,
+                    state.config.auth.device_cert_days,
+                )
+                .map_err(|_| {
+                    ProblemError::new(ErrorCode::ValidationFailed).errors(vec![FieldError::new(
+                        "/csr_pem",
+                        "invalid",
+                        "not a certificate signing request this gateway can sign",
+                    )])
+                })?,
+        ),
+        None => None,
+    };
+    let secret = random_token(32);
+    let secret_hash = {
+        let secret = secret.clone();
+        tokio::task::spawn_blocking(move || hash_secret(&secret))
+            .await
+            .map_err(anyhow::Error::from)?
+            .map_err(anyhow::Error::from)?
+    };
+    let hash = code_hash(&body.code);
+    let label = body.label.clone();
+    let app_version = body.app_version.clone();
+    let cert_sha256 = certificate.as_ref().map(|c| c.sha256_hex.clone());
+    let mut conn = state.pool.get().await?;
+    let created_by: Option<Uuid> = conn
+        .transaction::<_, diesel::result::Error, _>(async move |conn| {
+            let now = OffsetDateTime::now_utc();
+            // Single use: the code is spent by the same statement that checks it.
+            let creator: Option<Uuid> = diesel::update(
+                enrollment_codes::table
+                    .find(&hash)
+                    .filter(enrollment_codes::used_at.is_null())
+                    .filter(enrollment_codes::expires_at.gt(now)),
+            )
+            .set((
+                enrollment_codes::used_at.eq(now),
+                enrollment_codes::device_id.eq(device_id),
+            ))
+            .returning(enrollment_codes::created_by)
+            .get_result(conn)
+            .await
+            .optional()?;
+            let Some(creator) = creator else { return Ok(None) };
+            diesel::insert_into(devices::table)
+                .values((
+                    devices::id.eq(device_id),
+                    devices::label.eq(&label),
+                    devices::status.eq("active"),
+                    devices::secret_hash.eq(&secret_hash),
+                    devices::cert_sha256.eq(&cert_sha256),
+                    devices::enrolled_by.eq(creator),
+                    devices::app_version.eq(&app_version),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(Some(creator))
+        })
+        .await?;
+    let Some(created_by) = created_by else {
+        state
+            .security
+            .emit(SecurityEvent::failure(Action::Enroll, "invalid_code").source(ip));
+        return Err(ProblemError::new(ErrorCode::EnrollmentCodeInvalid)
+            .detail("the enrollment code is unknown, used or expired: ask the lab admin for a new one")
+            .into());
+    };
+    state.security.emit(
+        SecurityEvent::success(Action::Enroll)
+            .device(device_id)
+            .staff(created_by)
+            .source(ip),
+    );
+    Ok(EnrollResponse {
+        device_id,
+        device_secret: Secret::new(secret),
+        lab,
+        ca_certificate_pem: certificate.as_ref().map(|_| state.lab_ca.cert_pem().to_owned()),
+        client_certificate_pem: certificate.map(|c| c.cert_pem),
+    })
+}

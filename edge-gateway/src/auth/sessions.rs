@@ -1,0 +1,622 @@
+//! Staff sessions on enrolled devices: PIN login (offline: staff credentials are part of the lab's
+//! synced data), rotating refresh tokens whose reuse revokes the whole session, logout, `GET /v1/me`.
+
+use std::net::IpAddr;
+
+use actix_web::HttpRequest;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use labedge_schema::edge::schema::{auth_sessions, devices, login_failures, refresh_tokens, staff, staff_revocations};
+use labedge_schema::runtime::error::ApiError;
+use labedge_schema::runtime::http::ProblemError;
+use labedge_schema::runtime::secrets::{random_token, verify_secret};
+use labedge_schema::runtime::tls::sha256_hex;
+use mobile_contracts::problem::ErrorCode;
+use mobile_contracts::{DeviceRef, LabRef, LoginRequest, Me, RefreshRequest, Role, Secret, TokenResponse, TokenType};
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::principal::{Principal, device_revoked, peer_certificate};
+use super::revocation::RevokedKind;
+use super::tokens::Confirmation;
+use crate::access::client_ip;
+use crate::security::{Action, SecurityEvent};
+use crate::state::AppState;
+
+/// The one answer to bad device credentials, an unknown login and a wrong PIN alike.
+pub fn invalid_credentials() -> ProblemError {
+    ProblemError::new(ErrorCode::InvalidCredentials).detail("the device credentials, login or PIN were not recognised")
+}
+
+/// Counts an attempt against the per-device and per-address limits.
+pub async fn limit_attempts(
+    state: &AppState,
+    what: &str,
+    device: Option<Uuid>,
+    ip: Option<IpAddr>,
+) -> Result<(), ProblemError> {
+    let auth = &state.config.auth;
+    let mut keys = Vec::new();
+    if let Some(device) = device {
+        keys.push((format!("{what}:device:{device}"), auth.attempts_per_minute_per_device));
+    }
+    if let Some(ip) = ip {
+        keys.push((format!("{what}:ip:{ip}"), auth.attempts_per_minute_per_address));
+    }
+    for (key, limit) in keys {
+        if let Err(retry) = state.limiter.hit(&key, limit).await {
+            let mut event = SecurityEvent::failure(Action::RateLimited, "too_many_attempts").source(ip);
+            if let Some(device) = device {
+                event = event.device(device);
+            }
+            state.security.emit(event);
+            return Err(ProblemError::new(ErrorCode::RateLimited).retry_after(retry.0));
+        }
+    }
+    Ok(())
+}
+
+/// Verifies a secret against its argon2 hash off the async workers (a verification takes tens of
+/// milliseconds). Without a hash, a dummy verification keeps the timing of "unknown" and "wrong" alike.
+pub async fn verify_blocking(secret: String, hash: Option<String>) -> bool {
+    let known = hash.is_some();
+    let hash = hash.unwrap_or_else(|| dummy_hash().to_owned());
+    let matched = tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
+        .await
+        .unwrap_or(false);
+    known && matched
+}
+
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| labedge_schema::runtime::secrets::hash_secret(&random_token(16)).unwrap_or_default())
+}
+
+#[derive(Queryable)]
+struct DeviceRow {
+    label: String,
+    status: String,
+    secret_hash: String,
+    cert_sha256: Option<String>,
+}
+
+#[derive(Queryable)]
+struct StaffRow {
+    id: Uuid,
+    login: String,
+    display_name: String,
+    role: String,
+    pin_hash: String,
+    active: bool,
+}
+
+/// Checks a device's credentials (secret, status, certificate). The answer to every failure is the
+/// same `invalid_credentials`, except a revoked device, which is told to wipe itself.
+async fn check_device(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    req: &HttpRequest,
+    device_id: Uuid,
+    secret: &Secret,
+    action: Action,
+) -> Result<DeviceRow, ApiError> {
+    let ip = client_ip(&state.config.access, req);
+    let device: Option<DeviceRow> = devices::table
+        .find(device_id)
+        .select((
+            devices::label,
+            devices::status,
+            devices::secret_hash,
+            devices::cert_sha256,
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    let hash = device.as_ref().map(|d| d.secret_hash.clone());
+    if !verify_blocking(secret.expose().to_owned(), hash).await {
+        state.security.emit(
+            SecurityEvent::failure(action, "bad_device_credentials")
+                .device(device_id)
+                .source(ip),
+        );
+        return Err(invalid_credentials().into());
+    }
+    let Some(device) = device else {
+        return Err(invalid_credentials().into());
+    };
+    if device.status != "active" {
+        state.security.emit(
+            SecurityEvent::failure(action, "device_revoked")
+                .device(device_id)
+                .source(ip),
+        );
+        return Err(device_revoked().into());
+    }
+    // A tablet enrolled with a certificate must present it: its secret alone is not enough.
+    if let Some(expected) = &device.cert_sha256 {
+        let presented = peer_certificate(req).map(|cert| sha256_hex(&cert.0));
+        if presented.as_deref() != Some(expected.as_str()) {
+            state.security.emit(
+                SecurityEvent::failure(action, "certificate_mismatch")
+                    .device(device_id)
+                    .source(ip),
+            );
+            return Err(invalid_credentials().into());
+        }
+    }
+    Ok(device)
+}
+
+/// `POST /v1/auth/login`.
+pub async fn login(state: &AppState, req: &HttpRequest, body: LoginRequest) -> Result<TokenResponse, ApiError> {
+    let ip = client_ip(&state.config.access, req);
+    limit_attempts(state, "login", Some(body.device_id), ip).await?;
+    let lab = state.lab().await?;
+    let mut conn = state.pool.get().await?;
+    let device = check_device(
+        state,
+        &mut conn,
+        req,
+        body.device_id,
+        &body.device_secret,
+        Action::Login,
+    )
+    .await?;
+
+    let login = body.login.to_ascii_lowercase();
+    let scopes = [format!("device:{}:{login}", body.device_id), format!("login:{login}")];
+    if let Some(until) = locked_until(&mut conn, &scopes).await? {
+        state.security.emit(
+            SecurityEvent::failure(Action::Login, "locked_out")
+                .device(body.device_id)
+                .source(ip),
+        );
+        return Err(locked_out(until).into());
+    }
+
+    let member: Option<StaffRow> = staff::table
+        .filter(staff::lab_id.eq(lab.id))
+        .filter(staff::login.eq(&login))
+        .select((
+            staff::id,
+            staff::login,
+            staff::display_name,
+            staff::role,
+            staff::pin_hash,
+            staff::active,
+        ))
+        .first(&mut conn)
+        .await
+        .optional()?;
+    let revoked_locally = match &member {
+        Some(m) => {
+            diesel::select(diesel::dsl::exists(staff_revocations::table.find(m.id)))
+                .get_result(&mut conn)
+                .await?
+        }
+        None => false,
+    };
+    let pin_ok = verify_blocking(
+        body.pin.expose().to_owned(),
+        member.as_ref().map(|m| m.pin_hash.clone()),
+    )
+    .await;
+    let member = match member {
+        Some(m) if pin_ok && m.active && !revoked_locally => m,
+        other => {
+            let reason = match &other {
+                None => "unknown_login",
+                Some(_) if !pin_ok => "bad_pin",
+                Some(_) => "staff_revoked",
+            };
+            let auth = &state.config.auth;
+            let device_lock = record_failure(
+                &mut conn,
+                &scopes[0],
+                auth.max_failures_per_device,
+                auth.lockout_minutes,
+            )
+            .await?;
+            let login_lock =
+                record_failure(&mut conn, &scopes[1], auth.max_failures_per_login, auth.lockout_minutes).await?;
+            let mut event = SecurityEvent::failure(Action::Login, reason)
+                .device(body.device_id)
+                .source(ip);
+            if let Some(m) = &other {
+                event = event.staff(m.id);
+            }
+            state.security.emit(event.clone());
+            if device_lock || login_lock {
+                state.security.emit(SecurityEvent {
+                    action: Action::Lockout,
+                    reason: Some("too_many_failures"),
+                    ..event
+                });
+            }
+            return Err(invalid_credentials().into());
+        }
+    };
+    diesel::delete(login_failures::table.filter(login_failures::scope.eq_any(&scopes)))
+        .execute(&mut conn)
+        .await?;
+
+    let role = parse_role(&member.role)?;
+    let certificate = peer_certificate(req);
+    let cert_sha256 = certificate.as_ref().map(|c| sha256_hex(&c.0));
+    let now = OffsetDateTime::now_utc();
+    let grace_until = now + Duration::hours(i64::try_from(state.config.auth.offline_grace_h).unwrap_or(48));
+    let session_id = Uuid::now_v7();
+    let refresh = random_token(32);
+    let refresh_expires = refresh_expiry(state, now, grace_until);
+    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        diesel::insert_into(auth_sessions::table)
+            .values((
+                auth_sessions::id.eq(session_id),
+                auth_sessions::device_id.eq(body.device_id),
+                auth_sessions::staff_id.eq(member.id),
+                auth_sessions::cert_sha256.eq(cert_sha256),
+                auth_sessions::expires_at.eq(grace_until),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+    .await?;
+    insert_refresh_token(&mut conn, session_id, &refresh, refresh_expires).await?;
+    diesel::update(devices::table.find(body.device_id))
+        .set(devices::last_seen_at.eq(now))
+        .execute(&mut conn)
+        .await?;
+
+    let cnf = certificate.map(|cert| Confirmation::of_certificate(&cert.0));
+    let access = state.tokens.issue(member.id, body.device_id, role, session_id, cnf)?;
+    state.security.emit(
+        SecurityEvent::success(Action::Login)
+            .staff(member.id)
+            .device(body.device_id)
+            .source(ip),
+    );
+    Ok(TokenResponse {
+        access_token: Secret::new(access.token),
+        token_type: TokenType::Bearer,
+        expires_in: access.expires_in,
+        refresh_token: Secret::new(refresh),
+        refresh_expires_in: seconds_until(now, refresh_expires),
+        offline_grace_until: grace_until,
+        staff: Me {
+            staff_id: member.id,
+            login: member.login,
+            display_name: member.display_name,
+            role,
+            lab,
+            device: DeviceRef {
+                id: body.device_id,
+                label: device.label,
+            },
+            offline_grace_until: grace_until,
+        },
+    })
+}
+
+#[derive(Queryable)]
+struct RefreshRow {
+    session_id: Uuid,
+    expires_at: OffsetDateTime,
+    used_at: Option<OffsetDateTime>,
+}
+
+#[derive(Queryable)]
+struct SessionRow {
+    device_id: Uuid,
+    staff_id: Uuid,
+    cert_sha256: Option<String>,
+    expires_at: OffsetDateTime,
+    revoked_at: Option<OffsetDateTime>,
+}
+
+/// `POST /v1/auth/refresh`: a spent refresh token for a new pair. Presenting a token that was already
+/// spent means it was copied: the whole session is revoked.
+pub async fn refresh(state: &AppState, req: &HttpRequest, body: RefreshRequest) -> Result<TokenResponse, ApiError> {
+    let ip = client_ip(&state.config.access, req);
+    limit_attempts(state, "refresh", Some(body.device_id), ip).await?;
+    let lab = state.lab().await?;
+    let mut conn = state.pool.get().await?;
+    let device = check_device(
+        state,
+        &mut conn,
+        req,
+        body.device_id,
+        &body.device_secret,
+        Action::Refresh,
+    )
+    .await?;
+    let hash = token_hash(body.refresh_token.expose());
+    let refused = |reason: &'static str| {
+        state.security.emit(
+            SecurityEvent::failure(Action::Refresh, reason)
+                .device(body.device_id)
+                .source(ip),
+        );
+        ApiError::from(super::principal::invalid_token())
+    };
+    let token: RefreshRow = refresh_tokens::table
+        .find(&hash)
+        .select((
+            refresh_tokens::session_id,
+            refresh_tokens::expires_at,
+            refresh_tokens::used_at,
+        ))
+        .first(&mut conn)
+        .await
+        .optional()?
+        .ok_or_else(|| refused("unknown_refresh_token"))?;
+    let session: SessionRow = auth_sessions::table
+        .find(token.session_id)
+        .select((
+            auth_sessions::device_id,
+            auth_sessions::staff_id,
+            auth_sessions::cert_sha256,
+            auth_sessions::expires_at,
+            auth_sessions::revoked_at,
+        ))
+        .first(&mut conn)
+        .await?;
+    if session.device_id != body.device_id {
+        return Err(refused("other_device"));
+    }
+    // Spend the token atomically: of two concurrent uses, exactly one wins; the other is a reuse.
+    let spent = diesel::update(
+        refresh_tokens::table
+            .find(&hash)
+            .filter(refresh_tokens::used_at.is_null()),
+    )
+    .set(refresh_tokens::used_at.eq(OffsetDateTime::now_utc()))
+    .execute(&mut conn)
+    .await?;
+    if token.used_at.is_some() || spent == 0 {
+        revoke_session(state, &mut conn, token.session_id, "refresh_token_reuse").await?;
+        state.security.emit(
+            SecurityEvent::failure(Action::RefreshReuse, "spent_token_presented")
+                .staff(session.staff_id)
+                .device(body.device_id)
+                .source(ip),
+        );
+        return Err(super::principal::invalid_token().into());
+    }
+    let now = OffsetDateTime::now_utc();
+    if session.revoked_at.is_some() {
+        return Err(refused("session_revoked"));
+    }
+    if session.expires_at <= now {
+        state
+            .security
+            .emit(SecurityEvent::failure(Action::Refresh, "offline_grace_expired").device(body.device_id));
+        return Err(ProblemError::new(ErrorCode::OfflineGraceExpired)
+            .detail("the session is older than the offline grace bound: log in with the PIN again")
+            .into());
+    }
+    if token.expires_at <= now {
+        return Err(refused("refresh_token_expired"));
+    }
+    let member: StaffRow = staff::table
+        .find(session.staff_id)
+        .select((
+            staff::id,
+            staff::login,
+            staff::display_name,
+            staff::role,
+            staff::pin_hash,
+            staff::active,
+        ))
+        .first(&mut conn)
+        .await?;
+    let revoked_locally: bool = diesel::select(diesel::dsl::exists(staff_revocations::table.find(member.id)))
+        .get_result(&mut conn)
+        .await?;
+    if !member.active || revoked_locally {
+        return Err(refused("staff_revoked"));
+    }
+    let certificate = peer_certificate(req);
+    if session.cert_sha256.as_deref() != certificate.as_ref().map(|c| sha256_hex(&c.0)).as_deref() {
+        return Err(refused("certificate_mismatch"));
+    }
+    let new_refresh = random_token(32);
+    let refresh_expires = refresh_expiry(state, now, session.expires_at);
+    insert_refresh_token(&mut conn, token.session_id, &new_refresh, refresh_expires).await?;
+    diesel::update(devices::table.find(body.device_id))
+        .set(devices::last_seen_at.eq(now))
+        .execute(&mut conn)
+        .await?;
+    let role = parse_role(&member.role)?;
+    let cnf = certificate.map(|cert| Confirmation::of_certificate(&cert.0));
+    let access = state
+        .tokens
+        .issue(member.id, body.device_id, role, token.session_id, cnf)?;
+    state.security.emit(
+        SecurityEvent::success(Action::Refresh)
+            .staff(member.id)
+            .device(body.device_id)
+            .source(ip),
+    );
+    Ok(TokenResponse {
+        access_token: Secret::new(access.token),
+        token_type: TokenType::Bearer,
+        expires_in: access.expires_in,
+        refresh_token: Secret::new(new_refresh),
+        refresh_expires_in: seconds_until(now, refresh_expires),
+        offline_grace_until: session.expires_at,
+        staff: Me {
+            staff_id: member.id,
+            login: member.login,
+            display_name: member.display_name,
+            role,
+            lab,
+            device: DeviceRef {
+                id: body.device_id,
+                label: device.label,
+            },
+            offline_grace_until: session.expires_at,
+        },
+    })
+}
+
+/// `POST /v1/auth/logout`: ends the caller's session (every token of it).
+pub async fn logout(state: &AppState, principal: &Principal) -> Result<(), ApiError> {
+    let mut conn = state.pool.get().await?;
+    revoke_session(state, &mut conn, principal.session_id, "logout").await?;
+    state.security.emit(
+        SecurityEvent::success(Action::Logout)
+            .staff(principal.staff_id)
+            .device(principal.device_id),
+    );
+    Ok(())
+}
+
+/// `GET /v1/me`.
+pub async fn me(state: &AppState, principal: &Principal) -> Result<Me, ApiError> {
+    let lab: LabRef = state.lab().await?;
+    let mut conn = state.pool.get().await?;
+    let (login, display_name): (String, String) = staff::table
+        .find(principal.staff_id)
+        .select((staff::login, staff::display_name))
+        .first(&mut conn)
+        .await?;
+    let label: String = devices::table
+        .find(principal.device_id)
+        .select(devices::label)
+        .first(&mut conn)
+        .await?;
+    let grace: OffsetDateTime = auth_sessions::table
+        .find(principal.session_id)
+        .select(auth_sessions::expires_at)
+        .first(&mut conn)
+        .await?;
+    Ok(Me {
+        staff_id: principal.staff_id,
+        login,
+        display_name,
+        role: principal.role,
+        lab,
+        device: DeviceRef {
+            id: principal.device_id,
+            label,
+        },
+        offline_grace_until: grace,
+    })
+}
+
+/// Ends a session in PostgreSQL, then tells the revocation list.
+pub async fn revoke_session(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    session: Uuid,
+    reason: &str,
+) -> QueryResult<()> {
+    diesel::update(
+        auth_sessions::table
+            .find(session)
+            .filter(auth_sessions::revoked_at.is_null()),
+    )
+    .set((
+        auth_sessions::revoked_at.eq(OffsetDateTime::now_utc()),
+        auth_sessions::revoked_reason.eq(reason),
+    ))
+    .execute(conn)
+    .await?;
+    state.revocations.revoked(RevokedKind::Session, session).await;
+    Ok(())
+}
+
+fn parse_role(role: &str) -> Result<Role, ApiError> {
+    match role {
+        "nurse" => Ok(Role::Nurse),
+        "home_sampler" => Ok(Role::HomeSampler),
+        "lab_admin" => Ok(Role::LabAdmin),
+        other => Err(anyhow::anyhow!("unknown role {other} in the staff table").into()),
+    }
+}
+
+/// SHA-256 of a refresh token or cookie: what is stored instead of the token.
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+async fn insert_refresh_token(
+    conn: &mut AsyncPgConnection,
+    session: Uuid,
+    token: &str,
+    expires_at: OffsetDateTime,
+) -> QueryResult<usize> {
+    diesel::insert_into(refresh_tokens::table)
+        .values((
+            refresh_tokens::token_sha256.eq(token_hash(token)),
+            refresh_tokens::session_id.eq(session),
+            refresh_tokens::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .await
+}
+
+fn refresh_expiry(state: &AppState, now: OffsetDateTime, grace_until: OffsetDateTime) -> OffsetDateTime {
+    let ttl = Duration::seconds(i64::try_from(state.config.auth.refresh_token_ttl_s).unwrap_or(43_200));
+    (now + ttl).min(grace_until)
+}
+
+fn seconds_until(now: OffsetDateTime, then: OffsetDateTime) -> u32 {
+    u32::try_from((then - now).whole_seconds().max(0)).unwrap_or(u32::MAX)
+}
+
+/// The lockout in force on any of `scopes`, if one is.
+pub async fn locked_until(conn: &mut AsyncPgConnection, scopes: &[String]) -> QueryResult<Option<OffsetDateTime>> {
+    login_failures::table
+        .filter(login_failures::scope.eq_any(scopes))
+        .filter(login_failures::locked_until.gt(OffsetDateTime::now_utc()))
+        .select(diesel::dsl::max(login_failures::locked_until))
+        .first::<Option<OffsetDateTime>>(conn)
+        .await
+}
+
+#[derive(diesel::QueryableByName)]
+struct FailureRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    locked_until: Option<OffsetDateTime>,
+}
+
+/// Counts a failure on `scope`; returns whether this failure started a lockout. Failures older than
+/// the lockout period are forgotten.
+pub async fn record_failure(
+    conn: &mut AsyncPgConnection,
+    scope: &str,
+    max: u32,
+    lockout_minutes: u64,
+) -> QueryResult<bool> {
+    let row: FailureRow = diesel::sql_query(
+        "INSERT INTO login_failures AS f (scope, failures, locked_until, updated_at) \
+         VALUES ($1, 1, CASE WHEN 1 >= $2 THEN now() + make_interval(mins => $3) END, now()) \
+         ON CONFLICT (scope) DO UPDATE SET \
+           failures = CASE WHEN f.updated_at < now() - make_interval(mins => $3) \
+                             OR (f.locked_until IS NOT NULL AND f.locked_until <= now()) THEN 1 \
+                           ELSE f.failures + 1 END, \
+           locked_until = CASE WHEN (CASE WHEN f.updated_at < now() - make_interval(mins => $3) \
+                                            OR (f.locked_until IS NOT NULL AND f.locked_until <= now()) THEN 1 \
+                                          ELSE f.failures + 1 END) >= $2 \
+                               THEN now() + make_interval(mins => $3) END, \
+           updated_at = now() \
+         RETURNING locked_until",
+    )
+    .bind::<diesel::sql_types::Text, _>(scope)
+    .bind::<diesel::sql_types::Integer, _>(i32::try_from(max).unwrap_or(i32::MAX))
+    .bind::<diesel::sql_types::Integer, _>(i32::try_from(lockout_minutes).unwrap_or(15))
+    .get_result(conn)
+    .await?;
+    Ok(row.locked_until.is_some())
+}
+
+/// The answer while a login is locked out.
+pub fn locked_out(until: OffsetDateTime) -> ProblemError {
+    let seconds = (until - OffsetDateTime::now_utc()).whole_seconds().max(1);
+    ProblemError::new(ErrorCode::LockedOut)
+        .detail("too many failed attempts: try again later")
+        .retry_after(seconds.unsigned_abs())
+}

@@ -1,0 +1,105 @@
+//! The lab admin's routes (`/admin`), behind the console session. Not part of the tablet contract.
+
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use labedge_schema::runtime::error::ApiError;
+use labedge_schema::runtime::http::{OptionalJson, ValidatedJson};
+use serde::Deserialize;
+use uuid::Uuid;
+use validator::Validate;
+
+use crate::auth::admin::{self, AdminLogin, AdminSession};
+use crate::auth::{enroll, manage};
+use crate::state::AppState;
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(login)
+        .service(logout)
+        .service(current_session)
+        .service(create_enrollment_code)
+        .service(devices)
+        .service(revoke_device)
+        .service(revoke_staff)
+        .service(security_events);
+}
+
+/// Password login of a lab admin: sets the session cookie, returns the CSRF token.
+#[post("/admin/v1/login")]
+async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: ValidatedJson<AdminLogin>,
+) -> Result<HttpResponse, ApiError> {
+    let (view, cookie) = admin::login(&state, &req, body.0).await?;
+    Ok(HttpResponse::Ok()
+        .cookie(cookie)
+        .insert_header(("cache-control", "no-store"))
+        .json(view))
+}
+
+/// Ends the admin session.
+#[post("/admin/v1/logout")]
+async fn logout(state: web::Data<AppState>, session: AdminSession) -> Result<HttpResponse, ApiError> {
+    let cookie = admin::logout(&state, &session).await?;
+    Ok(HttpResponse::NoContent().cookie(cookie).finish())
+}
+
+/// The current admin session (the console reads its CSRF token here).
+#[get("/admin/v1/session")]
+async fn current_session(session: AdminSession) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(session.view())
+}
+
+/// A one-time code for enrolling a tablet.
+#[post("/admin/v1/enrollment-codes")]
+async fn create_enrollment_code(state: web::Data<AppState>, session: AdminSession) -> Result<HttpResponse, ApiError> {
+    let code = enroll::create_code(&state, session.staff_id).await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("cache-control", "no-store"))
+        .json(code))
+}
+
+/// Every enrolled tablet.
+#[get("/admin/v1/devices")]
+async fn devices(state: web::Data<AppState>, _session: AdminSession) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(manage::list_devices(&state).await?))
+}
+
+/// Revokes a tablet: refused from its very next request, and told to wipe its data.
+#[post("/admin/v1/devices/{id}/revoke")]
+async fn revoke_device(
+    state: web::Data<AppState>,
+    session: AdminSession,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(manage::revoke_device(&state, session.staff_id, id.into_inner()).await?))
+}
+
+/// Why a staff member is revoked.
+#[derive(Debug, Default, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+struct RevokeStaff {
+    #[validate(length(max = 500))]
+    reason: Option<String>,
+}
+
+/// Revokes a staff member at this gateway: their sessions end at once.
+#[post("/admin/v1/staff/{id}/revoke")]
+async fn revoke_staff(
+    state: web::Data<AppState>,
+    session: AdminSession,
+    id: web::Path<Uuid>,
+    body: OptionalJson<RevokeStaff>,
+) -> Result<HttpResponse, ApiError> {
+    let reason = body.0.and_then(|b| b.reason);
+    manage::revoke_staff(&state, session.staff_id, id.into_inner(), reason).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The most recent security events.
+#[get("/admin/v1/security-events")]
+async fn security_events(state: web::Data<AppState>, _session: AdminSession) -> HttpResponse {
+    HttpResponse::Ok().json(state.security.recent(200))
+}

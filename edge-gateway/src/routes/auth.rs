@@ -1,0 +1,74 @@
+//! Tablet routes of enrollment and staff sessions.
+
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use labedge_schema::runtime::error::ApiError;
+use labedge_schema::runtime::http::{OptionalJson, ValidatedJson};
+use mobile_contracts::{EnrollRequest, LoginRequest, LogoutRequest, RefreshRequest};
+
+use crate::auth::{Principal, enroll, sessions};
+use crate::state::AppState;
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(enroll_device)
+        .service(login)
+        .service(refresh)
+        .service(logout)
+        .service(me);
+}
+
+/// Trades a one-time enrollment code for the tablet's device id and secret.
+#[post("/v1/devices/enroll")]
+async fn enroll_device(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: ValidatedJson<EnrollRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let enrolled = enroll::enroll(&state, &req, body.0).await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("cache-control", "no-store"))
+        .json(enrolled))
+}
+
+/// Staff login with a PIN on an enrolled device.
+#[post("/v1/auth/login")]
+async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: ValidatedJson<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let tokens = sessions::login(&state, &req, body.0).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(tokens))
+}
+
+/// A refresh token for a new token pair.
+#[post("/v1/auth/refresh")]
+async fn refresh(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: ValidatedJson<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let tokens = sessions::refresh(&state, &req, body.0).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(tokens))
+}
+
+/// Ends the caller's session.
+#[post("/v1/auth/logout")]
+async fn logout(
+    state: web::Data<AppState>,
+    principal: Principal,
+    _body: OptionalJson<LogoutRequest>,
+) -> Result<HttpResponse, ApiError> {
+    sessions::logout(&state, &principal).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Who is logged in, on which device, of which lab.
+#[get("/v1/me")]
+async fn me(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(sessions::me(&state, &principal).await?))
+}
