@@ -83,6 +83,32 @@ impl Redis {
         &self.prefix
     }
 
+    /// Deletes keys (relative to the prefix); a Redis that does not answer is not an error: entries
+    /// expire by themselves, and the sync evicts them again on its next change.
+    pub async fn evict(&self, keys: &[String]) {
+        let Some(mut conn) = self.connection() else { return };
+        if keys.is_empty() {
+            return;
+        }
+        let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        for chunk in full.chunks(500) {
+            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
+        }
+    }
+
+    /// Deletes every key starting with `prefix` (relative to the service prefix).
+    pub async fn evict_prefix(&self, prefix: &str) {
+        let Some(mut conn) = self.connection() else { return };
+        let pattern = format!("{}*", self.key(prefix));
+        let keys: Vec<String> = match redis::cmd("KEYS").arg(&pattern).query_async(&mut conn).await {
+            Ok(keys) => keys,
+            Err(_) => return,
+        };
+        for chunk in keys.chunks(500) {
+            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
+        }
+    }
+
     /// Whether Redis answers a PING now.
     pub async fn ping(&self) -> bool {
         match self.connection() {
@@ -90,4 +116,27 @@ impl Redis {
             None => false,
         }
     }
+}
+
+/// Cache keys of the tablet reads, relative to the service prefix. The sync evicts them when the
+/// rows behind them change.
+pub mod keys {
+    use uuid::Uuid;
+
+    /// A patient's stored row.
+    pub fn patient(id: Uuid) -> String {
+        format!("patient:{id}")
+    }
+    /// A prescription with its exams and tube plan.
+    pub fn prescription(id: Uuid) -> String {
+        format!("prescription:{id}")
+    }
+    /// The list of a patient's prescriptions.
+    pub fn patient_prescriptions(patient: Uuid) -> String {
+        format!("patient-prescriptions:{patient}")
+    }
+    /// Prefix of every prescription entry (a catalog change evicts them all: tube plans change).
+    pub const PRESCRIPTION_PREFIX: &str = "prescription:";
+    /// Prefix of every prescription list entry.
+    pub const PATIENT_PRESCRIPTIONS_PREFIX: &str = "patient-prescriptions:";
 }

@@ -23,6 +23,9 @@ pub struct Config {
     pub profile: Profile,
     /// Code of the lab this gateway serves (e.g. `LYON-2`).
     pub lab: String,
+    /// The lab's time zone (IANA name, as PostgreSQL knows it): what "today" means for rounds.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
     /// The tablet listener (VPN side).
     pub http: ListenConfig,
     /// The lab's own database.
@@ -44,6 +47,71 @@ pub struct Config {
     /// The lab's own CA, which signs its tablets' client certificates.
     #[serde(default)]
     pub pki: PkiConfig,
+    /// Following the cloud's change feed.
+    #[serde(default)]
+    pub sync: SyncConfig,
+}
+
+fn default_timezone() -> String {
+    "Europe/Paris".into()
+}
+
+/// How the gateway follows the cloud.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Whether the sync worker runs (tests and the command-line bootstrap turn it off).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Pause between two pulls of the change feed when it had nothing more, in milliseconds.
+    #[serde(default = "default_sync_interval")]
+    pub interval_ms: u64,
+    /// Changes asked per page.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// Rows asked per snapshot page during a bootstrap.
+    #[serde(default = "default_snapshot_page_size")]
+    pub snapshot_page_size: u32,
+    /// Local time (HH:MM, in `timezone`) of the nightly reconciliation.
+    #[serde(default = "default_reconcile_at")]
+    pub reconcile_at: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_sync_interval() -> u64 {
+    2_000
+}
+fn default_page_size() -> u32 {
+    500
+}
+fn default_snapshot_page_size() -> u32 {
+    2_000
+}
+fn default_reconcile_at() -> String {
+    "03:30".into()
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_ms: default_sync_interval(),
+            page_size: default_page_size(),
+            snapshot_page_size: default_snapshot_page_size(),
+            reconcile_at: default_reconcile_at(),
+        }
+    }
+}
+
+impl SyncConfig {
+    /// The reconciliation time as (hour, minute).
+    pub fn reconcile_time(&self) -> Option<(u8, u8)> {
+        let (h, m) = self.reconcile_at.split_once(':')?;
+        let (h, m) = (h.parse::<u8>().ok()?, m.parse::<u8>().ok()?);
+        (h < 24 && m < 60).then_some((h, m))
+    }
 }
 
 /// Network ranges allowed per kind of route. The peer is the socket's address; `X-Forwarded-For`
@@ -288,6 +356,18 @@ impl Config {
         self.redis.validate("redis", &mut issues);
         self.upstream.validate(self.profile, &mut issues);
         self.auth.validate(&mut issues);
+        if self.sync.reconcile_time().is_none() {
+            issues.push(ConfigIssue::new("sync.reconcile_at", "must be a time HH:MM"));
+        }
+        if !(100..=3_600_000).contains(&self.sync.interval_ms) {
+            issues.push(ConfigIssue::new("sync.interval_ms", "must be between 100 and 3600000"));
+        }
+        if !(1..=5_000).contains(&self.sync.page_size) || !(1..=10_000).contains(&self.sync.snapshot_page_size) {
+            issues.push(ConfigIssue::new("sync.page_size", "page sizes must be 1 to 5000 (snapshot: 10000)"));
+        }
+        if self.timezone.is_empty() || self.timezone.len() > 64 {
+            issues.push(ConfigIssue::new("timezone", "must be an IANA time zone name such as Europe/Paris"));
+        }
         if self.access.tablet_ranges.is_empty() {
             issues.push(ConfigIssue::new(
                 "access.tablet_ranges",

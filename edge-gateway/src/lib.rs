@@ -8,6 +8,7 @@
 //! Subcommands: `serve`, `migrate`, `check-config`, `rotate-signing-key`.
 
 pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod cli;

@@ -20,3 +20,4 @@ pub mod db;
 pub mod edge;
 pub mod introspect;
 pub mod runtime;
+pub mod sync;

@@ -122,6 +122,7 @@ pub fn gateway_config(
     labedge_edge_gateway::config::Config {
         profile: Profile::Sandbox,
         lab: lab.into(),
+        timezone: "Europe/Paris".into(),
         http: plain_listener(),
         database: DatabaseConfig::new(database_url),
         redis: RedisConfig {
@@ -149,6 +150,11 @@ pub fn gateway_config(
         auth: labedge_edge_gateway::config::AuthConfig::default(),
         pki: labedge_edge_gateway::config::PkiConfig {
             dir: pki_dir.to_owned(),
+        },
+        // Tests drive the sync themselves.
+        sync: labedge_edge_gateway::config::SyncConfig {
+            enabled: false,
+            ..Default::default()
         },
     }
 }
