@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod feed;
 pub mod provision;
 pub mod routes;
 pub mod startup;

@@ -11,6 +11,7 @@ use crate::state::AppState;
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz).service(metrics);
+    crate::feed::configure(cfg);
 }
 
 /// Liveness: the process answers.

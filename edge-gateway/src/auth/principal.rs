@@ -6,9 +6,9 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest, web};
 use labedge_schema::runtime::http::ProblemError;
-use labedge_schema::runtime::tls::PeerCertificate;
+pub use labedge_schema::runtime::tls::peer_certificate;
 use mobile_contracts::Role;
 use mobile_contracts::problem::ErrorCode;
 use uuid::Uuid;

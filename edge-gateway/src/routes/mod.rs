@@ -6,10 +6,12 @@ use actix_web::web;
 mod admin;
 mod auth;
 mod ops;
+mod tablet;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     ops::configure(cfg);
     auth::configure(cfg);
     admin::configure(cfg);
+    tablet::configure(cfg);
 }

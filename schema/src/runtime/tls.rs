@@ -127,6 +127,13 @@ pub fn sha256_hex(der: &[u8]) -> String {
 #[derive(Clone, Debug)]
 pub struct PeerCertificate(pub CertificateDer<'static>);
 
+/// The client certificate of a request's connection: from the TLS handshake, or set in the request's
+/// extensions by an in-process test (clients cannot set extensions).
+pub fn peer_certificate(req: &actix_web::HttpRequest) -> Option<PeerCertificate> {
+    use actix_web::HttpMessage;
+    req.conn_data::<PeerCertificate>().cloned().or_else(|| req.extensions().get::<PeerCertificate>().cloned())
+}
+
 /// The socket peer of this connection (kept even behind TLS, for the VPN gate).
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub Option<SocketAddr>);
