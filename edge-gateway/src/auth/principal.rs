@@ -45,13 +45,6 @@ impl Principal {
     }
 }
 
-/// The client certificate of this connection: from the TLS handshake, or set by an in-process test.
-pub fn peer_certificate(req: &HttpRequest) -> Option<PeerCertificate> {
-    req.conn_data::<PeerCertificate>()
-        .cloned()
-        .or_else(|| req.extensions().get::<PeerCertificate>().cloned())
-}
-
 /// The 401 every refused token gets (RFC 6750).
 pub fn invalid_token() -> ProblemError {
     ProblemError::new(ErrorCode::InvalidToken).header(
