@@ -11,6 +11,8 @@ use labedge_schema::runtime::tls;
 
 use crate::config::Config;
 use crate::startup::Application;
+use crate::sync::Worker;
+use crate::sync::upstream::Upstreams;
 
 /// LabEdge edge gateway.
 #[derive(Debug, Parser)]
@@ -33,6 +35,12 @@ enum Command {
     CheckConfig,
     /// Sign new access tokens with a new key; tokens signed by the old one stay valid until they expire.
     RotateSigningKey,
+    /// Bring the lab's data up to date from the cloud now (`--full`: a complete bootstrap).
+    Sync {
+        /// Read the lab's whole scope again (replacing what is here), then follow the feed.
+        #[arg(long)]
+        full: bool,
+    },
 }
 
 /// Runs the command line; exit status 2 for a bad configuration, 1 for any other failure.
@@ -87,8 +95,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             let app = Application::build(config).await?;
+            if app.state().config.sync.enabled {
+                let upstreams = Upstreams::from_config(&app.state().config.upstream)?;
+                tokio::spawn(Worker::new(app.state().clone(), upstreams).run());
+            }
             app.run_until_stopped().await?;
         }
+        Command::Sync { full } => sync_now(config, full).await?,
         Command::Migrate => {
             let applied = db::run_migrations(config.database.url.expose(), Database::Edge).await?;
             print_out(&format!("{} migration(s) applied\n", applied.len()));
@@ -105,6 +118,68 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::CheckConfig => {}
     }
     Ok(())
+}
+
+/// `edge-gateway sync [--full]`, with a progress bar per table.
+async fn sync_now(config: Config, full: bool) -> anyhow::Result<()> {
+    let state = crate::startup::build_state(config).await?;
+    let upstreams = Upstreams::from_config(&state.config.upstream)?;
+    let mut conn = state.pool.get().await?;
+    let position = crate::sync::checkpoint(&mut conn).await?;
+    drop(conn);
+    let started = std::time::Instant::now();
+    if full || position.is_none() {
+        let progress = BarProgress::default();
+        let head = crate::sync::bootstrap(&state, &upstreams, &progress).await?;
+        progress.finish();
+        print_out(&format!("bootstrap done at position {head} in {:.1} s\n", started.elapsed().as_secs_f64()));
+    }
+    let status = std::sync::RwLock::new(crate::sync::SyncStatus::default());
+    let pages = crate::sync::pull(&state, &upstreams, &status).await?;
+    let position = status.read().ok().and_then(|s| s.position).unwrap_or_default();
+    print_out(&format!("{pages} feed page(s) applied; position {position}\n"));
+    Ok(())
+}
+
+/// A progress bar per table of a bootstrap.
+#[derive(Default)]
+struct BarProgress {
+    bar: std::sync::Mutex<Option<(indicatif::ProgressBar, u64)>>,
+}
+
+impl BarProgress {
+    fn finish(&self) {
+        if let Ok(mut bar) = self.bar.lock()
+            && let Some((bar, _)) = bar.take()
+        {
+            bar.finish();
+        }
+    }
+}
+
+impl crate::sync::BootstrapProgress for BarProgress {
+    fn table(&self, entity: labedge_schema::sync::Entity) {
+        self.finish();
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {prefix:>14} {pos:>9} rows  {per_sec:>12}  {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(entity.table());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        if let Ok(mut slot) = self.bar.lock() {
+            *slot = Some((bar, 0));
+        }
+    }
+
+    fn rows(&self, _: labedge_schema::sync::Entity, rows: usize) {
+        if let Ok(mut slot) = self.bar.lock()
+            && let Some((bar, count)) = slot.as_mut()
+        {
+            *count += rows as u64;
+            bar.set_position(*count);
+        }
+    }
 }
 
 /// Command output (the one place the CLI writes to standard output).

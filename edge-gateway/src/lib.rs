@@ -5,7 +5,7 @@
 //! their writes locally and relays them to the cloud API, falling back to the central lab's standby
 //! API, and keeps the lab working for days when neither answers.
 //!
-//! Subcommands: `serve`, `migrate`, `check-config`, `rotate-signing-key`.
+//! Subcommands: `serve`, `migrate`, `check-config`, `rotate-signing-key`, `sync [--full]`.
 
 pub mod access;
 pub mod audit;
@@ -13,9 +13,12 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod pull;
 pub mod ratelimit;
+pub mod reads;
 pub mod routes;
 pub mod security;
+pub mod sync;
 pub mod startup;
 pub mod state;
 

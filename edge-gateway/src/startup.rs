@@ -19,6 +19,7 @@ use labedge_schema::runtime::pki::CertAuthority;
 use tokio::sync::OnceCell;
 
 use crate::access::vpn_gate;
+use crate::audit::AuditLog;
 use crate::auth::keys::KeyRing;
 use crate::auth::revocation::Revocations;
 use crate::auth::tokens::Tokens;
@@ -80,6 +81,11 @@ impl Application {
         })
     }
 
+    /// A handle that stops the server (tests stop a cloud or a gateway mid-run).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// The address the tablet listener is bound to.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -129,6 +135,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     keys.spawn_reload(pool.clone(), Duration::from_secs(30));
     let tokens = Arc::new(Tokens::new(Arc::clone(&keys), &config.lab, &config.auth));
     let revocations = Arc::new(Revocations::new(redis.clone(), pool.clone()));
+    let audit = AuditLog::start(pool.clone());
     Ok(AppState {
         config: Arc::new(config),
         pool,
@@ -142,6 +149,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         security: Arc::new(SecurityLog::default()),
         lab_ca: Arc::new(lab_ca),
         lab: Arc::new(OnceCell::new()),
+        audit,
     })
 }
 

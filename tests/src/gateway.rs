@@ -77,11 +77,20 @@ impl TestGateway {
 
     /// A gateway of lab `code`, with its config adjusted by `adjust`.
     pub async fn start_with(code: &str, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::build(code, true, adjust).await
+    }
+
+    /// A new gateway of lab `code` with an empty database, which bootstraps from the cloud.
+    pub async fn start_empty(code: &str, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::build(code, false, adjust).await
+    }
+
+    async fn build(code: &str, seeded: bool, adjust: impl FnOnce(&mut Config)) -> Self {
         let db = TestDb::migrated(Database::Edge).await;
         let redis = TestRedis::new();
         let pki = tempfile::tempdir().expect("tempdir");
         let lab_id = Uuid::now_v7();
-        let staff = seed_lab(&db, lab_id, code).await;
+        let staff = if seeded { seed_lab(&db, lab_id, code).await } else { Vec::new() };
         let mut config = gateway_config(code, db.url(), redis.prefix(), pki.path());
         adjust(&mut config);
         let state = labedge_edge_gateway::startup::build_state(config)

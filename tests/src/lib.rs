@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod app;
+pub mod cloud;
 pub mod db;
 pub mod fixtures;
 pub mod gateway;

@@ -155,6 +155,24 @@ impl Revocations {
             .await;
     }
 
+    /// Records that a staff member (or device) is no longer revoked, after PostgreSQL says so (a staff
+    /// member reactivated in the cloud). If Redis cannot be told, it stays out of the checks until
+    /// reloaded; a reload never clears a stale key, which errs on the side of refusing.
+    pub async fn restored(&self, kind: RevokedKind, id: Uuid) {
+        let key = self.redis.key(&format!("rev:{}:{id}", kind.as_str()));
+        let Some(mut conn) = self.redis.connection() else {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            return;
+        };
+        // Nothing to do when Redis holds no revocation for it (the usual case).
+        if let Ok(0) = redis::cmd("EXISTS").arg(&key).query_async::<i64>(&mut conn).await {
+            return;
+        }
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let _: redis::RedisResult<()> =
+            redis::pipe().atomic().del(&key).ignore().set(self.marker_key(), generation).ignore().query_async(&mut conn).await;
+    }
+
     fn spawn_reload(&self) {
         if self.reloading.swap(true, Ordering::AcqRel) {
             return;

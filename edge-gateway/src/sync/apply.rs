@@ -1,0 +1,202 @@
+//! Applying the cloud's rows to the edge database: a feed page or a snapshot page in one
+//! transaction, with the checkpoint when there is one.
+
+use std::collections::{BTreeMap, HashSet};
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use labedge_schema::edge::schema::{appointments, exam_catalog, labs, outbox, patients, prescriptions, staff, sync_checkpoints, tube_types};
+use labedge_schema::sync::{
+    AppointmentRow, Entity, ExamRow, FeedChange, LabRow, PatientRow, PrescriptionRecord, Record, StaffRow, TubeTypeRow,
+};
+use uuid::Uuid;
+
+/// The checkpoint stream of the cloud's change feed.
+pub const CLOUD_STREAM: &str = "cloud";
+
+/// What a page changed, so that caches and revocations can follow.
+#[derive(Debug, Default)]
+pub struct Touched {
+    /// Rows written or removed.
+    pub rows: usize,
+    /// Patients written or removed.
+    pub patients: HashSet<Uuid>,
+    /// Prescriptions written or removed, with their patients when known.
+    pub prescriptions: HashSet<(Uuid, Option<Uuid>)>,
+    /// Staff written or removed, and whether they are active now.
+    pub staff: Vec<(Uuid, bool)>,
+    /// Tube types or exams changed: every tube plan may have changed.
+    pub catalog: bool,
+    /// Rows left alone because a local write of theirs is still on its way to the cloud.
+    pub held_back: usize,
+}
+
+/// The gateway's position in the cloud's feed, if it has bootstrapped.
+pub async fn checkpoint(conn: &mut AsyncPgConnection) -> QueryResult<Option<i64>> {
+    sync_checkpoints::table
+        .find(CLOUD_STREAM)
+        .select(sync_checkpoints::position)
+        .first(conn)
+        .await
+        .optional()
+}
+
+async fn set_checkpoint(conn: &mut AsyncPgConnection, position: i64) -> QueryResult<usize> {
+    diesel::insert_into(sync_checkpoints::table)
+        .values((sync_checkpoints::stream.eq(CLOUD_STREAM), sync_checkpoints::position.eq(position)))
+        .on_conflict(sync_checkpoints::stream)
+        .do_update()
+        .set((sync_checkpoints::position.eq(position), sync_checkpoints::updated_at.eq(diesel::dsl::now)))
+        .execute(conn)
+        .await
+}
+
+/// Applies a feed page and moves the checkpoint to `next`, in one transaction. Several changes of one
+/// row in a page count once: the feed sends each row's current state, so the last one wins.
+pub async fn apply_feed_page(conn: &mut AsyncPgConnection, changes: &[FeedChange], next: i64) -> QueryResult<Touched> {
+    let mut latest: BTreeMap<(u8, String), &FeedChange> = BTreeMap::new();
+    for change in changes {
+        let order = Entity::ALL.iter().position(|e| *e == change.entity).unwrap_or(0);
+        latest.insert((u8::try_from(order).unwrap_or(0), change.key.clone()), change);
+    }
+    let mut upserts = Vec::new();
+    let mut removals = Vec::new();
+    for change in latest.into_values() {
+        match &change.record {
+            Some(record) => upserts.push(record.clone()),
+            None => removals.push((change.entity, change.key.clone())),
+        }
+    }
+    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        let mut touched = upsert_records(conn, upserts).await?;
+        remove(conn, &removals, &mut touched).await?;
+        set_checkpoint(conn, next).await?;
+        Ok(touched)
+    })
+    .await
+}
+
+/// Applies snapshot rows (a bootstrap or a reconciliation) in one transaction.
+pub async fn apply_records(conn: &mut AsyncPgConnection, records: Vec<Record>) -> QueryResult<Touched> {
+    conn.transaction::<_, diesel::result::Error, _>(async move |conn| upsert_records(conn, records).await).await
+}
+
+/// Sets the checkpoint (after a bootstrap).
+pub async fn commit_checkpoint(conn: &mut AsyncPgConnection, position: i64) -> QueryResult<()> {
+    set_checkpoint(conn, position).await.map(|_| ())
+}
+
+/// Keys of appointments with a local write not yet accepted by the cloud: the cloud's older state
+/// must not overwrite them (the relay brings them up to date, then the feed sends the new version).
+async fn pending_appointments(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<HashSet<Uuid>> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let keys: Vec<String> = ids.iter().map(|id| format!("appointment:{id}")).collect();
+    let pending: Vec<String> = outbox::table
+        .filter(outbox::sent_at.is_null())
+        .filter(outbox::entity_key.eq_any(&keys))
+        .select(outbox::entity_key)
+        .load(conn)
+        .await?;
+    Ok(pending.iter().filter_map(|k| k.strip_prefix("appointment:")?.parse().ok()).collect())
+}
+
+async fn upsert_records(conn: &mut AsyncPgConnection, records: Vec<Record>) -> QueryResult<Touched> {
+    let mut touched = Touched::default();
+    let (mut lab_rows, mut staff_rows, mut tube_rows, mut exam_rows) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut patient_rows, mut prescription_rows, mut appointment_rows) = (Vec::new(), Vec::new(), Vec::new());
+    for record in records {
+        match record {
+            Record::Lab(r) => lab_rows.push(r),
+            Record::Staff(r) => staff_rows.push(r),
+            Record::TubeType(r) => tube_rows.push(r),
+            Record::Exam(r) => exam_rows.push(r),
+            Record::Patient(r) => patient_rows.push(r),
+            Record::Prescription(r) => prescription_rows.push(r),
+            Record::Appointment(r) => appointment_rows.push(r),
+        }
+    }
+    touched.rows += LabRow::upsert_edge(conn, &lab_rows).await?;
+    touched.staff.extend(staff_rows.iter().map(|s| (s.id, s.active)));
+    touched.rows += StaffRow::upsert_edge(conn, &staff_rows).await?;
+    touched.catalog |= !tube_rows.is_empty() || !exam_rows.is_empty();
+    touched.rows += TubeTypeRow::upsert_edge(conn, &tube_rows).await?;
+    touched.rows += ExamRow::upsert_edge(conn, &exam_rows).await?;
+    touched.patients.extend(patient_rows.iter().map(|p| p.id));
+    touched.rows += PatientRow::upsert_edge(conn, &patient_rows).await?;
+    touched.prescriptions.extend(prescription_rows.iter().map(|p| (p.prescription.id, Some(p.prescription.patient_id))));
+    touched.rows += PrescriptionRecord::upsert_edge(conn, &prescription_rows).await?;
+    let ids: Vec<Uuid> = appointment_rows.iter().map(|a| a.id).collect();
+    let pending = pending_appointments(conn, &ids).await?;
+    let before = appointment_rows.len();
+    appointment_rows.retain(|a| !pending.contains(&a.id));
+    touched.held_back += before - appointment_rows.len();
+    touched.rows += AppointmentRow::upsert_edge(conn, &appointment_rows).await?;
+    Ok(touched)
+}
+
+async fn remove(conn: &mut AsyncPgConnection, removals: &[(Entity, String)], touched: &mut Touched) -> QueryResult<()> {
+    for (entity, key) in removals {
+        let uuid = key.parse::<Uuid>().ok();
+        touched.rows += match (entity, uuid) {
+            (Entity::TubeType, _) => {
+                touched.catalog = true;
+                diesel::delete(tube_types::table.find(key)).execute(conn).await?
+            }
+            (Entity::Exam, _) => {
+                touched.catalog = true;
+                diesel::delete(exam_catalog::table.find(key)).execute(conn).await?
+            }
+            (Entity::Lab, Some(id)) => diesel::delete(labs::table.find(id)).execute(conn).await?,
+            (Entity::Staff, Some(id)) => {
+                touched.staff.push((id, false));
+                diesel::delete(staff::table.find(id)).execute(conn).await?
+            }
+            (Entity::Patient, Some(id)) => {
+                touched.patients.insert(id);
+                diesel::delete(patients::table.find(id)).execute(conn).await?
+            }
+            (Entity::Prescription, Some(id)) => {
+                let patient: Option<Uuid> =
+                    prescriptions::table.find(id).select(prescriptions::patient_id).first(conn).await.optional()?;
+                touched.prescriptions.insert((id, patient));
+                diesel::delete(prescriptions::table.find(id)).execute(conn).await?
+            }
+            (Entity::Appointment, Some(id)) => {
+                if pending_appointments(conn, &[id]).await?.is_empty() {
+                    diesel::delete(appointments::table.find(id)).execute(conn).await?
+                } else {
+                    touched.held_back += 1;
+                    0
+                }
+            }
+            _ => 0,
+        };
+    }
+    Ok(())
+}
+
+/// Deletes the rows of `entity` whose key is not in `keep` (after a full snapshot, or a
+/// reconciliation bucket: `bucket` limits the sweep to that bucket). Returns how many went.
+pub async fn sweep(conn: &mut AsyncPgConnection, entity: Entity, keep: &HashSet<String>, bucket: Option<&str>) -> QueryResult<usize> {
+    let table = entity.table();
+    let key = entity.key();
+    let bucket_filter = match bucket {
+        Some(b) if b.len() == 2 && b.bytes().all(|c| c.is_ascii_hexdigit()) => format!(" AND {} = '{b}'", entity.bucket_sql()),
+        _ => String::new(),
+    };
+    let keep: Vec<String> = keep.iter().cloned().collect();
+    // Appointments with a local write on its way are kept, as when applying.
+    let pending = if entity == Entity::Appointment {
+        " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.sent_at IS NULL AND o.entity_key = 'appointment:' || t.id::text)"
+    } else {
+        ""
+    };
+    diesel::sql_query(format!(
+        "DELETE FROM {table} t WHERE NOT (t.{key}::text = ANY($1)){bucket_filter}{pending}"
+    ))
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(keep)
+    .execute(conn)
+    .await
+}

@@ -1,0 +1,22 @@
+//! Following the cloud: the gateway keeps its lab's share of the data in its own database.
+//!
+//! - [`bootstrap`]: an empty (or replaced) gateway reads the head position, then the lab's whole
+//!   scope table by table from the snapshot routes, then follows the feed from that head. A change
+//!   committed while the snapshot is read has a position above the head, so it is applied again
+//!   from the feed: nothing falls between the two.
+//! - [`pull`]: feed pages after the checkpoint, each applied with its checkpoint in one transaction;
+//!   afterwards the Redis entries of the touched rows are evicted and staff (de)activations reach the
+//!   revocation list.
+//! - [`reconcile`]: per-table counts and checksums of the lab's scope against the cloud's; differing
+//!   tables are compared per bucket and the differing buckets pulled again (rows the cloud no longer
+//!   has in scope are removed). Results go to `reconciliation_runs`, the status and the metrics.
+//! - [`Worker`]: the loop that does all three, started by `serve`.
+
+mod apply;
+pub mod upstream;
+mod worker;
+
+pub use apply::{CLOUD_STREAM, Touched, checkpoint};
+pub use worker::{
+    BootstrapProgress, ReconcileReport, SyncError, SyncStatus, TableReport, Worker, bootstrap, pull, reconcile,
+};

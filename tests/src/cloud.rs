@@ -1,0 +1,97 @@
+//! The real cloud API, served in process over TLS (client certificates optional, signed by its CA),
+//! on a free port, with helpers to seed it and to issue gateway credentials.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use actix_web::dev::ServerHandle;
+use diesel_async::SimpleAsyncConnection;
+use labedge_api::demo::{SeedArgs, SeedSummary};
+use labedge_schema::db::Database;
+use labedge_schema::runtime::pki::write_private;
+
+use crate::db::TestDb;
+use crate::fixtures::{TestPki, api_config, tls_listener};
+
+/// A running cloud API.
+#[derive(Debug)]
+pub struct TestCloud {
+    /// Its database.
+    pub db: TestDb,
+    /// Its folder (CA, certificates).
+    pub dir: tempfile::TempDir,
+    /// Its CA.
+    pub pki: TestPki,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    handle: ServerHandle,
+}
+
+/// A gateway's credential files.
+#[derive(Clone, Debug)]
+pub struct Credential {
+    /// The cloud CA.
+    pub ca: PathBuf,
+    /// The client certificate.
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+    /// The certificate in DER.
+    pub der: Vec<u8>,
+}
+
+impl TestCloud {
+    /// A cloud on a migrated, empty database.
+    pub async fn start() -> Self {
+        labedge_schema::runtime::tls::install_crypto_provider();
+        let db = TestDb::migrated(Database::Cloud).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = TestPki::new(&dir.path().join("pki"));
+        let (cert, key) = pki.server("api-server");
+        let mut config = api_config(db.url(), &pki.dir);
+        config.http = tls_listener(&cert, &key, Some(&pki.ca_path()));
+        config.http.workers = Some(2);
+        config.http.shutdown_timeout_s = 1;
+        let app = labedge_api::startup::Application::build(config).await.expect("cloud API");
+        let addr = app.addr();
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        Self { db, dir, pki, addr, handle }
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+
+    /// Seeds the synthetic network.
+    pub async fn seed(&self, args: &SeedArgs) -> SeedSummary {
+        labedge_api::demo::seed_into(&mut self.db.conn().await, args).await.expect("seed")
+    }
+
+    /// Issues a gateway credential of lab `code` and records it, as `api provision-gateway` does.
+    pub async fn credential(&self, code: &str) -> Credential {
+        let issued = self.pki.ca.issue_client(&format!("LabEdge gateway {code}"), code, 30).expect("credential");
+        let cert = self.dir.path().join(format!("gateway-{code}.pem"));
+        let key = self.dir.path().join(format!("gateway-{code}.key"));
+        std::fs::write(&cert, &issued.cert_pem).expect("write cert");
+        write_private(&key, issued.key_pem.as_deref().expect("key")).expect("write key");
+        self.db
+            .conn()
+            .await
+            .batch_execute(&format!(
+                "INSERT INTO gateways (id, lab_id, cert_serial, cert_sha256, cert_not_after) \
+                 SELECT gen_random_uuid(), id, '{}', '{}', now() + interval '30 days' FROM labs WHERE code = '{code}'",
+                issued.serial_hex, issued.sha256_hex
+            ))
+            .await
+            .expect("record the credential");
+        let der = labedge_schema::runtime::tls::parse_certs(&issued.cert_pem).expect("pem").remove(0).to_vec();
+        Credential { ca: self.pki.ca_path(), cert, key, der }
+    }
+
+    /// Stops the API (the cloud is down from now on).
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+}
