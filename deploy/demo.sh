@@ -31,7 +31,7 @@ BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 log "resetting the demo state in $DEMO"
 rm -rf "$DEMO"
 mkdir -p "$DEMO"
-sql() { psql -q -v ON_ERROR_STOP=1 "$LABEDGE_PG/postgres" -c "$1" >/dev/null; }
+sql() { PGOPTIONS=--client-min-messages=warning psql -q -v ON_ERROR_STOP=1 "$LABEDGE_PG/postgres" -c "$1" >/dev/null; }
 edge_db() { echo "labedge_demo_edge_$(echo "$1" | tr 'A-Z-' 'a-z_')"; }
 for db in labedge_demo_cloud $(for lab in "${LABS[@]}"; do edge_db "$lab"; done); do
   sql "DROP DATABASE IF EXISTS $db WITH (FORCE)"
@@ -66,8 +66,9 @@ api seed-demo --patients "$PATIENTS" --proximity-labs "${#LABS[@]}" >"$DEMO/seed
 for i in "${!LABS[@]}"; do
   lab=${LABS[$i]}
   log "gateway of $lab: provisioning and migrations"
+  # On this machine the "VPN" is the loopback: tablets and the admin console both come from 127.0.0.1.
   api provision-gateway --lab "$lab" --out "$DEMO/gateway-$lab" --listen "127.0.0.1:${GATEWAY_PORTS[$i]}" \
-    --database-url "$LABEDGE_PG/$(edge_db "$lab")" >/dev/null
+    --database-url "$LABEDGE_PG/$(edge_db "$lab")" --tablet-range 127.0.0.0/8 >/dev/null
   "$BIN/edge-gateway" --config "$DEMO/gateway-$lab/edge-gateway.toml" migrate >/dev/null
 done
 
@@ -97,6 +98,50 @@ for port in "$API_PORT" "${GATEWAY_PORTS[@]}"; do
   healthy "$port" || { tail -n 20 "$DEMO"/*.log >&2; die "the service on port $port did not start (logs above)"; }
 done
 
+# The gateways bootstrap from the cloud on their own; their console answers once the lab's data is in.
+LAB=${LABS[0]}
+GW="https://localhost:${GATEWAY_PORTS[0]}"
+cloud_sql() { psql -At "$LABEDGE_PG/labedge_demo_cloud" -c "$1"; }
+staff_login() {
+  cloud_sql "SELECT s.login FROM staff s JOIN labs l ON l.id = s.lab_id WHERE l.code = '$LAB' AND s.role = '$1' ORDER BY s.login LIMIT 1"
+}
+ADMIN=$(staff_login lab_admin)
+NURSE=$(staff_login nurse)
+json_field() { sed -n 's/.*"'"$1"'":"\([^"]*\)".*/\1/p'; }
+show() { printf '\n\033[1m$ %s\033[0m\n' "$*" >&2; }
+for _ in $(seq 1 150); do
+  status=$($CURL -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
+    -d '{"login":"x","password":"x"}' "$GW/admin/v1/login")
+  [ "$status" = 401 ] && break
+  sleep 0.2
+done
+
+log "walking through enrolling a tablet and logging a nurse in at $LAB"
+show "$CURL -c $DEMO/admin.jar -H 'content-type: application/json' -d '{\"login\":\"$ADMIN\",\"password\":\"labedge-admin\"}' $GW/admin/v1/login"
+CSRF=$($CURL -s -c "$DEMO/admin.jar" -H 'content-type: application/json' \
+  -d "{\"login\":\"$ADMIN\",\"password\":\"labedge-admin\"}" "$GW/admin/v1/login" | json_field csrf_token)
+[ -n "$CSRF" ] || die "the lab admin could not log in (see $DEMO/gateway-$LAB.log)"
+echo "  (session cookie in $DEMO/admin.jar, CSRF token $CSRF)"
+show "$CURL -b $DEMO/admin.jar -H 'x-csrf-token: $CSRF' -X POST $GW/admin/v1/enrollment-codes"
+CODE_JSON=$($CURL -s -b "$DEMO/admin.jar" -H "x-csrf-token: $CSRF" -X POST "$GW/admin/v1/enrollment-codes")
+echo "  $CODE_JSON"
+CODE=$(echo "$CODE_JSON" | json_field code)
+show "$CURL -H 'content-type: application/json' -d '{\"code\":\"$CODE\",\"label\":\"Tablette 1\"}' $GW/v1/devices/enroll"
+ENROLLED=$($CURL -s -H 'content-type: application/json' -d "{\"code\":\"$CODE\",\"label\":\"Tablette 1\"}" "$GW/v1/devices/enroll")
+echo "  $ENROLLED"
+DEVICE_ID=$(echo "$ENROLLED" | json_field device_id)
+DEVICE_SECRET=$(echo "$ENROLLED" | json_field device_secret)
+LOGIN_BODY="{\"device_id\":\"$DEVICE_ID\",\"device_secret\":\"$DEVICE_SECRET\",\"login\":\"$NURSE\",\"pin\":\"1234\"}"
+show "$CURL -H 'content-type: application/json' -d '$LOGIN_BODY' $GW/v1/auth/login"
+TOKENS=$($CURL -s -H 'content-type: application/json' -d "$LOGIN_BODY" "$GW/v1/auth/login")
+TOKEN=$(echo "$TOKENS" | json_field access_token)
+[ -n "$TOKEN" ] || die "login failed: $TOKENS"
+echo "  access token ${TOKEN:0:24}…, refresh token, 48 h offline grace"
+show "$CURL -H \"authorization: Bearer \$TOKEN\" $GW/v1/me"
+$CURL -s -H "authorization: Bearer $TOKEN" "$GW/v1/me"
+echo
+echo "TOKEN=$TOKEN" >"$DEMO/tablet.env"
+
 cat <<TEXT
 
   LabEdge demo running (Ctrl-C stops it)
@@ -104,12 +149,13 @@ cat <<TEXT
   cloud API              https://localhost:$API_PORT     log: $DEMO/api.log
   gateway ${LABS[0]}   https://localhost:${GATEWAY_PORTS[0]}     log: $DEMO/gateway-${LABS[0]}.log
   gateway ${LABS[1]}     https://localhost:${GATEWAY_PORTS[1]}     log: $DEMO/gateway-${LABS[1]}.log
-  synthetic network      $DEMO/seed.txt (labs, staff logins, PIN)
+  synthetic network      $DEMO/seed.txt (labs, staff logins; every PIN is 1234, admin password labedge-admin)
 
-  Try:
-    $CURL https://localhost:$API_PORT/healthz
+  The nurse's token is in $DEMO/tablet.env. Try:
+    . $DEMO/tablet.env
+    $CURL -H "authorization: Bearer \$TOKEN" '$GW/v1/patients?q=mar'
+    $CURL -H "authorization: Bearer \$TOKEN" '$GW/v1/appointments?date=$(date +%F)'
     $CURL https://localhost:$API_PORT/readyz
-    $CURL https://localhost:${GATEWAY_PORTS[0]}/readyz
     $CURL -s https://localhost:${GATEWAY_PORTS[0]}/metrics | grep labedge_
     $CURL -s https://localhost:${GATEWAY_PORTS[0]}/openapi.json | head -c 400
 

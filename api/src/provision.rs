@@ -64,6 +64,15 @@ pub struct ProvisionArgs {
     /// The gateway's Redis.
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+    /// The tablets' VPN range(s): the only networks that reach the tablet routes.
+    #[arg(long = "tablet-range", default_values = ["10.8.0.0/16"])]
+    pub tablet_ranges: Vec<ipnet::IpNet>,
+    /// The lab network(s) the admin console is reached from.
+    #[arg(long = "admin-range", default_values = ["127.0.0.0/8", "::1/128"])]
+    pub admin_ranges: Vec<ipnet::IpNet>,
+    /// The profile written into the gateway's configuration (default: the API's own).
+    #[arg(long)]
+    pub profile: Option<labedge_schema::runtime::config::Profile>,
 }
 
 /// Issues the lab's gateway credential (client certificate signed by the cloud CA, recorded in
@@ -137,6 +146,7 @@ struct GatewayFiles {
     server_cert: PathBuf,
     server_key: PathBuf,
     config: PathBuf,
+    lab_ca: PathBuf,
 }
 
 impl GatewayFiles {
@@ -148,6 +158,7 @@ impl GatewayFiles {
             server_cert: dir.join("tablet-server.pem"),
             server_key: dir.join("tablet-server.key"),
             config: dir.join("edge-gateway.toml"),
+            lab_ca: dir.join("lab-ca"),
         }
     }
 }
@@ -181,7 +192,8 @@ fn gateway_config(
         out,
         "# Start it with: edge-gateway --config <this file> migrate && edge-gateway --config <this file> serve\n"
     );
-    let _ = writeln!(out, "profile = {}", toml_string(config.profile.as_str()));
+    let profile = args.profile.unwrap_or(config.profile);
+    let _ = writeln!(out, "profile = {}", toml_string(profile.as_str()));
     let _ = writeln!(out, "lab = {}\n", toml_string(&args.lab));
     let _ = writeln!(out, "[http]\naddr = {}", toml_string(&args.listen.to_string()));
     let _ = writeln!(
@@ -209,7 +221,13 @@ fn gateway_config(
             toml_string(&upstream.url)
         );
     }
-    let _ = writeln!(out, "]");
+    let _ = writeln!(out, "]\n");
+    let list = |nets: &[ipnet::IpNet]| nets.iter().map(|n| toml_string(&n.to_string())).collect::<Vec<_>>().join(", ");
+    let _ = writeln!(out, "[access]\ntablet_ranges = [{}]", list(&args.tablet_ranges));
+    let _ = writeln!(out, "admin_ranges = [{}]", list(&args.admin_ranges));
+    let _ = writeln!(out, "monitoring_ranges = [\"127.0.0.0/8\", \"::1/128\"]\n");
+    let _ = writeln!(out, "[pki]\n# The lab's CA for its tablets' client certificates, created at the first start.");
+    let _ = writeln!(out, "dir = {}", q(&files.lab_ca));
     out
 }
 

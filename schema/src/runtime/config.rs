@@ -26,6 +26,19 @@ pub enum Profile {
     Sandbox,
 }
 
+impl std::str::FromStr for Profile {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "production" => Ok(Profile::Production),
+            "preproduction" => Ok(Profile::Preproduction),
+            "sandbox" => Ok(Profile::Sandbox),
+            other => Err(format!("unknown profile {other}: production, preproduction or sandbox")),
+        }
+    }
+}
+
 impl Profile {
     /// The profile's name as written in config files.
     pub fn as_str(self) -> &'static str {
