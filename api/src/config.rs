@@ -31,6 +31,9 @@ pub struct Config {
     /// What `provision-gateway` writes into a new gateway's configuration.
     #[serde(default)]
     pub provisioning: ProvisioningConfig,
+    /// The gateway-facing change feed: each lab's scope and the page sizes.
+    #[serde(default)]
+    pub feed: FeedConfig,
 }
 
 /// The cloud CA.
@@ -65,6 +68,104 @@ pub struct Upstream {
     pub name: String,
     /// Base URL, `https://…`.
     pub url: String,
+}
+
+/// The change feed a gateway follows. The window decides which appointments (and through them which
+/// prescriptions and patients) are in a lab's scope: see `labedge_api::feed`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// Days of past appointments a lab keeps (also how long an open prescription stays in scope).
+    #[serde(default = "default_window_back_days")]
+    pub window_back_days: u16,
+    /// Days after today whose appointments a lab keeps (the whole of the last day).
+    #[serde(default = "default_window_ahead_days")]
+    pub window_ahead_days: u16,
+    /// The time zone (IANA name, as PostgreSQL knows it) in which "today" and "the end of a day" are
+    /// taken for the window.
+    #[serde(default = "default_feed_timezone")]
+    pub timezone: String,
+    /// Largest `limit` of a change-feed page.
+    #[serde(default = "default_max_changes_page")]
+    pub max_changes_page: u32,
+    /// Largest `limit` of a snapshot page.
+    #[serde(default = "default_max_snapshot_page")]
+    pub max_snapshot_page: u32,
+    /// Seconds between two runs of the horizon job (appointments entering the window as days pass).
+    #[serde(default = "default_horizon_interval_s")]
+    pub horizon_interval_s: u64,
+}
+
+fn default_window_back_days() -> u16 {
+    30
+}
+fn default_window_ahead_days() -> u16 {
+    3
+}
+fn default_feed_timezone() -> String {
+    "Europe/Paris".into()
+}
+fn default_max_changes_page() -> u32 {
+    5_000
+}
+fn default_max_snapshot_page() -> u32 {
+    10_000
+}
+fn default_horizon_interval_s() -> u64 {
+    600
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        Self {
+            window_back_days: default_window_back_days(),
+            window_ahead_days: default_window_ahead_days(),
+            timezone: default_feed_timezone(),
+            max_changes_page: default_max_changes_page(),
+            max_snapshot_page: default_max_snapshot_page(),
+            horizon_interval_s: default_horizon_interval_s(),
+        }
+    }
+}
+
+impl FeedConfig {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        if !(1..=366).contains(&self.window_back_days) {
+            issues.push(ConfigIssue::new("feed.window_back_days", "must be between 1 and 366"));
+        }
+        if self.window_ahead_days > 90 {
+            issues.push(ConfigIssue::new("feed.window_ahead_days", "must be between 0 and 90"));
+        }
+        // The name reaches SQL as a bound parameter; the shape check only catches typos early
+        // (PostgreSQL itself says whether it knows the zone, at the horizon job's first run).
+        let zone_ok = !self.timezone.is_empty()
+            && self.timezone.len() <= 64
+            && self
+                .timezone
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'+'));
+        if !zone_ok {
+            issues.push(ConfigIssue::new(
+                "feed.timezone",
+                "must be an IANA time zone name such as Europe/Paris",
+            ));
+        }
+        if !(1..=50_000).contains(&self.max_changes_page) {
+            issues.push(ConfigIssue::new("feed.max_changes_page", "must be between 1 and 50000"));
+        }
+        if !(1..=50_000).contains(&self.max_snapshot_page) {
+            issues.push(ConfigIssue::new(
+                "feed.max_snapshot_page",
+                "must be between 1 and 50000",
+            ));
+        }
+        if !(10..=86_400).contains(&self.horizon_interval_s) {
+            issues.push(ConfigIssue::new(
+                "feed.horizon_interval_s",
+                "must be between 10 and 86400",
+            ));
+        }
+    }
 }
 
 impl Config {
@@ -102,6 +203,7 @@ impl Config {
         if !(1..=825).contains(&self.pki.cert_days) {
             issues.push(ConfigIssue::new("pki.cert_days", "must be between 1 and 825"));
         }
+        self.feed.validate(&mut issues);
         for (i, upstream) in self.provisioning.upstreams.iter().enumerate() {
             let https = upstream.url.starts_with("https://");
             let plain_allowed = self.profile != Profile::Production && upstream.url.starts_with("http://");
@@ -119,5 +221,38 @@ impl Config {
             }
         }
         if issues.is_empty() { Ok(()) } else { Err(issues.into()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_feed_defaults_are_valid_and_each_bad_key_is_named() {
+        let mut issues = Vec::new();
+        FeedConfig::default().validate(&mut issues);
+        assert!(issues.is_empty(), "{issues:?}");
+        let bad = FeedConfig {
+            window_back_days: 0,
+            window_ahead_days: 91,
+            timezone: "Europe/Paris'; --".into(),
+            max_changes_page: 0,
+            max_snapshot_page: 50_001,
+            horizon_interval_s: 1,
+        };
+        bad.validate(&mut issues);
+        let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "feed.window_back_days",
+                "feed.window_ahead_days",
+                "feed.timezone",
+                "feed.max_changes_page",
+                "feed.max_snapshot_page",
+                "feed.horizon_interval_s"
+            ]
+        );
     }
 }

@@ -53,6 +53,8 @@ impl Application {
             return Err(StartError::PendingMigrations(pending));
         }
         let state = build_state(config)?;
+        // Appointments entering the feed window as days pass: announced at start, then periodically.
+        crate::feed::horizon::spawn(state.pool.clone(), state.config.feed.clone());
         let listen = state.config.http.clone();
         let app_state = state.clone();
         let server = HttpServer::new(move || app(app_state.clone()));
@@ -62,6 +64,11 @@ impl Application {
             addr,
             state,
         })
+    }
+
+    /// A handle that stops the server (tests stop a cloud or a gateway mid-run).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     /// The address the listener is bound to.

@@ -31,6 +31,10 @@ macro_rules! replicated {
             pub const CLOUD_COLUMNS: ($(crate::cloud::schema::$table::$field,)+) =
                 ($(crate::cloud::schema::$table::$field,)+);
 
+            /// The edge table's columns, in the struct's field order, for `select`.
+            pub const EDGE_COLUMNS: ($(crate::edge::schema::$table::$field,)+) =
+                ($(crate::edge::schema::$table::$field,)+);
+
             /// Inserts or replaces rows in the edge database.
             pub async fn upsert_edge(conn: &mut AsyncPgConnection, rows: &[Self]) -> QueryResult<usize> {
                 use crate::edge::schema::$table as t;
@@ -318,7 +322,9 @@ pub struct FeedPage {
     pub lab: String,
     /// The position asked for.
     pub after: i64,
-    /// Where to continue from (the last position of this page, or `after` when it is empty).
+    /// Where to continue from: the last position of this page while more wait; on the last page,
+    /// the head (every position up to it is committed and was read), so that a quiet lab's gateway
+    /// shows no lag while other labs write.
     pub next: i64,
     /// Whether more changes wait after `next`.
     pub has_more: bool,

@@ -107,6 +107,7 @@ pub fn api_config(database_url: &str, pki_dir: &Path) -> labedge_api::config::Co
             cert_days: 30,
         },
         provisioning: labedge_api::config::ProvisioningConfig::default(),
+        feed: Default::default(),
     }
 }
 
@@ -151,8 +152,12 @@ pub fn gateway_config(
         pki: labedge_edge_gateway::config::PkiConfig {
             dir: pki_dir.to_owned(),
         },
-        // Tests drive the sync themselves.
+        // Tests drive the sync and the relay themselves.
         sync: labedge_edge_gateway::config::SyncConfig {
+            enabled: false,
+            ..Default::default()
+        },
+        relay: labedge_edge_gateway::config::RelayConfig {
             enabled: false,
             ..Default::default()
         },

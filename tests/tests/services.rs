@@ -111,7 +111,7 @@ async fn serve_refuses_to_start_while_migrations_are_pending() {
 
     let out = run("api", &["--config", config.to_str().unwrap(), "migrate"], &[]);
     assert!(
-        out.status.success() && output_text(&out).contains("4 migration(s) applied"),
+        out.status.success() && output_text(&out).contains("5 migration(s) applied"),
         "{}",
         output_text(&out)
     );

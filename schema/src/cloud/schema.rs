@@ -129,6 +129,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    feed_horizon (singleton) {
+        singleton -> Bool,
+        horizon -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     gateways (id) {
         id -> Uuid,
         lab_id -> Uuid,
@@ -263,6 +271,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     collections,
     devices,
     exam_catalog,
+    feed_horizon,
     gateways,
     labs,
     patients,

@@ -1,0 +1,2 @@
+DROP INDEX change_log_entity_id;
+DROP TABLE feed_horizon;
