@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod feed;
+pub mod intake;
 pub mod provision;
 pub mod routes;
 pub mod startup;

@@ -12,6 +12,7 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz).service(metrics);
     crate::feed::configure(cfg);
+    crate::intake::routes::configure(cfg);
 }
 
 /// Liveness: the process answers.

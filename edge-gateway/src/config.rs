@@ -50,6 +50,37 @@ pub struct Config {
     /// Following the cloud's change feed.
     #[serde(default)]
     pub sync: SyncConfig,
+    /// Sending the outbox upstream.
+    #[serde(default)]
+    pub relay: RelayConfig,
+}
+
+/// How the relay sends the outbox.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Whether the relay runs (tests drive it themselves).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Mutations per batch.
+    #[serde(default = "default_relay_batch")]
+    pub batch_size: u32,
+    /// How long the relay sleeps when the outbox is empty (a write wakes it at once), in milliseconds.
+    #[serde(default = "default_relay_idle")]
+    pub idle_interval_ms: u64,
+}
+
+fn default_relay_batch() -> u32 {
+    500
+}
+fn default_relay_idle() -> u64 {
+    1_000
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self { enabled: true, batch_size: default_relay_batch(), idle_interval_ms: default_relay_idle() }
+    }
 }
 
 fn default_timezone() -> String {
@@ -364,6 +395,12 @@ impl Config {
         }
         if !(1..=5_000).contains(&self.sync.page_size) || !(1..=10_000).contains(&self.sync.snapshot_page_size) {
             issues.push(ConfigIssue::new("sync.page_size", "page sizes must be 1 to 5000 (snapshot: 10000)"));
+        }
+        if !(1..=5_000).contains(&self.relay.batch_size) {
+            issues.push(ConfigIssue::new("relay.batch_size", "must be between 1 and 5000 (the cloud's limit)"));
+        }
+        if !(10..=60_000).contains(&self.relay.idle_interval_ms) {
+            issues.push(ConfigIssue::new("relay.idle_interval_ms", "must be between 10 and 60000"));
         }
         if self.timezone.is_empty() || self.timezone.len() > 64 {
             issues.push(ConfigIssue::new("timezone", "must be an IANA time zone name such as Europe/Paris"));

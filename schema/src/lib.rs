@@ -19,5 +19,6 @@ pub mod cloud;
 pub mod db;
 pub mod edge;
 pub mod introspect;
+pub mod relay;
 pub mod runtime;
 pub mod sync;

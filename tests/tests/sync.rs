@@ -34,7 +34,8 @@ async fn cloud_and_gateway() -> (TestCloud, TestGateway, Upstreams, labedge_api:
         c.sync.interval_ms = 200;
     })
     .await;
-    let upstreams = Upstreams::from_config(&gateway.state.config.upstream).unwrap();
+    let health = std::sync::Arc::new(labedge_edge_gateway::sync::health::UpstreamHealth::new(vec!["cloud".into()]));
+    let upstreams = Upstreams::from_config(&gateway.state.config.upstream, health).unwrap();
     (cloud, gateway, upstreams, summary)
 }
 

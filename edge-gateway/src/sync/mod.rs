@@ -13,6 +13,7 @@
 //! - [`Worker`]: the loop that does all three, started by `serve`.
 
 mod apply;
+pub mod health;
 pub mod upstream;
 mod worker;
 

@@ -1,20 +1,38 @@
 //! The gateway's HTTPS client to its upstream APIs: mutual TLS with the lab's gateway credential,
-//! trusting only the cloud CA, the endpoints tried in the configured order.
+//! trusting only the cloud CA, the endpoint chosen by [`UpstreamHealth`] (the first healthy one that
+//! is the primary), shared by the sync and the relay.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use labedge_schema::runtime::tls::{self, TlsError};
+use mobile_contracts::ops::{DatabaseRole, Readiness};
 use mobile_contracts::problem::Problem;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::health::UpstreamHealth;
 use crate::config::{Endpoint, UpstreamConfig};
 
 /// Why an upstream call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    /// No endpoint answered (connection refused, timeout, 5xx from every one).
-    #[error("no upstream answered: {0}")]
-    Unreachable(String),
+    /// No endpoint answered (connection refused, timeout, 5xx, not primary).
+    #[error("no upstream answered: {reasons}")]
+    Unreachable {
+        /// What each endpoint did.
+        reasons: String,
+        /// The longest `Retry-After` an endpoint asked for.
+        retry_after: Option<Duration>,
+    },
+    /// The upstream is alive but asks the gateway to slow down (429).
+    #[error("{endpoint} asks to retry in {} s", retry_after.as_secs())]
+    Throttled {
+        /// The endpoint's name.
+        endpoint: String,
+        /// How long to wait.
+        retry_after: Duration,
+    },
     /// An endpoint answered with a 4xx: the request itself is refused, trying another will not help.
     #[error("{endpoint} refused the request: {status} {code}")]
     Refused {
@@ -35,11 +53,23 @@ pub enum UpstreamError {
     },
 }
 
+impl UpstreamError {
+    /// How long the upstream asked the gateway to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            UpstreamError::Unreachable { retry_after, .. } => *retry_after,
+            UpstreamError::Throttled { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
 /// The upstream APIs.
 #[derive(Clone)]
 pub struct Upstreams {
     client: reqwest::Client,
     endpoints: Vec<Endpoint>,
+    health: Arc<UpstreamHealth>,
 }
 
 impl std::fmt::Debug for Upstreams {
@@ -48,9 +78,14 @@ impl std::fmt::Debug for Upstreams {
     }
 }
 
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(|s| Duration::from_secs(s.min(3600)))
+}
+
 impl Upstreams {
-    /// The client of `config`: its CA, certificate and key must be readable.
-    pub fn from_config(config: &UpstreamConfig) -> Result<Self, TlsError> {
+    /// The client of `config` (its CA, certificate and key must be readable), reporting to `health`.
+    pub fn from_config(config: &UpstreamConfig, health: Arc<UpstreamHealth>) -> Result<Self, TlsError> {
         let tls = tls::client_config(&config.ca, Some((&config.cert, &config.key)))?;
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
@@ -59,7 +94,7 @@ impl Upstreams {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| TlsError::ClientCa(e.to_string()))?;
-        Ok(Self { client, endpoints: config.endpoints.clone() })
+        Ok(Self { client, endpoints: config.endpoints.clone(), health })
     }
 
     /// The endpoints, in order of preference.
@@ -67,40 +102,104 @@ impl Upstreams {
         &self.endpoints
     }
 
-    /// The HTTP client (mutual TLS).
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
+    /// The shared health.
+    pub fn health(&self) -> &Arc<UpstreamHealth> {
+        &self.health
     }
 
-    /// `GET path` (with its query) from the first endpoint that answers; returns the body and the
-    /// endpoint's name.
+    /// Checks (at most every 30 s) that endpoint `index` is the primary.
+    async fn is_primary(&self, index: usize, reasons: &mut Vec<String>) -> bool {
+        if !self.health.needs_role_check(index) {
+            if !self.health.is_primary(index) {
+                reasons.push(format!("{}: standby", self.endpoints[index].name));
+            }
+            return self.health.is_primary(index);
+        }
+        let url = format!("{}/readyz", self.endpoints[index].url.trim_end_matches('/'));
+        let readiness = match self.client.get(&url).send().await {
+            Ok(response) => response.json::<Readiness>().await.ok(),
+            Err(e) => {
+                reasons.push(format!("{}: {}", self.endpoints[index].name, describe(&e)));
+                self.health.failure(index);
+                return false;
+            }
+        };
+        let primary = readiness.is_some_and(|r| r.ready && r.role == Some(DatabaseRole::Primary));
+        self.health.role_checked(index, primary);
+        if !primary {
+            reasons.push(format!("{}: not a ready primary", self.endpoints[index].name));
+            self.health.not_primary(index);
+        }
+        primary
+    }
+
+    /// `GET path` (with its query); returns the body and the endpoint's name.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<(T, String), UpstreamError> {
-        let mut failures = Vec::new();
-        for endpoint in &self.endpoints {
+        self.call::<(), T>(path, None).await
+    }
+
+    /// `POST path` with a JSON body; returns the answer and the endpoint's name.
+    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<(T, String), UpstreamError> {
+        self.call(path, Some(body)).await
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: Option<&B>) -> Result<(T, String), UpstreamError> {
+        let mut reasons = Vec::new();
+        let mut longest_wait: Option<Duration> = None;
+        for index in self.health.candidates() {
+            if !self.is_primary(index, &mut reasons).await {
+                continue;
+            }
+            let endpoint = &self.endpoints[index];
             let url = format!("{}{path}", endpoint.url.trim_end_matches('/'));
-            let response = match self.client.get(&url).send().await {
+            let request = match body {
+                Some(body) => self.client.post(&url).json(body),
+                None => self.client.get(&url),
+            };
+            let response = match request.send().await {
                 Ok(response) => response,
                 Err(e) => {
-                    failures.push(format!("{}: {}", endpoint.name, describe(&e)));
+                    reasons.push(format!("{}: {}", endpoint.name, describe(&e)));
+                    self.health.failure(index);
                     continue;
                 }
             };
             let status = response.status();
+            if status.as_u16() == 429 {
+                self.health.success(index);
+                return Err(UpstreamError::Throttled {
+                    endpoint: endpoint.name.clone(),
+                    retry_after: retry_after(&response).unwrap_or(Duration::from_secs(1)),
+                });
+            }
             if status.is_server_error() {
-                failures.push(format!("{}: HTTP {status}", endpoint.name));
+                longest_wait = longest_wait.max(retry_after(&response));
+                reasons.push(format!("{}: HTTP {status}", endpoint.name));
+                self.health.failure(index);
                 continue;
             }
             if !status.is_success() {
+                self.health.success(index);
                 let code = response.json::<Problem>().await.map(|p| p.code.as_str().to_owned()).unwrap_or_default();
                 return Err(UpstreamError::Refused { endpoint: endpoint.name.clone(), status: status.as_u16(), code });
             }
-            return response
-                .json::<T>()
-                .await
-                .map(|body| (body, endpoint.name.clone()))
-                .map_err(|e| UpstreamError::Malformed { endpoint: endpoint.name.clone(), reason: e.to_string() });
+            return match response.json::<T>().await {
+                Ok(body) => {
+                    self.health.success(index);
+                    Ok((body, endpoint.name.clone()))
+                }
+                Err(e) => {
+                    // A body cut short counts as a failed call: the request may have been applied,
+                    // which is why every mutation is idempotent.
+                    self.health.failure(index);
+                    Err(UpstreamError::Malformed { endpoint: endpoint.name.clone(), reason: e.to_string() })
+                }
+            };
         }
-        Err(UpstreamError::Unreachable(failures.join("; ")))
+        if reasons.is_empty() {
+            reasons.push("every endpoint is resting after repeated failures".into());
+        }
+        Err(UpstreamError::Unreachable { reasons: reasons.join("; "), retry_after: longest_wait })
     }
 }
 

@@ -128,18 +128,9 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedJson<T> 
         if let Err(problem) = check_json_headers(req, limit) {
             return Box::pin(async move { Err(problem) });
         }
-        let mut payload = payload.take();
+        let payload = payload.take();
         Box::pin(async move {
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| {
-                    ProblemError::new(ErrorCode::BadRequest).detail("the request body could not be read")
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large(limit));
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_body(payload, limit).await?;
             let value: T = parse_json(&body)?;
             value
                 .validate()
@@ -149,7 +140,21 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedJson<T> 
     }
 }
 
-fn check_json_headers(req: &HttpRequest, limit: usize) -> Result<(), ProblemError> {
+/// Reads a whole body, refusing it (413) as soon as it grows past `limit`.
+pub async fn read_body(mut payload: Payload, limit: usize) -> Result<web::Bytes, ProblemError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ProblemError::new(ErrorCode::BadRequest).detail("the request body could not be read"))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Checks a JSON body's headers: its content type, and its declared length against `limit`.
+pub fn check_json_headers(req: &HttpRequest, limit: usize) -> Result<(), ProblemError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
