@@ -13,6 +13,7 @@ use mobile_contracts::LabRef;
 use mobile_contracts::problem::ErrorCode;
 use tokio::sync::OnceCell;
 
+use crate::audit::AuditLog;
 use crate::auth::keys::KeyRing;
 use crate::auth::revocation::Revocations;
 use crate::auth::tokens::Tokens;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub lab_ca: Arc<CertAuthority>,
     /// This gateway's lab, read once from the synced data.
     pub lab: Arc<OnceCell<LabRef>>,
+    /// The audit log of patient data (group-committed reads, hash chain).
+    pub audit: Arc<AuditLog>,
 }
 
 impl std::fmt::Debug for AppState {

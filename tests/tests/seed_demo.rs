@@ -403,7 +403,7 @@ async fn appointments_and_prescriptions_are_consistent() {
     assert_eq!(exam_counts, 0, "every prescription has 1 to 6 exams of the catalog");
     let rpps = count(
         &mut conn,
-        "SELECT count(*) AS n FROM prescriptions WHERE prescriber_name NOT LIKE 'Dr %' OR issued_on > current_date",
+        "SELECT count(*) AS n FROM prescriptions WHERE prescriber_name NOT LIKE 'Dr %' OR issued_on > (now() AT TIME ZONE 'Europe/Paris')::date",
     )
     .await;
     assert_eq!(rpps, 0);

@@ -36,7 +36,7 @@ async fn mutations(
     let batch: MutationBatch = parse_json(&body)?;
     if batch.mutations.len() > MAX_BATCH {
         return Err(ProblemError::new(ErrorCode::ValidationFailed)
-            .errors(vec![FieldError::new("/mutations", "too_long", &format!("at most {MAX_BATCH} mutations a batch"))])
+            .errors(vec![FieldError::new("/mutations", "too_long", format!("at most {MAX_BATCH} mutations a batch"))])
             .into());
     }
     let mut conn = state.pool.get().await?;
