@@ -1,6 +1,7 @@
 //! The `edge-gateway` command line.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -95,9 +96,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             let app = Application::build(config).await?;
-            if app.state().config.sync.enabled {
-                let upstreams = Upstreams::from_config(&app.state().config.upstream, health_of(&app.state().config))?;
-                tokio::spawn(Worker::new(app.state().clone(), upstreams).run());
+            let state = app.state().clone();
+            if state.config.sync.enabled || state.config.relay.enabled {
+                let upstreams = Upstreams::from_config(&state.config.upstream, Arc::clone(&state.upstream_health))?;
+                if state.config.sync.enabled {
+                    tokio::spawn(Worker::new(state.clone(), upstreams.clone()).run());
+                }
+                if state.config.relay.enabled {
+                    tokio::spawn(crate::relay::Relay::new(state.clone(), upstreams).run());
+                }
             }
             app.run_until_stopped().await?;
         }
@@ -123,7 +130,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 /// `edge-gateway sync [--full]`, with a progress bar per table.
 async fn sync_now(config: Config, full: bool) -> anyhow::Result<()> {
     let state = crate::startup::build_state(config).await?;
-    let upstreams = Upstreams::from_config(&state.config.upstream, health_of(&state.config))?;
+    let upstreams = Upstreams::from_config(&state.config.upstream, Arc::clone(&state.upstream_health))?;
     let mut conn = state.pool.get().await?;
     let position = crate::sync::checkpoint(&mut conn).await?;
     drop(conn);
@@ -139,12 +146,6 @@ async fn sync_now(config: Config, full: bool) -> anyhow::Result<()> {
     let position = status.read().ok().and_then(|s| s.position).unwrap_or_default();
     print_out(&format!("{pages} feed page(s) applied; position {position}\n"));
     Ok(())
-}
-
-fn health_of(config: &Config) -> std::sync::Arc<crate::sync::health::UpstreamHealth> {
-    std::sync::Arc::new(crate::sync::health::UpstreamHealth::new(
-        config.upstream.endpoints.iter().map(|e| e.name.clone()).collect(),
-    ))
 }
 
 /// A progress bar per table of a bootstrap.

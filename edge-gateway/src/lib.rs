@@ -15,10 +15,13 @@ pub mod cli;
 pub mod config;
 pub mod pull;
 pub mod ratelimit;
+pub mod relay;
+pub mod resolve;
 pub mod reads;
 pub mod routes;
 pub mod security;
 pub mod sync;
+pub mod writes;
 pub mod startup;
 pub mod state;
 

@@ -20,6 +20,11 @@ use tokio::sync::OnceCell;
 
 use crate::access::vpn_gate;
 use crate::audit::AuditLog;
+use crate::relay::DrainState;
+use crate::sync::SyncStatus;
+use crate::sync::health::UpstreamHealth;
+use std::sync::RwLock;
+use tokio::sync::Notify;
 use crate::auth::keys::KeyRing;
 use crate::auth::revocation::Revocations;
 use crate::auth::tokens::Tokens;
@@ -136,6 +141,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let tokens = Arc::new(Tokens::new(Arc::clone(&keys), &config.lab, &config.auth));
     let revocations = Arc::new(Revocations::new(redis.clone(), pool.clone()));
     let audit = AuditLog::start(pool.clone());
+    let upstream_names = config.upstream.endpoints.iter().map(|e| e.name.clone()).collect();
     Ok(AppState {
         config: Arc::new(config),
         pool,
@@ -150,6 +156,10 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         lab_ca: Arc::new(lab_ca),
         lab: Arc::new(OnceCell::new()),
         audit,
+        upstream_health: Arc::new(UpstreamHealth::new(upstream_names)),
+        relay_wakeup: Arc::new(Notify::new()),
+        drain: Arc::new(DrainState::default()),
+        sync_status: Arc::new(RwLock::new(SyncStatus::default())),
     })
 }
 

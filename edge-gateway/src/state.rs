@@ -1,6 +1,6 @@
 //! The gateway's state, built once at start-up and given to actix with one `app_data`.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -11,9 +11,12 @@ use labedge_schema::runtime::pki::CertAuthority;
 use metrics_exporter_prometheus::PrometheusHandle;
 use mobile_contracts::LabRef;
 use mobile_contracts::problem::ErrorCode;
-use tokio::sync::OnceCell;
+use tokio::sync::{Notify, OnceCell};
 
 use crate::audit::AuditLog;
+use crate::relay::DrainState;
+use crate::sync::SyncStatus;
+use crate::sync::health::UpstreamHealth;
 use crate::auth::keys::KeyRing;
 use crate::auth::revocation::Revocations;
 use crate::auth::tokens::Tokens;
@@ -51,6 +54,14 @@ pub struct AppState {
     pub lab: Arc<OnceCell<LabRef>>,
     /// The audit log of patient data (group-committed reads, hash chain).
     pub audit: Arc<AuditLog>,
+    /// Which upstream is in use, and the gateway's mode (online, failover, degraded).
+    pub upstream_health: Arc<UpstreamHealth>,
+    /// Wakes the relay when a write is committed.
+    pub relay_wakeup: Arc<Notify>,
+    /// The backlog drain after an outage.
+    pub drain: Arc<DrainState>,
+    /// What the sync has done lately.
+    pub sync_status: Arc<RwLock<SyncStatus>>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -57,6 +57,9 @@ pub enum DbError {
 pub fn build_pool(config: &DatabaseConfig) -> Result<PgPool, DbError> {
     let statement_timeout_ms = config.statement_timeout_ms;
     let mut manager_config = diesel_async::pooled_connection::ManagerConfig::<AsyncPgConnection>::default();
+    // No `SELECT 1` at every checkout: it would cost a round trip on every read. A connection that
+    // broke meanwhile fails its first query; the request answers 503 and the pool drops it.
+    manager_config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
     manager_config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
         Box::pin(async move {

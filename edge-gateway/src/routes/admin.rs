@@ -20,7 +20,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(devices)
         .service(revoke_device)
         .service(revoke_staff)
-        .service(security_events);
+        .service(security_events)
+        .service(status)
+        .service(conflicts)
+        .service(resolve_conflict)
+        .service(dead_letters)
+        .service(replay_dead_letter)
+        .service(discard_dead_letter);
 }
 
 /// Password login of a lab admin: sets the session cookie, returns the CSRF token.
@@ -102,4 +108,55 @@ async fn revoke_staff(
 #[get("/admin/v1/security-events")]
 async fn security_events(state: web::Data<AppState>, _session: AdminSession) -> HttpResponse {
     HttpResponse::Ok().json(state.security.recent(200))
+}
+
+/// The gateway's state: upstream mode and since when, backlog, sync, last drain and catch-up.
+#[get("/admin/v1/status")]
+async fn status(state: web::Data<AppState>, _session: AdminSession) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(crate::relay::gateway_status(&state).await?))
+}
+
+/// Conflicts, open ones first.
+#[get("/admin/v1/conflicts")]
+async fn conflicts(state: web::Data<AppState>, _session: AdminSession) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(crate::resolve::list_conflicts(&state).await?))
+}
+
+/// How to resolve a conflict.
+#[derive(Debug, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+struct Resolve {
+    resolution: crate::resolve::Resolution,
+}
+
+/// Resolves a conflict: keep the cloud's state, or send the tablet's change again.
+#[post("/admin/v1/conflicts/{id}/resolve")]
+async fn resolve_conflict(
+    state: web::Data<AppState>,
+    session: AdminSession,
+    id: web::Path<Uuid>,
+    body: ValidatedJson<Resolve>,
+) -> Result<HttpResponse, ApiError> {
+    crate::resolve::resolve_conflict(&state, session.staff_id, id.into_inner(), body.0.resolution).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Dead letters, open ones first.
+#[get("/admin/v1/dead-letters")]
+async fn dead_letters(state: web::Data<AppState>, _session: AdminSession) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(crate::resolve::list_dead_letters(&state).await?))
+}
+
+/// Sends a dead letter again (as a new mutation).
+#[post("/admin/v1/dead-letters/{id}/replay")]
+async fn replay_dead_letter(state: web::Data<AppState>, session: AdminSession, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    crate::resolve::handle_dead_letter(&state, session.staff_id, id.into_inner(), true).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Discards a dead letter: the later writes of its record go on.
+#[post("/admin/v1/dead-letters/{id}/discard")]
+async fn discard_dead_letter(state: web::Data<AppState>, session: AdminSession, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    crate::resolve::handle_dead_letter(&state, session.staff_id, id.into_inner(), false).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod ops;
 mod tablet;
+mod writes;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -14,4 +15,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     auth::configure(cfg);
     admin::configure(cfg);
     tablet::configure(cfg);
+    writes::configure(cfg);
 }

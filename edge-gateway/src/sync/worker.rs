@@ -356,9 +356,10 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker for `state`, talking to `upstreams`.
+    /// A worker for `state`, talking to `upstreams`; it reports in `state.sync_status`.
     pub fn new(state: AppState, upstreams: Upstreams) -> Self {
-        Self { state, upstreams, status: Arc::new(RwLock::new(SyncStatus::default())) }
+        let status = Arc::clone(&state.sync_status);
+        Self { state, upstreams, status }
     }
 
     /// Its status, shared.
@@ -408,7 +409,12 @@ impl Worker {
                 s.bootstrap_seconds = Some(started.elapsed().as_secs_f64());
             }
         }
+        // After an outage the backlog of local writes goes up first; the feed waits for it.
+        if self.state.drain.is_draining() {
+            return Ok(());
+        }
         pull(&self.state, &self.upstreams, &self.status).await?;
+        self.state.drain.caught_up();
         if self.reconciliation_due().await? {
             let report = reconcile(&self.state, &self.upstreams).await?;
             if let Ok(mut s) = self.status.write() {

@@ -1,0 +1,471 @@
+//! The relay: sends the outbox to the first healthy upstream, in batches, and records each
+//! mutation's fate.
+//!
+//! - Pending entries are read by state (`sent_at IS NULL`) with `FOR UPDATE SKIP LOCKED`, lane first
+//!   (clinical writes before audit checkpoints), then commit-sequence order — never "seq > last seen",
+//!   so an entry whose transaction committed late is still sent.
+//! - An entry is marked sent only on its own acknowledgement: `applied` and `duplicate` (already
+//!   applied) are success; `conflict` goes to `conflicts`, `rejected` to `dead_letters`, both kept
+//!   for the lab admin. An entry without an acknowledgement stays pending.
+//! - Entries of a record with an open dead letter wait behind it; other records go on.
+//! - When the upstream refuses a whole batch (4xx), the relay isolates the culprit by sending one
+//!   entry at a time; an entry refused alone five times is quarantined.
+//! - Failed batches back off exponentially (0.5 s to 30 s) with jitter, and honour `Retry-After`.
+//! - After an outage, the backlog drains first; the sync catches up the feed after it (see
+//!   [`DrainState`]), and both durations are logged and exported.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use labedge_schema::edge::schema::{conflicts, dead_letters, outbox};
+use labedge_schema::relay::{AckOutcome, MutationAcks, MutationBatch, RelayedMutation};
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::state::AppState;
+use crate::sync::upstream::{UpstreamError, Upstreams};
+
+/// Entries refused alone this many times are quarantined.
+const POISON_ATTEMPTS: i32 = 5;
+
+/// Whether a backlog is draining after an outage, and how long the last drain and catch-up took.
+#[derive(Debug, Default)]
+pub struct DrainState {
+    draining: AtomicBool,
+    times: Mutex<DrainTimes>,
+}
+
+/// The figures of the last recovery from an outage.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DrainTimes {
+    /// When the current or last drain started.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub drain_started_at: Option<OffsetDateTime>,
+    /// Entries pending when it started.
+    pub backlog_at_start: i64,
+    /// How long the last drain took.
+    pub last_drain_seconds: Option<f64>,
+    /// How long the feed took to catch up after it.
+    pub last_catch_up_seconds: Option<f64>,
+    #[serde(skip)]
+    drain_started: Option<Instant>,
+    #[serde(skip)]
+    catch_up_started: Option<Instant>,
+}
+
+impl DrainState {
+    /// Whether the relay is draining a backlog (the sync waits until it is done).
+    pub fn is_draining(&self) -> bool {
+        AtomicBool::load(&self.draining, Ordering::Acquire)
+    }
+
+    fn start(&self, backlog: i64) {
+        if self.draining.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Ok(mut t) = self.times.lock() {
+            t.drain_started_at = Some(OffsetDateTime::now_utc());
+            t.drain_started = Some(Instant::now());
+            t.backlog_at_start = backlog;
+        }
+        tracing::info!(backlog, "upstream back: draining the outbox before catching up the feed");
+    }
+
+    fn finish(&self) {
+        if !self.draining.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        if let Ok(mut t) = self.times.lock() {
+            let seconds = t.drain_started.take().map(|s| s.elapsed().as_secs_f64()).unwrap_or_default();
+            t.last_drain_seconds = Some(seconds);
+            t.catch_up_started = Some(Instant::now());
+            metrics::gauge!("labedge_relay_last_drain_seconds").set(seconds);
+            tracing::info!(backlog = t.backlog_at_start, duration_s = seconds, "outbox drained");
+        }
+    }
+
+    /// Called by the sync when the feed has nothing more: ends a catch-up in progress.
+    pub fn caught_up(&self) {
+        if let Ok(mut t) = self.times.lock()
+            && let Some(started) = t.catch_up_started.take()
+        {
+            let seconds = started.elapsed().as_secs_f64();
+            t.last_catch_up_seconds = Some(seconds);
+            metrics::gauge!("labedge_sync_last_catch_up_seconds").set(seconds);
+            tracing::info!(duration_s = seconds, "change feed caught up after the outage");
+        }
+    }
+
+    /// The figures.
+    pub fn times(&self) -> DrainTimes {
+        self.times.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+}
+
+#[derive(Queryable)]
+struct Pending {
+    seq: i64,
+    mutation_id: Uuid,
+    lane: i16,
+    kind: String,
+    entity_key: String,
+    payload: serde_json::Value,
+    attempts: i32,
+}
+
+/// What one pass did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// Nothing was pending.
+    Idle,
+    /// This many entries got their acknowledgement.
+    Sent(usize),
+}
+
+/// The relay of a gateway.
+#[derive(Debug)]
+pub struct Relay {
+    state: AppState,
+    upstreams: Upstreams,
+    /// While a poison entry is being looked for: batches of one.
+    isolate: AtomicBool,
+    /// The last pass could not reach any upstream: the next successful one starts a drain.
+    outage: AtomicBool,
+    batch_size: AtomicUsize,
+}
+
+impl Relay {
+    /// A relay for `state`, sending through `upstreams`.
+    pub fn new(state: AppState, upstreams: Upstreams) -> Self {
+        let batch_size = state.config.relay.batch_size as usize;
+        Self {
+            state,
+            upstreams,
+            isolate: AtomicBool::new(false),
+            outage: AtomicBool::new(false),
+            batch_size: AtomicUsize::new(batch_size),
+        }
+    }
+
+    /// Runs until the process stops.
+    pub async fn run(self) {
+        let idle = Duration::from_millis(self.state.config.relay.idle_interval_ms);
+        let mut backoff = Backoff::default();
+        loop {
+            match self.pass().await {
+                Ok(Pass::Sent(_)) => backoff.reset(),
+                Ok(Pass::Idle) => {
+                    backoff.reset();
+                    self.state.drain.finish();
+                    let wakeup = self.state.relay_wakeup.notified();
+                    let _ = tokio::time::timeout(idle, wakeup).await;
+                }
+                Err(e) => {
+                    let wait = backoff.next(e.retry_after());
+                    tracing::debug!(error = %e, wait_ms = wait.as_millis() as u64, "relay batch failed; backing off");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            if let Err(e) = self.export_backlog().await {
+                tracing::debug!(error = %e, "backlog metrics not updated");
+            }
+        }
+    }
+
+    /// Sends one batch and records the answers.
+    pub async fn pass(&self) -> Result<Pass, RelayError> {
+        let size = if AtomicBool::load(&self.isolate, Ordering::Acquire) { 1 } else { AtomicUsize::load(&self.batch_size, Ordering::Relaxed) };
+        let lab = self.state.config.lab.clone();
+        let upstreams = self.upstreams.clone();
+        let drain = &self.state.drain;
+        let isolate = &self.isolate;
+        let outage = &self.outage;
+        let mut conn = self.state.pool.get().await.map_err(|e| RelayError::Database(e.to_string()))?;
+        let backlog = pending_count(&mut conn).await.map_err(|e| RelayError::Database(e.to_string()))?;
+        conn.transaction::<_, RelayError, _>(async move |conn| {
+            let rows: Vec<Pending> = outbox::table
+                .filter(outbox::sent_at.is_null())
+                .filter(diesel::dsl::not(diesel::dsl::exists(
+                    dead_letters::table
+                        .filter(dead_letters::entity_key.eq(outbox::entity_key))
+                        .filter(dead_letters::replayed_at.is_null())
+                        .filter(dead_letters::discarded_at.is_null()),
+                )))
+                .order((outbox::lane, outbox::seq))
+                .limit(i64::try_from(size).unwrap_or(500))
+                .select((
+                    outbox::seq,
+                    outbox::mutation_id,
+                    outbox::lane,
+                    outbox::kind,
+                    outbox::entity_key,
+                    outbox::payload,
+                    outbox::attempts,
+                ))
+                .for_update()
+                .skip_locked()
+                .load(conn)
+                .await?;
+            if rows.is_empty() {
+                return Ok(Pass::Idle);
+            }
+            let mut mutations = Vec::with_capacity(rows.len());
+            for row in &rows {
+                match serde_json::from_value::<RelayedMutation>(row.payload.clone()) {
+                    Ok(m) => mutations.push(m),
+                    Err(e) => {
+                        quarantine(conn, row, &format!("unreadable outbox entry: {e}")).await?;
+                    }
+                }
+            }
+            let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+            let answer = upstreams.post::<_, MutationAcks>(&format!("/v1/labs/{lab}/mutations"), &MutationBatch { mutations }).await;
+            let (acks, endpoint) = match answer {
+                Ok(answer) => answer,
+                Err(error) => {
+                    diesel::update(outbox::table.filter(outbox::seq.eq_any(&seqs)))
+                        .set((outbox::attempts.eq(outbox::attempts + 1), outbox::last_error.eq(error.to_string())))
+                        .execute(conn)
+                        .await?;
+                    if let UpstreamError::Refused { status, code, .. } = &error {
+                        // The upstream refuses the batch as a whole: find the entry it chokes on.
+                        if rows.len() == 1 {
+                            if rows[0].attempts + 1 >= POISON_ATTEMPTS {
+                                quarantine(conn, &rows[0], &format!("refused by the upstream: HTTP {status} {code}")).await?;
+                                isolate.store(false, Ordering::Release);
+                            }
+                        } else {
+                            isolate.store(true, Ordering::Release);
+                        }
+                    }
+                    if matches!(error, UpstreamError::Unreachable { .. }) {
+                        outage.store(true, Ordering::Release);
+                    }
+                    metrics::counter!("labedge_relay_batches_total", "result" => "failed").increment(1);
+                    return Err(RelayError::Upstream(error));
+                }
+            };
+            // The first batch that goes through after an outage starts the drain of the backlog.
+            if outage.swap(false, Ordering::AcqRel) && backlog > 0 {
+                drain.start(backlog);
+            }
+            let now = OffsetDateTime::now_utc();
+            let mut sent = 0;
+            let mut success = Vec::new();
+            for ack in acks.results {
+                let Some(row) = rows.iter().find(|r| r.mutation_id == ack.mutation_id) else { continue };
+                let outcome = match ack.outcome {
+                    AckOutcome::Applied => "applied",
+                    AckOutcome::Duplicate => "duplicate",
+                    AckOutcome::Conflict => "conflict",
+                    AckOutcome::Rejected => "rejected",
+                };
+                metrics::counter!("labedge_relay_mutations_total", "outcome" => outcome).increment(1);
+                match ack.outcome {
+                    AckOutcome::Applied | AckOutcome::Duplicate => success.push((row.seq, outcome)),
+                    AckOutcome::Conflict => {
+                        diesel::insert_into(conflicts::table)
+                            .values((
+                                conflicts::id.eq(Uuid::now_v7()),
+                                conflicts::outbox_seq.eq(row.seq),
+                                conflicts::mutation_id.eq(row.mutation_id),
+                                conflicts::entity_key.eq(&row.entity_key),
+                                conflicts::local_payload.eq(&row.payload),
+                                conflicts::server_version.eq(ack.current_version),
+                                conflicts::server_state.eq(&ack.current),
+                            ))
+                            .on_conflict_do_nothing()
+                            .execute(conn)
+                            .await?;
+                        mark(conn, row.seq, "conflict", &endpoint, now).await?;
+                        tracing::warn!(entity = %row.entity_key, "write conflicts with the cloud: kept for the lab admin");
+                    }
+                    AckOutcome::Rejected => {
+                        quarantine(conn, row, ack.reason.as_deref().unwrap_or("rejected by the upstream")).await?;
+                    }
+                }
+                sent += 1;
+            }
+            for (outcome, group) in [("applied", "applied"), ("duplicate", "duplicate")] {
+                let seqs: Vec<i64> = success.iter().filter(|(_, o)| *o == group).map(|(s, _)| *s).collect();
+                if !seqs.is_empty() {
+                    diesel::update(outbox::table.filter(outbox::seq.eq_any(&seqs)))
+                        .set((outbox::sent_at.eq(now), outbox::outcome.eq(outcome), outbox::upstream.eq(&endpoint)))
+                        .execute(conn)
+                        .await?;
+                }
+            }
+            isolate.store(false, Ordering::Release);
+            metrics::counter!("labedge_relay_batches_total", "result" => "sent").increment(1);
+            Ok(Pass::Sent(sent))
+        })
+        .await
+    }
+
+    async fn export_backlog(&self) -> Result<(), RelayError> {
+        let mut conn = self.state.pool.get().await.map_err(|e| RelayError::Database(e.to_string()))?;
+        let backlog = backlog(&mut conn).await.map_err(|e| RelayError::Database(e.to_string()))?;
+        metrics::gauge!("labedge_outbox_pending").set(backlog.pending as f64);
+        metrics::gauge!("labedge_outbox_oldest_pending_seconds").set(backlog.oldest_pending_seconds.unwrap_or(0.0));
+        metrics::gauge!("labedge_dead_letters_open").set(backlog.dead_letters as f64);
+        metrics::gauge!("labedge_conflicts_open").set(backlog.conflicts as f64);
+        Ok(())
+    }
+}
+
+async fn mark(conn: &mut AsyncPgConnection, seq: i64, outcome: &str, endpoint: &str, now: OffsetDateTime) -> QueryResult<()> {
+    diesel::update(outbox::table.find(seq))
+        .set((outbox::sent_at.eq(now), outbox::outcome.eq(outcome), outbox::upstream.eq(endpoint)))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+async fn quarantine(conn: &mut AsyncPgConnection, row: &Pending, reason: &str) -> QueryResult<()> {
+    diesel::insert_into(dead_letters::table)
+        .values((
+            dead_letters::id.eq(Uuid::now_v7()),
+            dead_letters::outbox_seq.eq(row.seq),
+            dead_letters::mutation_id.eq(row.mutation_id),
+            dead_letters::lane.eq(row.lane),
+            dead_letters::kind.eq(&row.kind),
+            dead_letters::entity_key.eq(&row.entity_key),
+            dead_letters::payload.eq(&row.payload),
+            dead_letters::reason.eq(reason),
+            dead_letters::attempts.eq(row.attempts + 1),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    diesel::update(outbox::table.find(row.seq))
+        .set((outbox::sent_at.eq(OffsetDateTime::now_utc()), outbox::outcome.eq("rejected"), outbox::last_error.eq(reason)))
+        .execute(conn)
+        .await?;
+    tracing::warn!(entity = %row.entity_key, kind = %row.kind, "write quarantined in the dead letters: {reason}");
+    Ok(())
+}
+
+async fn pending_count(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
+    outbox::table.filter(outbox::sent_at.is_null()).count().get_result(conn).await
+}
+
+/// The outbox as the status and the metrics show it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Backlog {
+    /// Entries not yet acknowledged.
+    pub pending: i64,
+    /// Age of the oldest of them, in seconds.
+    pub oldest_pending_seconds: Option<f64>,
+    /// Dead letters neither replayed nor discarded.
+    pub dead_letters: i64,
+    /// Conflicts not yet resolved.
+    pub conflicts: i64,
+}
+
+#[derive(QueryableByName)]
+struct BacklogRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pending: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    oldest: Option<f64>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    dead: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    conflicts: i64,
+}
+
+/// Counts the backlog (the pending-entry index keeps this cheap).
+pub async fn backlog(conn: &mut AsyncPgConnection) -> QueryResult<Backlog> {
+    let row: BacklogRow = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM outbox WHERE sent_at IS NULL) AS pending, \
+                (SELECT extract(epoch FROM now() - min(created_at))::float8 FROM outbox WHERE sent_at IS NULL) AS oldest, \
+                (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL AND discarded_at IS NULL) AS dead, \
+                (SELECT count(*) FROM conflicts WHERE resolved_at IS NULL) AS conflicts",
+    )
+    .get_result(conn)
+    .await?;
+    Ok(Backlog { pending: row.pending, oldest_pending_seconds: row.oldest, dead_letters: row.dead, conflicts: row.conflicts })
+}
+
+/// A relay pass that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The upstream did not take the batch.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// The gateway's database failed.
+    #[error("gateway database: {0}")]
+    Database(String),
+}
+
+impl From<diesel::result::Error> for RelayError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Database(e.to_string())
+    }
+}
+
+impl RelayError {
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RelayError::Upstream(e) => e.retry_after(),
+            RelayError::Database(_) => None,
+        }
+    }
+}
+
+/// Exponential backoff with full jitter, 0.5 s to 30 s, never shorter than a `Retry-After`.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    fn next(&mut self, retry_after: Option<Duration>) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let ceiling = Duration::from_millis(500).saturating_mul(1 << self.failures.min(6)).min(Duration::from_secs(30));
+        let mut random = [0u8; 2];
+        labedge_schema::runtime::secrets::fill_random(&mut random);
+        let fraction = f64::from(u16::from_le_bytes(random)) / f64::from(u16::MAX);
+        let jittered = Duration::from_secs_f64(ceiling.as_secs_f64() * (0.5 + fraction / 2.0));
+        jittered.max(retry_after.unwrap_or_default())
+    }
+}
+
+/// What `GET /admin/v1/status` shows.
+#[derive(Debug, Serialize)]
+pub struct GatewayStatus {
+    /// The lab.
+    pub lab: String,
+    /// Upstream mode and its history.
+    pub upstream: crate::sync::health::HealthView,
+    /// The outbox.
+    pub backlog: Backlog,
+    /// The last drain and catch-up after an outage.
+    pub recovery: DrainTimes,
+    /// Whether a drain is running now.
+    pub draining: bool,
+    /// The change feed.
+    pub sync: crate::sync::SyncStatus,
+}
+
+/// The gateway's status now.
+pub async fn gateway_status(state: &AppState) -> Result<GatewayStatus, labedge_schema::runtime::error::ApiError> {
+    let mut conn = state.pool.get().await?;
+    let backlog = backlog(&mut conn).await?;
+    Ok(GatewayStatus {
+        lab: state.config.lab.clone(),
+        upstream: state.upstream_health.view(),
+        backlog,
+        recovery: state.drain.times(),
+        draining: state.drain.is_draining(),
+        sync: state.sync_status.read().map(|s| s.clone()).unwrap_or_default(),
+    })
+}

@@ -1,0 +1,83 @@
+//! Tablet writes: collections, appointment changes, offline batches.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, patch, post, web};
+use labedge_schema::runtime::error::ApiError;
+use labedge_schema::runtime::http::{ProblemError, RequestId, ValidatedJson};
+use mobile_contracts::headers::{IF_MATCH, parse_if_match};
+use mobile_contracts::problem::ErrorCode;
+use mobile_contracts::{AppointmentPatch, NewCollection, SyncPushRequest};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::state::AppState;
+use crate::writes::idempotency::IdempotencyKey;
+use crate::writes::{self, Written, push};
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(collections).service(appointment).service(sync_push);
+}
+
+fn answer(written: Written) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(written.status).unwrap_or(actix_web::http::StatusCode::OK);
+    let mut response = HttpResponse::build(status);
+    response.insert_header((header::CACHE_CONTROL, "no-store"));
+    if written.replayed {
+        response.insert_header(("idempotent-replayed", "true"));
+    }
+    if let Some(version) = written.body.get("version").and_then(serde_json::Value::as_i64) {
+        response.insert_header((header::ETAG, mobile_contracts::headers::etag(version)));
+    }
+    response.json(written.body)
+}
+
+/// Records a specimen collection; 201 once it is committed at the gateway (the relay takes it to the
+/// cloud afterwards).
+#[post("/v1/collections")]
+async fn collections(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    key: IdempotencyKey,
+    body: ValidatedJson<NewCollection>,
+) -> Result<HttpResponse, ApiError> {
+    let written = writes::record_collection(&state, &principal, &key.0, body.0, &RequestId::of(&req)).await?;
+    Ok(answer(written))
+}
+
+/// Changes an appointment's status against the version the tablet saw (`If-Match`).
+#[patch("/v1/appointments/{id}")]
+async fn appointment(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    id: web::Path<Uuid>,
+    key: IdempotencyKey,
+    body: ValidatedJson<AppointmentPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let if_version = match req.headers().get(IF_MATCH).and_then(|v| v.to_str().ok()) {
+        None => {
+            return Err(ProblemError::new(ErrorCode::PreconditionRequired)
+                .detail("send If-Match with the version of the appointment you changed")
+                .into());
+        }
+        Some(value) => parse_if_match(value).ok_or_else(|| {
+            ProblemError::new(ErrorCode::BadRequest).detail("If-Match must be an appointment version such as \"3\"")
+        })?,
+    };
+    let written = writes::update_appointment(&state, &principal, &key.0, id.into_inner(), if_version, body.0, &RequestId::of(&req)).await?;
+    Ok(answer(written))
+}
+
+/// Applies a batch of writes queued by an offline tablet; one verdict per item.
+#[post("/v1/sync/push")]
+async fn sync_push(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    body: ValidatedJson<SyncPushRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let response = push::push(&state, &principal, body.0, &RequestId::of(&req)).await?;
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(response))
+}
