@@ -1,8 +1,8 @@
 //! The `edge-gateway` command line.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use labedge_schema::db::{self, Database};
@@ -139,7 +139,10 @@ async fn sync_now(config: Config, full: bool) -> anyhow::Result<()> {
         let progress = BarProgress::default();
         let head = crate::sync::bootstrap(&state, &upstreams, &progress).await?;
         progress.finish();
-        print_out(&format!("bootstrap done at position {head} in {:.1} s\n", started.elapsed().as_secs_f64()));
+        print_out(&format!(
+            "bootstrap done at position {head} in {:.1} s\n",
+            started.elapsed().as_secs_f64()
+        ));
     }
     let status = std::sync::RwLock::new(crate::sync::SyncStatus::default());
     let pages = crate::sync::pull(&state, &upstreams, &status).await?;

@@ -79,7 +79,11 @@ fn default_relay_idle() -> u64 {
 
 impl Default for RelayConfig {
     fn default() -> Self {
-        Self { enabled: true, batch_size: default_relay_batch(), idle_interval_ms: default_relay_idle() }
+        Self {
+            enabled: true,
+            batch_size: default_relay_batch(),
+            idle_interval_ms: default_relay_idle(),
+        }
     }
 }
 
@@ -394,16 +398,28 @@ impl Config {
             issues.push(ConfigIssue::new("sync.interval_ms", "must be between 100 and 3600000"));
         }
         if !(1..=5_000).contains(&self.sync.page_size) || !(1..=10_000).contains(&self.sync.snapshot_page_size) {
-            issues.push(ConfigIssue::new("sync.page_size", "page sizes must be 1 to 5000 (snapshot: 10000)"));
+            issues.push(ConfigIssue::new(
+                "sync.page_size",
+                "page sizes must be 1 to 5000 (snapshot: 10000)",
+            ));
         }
         if !(1..=5_000).contains(&self.relay.batch_size) {
-            issues.push(ConfigIssue::new("relay.batch_size", "must be between 1 and 5000 (the cloud's limit)"));
+            issues.push(ConfigIssue::new(
+                "relay.batch_size",
+                "must be between 1 and 5000 (the cloud's limit)",
+            ));
         }
         if !(10..=60_000).contains(&self.relay.idle_interval_ms) {
-            issues.push(ConfigIssue::new("relay.idle_interval_ms", "must be between 10 and 60000"));
+            issues.push(ConfigIssue::new(
+                "relay.idle_interval_ms",
+                "must be between 10 and 60000",
+            ));
         }
         if self.timezone.is_empty() || self.timezone.len() > 64 {
-            issues.push(ConfigIssue::new("timezone", "must be an IANA time zone name such as Europe/Paris"));
+            issues.push(ConfigIssue::new(
+                "timezone",
+                "must be an IANA time zone name such as Europe/Paris",
+            ));
         }
         if self.access.tablet_ranges.is_empty() {
             issues.push(ConfigIssue::new(

@@ -15,15 +15,15 @@ pub mod cli;
 pub mod config;
 pub mod pull;
 pub mod ratelimit;
+pub mod reads;
 pub mod relay;
 pub mod resolve;
-pub mod reads;
 pub mod routes;
 pub mod security;
-pub mod sync;
-pub mod writes;
 pub mod startup;
 pub mod state;
+pub mod sync;
+pub mod writes;
 
 /// The one error type of the handlers (shared with the API: see `labedge_schema::runtime::error`).
 pub use labedge_schema::runtime::error::ApiError;

@@ -72,7 +72,10 @@ impl DrainState {
             t.drain_started = Some(Instant::now());
             t.backlog_at_start = backlog;
         }
-        tracing::info!(backlog, "upstream back: draining the outbox before catching up the feed");
+        tracing::info!(
+            backlog,
+            "upstream back: draining the outbox before catching up the feed"
+        );
     }
 
     fn finish(&self) {
@@ -80,7 +83,11 @@ impl DrainState {
             return;
         }
         if let Ok(mut t) = self.times.lock() {
-            let seconds = t.drain_started.take().map(|s| s.elapsed().as_secs_f64()).unwrap_or_default();
+            let seconds = t
+                .drain_started
+                .take()
+                .map(|s| s.elapsed().as_secs_f64())
+                .unwrap_or_default();
             t.last_drain_seconds = Some(seconds);
             t.catch_up_started = Some(Instant::now());
             metrics::gauge!("labedge_relay_last_drain_seconds").set(seconds);
@@ -160,7 +167,6 @@ impl Relay {
                 Ok(Pass::Sent(_)) => backoff.reset(),
                 Ok(Pass::Idle) => {
                     backoff.reset();
-                    self.state.drain.finish();
                     let wakeup = self.state.relay_wakeup.notified();
                     let _ = tokio::time::timeout(idle, wakeup).await;
                 }
@@ -170,6 +176,7 @@ impl Relay {
                     tokio::time::sleep(wait).await;
                 }
             }
+            self.upstreams.probe_preferred().await;
             if let Err(e) = self.export_backlog().await {
                 tracing::debug!(error = %e, "backlog metrics not updated");
             }
@@ -178,15 +185,28 @@ impl Relay {
 
     /// Sends one batch and records the answers.
     pub async fn pass(&self) -> Result<Pass, RelayError> {
-        let size = if AtomicBool::load(&self.isolate, Ordering::Acquire) { 1 } else { AtomicUsize::load(&self.batch_size, Ordering::Relaxed) };
+        let size = if AtomicBool::load(&self.isolate, Ordering::Acquire) {
+            1
+        } else {
+            AtomicUsize::load(&self.batch_size, Ordering::Relaxed)
+        };
         let lab = self.state.config.lab.clone();
         let upstreams = self.upstreams.clone();
         let drain = &self.state.drain;
         let isolate = &self.isolate;
         let outage = &self.outage;
-        let mut conn = self.state.pool.get().await.map_err(|e| RelayError::Database(e.to_string()))?;
-        let backlog = pending_count(&mut conn).await.map_err(|e| RelayError::Database(e.to_string()))?;
-        conn.transaction::<_, RelayError, _>(async move |conn| {
+        let mut conn = self
+            .state
+            .pool
+            .get()
+            .await
+            .map_err(|e| RelayError::Database(e.to_string()))?;
+        let backlog = pending_count(&mut conn)
+            .await
+            .map_err(|e| RelayError::Database(e.to_string()))?;
+        // The closure answers `Ok(Err(..))` for an upstream failure, so that the attempts it counted
+        // are committed rather than rolled back with an error.
+        let outcome = conn.transaction::<_, RelayError, _>(async move |conn| {
             let rows: Vec<Pending> = outbox::table
                 .filter(outbox::sent_at.is_null())
                 .filter(diesel::dsl::not(diesel::dsl::exists(
@@ -211,7 +231,7 @@ impl Relay {
                 .load(conn)
                 .await?;
             if rows.is_empty() {
-                return Ok(Pass::Idle);
+                return Ok(Ok(Pass::Idle));
             }
             let mut mutations = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -246,7 +266,7 @@ impl Relay {
                         outage.store(true, Ordering::Release);
                     }
                     metrics::counter!("labedge_relay_batches_total", "result" => "failed").increment(1);
-                    return Err(RelayError::Upstream(error));
+                    return Ok(Err(error));
                 }
             };
             // The first batch that goes through after an outage starts the drain of the backlog.
@@ -301,14 +321,26 @@ impl Relay {
             }
             isolate.store(false, Ordering::Release);
             metrics::counter!("labedge_relay_batches_total", "result" => "sent").increment(1);
-            Ok(Pass::Sent(sent))
+            Ok(Ok(Pass::Sent(sent)))
         })
-        .await
+        .await?;
+        if let Ok(Pass::Idle) = outcome {
+            // An empty outbox ends a drain in progress.
+            self.state.drain.finish();
+        }
+        outcome.map_err(RelayError::Upstream)
     }
 
     async fn export_backlog(&self) -> Result<(), RelayError> {
-        let mut conn = self.state.pool.get().await.map_err(|e| RelayError::Database(e.to_string()))?;
-        let backlog = backlog(&mut conn).await.map_err(|e| RelayError::Database(e.to_string()))?;
+        let mut conn = self
+            .state
+            .pool
+            .get()
+            .await
+            .map_err(|e| RelayError::Database(e.to_string()))?;
+        let backlog = backlog(&mut conn)
+            .await
+            .map_err(|e| RelayError::Database(e.to_string()))?;
         metrics::gauge!("labedge_outbox_pending").set(backlog.pending as f64);
         metrics::gauge!("labedge_outbox_oldest_pending_seconds").set(backlog.oldest_pending_seconds.unwrap_or(0.0));
         metrics::gauge!("labedge_dead_letters_open").set(backlog.dead_letters as f64);
@@ -317,9 +349,19 @@ impl Relay {
     }
 }
 
-async fn mark(conn: &mut AsyncPgConnection, seq: i64, outcome: &str, endpoint: &str, now: OffsetDateTime) -> QueryResult<()> {
+async fn mark(
+    conn: &mut AsyncPgConnection,
+    seq: i64,
+    outcome: &str,
+    endpoint: &str,
+    now: OffsetDateTime,
+) -> QueryResult<()> {
     diesel::update(outbox::table.find(seq))
-        .set((outbox::sent_at.eq(now), outbox::outcome.eq(outcome), outbox::upstream.eq(endpoint)))
+        .set((
+            outbox::sent_at.eq(now),
+            outbox::outcome.eq(outcome),
+            outbox::upstream.eq(endpoint),
+        ))
         .execute(conn)
         .await
         .map(|_| ())
@@ -342,7 +384,11 @@ async fn quarantine(conn: &mut AsyncPgConnection, row: &Pending, reason: &str) -
         .execute(conn)
         .await?;
     diesel::update(outbox::table.find(row.seq))
-        .set((outbox::sent_at.eq(OffsetDateTime::now_utc()), outbox::outcome.eq("rejected"), outbox::last_error.eq(reason)))
+        .set((
+            outbox::sent_at.eq(OffsetDateTime::now_utc()),
+            outbox::outcome.eq("rejected"),
+            outbox::last_error.eq(reason),
+        ))
         .execute(conn)
         .await?;
     tracing::warn!(entity = %row.entity_key, kind = %row.kind, "write quarantined in the dead letters: {reason}");
@@ -350,7 +396,11 @@ async fn quarantine(conn: &mut AsyncPgConnection, row: &Pending, reason: &str) -
 }
 
 async fn pending_count(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
-    outbox::table.filter(outbox::sent_at.is_null()).count().get_result(conn).await
+    outbox::table
+        .filter(outbox::sent_at.is_null())
+        .count()
+        .get_result(conn)
+        .await
 }
 
 /// The outbox as the status and the metrics show it.
@@ -388,7 +438,12 @@ pub async fn backlog(conn: &mut AsyncPgConnection) -> QueryResult<Backlog> {
     )
     .get_result(conn)
     .await?;
-    Ok(Backlog { pending: row.pending, oldest_pending_seconds: row.oldest, dead_letters: row.dead, conflicts: row.conflicts })
+    Ok(Backlog {
+        pending: row.pending,
+        oldest_pending_seconds: row.oldest,
+        dead_letters: row.dead,
+        conflicts: row.conflicts,
+    })
 }
 
 /// A relay pass that failed.
@@ -430,7 +485,9 @@ impl Backoff {
 
     fn next(&mut self, retry_after: Option<Duration>) -> Duration {
         self.failures = self.failures.saturating_add(1);
-        let ceiling = Duration::from_millis(500).saturating_mul(1 << self.failures.min(6)).min(Duration::from_secs(30));
+        let ceiling = Duration::from_millis(500)
+            .saturating_mul(1 << self.failures.min(6))
+            .min(Duration::from_secs(30));
         let mut random = [0u8; 2];
         labedge_schema::runtime::secrets::fill_random(&mut random);
         let fraction = f64::from(u16::from_le_bytes(random)) / f64::from(u16::MAX);

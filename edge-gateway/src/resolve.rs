@@ -105,7 +105,9 @@ pub async fn list_dead_letters(state: &AppState) -> Result<Vec<DeadLetterView>, 
     let mut conn = state.pool.get().await?;
     Ok(dead_letters::table
         .order((
-            (dead_letters::replayed_at.is_not_null().or(dead_letters::discarded_at.is_not_null())),
+            (dead_letters::replayed_at
+                .is_not_null()
+                .or(dead_letters::discarded_at.is_not_null())),
             dead_letters::quarantined_at.desc(),
         ))
         .limit(500)
@@ -125,7 +127,9 @@ pub async fn list_dead_letters(state: &AppState) -> Result<Vec<DeadLetterView>, 
 }
 
 fn already_handled() -> ApiError {
-    ProblemError::new(ErrorCode::Conflict).detail("this was already handled").into()
+    ProblemError::new(ErrorCode::Conflict)
+        .detail("this was already handled")
+        .into()
 }
 
 /// Re-enqueues `payload` as a new mutation (same operation, new id), with `if_version` replaced when
@@ -137,7 +141,13 @@ async fn requeue(
 ) -> Result<Uuid, ApiError> {
     let mut mutation: RelayedMutation =
         serde_json::from_value(payload.clone()).map_err(|e| anyhow::anyhow!("unreadable queued write: {e}"))?;
-    if let (RelayedOp::AppointmentUpdate { if_version: version, .. }, Some(new)) = (&mut mutation.op, if_version) {
+    if let (
+        RelayedOp::AppointmentUpdate {
+            if_version: version, ..
+        },
+        Some(new),
+    ) = (&mut mutation.op, if_version)
+    {
         *version = new;
     }
     mutation.mutation_id = Uuid::now_v7();
@@ -162,12 +172,18 @@ pub async fn resolve_conflict(state: &AppState, admin: Uuid, id: Uuid, resolutio
     conn.transaction::<_, ApiError, _>(async move |conn| {
         let found: Option<(serde_json::Value, Option<i64>, Option<OffsetDateTime>)> = conflicts::table
             .find(id)
-            .select((conflicts::local_payload, conflicts::server_version, conflicts::resolved_at))
+            .select((
+                conflicts::local_payload,
+                conflicts::server_version,
+                conflicts::resolved_at,
+            ))
             .for_update()
             .first(conn)
             .await
             .optional()?;
-        let Some((payload, server_version, resolved)) = found else { return Err(ApiError::not_found()) };
+        let Some((payload, server_version, resolved)) = found else {
+            return Err(ApiError::not_found());
+        };
         if resolved.is_some() {
             return Err(already_handled());
         }
@@ -178,7 +194,11 @@ pub async fn resolve_conflict(state: &AppState, admin: Uuid, id: Uuid, resolutio
             .set((
                 conflicts::resolved_at.eq(OffsetDateTime::now_utc()),
                 conflicts::resolved_by.eq(admin),
-                conflicts::resolution.eq(if resolution == Resolution::KeepServer { "keep_server" } else { "reapply_local" }),
+                conflicts::resolution.eq(if resolution == Resolution::KeepServer {
+                    "keep_server"
+                } else {
+                    "reapply_local"
+                }),
             ))
             .execute(conn)
             .await?;
@@ -195,12 +215,18 @@ pub async fn handle_dead_letter(state: &AppState, admin: Uuid, id: Uuid, replay:
     conn.transaction::<_, ApiError, _>(async move |conn| {
         let found: Option<(serde_json::Value, Option<OffsetDateTime>, Option<OffsetDateTime>)> = dead_letters::table
             .find(id)
-            .select((dead_letters::payload, dead_letters::replayed_at, dead_letters::discarded_at))
+            .select((
+                dead_letters::payload,
+                dead_letters::replayed_at,
+                dead_letters::discarded_at,
+            ))
             .for_update()
             .first(conn)
             .await
             .optional()?;
-        let Some((payload, replayed, discarded)) = found else { return Err(ApiError::not_found()) };
+        let Some((payload, replayed, discarded)) = found else {
+            return Err(ApiError::not_found());
+        };
         if replayed.is_some() || discarded.is_some() {
             return Err(already_handled());
         }

@@ -20,20 +20,20 @@ use tokio::sync::OnceCell;
 
 use crate::access::vpn_gate;
 use crate::audit::AuditLog;
-use crate::relay::DrainState;
-use crate::sync::SyncStatus;
-use crate::sync::health::UpstreamHealth;
-use std::sync::RwLock;
-use tokio::sync::Notify;
 use crate::auth::keys::KeyRing;
 use crate::auth::revocation::Revocations;
 use crate::auth::tokens::Tokens;
 use crate::cache::Redis;
 use crate::config::Config;
 use crate::ratelimit::RateLimiter;
+use crate::relay::DrainState;
 use crate::routes;
 use crate::security::SecurityLog;
 use crate::state::AppState;
+use crate::sync::SyncStatus;
+use crate::sync::health::UpstreamHealth;
+use std::sync::RwLock;
+use tokio::sync::Notify;
 
 /// Why the gateway did not start.
 #[derive(Debug, thiserror::Error)]

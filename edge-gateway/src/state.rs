@@ -14,16 +14,16 @@ use mobile_contracts::problem::ErrorCode;
 use tokio::sync::{Notify, OnceCell};
 
 use crate::audit::AuditLog;
-use crate::relay::DrainState;
-use crate::sync::SyncStatus;
-use crate::sync::health::UpstreamHealth;
 use crate::auth::keys::KeyRing;
 use crate::auth::revocation::Revocations;
 use crate::auth::tokens::Tokens;
 use crate::cache::Redis;
 use crate::config::Config;
 use crate::ratelimit::RateLimiter;
+use crate::relay::DrainState;
 use crate::security::SecurityLog;
+use crate::sync::SyncStatus;
+use crate::sync::health::UpstreamHealth;
 
 /// Everything a handler needs.
 #[derive(Clone)]

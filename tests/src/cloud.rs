@@ -24,7 +24,8 @@ pub struct TestCloud {
     pub pki: TestPki,
     /// Where it listens.
     pub addr: SocketAddr,
-    handle: ServerHandle,
+    handle: std::sync::Mutex<ServerHandle>,
+    config: labedge_api::config::Config,
 }
 
 /// A gateway's credential files.
@@ -52,11 +53,30 @@ impl TestCloud {
         config.http = tls_listener(&cert, &key, Some(&pki.ca_path()));
         config.http.workers = Some(2);
         config.http.shutdown_timeout_s = 1;
-        let app = labedge_api::startup::Application::build(config).await.expect("cloud API");
+        let app = labedge_api::startup::Application::build(config.clone())
+            .await
+            .expect("cloud API");
         let addr = app.addr();
-        let handle = app.handle();
+        config.http.addr = addr;
+        let handle = std::sync::Mutex::new(app.handle());
         tokio::spawn(app.run_until_stopped());
-        Self { db, dir, pki, addr, handle }
+        Self {
+            db,
+            dir,
+            pki,
+            addr,
+            handle,
+            config,
+        }
+    }
+
+    /// Starts the API again after [`TestCloud::stop`], on the same address and database.
+    pub async fn restart(&self) {
+        let app = labedge_api::startup::Application::build(self.config.clone())
+            .await
+            .expect("cloud API again");
+        *self.handle.lock().expect("handle") = app.handle();
+        tokio::spawn(app.run_until_stopped());
     }
 
     /// Its base URL.
@@ -66,12 +86,18 @@ impl TestCloud {
 
     /// Seeds the synthetic network.
     pub async fn seed(&self, args: &SeedArgs) -> SeedSummary {
-        labedge_api::demo::seed_into(&mut self.db.conn().await, args).await.expect("seed")
+        labedge_api::demo::seed_into(&mut self.db.conn().await, args)
+            .await
+            .expect("seed")
     }
 
     /// Issues a gateway credential of lab `code` and records it, as `api provision-gateway` does.
     pub async fn credential(&self, code: &str) -> Credential {
-        let issued = self.pki.ca.issue_client(&format!("LabEdge gateway {code}"), code, 30).expect("credential");
+        let issued = self
+            .pki
+            .ca
+            .issue_client(&format!("LabEdge gateway {code}"), code, 30)
+            .expect("credential");
         let cert = self.dir.path().join(format!("gateway-{code}.pem"));
         let key = self.dir.path().join(format!("gateway-{code}.key"));
         std::fs::write(&cert, &issued.cert_pem).expect("write cert");
@@ -86,12 +112,21 @@ impl TestCloud {
             ))
             .await
             .expect("record the credential");
-        let der = labedge_schema::runtime::tls::parse_certs(&issued.cert_pem).expect("pem").remove(0).to_vec();
-        Credential { ca: self.pki.ca_path(), cert, key, der }
+        let der = labedge_schema::runtime::tls::parse_certs(&issued.cert_pem)
+            .expect("pem")
+            .remove(0)
+            .to_vec();
+        Credential {
+            ca: self.pki.ca_path(),
+            cert,
+            key,
+            der,
+        }
     }
 
     /// Stops the API (the cloud is down from now on).
     pub async fn stop(&self) {
-        self.handle.stop(false).await;
+        let handle = self.handle.lock().expect("handle").clone();
+        handle.stop(false).await;
     }
 }

@@ -273,3 +273,30 @@ pub async fn local_time(gw: &TestGateway, day: Date, hour: u8, minute: u8) -> Of
         .expect("local time");
     instant.at
 }
+
+/// A tube barcode no other test run uses: `LAB-` and 12 random hex digits, upper case.
+pub fn barcode() -> String {
+    format!("LAB-{}", &Uuid::new_v4().simple().to_string()[..12]).to_uppercase()
+}
+
+/// A collection of `patient` for `prescription` as a tablet sends it: drawn ten minutes ago, identity
+/// checked with the health card, one tube per tube type code, each with a fresh [`barcode`].
+pub fn collection(patient: Uuid, prescription: Uuid, tube_types: &[&str]) -> mobile_contracts::NewCollection {
+    mobile_contracts::NewCollection {
+        id: Uuid::now_v7(),
+        patient_id: patient,
+        appointment_id: None,
+        prescription_id: prescription,
+        collected_at: OffsetDateTime::now_utc() - time::Duration::minutes(10),
+        identity_checked: true,
+        identity_check_method: Some(mobile_contracts::IdentityCheckMethod::HealthCard),
+        tubes: tube_types
+            .iter()
+            .map(|code| mobile_contracts::Tube {
+                barcode: mobile_contracts::TubeBarcode::parse(&barcode()).expect("a valid barcode"),
+                tube_type: (*code).to_owned(),
+            })
+            .collect(),
+        comments: None,
+    }
+}

@@ -90,7 +90,11 @@ impl TestGateway {
         let redis = TestRedis::new();
         let pki = tempfile::tempdir().expect("tempdir");
         let lab_id = Uuid::now_v7();
-        let staff = if seeded { seed_lab(&db, lab_id, code).await } else { Vec::new() };
+        let staff = if seeded {
+            seed_lab(&db, lab_id, code).await
+        } else {
+            Vec::new()
+        };
         let mut config = gateway_config(code, db.url(), redis.prefix(), pki.path());
         adjust(&mut config);
         let state = labedge_edge_gateway::startup::build_state(config)
@@ -133,11 +137,16 @@ impl TestGateway {
 
     /// Logs the lab admin in to the console.
     pub async fn admin_login(&self) -> AdminCookie {
+        self.admin_login_as(ADMIN.0, ADMIN_PASSWORD).await
+    }
+
+    /// Logs a lab admin in to the console with their password.
+    pub async fn admin_login_as(&self, login: &str, password: &str) -> AdminCookie {
         let response = self
             .from_admin_network(
                 TestRequest::post()
                     .uri("/admin/v1/login")
-                    .set_json(serde_json::json!({"login": ADMIN.0, "password": ADMIN_PASSWORD})),
+                    .set_json(serde_json::json!({"login": login, "password": password})),
             )
             .await
             .expect(200);
@@ -170,6 +179,12 @@ impl TestGateway {
     /// Enrolls a tablet (with a CSR when given).
     pub async fn enroll(&self, csr_pem: Option<String>) -> Device {
         let admin = self.admin_login().await;
+        self.enroll_with(&admin, csr_pem).await
+    }
+
+    /// Enrolls a tablet with a code from this admin session.
+    pub async fn enroll_with(&self, admin: &AdminCookie, csr_pem: Option<String>) -> Device {
+        let admin = admin.clone();
         let code = self.enrollment_code(&admin).await;
         let request = EnrollRequest {
             code,

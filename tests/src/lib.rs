@@ -19,6 +19,7 @@ pub mod app;
 pub mod cloud;
 pub mod db;
 pub mod edge_data;
+pub mod fake_upstream;
 pub mod fixtures;
 pub mod gateway;
 pub mod redis;

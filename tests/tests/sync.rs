@@ -20,12 +20,21 @@ const LAB: &str = "VILLEURBANNE";
 
 async fn cloud_and_gateway() -> (TestCloud, TestGateway, Upstreams, labedge_api::demo::SeedSummary) {
     let cloud = TestCloud::start().await;
-    let summary = cloud.seed(&SeedArgs { patients: 400, proximity_labs: 2, ..SeedArgs::default() }).await;
+    let summary = cloud
+        .seed(&SeedArgs {
+            patients: 400,
+            proximity_labs: 2,
+            ..SeedArgs::default()
+        })
+        .await;
     let credential = cloud.credential(LAB).await;
     let url = cloud.url();
     let gateway = TestGateway::start_empty(LAB, |c| {
         c.upstream = UpstreamConfig {
-            endpoints: vec![Endpoint { name: "cloud".into(), url }],
+            endpoints: vec![Endpoint {
+                name: "cloud".into(),
+                url,
+            }],
             ca: credential.ca.clone(),
             cert: credential.cert.clone(),
             key: credential.key.clone(),
@@ -34,7 +43,9 @@ async fn cloud_and_gateway() -> (TestCloud, TestGateway, Upstreams, labedge_api:
         c.sync.interval_ms = 200;
     })
     .await;
-    let health = std::sync::Arc::new(labedge_edge_gateway::sync::health::UpstreamHealth::new(vec!["cloud".into()]));
+    let health = std::sync::Arc::new(labedge_edge_gateway::sync::health::UpstreamHealth::new(vec![
+        "cloud".into(),
+    ]));
     let upstreams = Upstreams::from_config(&gateway.state.config.upstream, health).unwrap();
     (cloud, gateway, upstreams, summary)
 }
@@ -45,17 +56,27 @@ async fn count(gw: &TestGateway, sql: &str) -> i64 {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let n: N = diesel_async::RunQueryDsl::get_result(diesel::sql_query(sql), &mut gw.db.conn().await).await.unwrap();
+    let n: N = diesel_async::RunQueryDsl::get_result(diesel::sql_query(sql), &mut gw.db.conn().await)
+        .await
+        .unwrap();
     n.n
 }
 
 /// The cloud's digests of the lab's scope equal the gateway's digests of its tables.
 async fn assert_in_sync(gw: &TestGateway, upstreams: &Upstreams) {
-    let (cloud, _) = upstreams.get::<Checksums>(&format!("/v1/labs/{LAB}/checksums")).await.unwrap();
+    let (cloud, _) = upstreams
+        .get::<Checksums>(&format!("/v1/labs/{LAB}/checksums"))
+        .await
+        .unwrap();
     for table in cloud.tables {
-        let (local, _) = digest(&mut gw.db.conn().await, table.entity, &format!("FROM {} t", table.entity.table()), false)
-            .await
-            .unwrap();
+        let (local, _) = digest(
+            &mut gw.db.conn().await,
+            table.entity,
+            &format!("FROM {} t", table.entity.table()),
+            false,
+        )
+        .await
+        .unwrap();
         assert_eq!(local, table.digest, "{} in sync", table.entity.as_str());
     }
 }
@@ -68,7 +89,6 @@ async fn tablet(gw: &TestGateway, login: &str) -> (Device, mobile_contracts::Tok
 
 /// The synced lab admin logs in to the console and enrolls a tablet.
 async fn enroll_with_synced_admin(gw: &TestGateway) -> Device {
-    use actix_web::test::TestRequest;
     let admin_login: String = diesel_async::RunQueryDsl::get_result::<Login>(
         diesel::sql_query("SELECT login FROM staff WHERE role = 'lab_admin' LIMIT 1"),
         &mut gw.db.conn().await,
@@ -76,35 +96,8 @@ async fn enroll_with_synced_admin(gw: &TestGateway) -> Device {
     .await
     .unwrap()
     .login;
-    let response = gw
-        .from_admin_network(
-            TestRequest::post()
-                .uri("/admin/v1/login")
-                .set_json(serde_json::json!({"login": admin_login, "password": "labedge-admin"})),
-        )
-        .await
-        .expect(200);
-    let cookie = response.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
-    let csrf = response.json::<serde_json::Value>()["csrf_token"].as_str().unwrap().to_owned();
-    let code: serde_json::Value = gw
-        .from_admin_network(
-            TestRequest::post()
-                .uri("/admin/v1/enrollment-codes")
-                .insert_header(("cookie", cookie))
-                .insert_header(("x-csrf-token", csrf)),
-        )
-        .await
-        .expect(201)
-        .json();
-    let request = mobile_contracts::EnrollRequest {
-        code: code["code"].as_str().unwrap().into(),
-        label: "Tablette".into(),
-        app_version: None,
-        csr_pem: None,
-    };
-    let enrolled: mobile_contracts::EnrollResponse =
-        gw.app.json(actix_web::http::Method::POST, "/v1/devices/enroll", &request).await.expect(201).json();
-    Device { id: enrolled.device_id, secret: enrolled.device_secret.expose().to_owned(), enrolled }
+    let admin = gw.admin_login_as(&admin_login, "labedge-admin").await;
+    gw.enroll_with(&admin, None).await
 }
 
 #[derive(diesel::QueryableByName)]
@@ -122,13 +115,32 @@ async fn an_empty_gateway_bootstraps_its_lab_then_serves_a_cloud_change_within_o
     assert!(head > 0);
     assert_eq!(sync::checkpoint(&mut gw.db.conn().await).await.unwrap(), Some(head));
     assert!(count(&gw, "SELECT count(*) AS n FROM patients").await > 50);
-    assert_eq!(count(&gw, &format!("SELECT count(*) AS n FROM labs WHERE code = '{LAB}'")).await, 1);
-    assert_eq!(count(&gw, "SELECT count(DISTINCT lab_id) AS n FROM appointments").await, 1, "only this lab's appointments");
-    assert_eq!(count(&gw, "SELECT count(DISTINCT lab_id) AS n FROM staff").await, 1, "only this lab's staff");
+    assert_eq!(
+        count(&gw, &format!("SELECT count(*) AS n FROM labs WHERE code = '{LAB}'")).await,
+        1
+    );
+    assert_eq!(
+        count(&gw, "SELECT count(DISTINCT lab_id) AS n FROM appointments").await,
+        1,
+        "only this lab's appointments"
+    );
+    assert_eq!(
+        count(&gw, "SELECT count(DISTINCT lab_id) AS n FROM staff").await,
+        1,
+        "only this lab's staff"
+    );
     assert_in_sync(&gw, &upstreams).await;
 
     // Staff credentials came with the data: a nurse of the lab logs in, offline from the cloud's view.
-    let nurse = summary.labs.iter().find(|l| l.code == LAB).unwrap().logins.nurse.clone().unwrap();
+    let nurse = summary
+        .labs
+        .iter()
+        .find(|l| l.code == LAB)
+        .unwrap()
+        .logins
+        .nurse
+        .clone()
+        .unwrap();
     tablet(&gw, &nurse).await;
 
     // A change in the cloud reaches the gateway within one sync interval of the running worker.
@@ -146,17 +158,26 @@ async fn an_empty_gateway_bootstraps_its_lab_then_serves_a_cloud_change_within_o
         .db
         .conn()
         .await
-        .batch_execute(&format!("UPDATE patients SET phone = '+33 6 00 00 00 42', version = version + 1 WHERE id = '{patient}'"))
+        .batch_execute(&format!(
+            "UPDATE patients SET phone = '+33 6 00 00 00 42', version = version + 1 WHERE id = '{patient}'"
+        ))
         .await
         .unwrap();
     let changed_at = Instant::now();
     let sql = format!("SELECT count(*) AS n FROM patients WHERE id = '{patient}' AND phone = '+33 6 00 00 00 42'");
     while count(&gw, &sql).await == 0 {
-        assert!(changed_at.elapsed() < Duration::from_secs(10), "the change did not arrive: {:?}", status.read().unwrap());
+        assert!(
+            changed_at.elapsed() < Duration::from_secs(10),
+            "the change did not arrive: {:?}",
+            status.read().unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let delay = changed_at.elapsed();
-    assert!(delay < Duration::from_millis(200 + 1_000), "served within one interval (plus a pull): {delay:?}");
+    assert!(
+        delay < Duration::from_millis(200 + 1_000),
+        "served within one interval (plus a pull): {delay:?}"
+    );
     let snapshot: SyncStatus = status.read().unwrap().clone();
     assert!(snapshot.last_pull_at.is_some() && snapshot.last_error.is_none());
     task.abort();
@@ -166,19 +187,36 @@ async fn an_empty_gateway_bootstraps_its_lab_then_serves_a_cloud_change_within_o
 async fn a_staff_member_deactivated_in_the_cloud_is_refused_after_the_next_pull() {
     let (cloud, gw, upstreams, summary) = cloud_and_gateway().await;
     sync::bootstrap(&gw.state, &upstreams, &()).await.unwrap();
-    let nurse = summary.labs.iter().find(|l| l.code == LAB).unwrap().logins.nurse.clone().unwrap();
+    let nurse = summary
+        .labs
+        .iter()
+        .find(|l| l.code == LAB)
+        .unwrap()
+        .logins
+        .nurse
+        .clone()
+        .unwrap();
     let (_, tokens) = tablet(&gw, &nurse).await;
-    gw.app.get_authed("/v1/me", tokens.access_token.expose()).await.expect(200);
+    gw.app
+        .get_authed("/v1/me", tokens.access_token.expose())
+        .await
+        .expect(200);
     cloud
         .db
         .conn()
         .await
-        .batch_execute(&format!("UPDATE staff SET active = false, version = version + 1 WHERE login = '{nurse}'"))
+        .batch_execute(&format!(
+            "UPDATE staff SET active = false, version = version + 1 WHERE login = '{nurse}'"
+        ))
         .await
         .unwrap();
     let status = std::sync::RwLock::new(SyncStatus::default());
     sync::pull(&gw.state, &upstreams, &status).await.unwrap();
-    let refused = gw.app.get_authed("/v1/me", tokens.access_token.expose()).await.expect(401);
+    let refused = gw
+        .app
+        .get_authed("/v1/me", tokens.access_token.expose())
+        .await
+        .expect(401);
     assert_eq!(refused.problem().code, ErrorCode::InvalidToken);
 }
 
@@ -203,13 +241,30 @@ async fn reconciliation_repairs_rows_tampered_with_at_the_gateway() {
         .unwrap();
     let report = sync::reconcile(&gw.state, &upstreams).await.unwrap();
     let by = |e: Entity| report.tables.iter().find(|t| t.entity == e).unwrap().clone();
-    assert!(!by(Entity::Patient).matched && by(Entity::Patient).rows_repaired >= 2, "{report:?}");
+    assert!(
+        !by(Entity::Patient).matched && by(Entity::Patient).rows_repaired >= 2,
+        "{report:?}"
+    );
     assert!(!by(Entity::Appointment).matched && by(Entity::Appointment).rows_repaired >= 1);
     assert!(by(Entity::Staff).matched);
     assert!(report.ok);
-    assert_eq!(count(&gw, "SELECT count(*) AS n FROM patients WHERE birth_family_name IN ('TAMPERED', 'INTRUS')").await, 0);
+    assert_eq!(
+        count(
+            &gw,
+            "SELECT count(*) AS n FROM patients WHERE birth_family_name IN ('TAMPERED', 'INTRUS')"
+        )
+        .await,
+        0
+    );
     assert_in_sync(&gw, &upstreams).await;
-    assert_eq!(count(&gw, "SELECT count(*) AS n FROM reconciliation_runs WHERE finished_at IS NOT NULL AND ok").await, 2);
+    assert_eq!(
+        count(
+            &gw,
+            "SELECT count(*) AS n FROM reconciliation_runs WHERE finished_at IS NOT NULL AND ok"
+        )
+        .await,
+        2
+    );
     let metrics = labedge_schema::runtime::metrics::install().render();
     assert!(metrics.contains("labedge_reconciliation_repaired_rows"));
 }
@@ -220,9 +275,17 @@ async fn staff_log_in_with_the_cloud_stopped() {
     sync::bootstrap(&gw.state, &upstreams, &()).await.unwrap();
     cloud.stop().await;
     let status = std::sync::RwLock::new(SyncStatus::default());
-    assert!(sync::pull(&gw.state, &upstreams, &status).await.is_err(), "the cloud is down");
+    assert!(
+        sync::pull(&gw.state, &upstreams, &status).await.is_err(),
+        "the cloud is down"
+    );
     let lab = summary.labs.iter().find(|l| l.code == LAB).unwrap();
     let (_, tokens) = tablet(&gw, lab.logins.home_sampler.as_deref().unwrap()).await;
-    let me: mobile_contracts::Me = gw.app.get_authed("/v1/me", tokens.access_token.expose()).await.expect(200).json();
+    let me: mobile_contracts::Me = gw
+        .app
+        .get_authed("/v1/me", tokens.access_token.expose())
+        .await
+        .expect(200)
+        .json();
     assert_eq!(me.lab.code, LAB);
 }

@@ -169,8 +169,14 @@ impl Revocations {
             return;
         }
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        let _: redis::RedisResult<()> =
-            redis::pipe().atomic().del(&key).ignore().set(self.marker_key(), generation).ignore().query_async(&mut conn).await;
+        let _: redis::RedisResult<()> = redis::pipe()
+            .atomic()
+            .del(&key)
+            .ignore()
+            .set(self.marker_key(), generation)
+            .ignore()
+            .query_async(&mut conn)
+            .await;
     }
 
     fn spawn_reload(&self) {

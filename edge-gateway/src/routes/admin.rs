@@ -113,7 +113,9 @@ async fn security_events(state: web::Data<AppState>, _session: AdminSession) -> 
 /// The gateway's state: upstream mode and since when, backlog, sync, last drain and catch-up.
 #[get("/admin/v1/status")]
 async fn status(state: web::Data<AppState>, _session: AdminSession) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(crate::relay::gateway_status(&state).await?))
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(crate::relay::gateway_status(&state).await?))
 }
 
 /// Conflicts, open ones first.
@@ -149,14 +151,22 @@ async fn dead_letters(state: web::Data<AppState>, _session: AdminSession) -> Res
 
 /// Sends a dead letter again (as a new mutation).
 #[post("/admin/v1/dead-letters/{id}/replay")]
-async fn replay_dead_letter(state: web::Data<AppState>, session: AdminSession, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+async fn replay_dead_letter(
+    state: web::Data<AppState>,
+    session: AdminSession,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     crate::resolve::handle_dead_letter(&state, session.staff_id, id.into_inner(), true).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Discards a dead letter: the later writes of its record go on.
 #[post("/admin/v1/dead-letters/{id}/discard")]
-async fn discard_dead_letter(state: web::Data<AppState>, session: AdminSession, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+async fn discard_dead_letter(
+    state: web::Data<AppState>,
+    session: AdminSession,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     crate::resolve::handle_dead_letter(&state, session.staff_id, id.into_inner(), false).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -66,7 +66,16 @@ async fn appointment(
             ProblemError::new(ErrorCode::BadRequest).detail("If-Match must be an appointment version such as \"3\"")
         })?,
     };
-    let written = writes::update_appointment(&state, &principal, &key.0, id.into_inner(), if_version, body.0, &RequestId::of(&req)).await?;
+    let written = writes::update_appointment(
+        &state,
+        &principal,
+        &key.0,
+        id.into_inner(),
+        if_version,
+        body.0,
+        &RequestId::of(&req),
+    )
+    .await?;
     Ok(answer(written))
 }
 
@@ -79,5 +88,7 @@ async fn sync_push(
     body: ValidatedJson<SyncPushRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let response = push::push(&state, &principal, body.0, &RequestId::of(&req)).await?;
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(response))
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(response))
 }

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use labedge_schema::edge::schema::{appointments, exam_catalog, labs, outbox, patients, prescriptions, staff, sync_checkpoints, tube_types};
+use labedge_schema::edge::schema::{
+    appointments, exam_catalog, labs, outbox, patients, prescriptions, staff, sync_checkpoints, tube_types,
+};
 use labedge_schema::sync::{
     AppointmentRow, Entity, ExamRow, FeedChange, LabRow, PatientRow, PrescriptionRecord, Record, StaffRow, TubeTypeRow,
 };
@@ -43,10 +45,16 @@ pub async fn checkpoint(conn: &mut AsyncPgConnection) -> QueryResult<Option<i64>
 
 async fn set_checkpoint(conn: &mut AsyncPgConnection, position: i64) -> QueryResult<usize> {
     diesel::insert_into(sync_checkpoints::table)
-        .values((sync_checkpoints::stream.eq(CLOUD_STREAM), sync_checkpoints::position.eq(position)))
+        .values((
+            sync_checkpoints::stream.eq(CLOUD_STREAM),
+            sync_checkpoints::position.eq(position),
+        ))
         .on_conflict(sync_checkpoints::stream)
         .do_update()
-        .set((sync_checkpoints::position.eq(position), sync_checkpoints::updated_at.eq(diesel::dsl::now)))
+        .set((
+            sync_checkpoints::position.eq(position),
+            sync_checkpoints::updated_at.eq(diesel::dsl::now),
+        ))
         .execute(conn)
         .await
 }
@@ -78,7 +86,8 @@ pub async fn apply_feed_page(conn: &mut AsyncPgConnection, changes: &[FeedChange
 
 /// Applies snapshot rows (a bootstrap or a reconciliation) in one transaction.
 pub async fn apply_records(conn: &mut AsyncPgConnection, records: Vec<Record>) -> QueryResult<Touched> {
-    conn.transaction::<_, diesel::result::Error, _>(async move |conn| upsert_records(conn, records).await).await
+    conn.transaction::<_, diesel::result::Error, _>(async move |conn| upsert_records(conn, records).await)
+        .await
 }
 
 /// Sets the checkpoint (after a bootstrap).
@@ -99,7 +108,10 @@ async fn pending_appointments(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Que
         .select(outbox::entity_key)
         .load(conn)
         .await?;
-    Ok(pending.iter().filter_map(|k| k.strip_prefix("appointment:")?.parse().ok()).collect())
+    Ok(pending
+        .iter()
+        .filter_map(|k| k.strip_prefix("appointment:")?.parse().ok())
+        .collect())
 }
 
 async fn upsert_records(conn: &mut AsyncPgConnection, records: Vec<Record>) -> QueryResult<Touched> {
@@ -125,7 +137,11 @@ async fn upsert_records(conn: &mut AsyncPgConnection, records: Vec<Record>) -> Q
     touched.rows += ExamRow::upsert_edge(conn, &exam_rows).await?;
     touched.patients.extend(patient_rows.iter().map(|p| p.id));
     touched.rows += PatientRow::upsert_edge(conn, &patient_rows).await?;
-    touched.prescriptions.extend(prescription_rows.iter().map(|p| (p.prescription.id, Some(p.prescription.patient_id))));
+    touched.prescriptions.extend(
+        prescription_rows
+            .iter()
+            .map(|p| (p.prescription.id, Some(p.prescription.patient_id))),
+    );
     touched.rows += PrescriptionRecord::upsert_edge(conn, &prescription_rows).await?;
     let ids: Vec<Uuid> = appointment_rows.iter().map(|a| a.id).collect();
     let pending = pending_appointments(conn, &ids).await?;
@@ -158,8 +174,12 @@ async fn remove(conn: &mut AsyncPgConnection, removals: &[(Entity, String)], tou
                 diesel::delete(patients::table.find(id)).execute(conn).await?
             }
             (Entity::Prescription, Some(id)) => {
-                let patient: Option<Uuid> =
-                    prescriptions::table.find(id).select(prescriptions::patient_id).first(conn).await.optional()?;
+                let patient: Option<Uuid> = prescriptions::table
+                    .find(id)
+                    .select(prescriptions::patient_id)
+                    .first(conn)
+                    .await
+                    .optional()?;
                 touched.prescriptions.insert((id, patient));
                 diesel::delete(prescriptions::table.find(id)).execute(conn).await?
             }
@@ -179,11 +199,18 @@ async fn remove(conn: &mut AsyncPgConnection, removals: &[(Entity, String)], tou
 
 /// Deletes the rows of `entity` whose key is not in `keep` (after a full snapshot, or a
 /// reconciliation bucket: `bucket` limits the sweep to that bucket). Returns how many went.
-pub async fn sweep(conn: &mut AsyncPgConnection, entity: Entity, keep: &HashSet<String>, bucket: Option<&str>) -> QueryResult<usize> {
+pub async fn sweep(
+    conn: &mut AsyncPgConnection,
+    entity: Entity,
+    keep: &HashSet<String>,
+    bucket: Option<&str>,
+) -> QueryResult<usize> {
     let table = entity.table();
     let key = entity.key();
     let bucket_filter = match bucket {
-        Some(b) if b.len() == 2 && b.bytes().all(|c| c.is_ascii_hexdigit()) => format!(" AND {} = '{b}'", entity.bucket_sql()),
+        Some(b) if b.len() == 2 && b.bytes().all(|c| c.is_ascii_hexdigit()) => {
+            format!(" AND {} = '{b}'", entity.bucket_sql())
+        }
         _ => String::new(),
     };
     let keep: Vec<String> = keep.iter().cloned().collect();

@@ -99,23 +99,40 @@ pub struct ModeChange {
 impl UpstreamHealth {
     /// Health of endpoints named `names`, in order of preference. Starts degraded until one answers.
     pub fn new(names: Vec<String>) -> Self {
-        let endpoints = vec![Endpoint { open_for: FIRST_OPEN, ..Endpoint::default() }; names.len()];
-        let inner = Inner { endpoints, active: None, mode: UpstreamMode::Degraded, since: OffsetDateTime::now_utc(), changes: Vec::new() };
-        Self { names, inner: Mutex::new(inner) }
+        let endpoints = vec![
+            Endpoint {
+                open_for: FIRST_OPEN,
+                ..Endpoint::default()
+            };
+            names.len()
+        ];
+        let inner = Inner {
+            endpoints,
+            active: None,
+            mode: UpstreamMode::Degraded,
+            since: OffsetDateTime::now_utc(),
+            changes: Vec::new(),
+        };
+        Self {
+            names,
+            inner: Mutex::new(inner),
+        }
     }
 
-    /// The endpoints to try now, in order: the active one first, then the others that may be tried
-    /// (closed, or due for a probe) by preference.
+    /// The endpoints to try now, in order. While the active endpoint's circuit is closed, only it:
+    /// the gateway stays with it through a failure or two (failover comes after repeated failures).
+    /// Without an active endpoint (degraded, or its circuit open), every endpoint that may be tried
+    /// (closed, or due for a probe), by preference.
     pub fn candidates(&self) -> Vec<usize> {
         let now = Instant::now();
-        let Ok(inner) = self.inner.lock() else { return (0..self.names.len()).collect() };
+        let Ok(inner) = self.inner.lock() else {
+            return (0..self.names.len()).collect();
+        };
         let usable = |i: usize| inner.endpoints[i].open_until.is_none_or(|until| until <= now);
-        let mut order: Vec<usize> = Vec::new();
-        if let Some(active) = inner.active.filter(|a| usable(*a)) {
-            order.push(active);
+        match inner.active {
+            Some(active) if usable(active) => vec![active],
+            _ => (0..self.names.len()).filter(|i| usable(*i)).collect(),
         }
-        order.extend((0..self.names.len()).filter(|i| Some(*i) != inner.active && usable(*i)));
-        order
     }
 
     /// Whether `index` must have its role checked (`GET /readyz`) before use.
@@ -148,7 +165,9 @@ impl UpstreamHealth {
     /// A call to `index` succeeded: it closes its circuit and may become the active endpoint.
     pub fn success(&self, index: usize) {
         let Ok(mut inner) = self.inner.lock() else { return };
-        let Some(endpoint) = inner.endpoints.get_mut(index) else { return };
+        let Some(endpoint) = inner.endpoints.get_mut(index) else {
+            return;
+        };
         endpoint.consecutive_failures = 0;
         endpoint.consecutive_successes = endpoint.consecutive_successes.saturating_add(1);
         endpoint.open_until = None;
@@ -162,7 +181,11 @@ impl UpstreamHealth {
         };
         if switch {
             inner.active = Some(index);
-            let mode = if index == 0 { UpstreamMode::Online } else { UpstreamMode::Failover };
+            let mode = if index == 0 {
+                UpstreamMode::Online
+            } else {
+                UpstreamMode::Failover
+            };
             self.set_mode(&mut inner, mode);
         }
     }
@@ -171,7 +194,9 @@ impl UpstreamHealth {
     /// endpoint the gateway looks elsewhere.
     pub fn failure(&self, index: usize) {
         let Ok(mut inner) = self.inner.lock() else { return };
-        let Some(endpoint) = inner.endpoints.get_mut(index) else { return };
+        let Some(endpoint) = inner.endpoints.get_mut(index) else {
+            return;
+        };
         endpoint.consecutive_successes = 0;
         endpoint.consecutive_failures = endpoint.consecutive_failures.saturating_add(1);
         if endpoint.consecutive_failures >= FAILURES_TO_OPEN {
@@ -205,34 +230,63 @@ impl UpstreamHealth {
         if inner.changes.len() > 50 {
             inner.changes.remove(0);
         }
-        let endpoint = inner.active.and_then(|i| self.names.get(i)).cloned().unwrap_or_default();
+        let endpoint = inner
+            .active
+            .and_then(|i| self.names.get(i))
+            .cloned()
+            .unwrap_or_default();
         if mode == UpstreamMode::Online {
             tracing::info!(upstream.mode = mode.as_str(), upstream.previous = previous.as_str(), upstream.endpoint = %endpoint, "upstream state changed");
         } else {
             tracing::warn!(upstream.mode = mode.as_str(), upstream.previous = previous.as_str(), upstream.endpoint = %endpoint, "upstream state changed");
         }
         for state in [UpstreamMode::Online, UpstreamMode::Failover, UpstreamMode::Degraded] {
-            metrics::gauge!("labedge_upstream_state", "state" => state.as_str()).set(if state == mode { 1.0 } else { 0.0 });
+            metrics::gauge!("labedge_upstream_state", "state" => state.as_str()).set(if state == mode {
+                1.0
+            } else {
+                0.0
+            });
         }
         metrics::gauge!("labedge_upstream_state_since_timestamp_seconds").set(now.unix_timestamp() as f64);
     }
 
+    /// The endpoint in use, if any.
+    pub fn active(&self) -> Option<usize> {
+        self.inner.lock().ok().and_then(|i| i.active)
+    }
+
     /// The current mode and since when.
     pub fn mode(&self) -> (UpstreamMode, OffsetDateTime) {
-        self.inner.lock().map(|i| (i.mode, i.since)).unwrap_or((UpstreamMode::Degraded, OffsetDateTime::now_utc()))
+        self.inner
+            .lock()
+            .map(|i| (i.mode, i.since))
+            .unwrap_or((UpstreamMode::Degraded, OffsetDateTime::now_utc()))
     }
 
     /// A snapshot for the status route.
     pub fn view(&self) -> HealthView {
         let Ok(inner) = self.inner.lock() else {
-            return HealthView { mode: UpstreamMode::Degraded, since: OffsetDateTime::now_utc(), active: None, changes: Vec::new() };
+            return HealthView {
+                mode: UpstreamMode::Degraded,
+                since: OffsetDateTime::now_utc(),
+                active: None,
+                changes: Vec::new(),
+            };
         };
         let name = |i: Option<usize>| i.and_then(|i| self.names.get(i)).cloned();
         HealthView {
             mode: inner.mode,
             since: inner.since,
             active: name(inner.active),
-            changes: inner.changes.iter().map(|(at, mode, i)| ModeChange { at: *at, mode: *mode, endpoint: name(*i) }).collect(),
+            changes: inner
+                .changes
+                .iter()
+                .map(|(at, mode, i)| ModeChange {
+                    at: *at,
+                    mode: *mode,
+                    endpoint: name(*i),
+                })
+                .collect(),
         }
     }
 
@@ -258,6 +312,11 @@ mod tests {
         assert_eq!(health.mode().0, UpstreamMode::Degraded);
         assert_eq!(health.candidates(), vec![1], "the open circuit is skipped");
         health.success(1);
+        assert_eq!(
+            health.candidates(),
+            vec![1],
+            "the active endpoint only, while it answers"
+        );
         assert_eq!(health.mode().0, UpstreamMode::Failover);
         // The cloud answers again: not enough to switch back at once.
         health.success(0);
@@ -266,11 +325,14 @@ mod tests {
         health.success(0);
         assert_eq!(health.mode().0, UpstreamMode::Online);
         let view = health.view();
-        assert_eq!(view.changes.iter().map(|c| c.mode).collect::<Vec<_>>(), vec![
-            UpstreamMode::Online,
-            UpstreamMode::Degraded,
-            UpstreamMode::Failover,
-            UpstreamMode::Online
-        ]);
+        assert_eq!(
+            view.changes.iter().map(|c| c.mode).collect::<Vec<_>>(),
+            vec![
+                UpstreamMode::Online,
+                UpstreamMode::Degraded,
+                UpstreamMode::Failover,
+                UpstreamMode::Online
+            ]
+        );
     }
 }

@@ -70,17 +70,24 @@ pub struct Upstreams {
     client: reqwest::Client,
     endpoints: Vec<Endpoint>,
     health: Arc<UpstreamHealth>,
+    last_probe: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl std::fmt::Debug for Upstreams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstreams").field("endpoints", &self.endpoints).finish_non_exhaustive()
+        f.debug_struct("Upstreams")
+            .field("endpoints", &self.endpoints)
+            .finish_non_exhaustive()
     }
 }
 
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(|s| Duration::from_secs(s.min(3600)))
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s.min(3600)))
 }
 
 impl Upstreams {
@@ -94,7 +101,12 @@ impl Upstreams {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| TlsError::ClientCa(e.to_string()))?;
-        Ok(Self { client, endpoints: config.endpoints.clone(), health })
+        Ok(Self {
+            client,
+            endpoints: config.endpoints.clone(),
+            health,
+            last_probe: Arc::default(),
+        })
     }
 
     /// The endpoints, in order of preference.
@@ -133,17 +145,60 @@ impl Upstreams {
         primary
     }
 
+    /// While the gateway uses a fallback (or none), asks the preferred endpoints' `GET /readyz`: each
+    /// ready primary answer counts towards returning to it (after a few in a row, see
+    /// [`UpstreamHealth`]). Called by the relay and the sync between their passes; at most every five
+    /// seconds.
+    pub async fn probe_preferred(&self) {
+        {
+            let Ok(mut last) = self.last_probe.lock() else { return };
+            if last.is_some_and(|at| at.elapsed() < Duration::from_secs(5)) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let active = self.health.active();
+        for index in 0..self.endpoints.len() {
+            if active.is_some_and(|a| index >= a) {
+                break;
+            }
+            let url = format!("{}/readyz", self.endpoints[index].url.trim_end_matches('/'));
+            let primary = match self.client.get(&url).send().await {
+                Ok(response) => response
+                    .json::<Readiness>()
+                    .await
+                    .ok()
+                    .is_some_and(|r| r.ready && r.role == Some(DatabaseRole::Primary)),
+                Err(_) => false,
+            };
+            self.health.role_checked(index, primary);
+            if primary {
+                self.health.success(index);
+            } else {
+                self.health.failure(index);
+            }
+        }
+    }
+
     /// `GET path` (with its query); returns the body and the endpoint's name.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<(T, String), UpstreamError> {
         self.call::<(), T>(path, None).await
     }
 
     /// `POST path` with a JSON body; returns the answer and the endpoint's name.
-    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<(T, String), UpstreamError> {
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(T, String), UpstreamError> {
         self.call(path, Some(body)).await
     }
 
-    async fn call<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: Option<&B>) -> Result<(T, String), UpstreamError> {
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(T, String), UpstreamError> {
         let mut reasons = Vec::new();
         let mut longest_wait: Option<Duration> = None;
         for index in self.health.candidates() {
@@ -180,8 +235,16 @@ impl Upstreams {
             }
             if !status.is_success() {
                 self.health.success(index);
-                let code = response.json::<Problem>().await.map(|p| p.code.as_str().to_owned()).unwrap_or_default();
-                return Err(UpstreamError::Refused { endpoint: endpoint.name.clone(), status: status.as_u16(), code });
+                let code = response
+                    .json::<Problem>()
+                    .await
+                    .map(|p| p.code.as_str().to_owned())
+                    .unwrap_or_default();
+                return Err(UpstreamError::Refused {
+                    endpoint: endpoint.name.clone(),
+                    status: status.as_u16(),
+                    code,
+                });
             }
             return match response.json::<T>().await {
                 Ok(body) => {
@@ -192,14 +255,20 @@ impl Upstreams {
                     // A body cut short counts as a failed call: the request may have been applied,
                     // which is why every mutation is idempotent.
                     self.health.failure(index);
-                    Err(UpstreamError::Malformed { endpoint: endpoint.name.clone(), reason: e.to_string() })
+                    Err(UpstreamError::Malformed {
+                        endpoint: endpoint.name.clone(),
+                        reason: e.to_string(),
+                    })
                 }
             };
         }
         if reasons.is_empty() {
             reasons.push("every endpoint is resting after repeated failures".into());
         }
-        Err(UpstreamError::Unreachable { reasons: reasons.join("; "), retry_after: longest_wait })
+        Err(UpstreamError::Unreachable {
+            reasons: reasons.join("; "),
+            retry_after: longest_wait,
+        })
     }
 }
 

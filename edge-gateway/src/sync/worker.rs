@@ -128,7 +128,11 @@ async fn follow_up(state: &AppState, touched: &Touched) {
 
 /// Fills the gateway from the cloud's snapshot of its lab, then sets the checkpoint to the head read
 /// first. Rows the snapshot no longer has are removed, so this also replaces stale data.
-pub async fn bootstrap(state: &AppState, upstreams: &Upstreams, progress: &dyn BootstrapProgress) -> Result<i64, SyncError> {
+pub async fn bootstrap(
+    state: &AppState,
+    upstreams: &Upstreams,
+    progress: &dyn BootstrapProgress,
+) -> Result<i64, SyncError> {
     let started = Instant::now();
     let base = lab_path(state);
     let (head, _) = upstreams.get::<FeedHead>(&format!("{base}/changes/head")).await?;
@@ -158,7 +162,11 @@ pub async fn bootstrap(state: &AppState, upstreams: &Upstreams, progress: &dyn B
         let mut conn = state.pool.get().await?;
         let removed = apply::sweep(&mut conn, entity, &seen, None).await?;
         if removed > 0 {
-            tracing::info!(entity = entity.as_str(), removed, "bootstrap removed rows the cloud no longer has");
+            tracing::info!(
+                entity = entity.as_str(),
+                removed,
+                "bootstrap removed rows the cloud no longer has"
+            );
         }
     }
     let mut conn = state.pool.get().await?;
@@ -180,7 +188,9 @@ pub async fn pull(state: &AppState, upstreams: &Upstreams, status: &RwLock<SyncS
         };
         drop(conn);
         let limit = state.config.sync.page_size;
-        let (page, endpoint) = upstreams.get::<FeedPage>(&format!("{base}/changes?after={position}&limit={limit}")).await?;
+        let (page, endpoint) = upstreams
+            .get::<FeedPage>(&format!("{base}/changes?after={position}&limit={limit}"))
+            .await?;
         let applied_at = Instant::now();
         let mut conn = state.pool.get().await?;
         let touched = apply::apply_feed_page(&mut conn, &page.changes, page.next).await?;
@@ -190,7 +200,8 @@ pub async fn pull(state: &AppState, upstreams: &Upstreams, status: &RwLock<SyncS
         metrics::counter!("labedge_sync_changes_total").increment(page.changes.len() as u64);
         metrics::histogram!("labedge_sync_page_apply_seconds").record(applied_at.elapsed().as_secs_f64());
         metrics::gauge!("labedge_sync_lag_positions").set((page.head - page.next).max(0) as f64);
-        metrics::gauge!("labedge_sync_last_success_timestamp_seconds").set(OffsetDateTime::now_utc().unix_timestamp() as f64);
+        metrics::gauge!("labedge_sync_last_success_timestamp_seconds")
+            .set(OffsetDateTime::now_utc().unix_timestamp() as f64);
         if let Ok(mut s) = status.write() {
             s.position = Some(page.next);
             s.head = Some(page.head);
@@ -249,7 +260,13 @@ pub async fn reconcile(state: &AppState, upstreams: &Upstreams) -> Result<Reconc
     let result = reconcile_tables(state, upstreams, &base).await;
     let mut conn = state.pool.get().await?;
     let (ok, tables, error) = match &result {
-        Ok(tables) => (tables.iter().all(|t| t.local_count == t.cloud_count || t.rows_repaired > 0), tables.clone(), None),
+        Ok(tables) => (
+            tables
+                .iter()
+                .all(|t| t.local_count == t.cloud_count || t.rows_repaired > 0),
+            tables.clone(),
+            None,
+        ),
         Err(e) => (false, Vec::new(), Some(e.to_string())),
     };
     let repaired: usize = tables.iter().map(|t| t.rows_repaired).sum();
@@ -265,17 +282,25 @@ pub async fn reconcile(state: &AppState, upstreams: &Upstreams) -> Result<Reconc
         .await?;
     metrics::gauge!("labedge_reconciliation_ok").set(if ok { 1.0 } else { 0.0 });
     metrics::gauge!("labedge_reconciliation_repaired_rows").set(repaired as f64);
-    metrics::gauge!("labedge_reconciliation_last_timestamp_seconds").set(OffsetDateTime::now_utc().unix_timestamp() as f64);
+    metrics::gauge!("labedge_reconciliation_last_timestamp_seconds")
+        .set(OffsetDateTime::now_utc().unix_timestamp() as f64);
     let tables = result?;
     tracing::info!(run_id, ok, repaired, "reconciliation done");
-    Ok(ReconcileReport { run_id, started_at, ok, tables })
+    Ok(ReconcileReport {
+        run_id,
+        started_at,
+        ok,
+        tables,
+    })
 }
 
 async fn reconcile_tables(state: &AppState, upstreams: &Upstreams, base: &str) -> Result<Vec<TableReport>, SyncError> {
     let (cloud, _) = upstreams.get::<Checksums>(&format!("{base}/checksums")).await?;
     let mut reports = Vec::new();
     for entity in Entity::ALL {
-        let Some(remote) = cloud.tables.iter().find(|t| t.entity == entity) else { continue };
+        let Some(remote) = cloud.tables.iter().find(|t| t.entity == entity) else {
+            continue;
+        };
         let from = format!("FROM {} t", entity.table());
         let mut conn = state.pool.get().await?;
         let (local, _) = digest(&mut conn, entity, &from, false).await?;
@@ -289,9 +314,15 @@ async fn reconcile_tables(state: &AppState, upstreams: &Upstreams, base: &str) -
             rows_repaired: 0,
         };
         if !report.matched {
-            let (detail, _) =
-                upstreams.get::<Checksums>(&format!("{base}/checksums?entity={}&buckets=true", entity.as_str())).await?;
-            let remote_buckets = detail.tables.into_iter().find(|t| t.entity == entity).map(|t| t.buckets).unwrap_or_default();
+            let (detail, _) = upstreams
+                .get::<Checksums>(&format!("{base}/checksums?entity={}&buckets=true", entity.as_str()))
+                .await?;
+            let remote_buckets = detail
+                .tables
+                .into_iter()
+                .find(|t| t.entity == entity)
+                .map(|t| t.buckets)
+                .unwrap_or_default();
             let mut conn = state.pool.get().await?;
             let (_, local_buckets) = digest(&mut conn, entity, &from, true).await?;
             drop(conn);
@@ -303,7 +334,10 @@ async fn reconcile_tables(state: &AppState, upstreams: &Upstreams, base: &str) -
             }
             // Buckets that only exist here hold rows the cloud no longer has in scope.
             differing.extend(
-                local_buckets.iter().filter(|(b, _)| !remote_buckets.iter().any(|(r, _)| r == b)).map(|(b, _)| b.clone()),
+                local_buckets
+                    .iter()
+                    .filter(|(b, _)| !remote_buckets.iter().any(|(r, _)| r == b))
+                    .map(|(b, _)| b.clone()),
             );
             for bucket in differing {
                 report.rows_repaired += repair_bucket(state, upstreams, base, entity, &bucket).await?;
@@ -326,7 +360,11 @@ async fn repair_bucket(
     let mut after: Option<String> = None;
     let mut repaired = 0;
     loop {
-        let mut path = format!("{base}/snapshot/{}?bucket={bucket}&limit={}", entity.as_str(), state.config.sync.snapshot_page_size);
+        let mut path = format!(
+            "{base}/snapshot/{}?bucket={bucket}&limit={}",
+            entity.as_str(),
+            state.config.sync.snapshot_page_size
+        );
         if let Some(after) = &after {
             path.push_str(&format!("&after={after}"));
         }
@@ -359,7 +397,11 @@ impl Worker {
     /// A worker for `state`, talking to `upstreams`; it reports in `state.sync_status`.
     pub fn new(state: AppState, upstreams: Upstreams) -> Self {
         let status = Arc::clone(&state.sync_status);
-        Self { state, upstreams, status }
+        Self {
+            state,
+            upstreams,
+            status,
+        }
     }
 
     /// Its status, shared.
@@ -398,6 +440,7 @@ impl Worker {
     }
 
     async fn step(&self) -> Result<(), SyncError> {
+        self.upstreams.probe_preferred().await;
         let mut conn = self.state.pool.get().await?;
         let position = apply::checkpoint(&mut conn).await?;
         drop(conn);
@@ -426,7 +469,9 @@ impl Worker {
 
     /// Due once the lab's local clock has passed `reconcile_at` today and no run started since.
     async fn reconciliation_due(&self) -> Result<bool, SyncError> {
-        let Some((hour, minute)) = self.state.config.sync.reconcile_time() else { return Ok(false) };
+        let Some((hour, minute)) = self.state.config.sync.reconcile_time() else {
+            return Ok(false);
+        };
         #[derive(diesel::QueryableByName)]
         struct Due {
             #[diesel(sql_type = diesel::sql_types::Bool)]

@@ -23,7 +23,11 @@ impl FromRequest for IdempotencyKey {
     type Future = std::future::Ready<Result<Self, ProblemError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let key = req.headers().get(IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok()).map(str::trim);
+        let key = req
+            .headers()
+            .get(IDEMPOTENCY_KEY)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
         std::future::ready(match key {
             None | Some("") => Err(ProblemError::new(ErrorCode::IdempotencyKeyMissing)
                 .detail("every write carries an Idempotency-Key header (a UUID the tablet makes per write)")),
@@ -85,15 +89,20 @@ pub async fn claim(conn: &mut AsyncPgConnection, device: Uuid, key: &str, hash: 
     }
     let stored: Option<(Vec<u8>, i16, serde_json::Value)> = idempotency_keys::table
         .find((device, key))
-        .select((idempotency_keys::request_sha256, idempotency_keys::response_status, idempotency_keys::response_body))
+        .select((
+            idempotency_keys::request_sha256,
+            idempotency_keys::response_status,
+            idempotency_keys::response_body,
+        ))
         .first(conn)
         .await
         .optional()?;
     match stored {
         None => Ok(Claim::Fresh),
-        Some((stored_hash, status, body)) if stored_hash == hash => {
-            Ok(Claim::Replay { status: u16::try_from(status).unwrap_or(200), body })
-        }
+        Some((stored_hash, status, body)) if stored_hash == hash => Ok(Claim::Replay {
+            status: u16::try_from(status).unwrap_or(200),
+            body,
+        }),
         Some(_) => Err(ClaimError::Reused),
     }
 }

@@ -19,7 +19,9 @@ pub mod push;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use labedge_schema::edge::schema::{appointments, collection_tubes, collections, outbox, patients, prescriptions, tube_types};
+use labedge_schema::edge::schema::{
+    appointments, collection_tubes, collections, outbox, patients, prescriptions, tube_types,
+};
 use labedge_schema::relay::{RelayedMutation, RelayedOp};
 use labedge_schema::runtime::error::ApiError;
 use labedge_schema::runtime::http::ProblemError;
@@ -114,7 +116,15 @@ async fn enqueue(conn: &mut AsyncPgConnection, mutation: &RelayedMutation) -> Qu
         .map(|_| ())
 }
 
-fn entry(state: &AppState, principal: &Principal, lab_id: Uuid, action: &'static str, patient: Uuid, resource: String, request_id: &str) -> AuditEntry {
+fn entry(
+    state: &AppState,
+    principal: &Principal,
+    lab_id: Uuid,
+    action: &'static str,
+    patient: Uuid,
+    resource: String,
+    request_id: &str,
+) -> AuditEntry {
     let _ = state;
     AuditEntry {
         lab_id,
@@ -140,16 +150,30 @@ pub async fn record_collection(
     let hash = request_hash(&[b"collection.create", &canonical]);
     let mut conn = state.pool.get().await?;
     let now = OffsetDateTime::now_utc();
-    let audit = entry(state, principal, lab.id, "collection.create", body.patient_id, format!("collection:{}", body.id), request_id);
+    let audit = entry(
+        state,
+        principal,
+        lab.id,
+        "collection.create",
+        body.patient_id,
+        format!("collection:{}", body.id),
+        request_id,
+    );
     let principal = principal.clone();
     let written = conn
         .transaction::<_, WriteError, _>(async move |conn| {
             durable(conn).await?;
             if let Claim::Replay { status, body } = idempotency::claim(conn, principal.device_id, key, &hash).await? {
-                return Ok(Written { status, body, replayed: true });
+                return Ok(Written {
+                    status,
+                    body,
+                    replayed: true,
+                });
             }
             check_collection(conn, lab.id, &principal, &body, now).await?;
-            let exists: bool = diesel::select(diesel::dsl::exists(collections::table.find(body.id))).get_result(conn).await?;
+            let exists: bool = diesel::select(diesel::dsl::exists(collections::table.find(body.id)))
+                .get_result(conn)
+                .await?;
             if exists {
                 return Err(ProblemError::new(ErrorCode::Conflict)
                     .detail("a collection with this id is already recorded")
@@ -184,8 +208,15 @@ pub async fn record_collection(
                     )
                 })
                 .collect();
-            diesel::insert_into(collection_tubes::table).values(&tubes).execute(conn).await?;
-            let receipt = CollectionReceipt { id: body.id, recorded_at: now, relay: RelayState::Queued };
+            diesel::insert_into(collection_tubes::table)
+                .values(&tubes)
+                .execute(conn)
+                .await?;
+            let receipt = CollectionReceipt {
+                id: body.id,
+                recorded_at: now,
+                relay: RelayState::Queued,
+            };
             let mutation = RelayedMutation {
                 mutation_id: Uuid::now_v7(),
                 recorded_at: now,
@@ -195,9 +226,14 @@ pub async fn record_collection(
             };
             enqueue(conn, &mutation).await?;
             AuditLog::insert_in(conn, &[audit]).await?;
-            let answer = serde_json::to_value(&receipt).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+            let answer =
+                serde_json::to_value(&receipt).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
             idempotency::store(conn, principal.device_id, key, &hash, 201, &answer).await?;
-            Ok(Written { status: 201, body: answer, replayed: false })
+            Ok(Written {
+                status: 201,
+                body: answer,
+                replayed: false,
+            })
         })
         .await?;
     if !written.replayed {
@@ -226,9 +262,12 @@ async fn check_collection(
     if body.collected_at > now + FUTURE_TOLERANCE {
         return Err(invalid("/collected_at", "is in the future: check the tablet's clock").into());
     }
-    let patient_known: bool = diesel::select(diesel::dsl::exists(patients::table.find(body.patient_id))).get_result(conn).await?;
+    let patient_known: bool = diesel::select(diesel::dsl::exists(patients::table.find(body.patient_id)))
+        .get_result(conn)
+        .await?;
     let in_scope = patient_known
-        && (principal.role != Role::HomeSampler || assigned_to(conn, lab_id, principal.staff_id, body.patient_id).await?);
+        && (principal.role != Role::HomeSampler
+            || assigned_to(conn, lab_id, principal.staff_id, body.patient_id).await?);
     if !in_scope {
         return Err(invalid("/patient_id", "no such patient among yours").into());
     }
@@ -253,7 +292,11 @@ async fn check_collection(
         }
     }
     let types: Vec<String> = body.tubes.iter().map(|t| t.tube_type.clone()).collect();
-    let known: Vec<String> = tube_types::table.filter(tube_types::code.eq_any(&types)).select(tube_types::code).load(conn).await?;
+    let known: Vec<String> = tube_types::table
+        .filter(tube_types::code.eq_any(&types))
+        .select(tube_types::code)
+        .load(conn)
+        .await?;
     if let Some(index) = types.iter().position(|t| !known.contains(t)) {
         return Err(invalid(&format!("/tubes/{index}/tube_type"), "not a tube type of the catalog").into());
     }
@@ -273,7 +316,12 @@ pub async fn update_appointment(
 ) -> Result<Written, ApiError> {
     let lab = state.lab().await?;
     let canonical = serde_json::to_vec(&patch).map_err(anyhow::Error::from)?;
-    let hash = request_hash(&[b"appointment.update", id.as_bytes(), &if_version.to_be_bytes(), &canonical]);
+    let hash = request_hash(&[
+        b"appointment.update",
+        id.as_bytes(),
+        &if_version.to_be_bytes(),
+        &canonical,
+    ]);
     let mut conn = state.pool.get().await?;
     let principal = principal.clone();
     let request_id = request_id.to_owned();
@@ -282,7 +330,11 @@ pub async fn update_appointment(
         .transaction::<_, WriteError, _>(async move |conn| {
             durable(conn).await?;
             if let Claim::Replay { status, body } = idempotency::claim(conn, principal.device_id, key, &hash).await? {
-                return Ok(Written { status, body, replayed: true });
+                return Ok(Written {
+                    status,
+                    body,
+                    replayed: true,
+                });
             }
             let row: Option<AppointmentRow> = appointments::table
                 .find(id)
@@ -292,16 +344,29 @@ pub async fn update_appointment(
                 .await
                 .optional()?;
             let row = match row {
-                Some(row) if row.lab_id == lab.id && (principal.role != Role::HomeSampler || row.assigned_staff_id == Some(principal.staff_id)) => row,
+                Some(row)
+                    if row.lab_id == lab.id
+                        && (principal.role != Role::HomeSampler
+                            || row.assigned_staff_id == Some(principal.staff_id)) =>
+                {
+                    row
+                }
                 _ => return Err(ProblemError::new(ErrorCode::NotFound).into()),
             };
             if row.version != if_version {
                 return Err(ProblemError::new(ErrorCode::VersionMismatch)
-                    .detail(format!("the appointment is at version {}: reload it and try again", row.version))
-                    .header(actix_web::http::header::ETAG, &mobile_contracts::headers::etag(row.version))
+                    .detail(format!(
+                        "the appointment is at version {}: reload it and try again",
+                        row.version
+                    ))
+                    .header(
+                        actix_web::http::header::ETAG,
+                        &mobile_contracts::headers::etag(row.version),
+                    )
                     .into());
             }
-            let from = crate::reads::store::parse_enum::<AppointmentStatus>("status", &row.status).map_err(|_| ProblemError::new(ErrorCode::Internal))?;
+            let from = crate::reads::store::parse_enum::<AppointmentStatus>("status", &row.status)
+                .map_err(|_| ProblemError::new(ErrorCode::Internal))?;
             if !from.can_transition_to(patch.status) {
                 return Err(ProblemError::new(ErrorCode::InvalidTransition)
                     .detail("this status change is not allowed from the appointment's current status")
@@ -326,15 +391,32 @@ pub async fn update_appointment(
                 recorded_at: now,
                 staff_id: Some(principal.staff_id),
                 device_id: Some(principal.device_id),
-                op: RelayedOp::AppointmentUpdate { appointment_id: id, if_version, patch },
+                op: RelayedOp::AppointmentUpdate {
+                    appointment_id: id,
+                    if_version,
+                    patch,
+                },
             };
             enqueue(conn, &mutation).await?;
-            let audit = entry(&state_ref, &principal, lab.id, "appointment.update", row.patient_id, format!("appointment:{id}"), &request_id);
+            let audit = entry(
+                &state_ref,
+                &principal,
+                lab.id,
+                "appointment.update",
+                row.patient_id,
+                format!("appointment:{id}"),
+                &request_id,
+            );
             AuditLog::insert_in(conn, &[audit]).await?;
             let rendered = render_appointment(&updated).map_err(|_| ProblemError::new(ErrorCode::Internal))?;
-            let answer = serde_json::to_value(&rendered).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+            let answer =
+                serde_json::to_value(&rendered).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
             idempotency::store(conn, principal.device_id, key, &hash, 200, &answer).await?;
-            Ok(Written { status: 200, body: answer, replayed: false })
+            Ok(Written {
+                status: 200,
+                body: answer,
+                replayed: false,
+            })
         })
         .await?;
     if !written.replayed {

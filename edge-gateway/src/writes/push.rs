@@ -11,7 +11,12 @@ use crate::state::AppState;
 
 /// Applies the batch in order. A database failure stops it with 503: the items before it are
 /// committed, and the tablet's retry of the whole batch finds them as duplicates.
-pub async fn push(state: &AppState, principal: &Principal, request: SyncPushRequest, request_id: &str) -> Result<SyncPushResponse, ApiError> {
+pub async fn push(
+    state: &AppState,
+    principal: &Principal,
+    request: SyncPushRequest,
+    request_id: &str,
+) -> Result<SyncPushResponse, ApiError> {
     let mut results = Vec::with_capacity(request.mutations.len());
     for mutation in request.mutations {
         let key = mutation.mutation_id.to_string();
@@ -19,14 +24,20 @@ pub async fn push(state: &AppState, principal: &Principal, request: SyncPushRequ
             MutationOp::CollectionCreate { collection } => {
                 record_collection(state, principal, &key, collection, request_id).await
             }
-            MutationOp::AppointmentUpdate { appointment_id, if_version, patch } => {
-                update_appointment(state, principal, &key, appointment_id, if_version, patch, request_id).await
-            }
+            MutationOp::AppointmentUpdate {
+                appointment_id,
+                if_version,
+                patch,
+            } => update_appointment(state, principal, &key, appointment_id, if_version, patch, request_id).await,
         };
         let result = match outcome {
             Ok(written) => MutationResult {
                 mutation_id: mutation.mutation_id,
-                outcome: if written.replayed { MutationOutcome::Duplicate } else { MutationOutcome::Applied },
+                outcome: if written.replayed {
+                    MutationOutcome::Duplicate
+                } else {
+                    MutationOutcome::Applied
+                },
                 status: written.status,
                 problem: None,
                 current_version: None,
@@ -41,7 +52,11 @@ pub async fn push(state: &AppState, principal: &Principal, request: SyncPushRequ
                     .and_then(mobile_contracts::headers::parse_if_match);
                 MutationResult {
                     mutation_id: mutation.mutation_id,
-                    outcome: if conflict { MutationOutcome::Conflict } else { MutationOutcome::Rejected },
+                    outcome: if conflict {
+                        MutationOutcome::Conflict
+                    } else {
+                        MutationOutcome::Rejected
+                    },
                     status: problem.problem.status,
                     problem: Some(*problem.problem),
                     current_version,
