@@ -222,11 +222,19 @@ fn gateway_config(
         );
     }
     let _ = writeln!(out, "]\n");
-    let list = |nets: &[ipnet::IpNet]| nets.iter().map(|n| toml_string(&n.to_string())).collect::<Vec<_>>().join(", ");
+    let list = |nets: &[ipnet::IpNet]| {
+        nets.iter()
+            .map(|n| toml_string(&n.to_string()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let _ = writeln!(out, "[access]\ntablet_ranges = [{}]", list(&args.tablet_ranges));
     let _ = writeln!(out, "admin_ranges = [{}]", list(&args.admin_ranges));
     let _ = writeln!(out, "monitoring_ranges = [\"127.0.0.0/8\", \"::1/128\"]\n");
-    let _ = writeln!(out, "[pki]\n# The lab's CA for its tablets' client certificates, created at the first start.");
+    let _ = writeln!(
+        out,
+        "[pki]\n# The lab's CA for its tablets' client certificates, created at the first start."
+    );
     let _ = writeln!(out, "dir = {}", q(&files.lab_ca));
     out
 }

@@ -140,11 +140,17 @@ impl PrescriptionRecord {
         let written = PrescriptionRow::upsert_edge(conn, &rows).await?;
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            diesel::delete(pe::table.filter(pe::prescription_id.eq_any(chunk))).execute(conn).await?;
+            diesel::delete(pe::table.filter(pe::prescription_id.eq_any(chunk)))
+                .execute(conn)
+                .await?;
         }
         let exams: Vec<_> = records
             .iter()
-            .flat_map(|r| r.exams.iter().map(move |code| (pe::prescription_id.eq(r.prescription.id), pe::exam_code.eq(code))))
+            .flat_map(|r| {
+                r.exams
+                    .iter()
+                    .map(move |code| (pe::prescription_id.eq(r.prescription.id), pe::exam_code.eq(code)))
+            })
             .collect();
         for chunk in exams.chunks(ROWS_PER_STATEMENT) {
             diesel::insert_into(pe::table).values(chunk).execute(conn).await?;
@@ -175,8 +181,15 @@ pub enum Entity {
 
 impl Entity {
     /// Every kind, in bootstrap order.
-    pub const ALL: [Entity; 7] =
-        [Entity::Lab, Entity::Staff, Entity::TubeType, Entity::Exam, Entity::Patient, Entity::Prescription, Entity::Appointment];
+    pub const ALL: [Entity; 7] = [
+        Entity::Lab,
+        Entity::Staff,
+        Entity::TubeType,
+        Entity::Exam,
+        Entity::Patient,
+        Entity::Prescription,
+        Entity::Appointment,
+    ];
 
     /// The name used in `change_log.entity` and on the wire.
     pub fn as_str(self) -> &'static str {
@@ -422,7 +435,24 @@ pub async fn digest(
         ))
         .load(conn)
         .await?;
-        per_bucket = rows.into_iter().map(|r| (r.bucket, Digest { count: r.count, checksum: r.checksum })).collect();
+        per_bucket = rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.bucket,
+                    Digest {
+                        count: r.count,
+                        checksum: r.checksum,
+                    },
+                )
+            })
+            .collect();
     }
-    Ok((Digest { count: whole.count, checksum: whole.checksum }, per_bucket))
+    Ok((
+        Digest {
+            count: whole.count,
+            checksum: whole.checksum,
+        },
+        per_bucket,
+    ))
 }

@@ -6,7 +6,11 @@ use labedge_schema::relay::{AckOutcome, MutationAck, RelayedMutation};
 use uuid::Uuid;
 
 /// Records a gateway's audit checkpoint.
-pub async fn apply(_conn: &mut AsyncPgConnection, _lab_id: Uuid, mutation: &RelayedMutation) -> QueryResult<MutationAck> {
+pub async fn apply(
+    _conn: &mut AsyncPgConnection,
+    _lab_id: Uuid,
+    mutation: &RelayedMutation,
+) -> QueryResult<MutationAck> {
     Ok(MutationAck {
         mutation_id: mutation.mutation_id,
         outcome: AckOutcome::Rejected,

@@ -47,11 +47,17 @@ pub async fn apply_batch(
         let ids: Vec<Uuid> = batch.iter().map(|m| m.mutation_id).collect();
         let known: Vec<(Uuid, String, Option<serde_json::Value>)> = applied_mutations::table
             .filter(applied_mutations::mutation_id.eq_any(&ids))
-            .select((applied_mutations::mutation_id, applied_mutations::outcome, applied_mutations::detail))
+            .select((
+                applied_mutations::mutation_id,
+                applied_mutations::outcome,
+                applied_mutations::detail,
+            ))
             .load(conn)
             .await?;
-        let known: HashMap<Uuid, (String, Option<serde_json::Value>)> =
-            known.into_iter().map(|(id, outcome, detail)| (id, (outcome, detail))).collect();
+        let known: HashMap<Uuid, (String, Option<serde_json::Value>)> = known
+            .into_iter()
+            .map(|(id, outcome, detail)| (id, (outcome, detail)))
+            .collect();
 
         let mut acks: HashMap<Uuid, MutationAck> = HashMap::new();
         let mut seen_in_batch: HashSet<Uuid> = HashSet::new();
@@ -62,17 +68,29 @@ pub async fn apply_batch(
                 continue;
             }
             if let Some((outcome, detail)) = known.get(&mutation.mutation_id) {
-                acks.insert(mutation.mutation_id, replay(mutation.mutation_id, outcome, detail.as_ref()));
+                acks.insert(
+                    mutation.mutation_id,
+                    replay(mutation.mutation_id, outcome, detail.as_ref()),
+                );
                 continue;
             }
             match &mutation.op {
                 RelayedOp::CollectionCreate { .. } => new_collections.push(mutation),
-                RelayedOp::AppointmentUpdate { appointment_id, if_version, patch } => {
-                    let ack = update_appointment(conn, lab_id, mutation.mutation_id, *appointment_id, *if_version, patch).await?;
+                RelayedOp::AppointmentUpdate {
+                    appointment_id,
+                    if_version,
+                    patch,
+                } => {
+                    let ack =
+                        update_appointment(conn, lab_id, mutation.mutation_id, *appointment_id, *if_version, patch)
+                            .await?;
                     acks.insert(mutation.mutation_id, ack);
                 }
                 RelayedOp::AuditCheckpoint { .. } => {
-                    acks.insert(mutation.mutation_id, crate::intake::checkpoint::apply(conn, lab_id, mutation).await?);
+                    acks.insert(
+                        mutation.mutation_id,
+                        crate::intake::checkpoint::apply(conn, lab_id, mutation).await?,
+                    );
                 }
             }
         }
@@ -86,7 +104,9 @@ pub async fn apply_batch(
         let mut audits = Vec::new();
         let mut recorded: HashSet<Uuid> = HashSet::new();
         for mutation in &batch {
-            let Some(ack) = acks.get(&mutation.mutation_id) else { continue };
+            let Some(ack) = acks.get(&mutation.mutation_id) else {
+                continue;
+            };
             let first_time = !known.contains_key(&mutation.mutation_id) && recorded.insert(mutation.mutation_id);
             if !first_time || ack.outcome == AckOutcome::Duplicate && !is_new_duplicate(ack) {
                 continue;
@@ -110,8 +130,12 @@ pub async fn apply_batch(
             ));
             if ack.outcome == AckOutcome::Applied {
                 let (patient, resource) = match &mutation.op {
-                    RelayedOp::CollectionCreate { collection } => (Some(collection.patient_id), format!("collection:{}", collection.id)),
-                    RelayedOp::AppointmentUpdate { appointment_id, .. } => (None, format!("appointment:{appointment_id}")),
+                    RelayedOp::CollectionCreate { collection } => {
+                        (Some(collection.patient_id), format!("collection:{}", collection.id))
+                    }
+                    RelayedOp::AppointmentUpdate { appointment_id, .. } => {
+                        (None, format!("appointment:{appointment_id}"))
+                    }
                     RelayedOp::AuditCheckpoint { chain_seq, .. } => (None, format!("audit-checkpoint:{chain_seq}")),
                 };
                 audits.push((
@@ -128,10 +152,16 @@ pub async fn apply_batch(
             }
         }
         for chunk in records.chunks(1_000) {
-            diesel::insert_into(applied_mutations::table).values(chunk).execute(conn).await?;
+            diesel::insert_into(applied_mutations::table)
+                .values(chunk)
+                .execute(conn)
+                .await?;
         }
         for chunk in audits.chunks(1_000) {
-            diesel::insert_into(audit_log::table).values(chunk).execute(conn).await?;
+            diesel::insert_into(audit_log::table)
+                .values(chunk)
+                .execute(conn)
+                .await?;
         }
 
         let mut seen = HashSet::new();
@@ -141,7 +171,13 @@ pub async fn apply_batch(
                 let first = seen.insert(m.mutation_id);
                 match acks.get(&m.mutation_id) {
                     Some(ack) if first => ack.clone(),
-                    _ => MutationAck { mutation_id: m.mutation_id, outcome: AckOutcome::Duplicate, current_version: None, current: None, reason: None },
+                    _ => MutationAck {
+                        mutation_id: m.mutation_id,
+                        outcome: AckOutcome::Duplicate,
+                        current_version: None,
+                        current: None,
+                        reason: None,
+                    },
                 }
             })
             .collect())
@@ -166,17 +202,33 @@ fn replay(mutation_id: Uuid, outcome: &str, detail: Option<&serde_json::Value>) 
         mutation_id,
         outcome,
         current_version: field("current_version").and_then(|v| v.as_i64()),
-        current: if outcome == AckOutcome::Conflict { field("current") } else { None },
+        current: if outcome == AckOutcome::Conflict {
+            field("current")
+        } else {
+            None
+        },
         reason: field("reason").and_then(|v| v.as_str().map(str::to_owned)),
     }
 }
 
 fn rejected(mutation_id: Uuid, reason: impl Into<String>) -> MutationAck {
-    MutationAck { mutation_id, outcome: AckOutcome::Rejected, current_version: None, current: None, reason: Some(reason.into()) }
+    MutationAck {
+        mutation_id,
+        outcome: AckOutcome::Rejected,
+        current_version: None,
+        current: None,
+        reason: Some(reason.into()),
+    }
 }
 
 fn applied(mutation_id: Uuid) -> MutationAck {
-    MutationAck { mutation_id, outcome: AckOutcome::Applied, current_version: None, current: None, reason: None }
+    MutationAck {
+        mutation_id,
+        outcome: AckOutcome::Applied,
+        current_version: None,
+        current: None,
+        reason: None,
+    }
 }
 
 #[derive(Queryable)]
@@ -202,19 +254,30 @@ async fn update_appointment(
         .first(conn)
         .await
         .optional()?;
-    let Some(current) = current else { return Ok(rejected(mutation_id, "not_found: no such appointment at this lab")) };
+    let Some(current) = current else {
+        return Ok(rejected(mutation_id, "not_found: no such appointment at this lab"));
+    };
     if current.version != if_version {
         return Ok(MutationAck {
             mutation_id,
             outcome: AckOutcome::Conflict,
             current_version: Some(current.version),
-            current: Some(serde_json::json!({"status": current.status, "status_reason": current.status_reason, "version": current.version})),
+            current: Some(
+                serde_json::json!({"status": current.status, "status_reason": current.status_reason, "version": current.version}),
+            ),
             reason: Some("version_mismatch: the appointment changed in the cloud".into()),
         });
     }
     let from = parse_status(&current.status);
     if !from.is_some_and(|from| from.can_transition_to(patch.status)) {
-        return Ok(rejected(mutation_id, format!("invalid_transition: {} to {}", current.status, status_name(patch.status))));
+        return Ok(rejected(
+            mutation_id,
+            format!(
+                "invalid_transition: {} to {}",
+                current.status,
+                status_name(patch.status)
+            ),
+        ));
     }
     diesel::update(appointments::table.find(appointment_id))
         .set((
@@ -305,12 +368,17 @@ async fn insert_collections(
             let mut acks = Vec::with_capacity(mutations.len());
             for mutation in mutations {
                 let one = conn
-                    .transaction::<_, DieselError, _>(async |conn| insert_collection_rows(conn, lab_id, &[*mutation]).await)
+                    .transaction::<_, DieselError, _>(async |conn| {
+                        insert_collection_rows(conn, lab_id, &[*mutation]).await
+                    })
                     .await;
                 match one {
                     Ok(mut ack) => acks.append(&mut ack),
                     Err(DieselError::DatabaseError(kind, info)) => {
-                        acks.push(rejected(mutation.mutation_id, rejection_reason(kind, info.constraint_name())));
+                        acks.push(rejected(
+                            mutation.mutation_id,
+                            rejection_reason(kind, info.constraint_name()),
+                        ));
                     }
                     Err(other) => return Err(other),
                 }
@@ -343,7 +411,10 @@ async fn insert_collection_rows(
     for mutation in mutations {
         match collection_of(mutation).and_then(|c| collection_values(lab_id, mutation, c)) {
             Some(values) => rows.push(values),
-            None => acks.push(rejected(mutation.mutation_id, "invalid: a collection needs its staff member and device")),
+            None => acks.push(rejected(
+                mutation.mutation_id,
+                "invalid: a collection needs its staff member and device",
+            )),
         }
     }
     let mut inserted: HashSet<Uuid> = HashSet::new();
@@ -359,7 +430,9 @@ async fn insert_collection_rows(
     }
     let mut tubes = Vec::new();
     for mutation in mutations {
-        let Some(collection) = collection_of(mutation) else { continue };
+        let Some(collection) = collection_of(mutation) else {
+            continue;
+        };
         if acks.iter().any(|a| a.mutation_id == mutation.mutation_id) {
             continue;
         }
@@ -384,7 +457,10 @@ async fn insert_collection_rows(
         }
     }
     for chunk in tubes.chunks(1_000) {
-        diesel::insert_into(collection_tubes::table).values(chunk).execute(conn).await?;
+        diesel::insert_into(collection_tubes::table)
+            .values(chunk)
+            .execute(conn)
+            .await?;
     }
     Ok(acks)
 }

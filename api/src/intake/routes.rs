@@ -36,10 +36,16 @@ async fn mutations(
     let batch: MutationBatch = parse_json(&body)?;
     if batch.mutations.len() > MAX_BATCH {
         return Err(ProblemError::new(ErrorCode::ValidationFailed)
-            .errors(vec![FieldError::new("/mutations", "too_long", format!("at most {MAX_BATCH} mutations a batch"))])
+            .errors(vec![FieldError::new(
+                "/mutations",
+                "too_long",
+                format!("at most {MAX_BATCH} mutations a batch"),
+            )])
             .into());
     }
     let mut conn = state.pool.get().await?;
     let results = apply_batch(&mut conn, credential.lab_id, &credential.lab_code, batch.mutations).await?;
-    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(MutationAcks { results }))
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(MutationAcks { results }))
 }

@@ -144,7 +144,8 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedJson<T> 
 pub async fn read_body(mut payload: Payload, limit: usize) -> Result<web::Bytes, ProblemError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ProblemError::new(ErrorCode::BadRequest).detail("the request body could not be read"))?;
+        let chunk =
+            chunk.map_err(|_| ProblemError::new(ErrorCode::BadRequest).detail("the request body could not be read"))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large(limit));
         }

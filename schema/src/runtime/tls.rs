@@ -131,7 +131,9 @@ pub struct PeerCertificate(pub CertificateDer<'static>);
 /// extensions by an in-process test (clients cannot set extensions).
 pub fn peer_certificate(req: &actix_web::HttpRequest) -> Option<PeerCertificate> {
     use actix_web::HttpMessage;
-    req.conn_data::<PeerCertificate>().cloned().or_else(|| req.extensions().get::<PeerCertificate>().cloned())
+    req.conn_data::<PeerCertificate>()
+        .cloned()
+        .or_else(|| req.extensions().get::<PeerCertificate>().cloned())
 }
 
 /// The socket peer of this connection (kept even behind TLS, for the VPN gate).
