@@ -58,6 +58,15 @@ impl TestApp {
         }
     }
 
+    /// The same app, presenting no client certificate.
+    pub fn clone_without_certificate(&self) -> Self {
+        Self {
+            service: self.service.clone(),
+            peer: self.peer,
+            certificate: None,
+        }
+    }
+
     /// Sends a request built by the caller.
     pub async fn send(&self, request: TestRequest) -> TestResponse {
         let request = request.peer_addr(self.peer).to_request();
