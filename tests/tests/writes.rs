@@ -895,7 +895,8 @@ async fn a_write_whose_connection_is_cut_mid_transaction_gets_503_not_500() {
         .await
         .unwrap();
     let checked_in = status(AppointmentStatus::CheckedIn);
-    let write = patch_appointment(&gw.app, &lab.nurse, lab.visit, Some("\"1\""), Some(&key()), &checked_in);
+    let key = key();
+    let write = patch_appointment(&gw.app, &lab.nurse, lab.visit, Some("\"1\""), Some(&key), &checked_in);
     // Then its backend is terminated, as a shutting-down server does.
     let cut = async {
         let mut watcher = gw.db.conn().await;
@@ -940,7 +941,7 @@ async fn appointment_changes_follow_the_state_machine_against_the_version_seen()
         version: 3,
         ..lab_visit(gw.lab_id, lab.patient, at)
     };
-    edge_data::upsert_appointments(gw, &[done.clone()]).await;
+    edge_data::upsert_appointments(gw, std::slice::from_ref(&done)).await;
     let nurse = &lab.nurse;
     let baseline = stored(gw).await;
     let checked_in = status(AppointmentStatus::CheckedIn);
