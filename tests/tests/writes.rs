@@ -879,8 +879,6 @@ struct Count {
 /// backend gets `admin_shutdown`) is the database being down: 503 + `Retry-After`, as the error
 /// mapping promises for "an unreachable database", not an opaque 500.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a connection lost mid-transaction answers 500: diesel-async reports it as Unknown (57P01) or \
-            UnableToSendCommand, never ClosedConnection, the only kind database_problem maps to 503"]
 async fn a_write_whose_connection_is_cut_mid_transaction_gets_503_not_500() {
     let lab = lab().await;
     let gw = &lab.gw;
@@ -1312,8 +1310,6 @@ async fn a_push_holds_1_to_500_mutations() {
 /// The push route answers per item: an item refused for a reason the database finds (a barcode
 /// already recorded, a unique constraint) must be `rejected` on its own, like any other refusal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: push::push turns an item's database-mapped refusal (barcode already recorded: 409) into a \
-            failure of the whole batch, so the tablet's queue is stuck on it for ever"]
 async fn a_pushed_collection_whose_barcode_is_already_recorded_is_rejected_alone() {
     let lab = lab().await;
     let gw = &lab.gw;
@@ -1358,8 +1354,6 @@ async fn a_pushed_collection_whose_barcode_is_already_recorded_is_rejected_alone
 /// `MutationResult::current_version` is documented as "for `conflict` (and after an applied
 /// update)": a tablet that pushed a change needs the new version for its next one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: push::push sets current_version to None for an applied appointment.update, where the \
-            contract (MutationResult::current_version) promises the new version"]
 async fn an_applied_appointment_change_in_a_push_reports_the_new_version() {
     let lab = lab().await;
     let gw = &lab.gw;
@@ -1644,4 +1638,29 @@ async fn the_lab_admin_resolves_conflicts_and_replays_or_discards_dead_letters()
     }
     assert_eq!(outbox_rows(gw).await.len(), 6);
     assert_eq!(backlog(gw, &admin).await, (2, 0, 0));
+}
+
+/// A tablet whose answer was lost queues the same collection again under a new key: it is recorded
+/// once and the retry gets the first receipt; another device using the id gets 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_collection_under_a_new_key_is_recorded_once() {
+    let lab = lab().await;
+    let gw = &lab.gw;
+    let body = edge_data::collection(lab.patient, lab.prescription, &["EDTA"]);
+    let first: mobile_contracts::CollectionReceipt = post_collection(&gw.app, &lab.nurse, Some(&key()), &body)
+        .await
+        .expect(201)
+        .json();
+    let again = post_collection(&gw.app, &lab.nurse, Some(&key()), &body)
+        .await
+        .expect(201);
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    let receipt: mobile_contracts::CollectionReceipt = again.json();
+    assert_eq!((receipt.id, receipt.recorded_at), (first.id, first.recorded_at));
+    let stored = stored(gw).await;
+    assert_eq!((stored.collections, stored.outbox), (1, 1), "recorded and relayed once");
+    let colleague = tablet(gw, NURSE).await;
+    post_collection(&gw.app, &colleague, Some(&key()), &body)
+        .await
+        .expect(409);
 }

@@ -16,7 +16,12 @@ use crate::writes::{self, Written, push};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(collections).service(appointment).service(sync_push);
+    // A push of 500 collections weighs several hundred kilobytes: more than the default body limit.
+    cfg.service(collections).service(appointment).service(
+        web::resource(mobile_contracts::routes::SYNC_PUSH)
+            .app_data(labedge_schema::runtime::http::BodyLimit(PUSH_BODY_LIMIT))
+            .route(web::post().to(sync_push)),
+    );
 }
 
 fn answer(written: Written) -> HttpResponse {
@@ -79,8 +84,10 @@ async fn appointment(
     Ok(answer(written))
 }
 
+/// Largest push body: 500 mutations of a few kilobytes each.
+pub const PUSH_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
 /// Applies a batch of writes queued by an offline tablet; one verdict per item.
-#[post("/v1/sync/push")]
 async fn sync_push(
     state: web::Data<AppState>,
     req: HttpRequest,

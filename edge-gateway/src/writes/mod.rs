@@ -117,7 +117,6 @@ async fn enqueue(conn: &mut AsyncPgConnection, mutation: &RelayedMutation) -> Qu
 }
 
 fn entry(
-    state: &AppState,
     principal: &Principal,
     lab_id: Uuid,
     action: &'static str,
@@ -125,7 +124,6 @@ fn entry(
     resource: String,
     request_id: &str,
 ) -> AuditEntry {
-    let _ = state;
     AuditEntry {
         lab_id,
         staff_id: Some(principal.staff_id),
@@ -149,9 +147,8 @@ pub async fn record_collection(
     let canonical = serde_json::to_vec(&body).map_err(anyhow::Error::from)?;
     let hash = request_hash(&[b"collection.create", &canonical]);
     let mut conn = state.pool.get().await?;
-    let now = OffsetDateTime::now_utc();
+    let now = stored_precision(OffsetDateTime::now_utc());
     let audit = entry(
-        state,
         principal,
         lab.id,
         "collection.create",
@@ -171,14 +168,22 @@ pub async fn record_collection(
                 });
             }
             check_collection(conn, lab.id, &principal, &body, now).await?;
-            let exists: bool = diesel::select(diesel::dsl::exists(collections::table.find(body.id)))
-                .get_result(conn)
-                .await?;
-            if exists {
-                return Err(ProblemError::new(ErrorCode::Conflict)
-                    .detail("a collection with this id is already recorded")
-                    .errors(vec![FieldError::new("/id", "taken", "already recorded")])
-                    .into());
+            // The same collection again under another key (its first answer was lost and the tablet
+            // queued it anew): recorded once, answered as a replay. A different collection under an
+            // id already used is a conflict.
+            if let Some(recorded_at) = same_collection_recorded(conn, &principal, &body).await? {
+                let receipt = CollectionReceipt {
+                    id: body.id,
+                    recorded_at,
+                    relay: RelayState::Queued,
+                };
+                let answer = serde_json::to_value(&receipt)
+                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+                return Ok(Written {
+                    status: 201,
+                    body: answer,
+                    replayed: true,
+                });
             }
             diesel::insert_into(collections::table)
                 .values((
@@ -240,6 +245,80 @@ pub async fn record_collection(
         state.relay_wakeup.notify_one();
     }
     Ok(written)
+}
+
+/// A time as PostgreSQL keeps it (microseconds), so that a receipt says what is stored.
+fn stored_precision(at: OffsetDateTime) -> OffsetDateTime {
+    at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000).unwrap_or(at)
+}
+
+#[derive(Queryable)]
+struct RecordedCollection {
+    patient_id: Uuid,
+    appointment_id: Option<Uuid>,
+    prescription_id: Uuid,
+    collected_at: OffsetDateTime,
+    device_id: Uuid,
+    identity_checked: bool,
+    identity_check_method: Option<String>,
+    comments: Option<String>,
+    recorded_at: OffsetDateTime,
+}
+
+/// When `body`'s id is already recorded: its time if it is the same collection from the same device
+/// (a retry under another key), a 409 if it is another one.
+async fn same_collection_recorded(
+    conn: &mut AsyncPgConnection,
+    principal: &Principal,
+    body: &NewCollection,
+) -> Result<Option<OffsetDateTime>, WriteError> {
+    let recorded: Option<RecordedCollection> = collections::table
+        .find(body.id)
+        .select((
+            collections::patient_id,
+            collections::appointment_id,
+            collections::prescription_id,
+            collections::collected_at,
+            collections::device_id,
+            collections::identity_checked,
+            collections::identity_check_method,
+            collections::comments,
+            collections::recorded_at,
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    let Some(recorded) = recorded else { return Ok(None) };
+    let mut tubes: Vec<(String, String)> = collection_tubes::table
+        .filter(collection_tubes::collection_id.eq(body.id))
+        .select((collection_tubes::barcode, collection_tubes::tube_type))
+        .load(conn)
+        .await?;
+    tubes.sort();
+    let mut sent: Vec<(String, String)> = body
+        .tubes
+        .iter()
+        .map(|t| (t.barcode.as_str().to_owned(), t.tube_type.clone()))
+        .collect();
+    sent.sort();
+    let same = recorded.device_id == principal.device_id
+        && recorded.patient_id == body.patient_id
+        && recorded.appointment_id == body.appointment_id
+        && recorded.prescription_id == body.prescription_id
+        // PostgreSQL keeps microseconds; a tablet may send nanoseconds.
+        && (recorded.collected_at - body.collected_at).abs() < Duration::microseconds(1)
+        && recorded.identity_checked == body.identity_checked
+        && recorded.identity_check_method.as_deref() == body.identity_check_method.map(method_name)
+        && recorded.comments == body.comments
+        && tubes == sent;
+    if same {
+        Ok(Some(recorded.recorded_at))
+    } else {
+        Err(ProblemError::new(ErrorCode::Conflict)
+            .detail("a different collection with this id is already recorded")
+            .errors(vec![FieldError::new("/id", "taken", "already recorded")])
+            .into())
+    }
 }
 
 fn method_name(method: mobile_contracts::IdentityCheckMethod) -> &'static str {
@@ -325,7 +404,6 @@ pub async fn update_appointment(
     let mut conn = state.pool.get().await?;
     let principal = principal.clone();
     let request_id = request_id.to_owned();
-    let state_ref = state.clone();
     let written = conn
         .transaction::<_, WriteError, _>(async move |conn| {
             durable(conn).await?;
@@ -399,7 +477,6 @@ pub async fn update_appointment(
             };
             enqueue(conn, &mutation).await?;
             let audit = entry(
-                &state_ref,
                 &principal,
                 lab.id,
                 "appointment.update",

@@ -40,29 +40,37 @@ pub async fn push(
                 },
                 status: written.status,
                 problem: None,
-                current_version: None,
+                // An applied appointment change tells the tablet its new version.
+                current_version: written.body.get("version").and_then(serde_json::Value::as_i64),
             },
-            Err(ApiError::Problem(problem)) => {
-                let conflict = problem.problem.code == ErrorCode::VersionMismatch;
-                let current_version = problem
-                    .headers
-                    .iter()
-                    .find(|(name, _)| name == actix_web::http::header::ETAG)
-                    .and_then(|(_, value)| value.to_str().ok())
-                    .and_then(mobile_contracts::headers::parse_if_match);
+            Err(error) => {
+                let problem = error.to_problem();
+                // Only an unavailable or failing gateway stops the batch; any refusal (the contract's,
+                // or the database's, such as a barcode already recorded) is this item's verdict.
+                if problem.status >= 500 {
+                    return Err(error);
+                }
+                let current_version = match &error {
+                    ApiError::Problem(p) => p
+                        .headers
+                        .iter()
+                        .find(|(name, _)| name == actix_web::http::header::ETAG)
+                        .and_then(|(_, value)| value.to_str().ok())
+                        .and_then(mobile_contracts::headers::parse_if_match),
+                    _ => None,
+                };
                 MutationResult {
                     mutation_id: mutation.mutation_id,
-                    outcome: if conflict {
+                    outcome: if problem.code == ErrorCode::VersionMismatch {
                         MutationOutcome::Conflict
                     } else {
                         MutationOutcome::Rejected
                     },
-                    status: problem.problem.status,
-                    problem: Some(*problem.problem),
+                    status: problem.status,
+                    problem: Some(problem),
                     current_version,
                 }
             }
-            Err(other) => return Err(other),
         };
         results.push(result);
     }

@@ -81,13 +81,37 @@ fn database_problem(error: &DieselError) -> Problem {
                 (DatabaseErrorKind::ReadOnlyTransaction, _) => {
                     Problem::new(ErrorCode::ServiceUnavailable).with_detail("the database is read-only; retry shortly")
                 }
-                (DatabaseErrorKind::ClosedConnection, _) => Problem::new(ErrorCode::ServiceUnavailable)
-                    .with_detail("the database connection was lost; retry shortly"),
+                // A connection cut mid-transaction (a restart, a failover) surfaces as one that can no
+                // longer send; a serialization failure is worth a retry too.
+                (DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => {
+                    Problem::new(ErrorCode::ServiceUnavailable)
+                        .with_detail("the database connection was lost; retry shortly")
+                }
+                (DatabaseErrorKind::SerializationFailure, _) => {
+                    Problem::new(ErrorCode::ServiceUnavailable).with_detail("a concurrent change got in the way; retry")
+                }
+                (DatabaseErrorKind::Unknown, _) if is_connection_loss(info.message()) => {
+                    Problem::new(ErrorCode::ServiceUnavailable)
+                        .with_detail("the database connection was lost; retry shortly")
+                }
                 _ => Problem::new(ErrorCode::Internal),
             }
         }
         _ => Problem::new(ErrorCode::Internal),
     }
+}
+
+/// Messages of a server that goes away under a session (SQLSTATE 57P01 to 57P03, or the client
+/// library's own), for errors diesel reports without a kind.
+fn is_connection_loss(message: &str) -> bool {
+    [
+        "terminating connection",
+        "connection closed",
+        "the database system is shutting down",
+        "server closed the connection",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
 
 /// The field and the sentence of each named constraint a client can run into.
