@@ -31,9 +31,22 @@ pub struct Config {
     /// What `provision-gateway` writes into a new gateway's configuration.
     #[serde(default)]
     pub provisioning: ProvisioningConfig,
+    /// The central IT team's view of every gateway.
+    #[serde(default)]
+    pub central: CentralConfig,
     /// The gateway-facing change feed: each lab's scope and the page sizes.
     #[serde(default)]
     pub feed: FeedConfig,
+}
+
+/// Access to the central view (`/central`): bearer tokens of the central IT team, kept as SHA-256
+/// (hex). Empty: the central view answers 404.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentralConfig {
+    /// SHA-256 (hex) of each accepted token.
+    #[serde(default)]
+    pub tokens_sha256: Vec<String>,
 }
 
 /// The cloud CA.

@@ -7,6 +7,7 @@
 //!
 //! Subcommands: `serve`, `migrate`, `check-config`, `seed-demo`, `provision-gateway`.
 
+pub mod central;
 pub mod cli;
 pub mod config;
 pub mod demo;

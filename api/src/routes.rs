@@ -13,6 +13,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz).service(metrics);
     crate::feed::configure(cfg);
     crate::intake::routes::configure(cfg);
+    crate::central::configure(cfg);
 }
 
 /// Liveness: the process answers.

@@ -53,6 +53,34 @@ pub struct Config {
     /// Sending the outbox upstream.
     #[serde(default)]
     pub relay: RelayConfig,
+    /// The audit log of patient data.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// The audit log's retention and checkpoints.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Months an audit record is kept; older records are purged, the chain stays verifiable.
+    #[serde(default = "default_retention_months")]
+    pub retention_months: u32,
+    /// Minutes between two signed checkpoints of the chain uploaded to the cloud (at most 60).
+    #[serde(default = "default_checkpoint_minutes")]
+    pub checkpoint_interval_minutes: u64,
+}
+
+fn default_retention_months() -> u32 {
+    12
+}
+fn default_checkpoint_minutes() -> u64 {
+    60
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { retention_months: default_retention_months(), checkpoint_interval_minutes: default_checkpoint_minutes() }
+    }
 }
 
 /// How the relay sends the outbox.
@@ -402,6 +430,12 @@ impl Config {
                 "sync.page_size",
                 "page sizes must be 1 to 5000 (snapshot: 10000)",
             ));
+        }
+        if !(1..=120).contains(&self.audit.retention_months) {
+            issues.push(ConfigIssue::new("audit.retention_months", "must be between 1 and 120"));
+        }
+        if !(1..=60).contains(&self.audit.checkpoint_interval_minutes) {
+            issues.push(ConfigIssue::new("audit.checkpoint_interval_minutes", "must be between 1 and 60 (at least hourly)"));
         }
         if !(1..=5_000).contains(&self.relay.batch_size) {
             issues.push(ConfigIssue::new(

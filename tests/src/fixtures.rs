@@ -107,6 +107,7 @@ pub fn api_config(database_url: &str, pki_dir: &Path) -> labedge_api::config::Co
             cert_days: 30,
         },
         provisioning: labedge_api::config::ProvisioningConfig::default(),
+        central: labedge_api::config::CentralConfig::default(),
         feed: Default::default(),
     }
 }
@@ -161,5 +162,6 @@ pub fn gateway_config(
             enabled: false,
             ..Default::default()
         },
+        audit: labedge_edge_gateway::config::AuditConfig::default(),
     }
 }

@@ -5,6 +5,7 @@ use actix_web::web;
 
 mod admin;
 mod auth;
+mod console;
 mod ops;
 mod tablet;
 mod writes;
@@ -16,4 +17,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     admin::configure(cfg);
     tablet::configure(cfg);
     writes::configure(cfg);
+    console::configure(cfg);
 }
