@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 ensure_rust
 ensure_postgres
 ensure_redis
+ensure_test_tools
 export LABEDGE_TEST_PG="$LABEDGE_PG"
 export LABEDGE_TEST_REDIS="redis://127.0.0.1:6379"
 

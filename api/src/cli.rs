@@ -11,7 +11,7 @@ use labedge_schema::runtime::tls;
 
 use crate::config::Config;
 use crate::startup::Application;
-use crate::{demo, provision};
+use crate::{demo, manage, provision};
 
 /// LabEdge cloud API.
 #[derive(Debug, Parser)]
@@ -38,6 +38,10 @@ enum Command {
     CheckConfig,
     /// Fill the database with a synthetic lab network (demo, benchmarks).
     SeedDemo(demo::SeedArgs),
+    /// Create a lab.
+    CreateLab(manage::CreateLabArgs),
+    /// Create a staff member of a lab (PIN and password are hashed).
+    CreateStaff(manage::CreateStaffArgs),
     /// Create the cloud CA (when missing) and the API's server certificate.
     InitPki(provision::InitPkiArgs),
     /// Create a lab's gateway credential and configuration file.
@@ -106,6 +110,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let summary = demo::seed(&config, &args).await?;
             print_out(&format!("{summary}\n"));
         }
+        Command::CreateLab(args) => print_out(&format!("{}\n", manage::create_lab(&config, &args).await?)),
+        Command::CreateStaff(args) => print_out(&format!("{}\n", manage::create_staff(&config, &args).await?)),
         Command::InitPki(args) => {
             print_out(&format!("{}\n", provision::init_pki(&config, &args)?));
         }

@@ -5,7 +5,8 @@
 //! takes in the mutations the gateways relay, and tells its load balancer whether its database is the
 //! primary or a standby.
 //!
-//! Subcommands: `serve`, `migrate`, `check-config`, `seed-demo`, `provision-gateway`.
+//! Subcommands: `serve`, `migrate`, `check-config`, `init-pki`, `seed-demo`, `create-lab`, `create-staff`,
+//! `provision-gateway`.
 
 pub mod central;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod feed;
 pub mod intake;
+pub mod manage;
 pub mod provision;
 pub mod routes;
 pub mod startup;

@@ -76,7 +76,7 @@ pub struct ProvisionArgs {
 }
 
 /// Issues the lab's gateway credential (client certificate signed by the cloud CA, recorded in
-/// `gateways`), its tablet-side server certificate, and writes the gateway's configuration file.
+/// `gateways` with its certificate), its tablet-side server certificate, and writes the gateway's configuration file.
 pub async fn provision(config: &Config, args: &ProvisionArgs) -> anyhow::Result<String> {
     if config.provisioning.upstreams.is_empty() {
         bail!("config key `provisioning.upstreams`: empty, so the gateway would have no upstream to relay to");
@@ -111,6 +111,8 @@ pub async fn provision(config: &Config, args: &ProvisionArgs) -> anyhow::Result<
             gateways::cert_serial.eq(&client.serial_hex),
             gateways::cert_sha256.eq(&client.sha256_hex),
             gateways::cert_not_after.eq(client.not_after),
+            // Its public key verifies the gateway's signed audit checkpoints.
+            gateways::cert_pem.eq(&client.cert_pem),
         ))
         .execute(&mut conn)
         .await?;

@@ -69,3 +69,22 @@ ensure_rust() {
   # Crates that build C (ring) need a C compiler.
   command -v cc >/dev/null || apt_install build-essential
 }
+
+# What the deployment, continuity and browser tests drive for real: nftables and WireGuard tools
+# (network namespaces), HAProxy (config check), headless Chromium with playwright-core (admin console),
+# Prometheus' promtool (rules and scrape config check).
+ensure_test_tools() {
+  local missing=()
+  command -v nft >/dev/null || missing+=(nftables)
+  command -v wg >/dev/null || missing+=(wireguard-tools)
+  command -v haproxy >/dev/null || missing+=(haproxy)
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v npm >/dev/null || missing+=(nodejs npm)
+  if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+  if [ ! -f tests/browser/node_modules/playwright-core/package.json ]; then
+    log "installing the browser test driver (npm ci in tests/browser)"
+    npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >/dev/null
+  fi
+}

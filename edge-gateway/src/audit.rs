@@ -42,6 +42,24 @@
 //!
 //! The local surrogate `seq` is not hashed (a copy of the log elsewhere keeps its own ids); the
 //! position in the chain, `chain_seq`, is. [`verify_chain`] recomputes the whole chain.
+//!
+//! ## Verification, checkpoints, retention
+//!
+//! - [`verify`]: `edge-gateway audit verify` streams the chain from the latest retention anchor and
+//!   names the first bad record (hash mismatch, broken link, gap, rows deleted, chain reordered).
+//! - [`checkpoint`]: every `audit.checkpoint_interval_minutes`, the chain's head is signed with the
+//!   gateway's credential key and queued in the outbox (lane 1); the cloud verifies the signature and
+//!   that each checkpoint continues the previous one.
+//! - [`retention`]: once a day, the chained records older than `audit.retention_months` are
+//!   purged from the start of the chain, and the last one's position and hash kept as the anchor the
+//!   verification starts from.
+//!
+//! [`spawn_maintenance`] starts the checkpoint and purge tasks of a serving gateway.
+
+pub mod checkpoint;
+pub mod command;
+pub mod retention;
+pub mod verify;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -337,17 +355,8 @@ pub async fn chain_pending(conn: &mut AsyncPgConnection) -> QueryResult<usize> {
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
         conn.batch_execute(&format!("SELECT pg_advisory_xact_lock({CHAIN_LOCK})"))
             .await?;
-        let head: Option<(Option<i64>, Option<Vec<u8>>)> = audit_log::table
-            .filter(audit_log::chain_seq.is_not_null())
-            .order(audit_log::chain_seq.desc())
-            .select((audit_log::chain_seq, audit_log::hash))
-            .first(conn)
-            .await
-            .optional()?;
-        let (mut chain_seq, mut prev) = match head {
-            Some((Some(seq), Some(hash))) => (seq, hash),
-            _ => (0, GENESIS_HASH.to_vec()),
-        };
+        let (mut chain_seq, prev) = chain_head(conn).await?.unwrap_or((0, GENESIS_HASH));
+        let mut prev = prev.to_vec();
         let rows: Vec<Unchained> = audit_log::table
             .filter(audit_log::chain_seq.is_null())
             .order(audit_log::seq.asc())
@@ -417,6 +426,29 @@ pub async fn chain_pending(conn: &mut AsyncPgConnection) -> QueryResult<usize> {
     .await
 }
 
+/// The head of the chain: the last chained record's position and hash, or the retention anchor's
+/// when every chained record has been purged; none before the first record is chained.
+pub async fn chain_head(conn: &mut AsyncPgConnection) -> QueryResult<Option<(i64, [u8; 32])>> {
+    let last: Option<(Option<i64>, Option<Vec<u8>>)> = audit_log::table
+        .filter(audit_log::chain_seq.is_not_null())
+        .order(audit_log::chain_seq.desc())
+        .select((audit_log::chain_seq, audit_log::hash))
+        .first(conn)
+        .await
+        .optional()?;
+    if let Some((Some(chain_seq), hash)) = last {
+        return Ok(Some((chain_seq, verify::to_hash(hash.as_deref()))));
+    }
+    Ok(verify::latest_anchor(conn).await?.map(|a| (a.chain_seq, a.hash)))
+}
+
+/// Starts the tasks a serving gateway runs besides the writer and the chainer: the signed
+/// checkpoints (every `audit.checkpoint_interval_minutes`) and the daily retention purge.
+pub fn spawn_maintenance(state: &crate::state::AppState) {
+    tokio::spawn(checkpoint::run(state.clone()));
+    tokio::spawn(retention::run(state.pool.clone(), state.config.audit.retention_months));
+}
+
 async fn chain_loop(pool: PgPool) {
     let mut failing = false;
     loop {
@@ -446,7 +478,8 @@ async fn chain_loop(pool: PgPool) {
 /// Where a chain check failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChainBreak {
-    /// `chain_seq` values are not 1, 2, 3… in order.
+    /// `chain_seq` jumps from `expected - 1` to `found`, though the record found links to the
+    /// previous one (its number was changed).
     #[error("chain position {found} found where {expected} was expected")]
     Gap {
         /// The position expected.
@@ -460,83 +493,44 @@ pub enum ChainBreak {
     /// A row's `hash` does not match its content.
     #[error("row at chain position {0} does not match its hash")]
     Hash(i64),
+    /// The records at positions `from` to `to` are missing; the next record (if any) links to them.
+    #[error("rows at chain positions {from} to {to} are missing")]
+    Deleted {
+        /// First missing position.
+        from: i64,
+        /// Last missing position.
+        to: i64,
+        /// `seq` of the record after them.
+        next_seq: Option<i64>,
+    },
+    /// The record that follows the previous position is elsewhere in the chain.
+    #[error("the record that belongs here (seq {record_seq}) is at chain position {found_at}")]
+    Reordered {
+        /// The record that links to the previous one.
+        record_seq: i64,
+        /// Where it is.
+        found_at: i64,
+    },
+    /// The record at a position this gateway signed a checkpoint of has another hash.
+    #[error("row at chain position {0} differs from the signed checkpoint of that position")]
+    Checkpoint(i64),
+    /// The chain ends before a position this gateway signed a checkpoint of.
+    #[error("the chain ends at position {head}, before the checkpoint at position {checkpoint}")]
+    Truncated {
+        /// The last position present.
+        head: i64,
+        /// The checkpoint's position.
+        checkpoint: i64,
+    },
 }
 
-/// Recomputes the whole chain, in `chain_seq` order. `Ok(Ok(n))`: `n` rows, all linked and intact.
+/// Recomputes the whole chain (from the latest retention anchor), in `chain_seq` order. `Ok(Ok(n))`:
+/// `n` rows, all linked and intact. [`verify::verify`] says more (the head, the record at fault).
 pub async fn verify_chain(conn: &mut AsyncPgConnection) -> QueryResult<Result<u64, ChainBreak>> {
-    type Row = (
-        i64,
-        Option<i64>,
-        OffsetDateTime,
-        Uuid,
-        Option<Uuid>,
-        Option<Uuid>,
-        String,
-        Option<Uuid>,
-        Option<String>,
-        Option<String>,
-        Option<Vec<u8>>,
-        Option<Vec<u8>>,
-    );
-    let mut prev = GENESIS_HASH.to_vec();
-    let mut expected = 1i64;
-    let mut after = 0i64;
-    loop {
-        let rows: Vec<Row> = audit_log::table
-            .filter(audit_log::chain_seq.gt(after))
-            .order(audit_log::chain_seq.asc())
-            .limit(10_000)
-            .select((
-                audit_log::seq,
-                audit_log::chain_seq,
-                audit_log::at,
-                audit_log::lab_id,
-                audit_log::staff_id,
-                audit_log::device_id,
-                audit_log::action,
-                audit_log::patient_id,
-                audit_log::resource,
-                audit_log::request_id,
-                audit_log::prev_hash,
-                audit_log::hash,
-            ))
-            .load(conn)
-            .await?;
-        if rows.is_empty() {
-            return Ok(Ok(u64::try_from(expected - 1).unwrap_or(0)));
-        }
-        for row in rows {
-            let chain_seq = row.1.unwrap_or(0);
-            if chain_seq != expected {
-                return Ok(Err(ChainBreak::Gap {
-                    expected,
-                    found: chain_seq,
-                }));
-            }
-            if row.10.as_deref() != Some(prev.as_slice()) {
-                return Ok(Err(ChainBreak::Link(chain_seq)));
-            }
-            let record = AuditRecord {
-                seq: row.0,
-                chain_seq,
-                at: row.2,
-                lab_id: row.3,
-                staff_id: row.4,
-                device_id: row.5,
-                action: row.6,
-                patient_id: row.7,
-                resource: row.8,
-                request_id: row.9,
-            };
-            let hash = record_hash(&prev, &record);
-            if row.11.as_deref() != Some(hash.as_slice()) {
-                return Ok(Err(ChainBreak::Hash(chain_seq)));
-            }
-            prev = hash.to_vec();
-            after = chain_seq;
-            expected += 1;
-        }
-    }
+    Ok(verify::verify(conn)
+        .await?
+        .map(|summary| summary.records)
+        .map_err(|bad| bad.problem))
 }
 
 #[cfg(test)]

@@ -42,6 +42,11 @@ enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// The audit log: `verify` the hash chain, `purge` past retention, `checkpoint` for the cloud.
+    Audit {
+        #[command(subcommand)]
+        command: crate::audit::command::AuditCommand,
+    },
 }
 
 /// Runs the command line; exit status 2 for a bad configuration, 1 for any other failure.
@@ -82,7 +87,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, config)) {
+    let command = match cli.command {
+        Command::Audit { command } => return runtime.block_on(audit(command, config)),
+        command => command,
+    };
+    match runtime.block_on(run(command, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "edge gateway stopped on an error");
@@ -122,9 +131,28 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 "new signing key {kid}; {retired} old key(s) retired (a running gateway picks it up within 30 s)\n"
             ));
         }
-        Command::CheckConfig => {}
+        Command::CheckConfig | Command::Audit { .. } => {}
     }
     Ok(())
+}
+
+/// `edge-gateway audit …`: exit status 0 when done and the chain intact, 1 when the chain is broken
+/// (the first bad record is named) or the command failed.
+async fn audit(command: crate::audit::command::AuditCommand, config: Config) -> ExitCode {
+    match crate::audit::command::run(command, &config).await {
+        Ok(report) => {
+            print_out(&report.text);
+            if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("edge-gateway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `edge-gateway sync [--full]`, with a progress bar per table.

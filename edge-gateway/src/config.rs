@@ -56,6 +56,9 @@ pub struct Config {
     /// The audit log of patient data.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// The admin console.
+    #[serde(default)]
+    pub console: ConsoleConfig,
 }
 
 /// The audit log's retention and checkpoints.
@@ -79,7 +82,31 @@ fn default_checkpoint_minutes() -> u64 {
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        Self { retention_months: default_retention_months(), checkpoint_interval_minutes: default_checkpoint_minutes() }
+        Self {
+            retention_months: default_retention_months(),
+            checkpoint_interval_minutes: default_checkpoint_minutes(),
+        }
+    }
+}
+
+/// The admin console.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Seconds between two points of the console's charts (six hours of them are kept).
+    #[serde(default = "default_chart_interval")]
+    pub chart_interval_s: u64,
+}
+
+fn default_chart_interval() -> u64 {
+    30
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            chart_interval_s: default_chart_interval(),
+        }
     }
 }
 
@@ -431,11 +458,20 @@ impl Config {
                 "page sizes must be 1 to 5000 (snapshot: 10000)",
             ));
         }
+        if !(1..=300).contains(&self.console.chart_interval_s) {
+            issues.push(ConfigIssue::new(
+                "console.chart_interval_s",
+                "must be between 1 and 300",
+            ));
+        }
         if !(1..=120).contains(&self.audit.retention_months) {
             issues.push(ConfigIssue::new("audit.retention_months", "must be between 1 and 120"));
         }
         if !(1..=60).contains(&self.audit.checkpoint_interval_minutes) {
-            issues.push(ConfigIssue::new("audit.checkpoint_interval_minutes", "must be between 1 and 60 (at least hourly)"));
+            issues.push(ConfigIssue::new(
+                "audit.checkpoint_interval_minutes",
+                "must be between 1 and 60 (at least hourly)",
+            ));
         }
         if !(1..=5_000).contains(&self.relay.batch_size) {
             issues.push(ConfigIssue::new(

@@ -5,7 +5,8 @@
 //! their writes locally and relays them to the cloud API, falling back to the central lab's standby
 //! API, and keeps the lab working for days when neither answers.
 //!
-//! Subcommands: `serve`, `migrate`, `check-config`, `rotate-signing-key`, `sync [--full]`.
+//! Subcommands: `serve`, `migrate`, `check-config`, `rotate-signing-key`, `sync [--full]`,
+//! `audit verify|purge|checkpoint`.
 
 pub mod access;
 pub mod audit;
@@ -13,6 +14,8 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod console;
+pub mod gauges;
 pub mod pull;
 pub mod ratelimit;
 pub mod reads;

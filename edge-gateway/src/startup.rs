@@ -25,6 +25,7 @@ use crate::auth::revocation::Revocations;
 use crate::auth::tokens::Tokens;
 use crate::cache::Redis;
 use crate::config::Config;
+use crate::console::history::History;
 use crate::ratelimit::RateLimiter;
 use crate::relay::DrainState;
 use crate::routes;
@@ -75,6 +76,8 @@ impl Application {
             return Err(StartError::PendingMigrations(pending));
         }
         let state = build_state(config).await?;
+        crate::audit::spawn_maintenance(&state);
+        crate::console::history::spawn_sampler(state.clone());
         let listen = tablet_listener(&state.config);
         let app_state = state.clone();
         let server = HttpServer::new(move || app(app_state.clone()));
@@ -142,7 +145,8 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let revocations = Arc::new(Revocations::new(redis.clone(), pool.clone()));
     let audit = AuditLog::start(pool.clone());
     let upstream_names = config.upstream.endpoints.iter().map(|e| e.name.clone()).collect();
-    Ok(AppState {
+    let history = Arc::new(History::new(Duration::from_secs(config.console.chart_interval_s)));
+    let state = AppState {
         config: Arc::new(config),
         pool,
         limiter: Arc::new(RateLimiter::new(redis.clone())),
@@ -160,7 +164,11 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         relay_wakeup: Arc::new(Notify::new()),
         drain: Arc::new(DrainState::default()),
         sync_status: Arc::new(RwLock::new(SyncStatus::default())),
-    })
+        history,
+    };
+    // Tablet counts, certificate expiries and the upstream state, refreshed every minute.
+    crate::gauges::spawn(&state);
+    Ok(state)
 }
 
 /// The gateway's actix application.

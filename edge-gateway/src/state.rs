@@ -19,6 +19,7 @@ use crate::auth::revocation::Revocations;
 use crate::auth::tokens::Tokens;
 use crate::cache::Redis;
 use crate::config::Config;
+use crate::console::history::History;
 use crate::ratelimit::RateLimiter;
 use crate::relay::DrainState;
 use crate::security::SecurityLog;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub drain: Arc<DrainState>,
     /// What the sync has done lately.
     pub sync_status: Arc<RwLock<SyncStatus>>,
+    /// The admin console's charts: samples of the last hours.
+    pub history: Arc<History>,
 }
 
 impl std::fmt::Debug for AppState {

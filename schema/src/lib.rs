@@ -21,4 +21,5 @@ pub mod edge;
 pub mod introspect;
 pub mod relay;
 pub mod runtime;
+pub mod status;
 pub mod sync;

@@ -49,21 +49,145 @@ pub enum RelayedOp {
         /// The change.
         patch: AppointmentPatch,
     },
-    /// A signed checkpoint of the gateway's audit chain (low-priority lane).
+    /// A signed checkpoint of the gateway's audit chain (low-priority lane): see [`checkpoint`].
     #[serde(rename = "audit.checkpoint")]
     AuditCheckpoint {
-        /// Position in the gateway's chain.
+        /// Position in the gateway's chain (its head when signed).
         chain_seq: i64,
         /// Hash of the record at that position (hex).
         chain_hash: String,
-        /// Records in the chain up to it.
+        /// Records chained since the start of the chain, up to it (purged ones included: it never goes
+        /// back).
         record_count: i64,
-        /// When the gateway signed it.
+        /// The checkpoint this one continues; none for the gateway's first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<checkpoint::CheckpointRef>,
+        /// SHA-256 (hex) of the certificate of the credential whose key signed it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signer_cert_sha256: Option<String>,
+        /// When the gateway signed it (whole microseconds).
         #[serde(with = "time::serde::rfc3339")]
         signed_at: OffsetDateTime,
-        /// The signature (hex).
+        /// The signature (hex) of [`checkpoint::signed_bytes`].
         signature: String,
     },
+}
+
+/// Signed audit checkpoints: what a gateway signs, so that the cloud verifies the same bytes.
+///
+/// A gateway signs, with the private key of its credential (`upstream.key`, ECDSA P-256), the
+/// signature being ECDSA with SHA-256 in ASN.1 DER (as `openssl dgst -sha256 -sign` makes it), the
+/// following bytes (integers big-endian):
+///
+/// | field | bytes |
+/// |---|---|
+/// | domain tag | the 27 ASCII bytes `labedge.audit.checkpoint.v1` |
+/// | lab id | 16 bytes (UUID, RFC 9562 byte order) |
+/// | `chain_seq` | i64 |
+/// | `chain_hash` | 32 bytes |
+/// | `record_count` | i64 |
+/// | `previous` | `0x00` when none, else `0x01`, its `chain_seq` (i64) and `chain_hash` (32 bytes) |
+/// | `signed_at` | i64: microseconds since 1970-01-01T00:00:00Z |
+///
+/// The domain tag keeps a checkpoint signature from ever being taken for anything else the same
+/// key signs (TLS handshakes). `signer_cert_sha256` is not signed: it only says which key to verify
+/// with, and a wrong one fails the verification.
+pub mod checkpoint {
+    use serde::{Deserialize, Serialize};
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    /// The domain tag that starts the signed bytes (version 1).
+    pub const SIGNING_TAG: &[u8; 27] = b"labedge.audit.checkpoint.v1";
+
+    /// A checkpoint named by its position and hash.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CheckpointRef {
+        /// Its position in the chain.
+        pub chain_seq: i64,
+        /// Hash of the record at that position (hex).
+        pub chain_hash: String,
+    }
+
+    /// The head of a chain as signed, hashes decoded.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct SignedHead {
+        /// The gateway's lab.
+        pub lab_id: Uuid,
+        /// Position of the head.
+        pub chain_seq: i64,
+        /// Hash of the head record.
+        pub chain_hash: [u8; 32],
+        /// Records chained up to the head.
+        pub record_count: i64,
+        /// The checkpoint it continues: position and hash.
+        pub previous: Option<(i64, [u8; 32])>,
+        /// When it was signed.
+        pub signed_at: OffsetDateTime,
+    }
+
+    /// The bytes a checkpoint's signature covers (see the module docs).
+    pub fn signed_bytes(head: &SignedHead) -> Vec<u8> {
+        let mut out = Vec::with_capacity(27 + 16 + 8 + 32 + 8 + 41 + 8);
+        out.extend_from_slice(SIGNING_TAG);
+        out.extend_from_slice(head.lab_id.as_bytes());
+        out.extend_from_slice(&head.chain_seq.to_be_bytes());
+        out.extend_from_slice(&head.chain_hash);
+        out.extend_from_slice(&head.record_count.to_be_bytes());
+        match &head.previous {
+            None => out.push(0),
+            Some((seq, hash)) => {
+                out.push(1);
+                out.extend_from_slice(&seq.to_be_bytes());
+                out.extend_from_slice(hash);
+            }
+        }
+        let micros = i64::try_from(head.signed_at.unix_timestamp_nanos().div_euclid(1_000)).unwrap_or(i64::MAX);
+        out.extend_from_slice(&micros.to_be_bytes());
+        out
+    }
+
+    /// A 32-byte hash from its hex form; `None` when it is not one.
+    pub fn parse_hash(hex_text: &str) -> Option<[u8; 32]> {
+        let bytes = hex::decode(hex_text).ok()?;
+        bytes.try_into().ok()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_signed_bytes_are_pinned() {
+            let head = SignedHead {
+                lab_id: Uuid::from_u128(7),
+                chain_seq: 42,
+                chain_hash: [0xab; 32],
+                record_count: 42,
+                previous: Some((40, [0xcd; 32])),
+                signed_at: time::macros::datetime!(2026-11-30 10:00:00.000001 UTC),
+            };
+            let mut expected = b"labedge.audit.checkpoint.v1".to_vec();
+            expected.extend_from_slice(Uuid::from_u128(7).as_bytes());
+            expected.extend_from_slice(&42i64.to_be_bytes());
+            expected.extend_from_slice(&[0xab; 32]);
+            expected.extend_from_slice(&42i64.to_be_bytes());
+            expected.push(1);
+            expected.extend_from_slice(&40i64.to_be_bytes());
+            expected.extend_from_slice(&[0xcd; 32]);
+            expected.extend_from_slice(&1_796_032_800_000_001i64.to_be_bytes());
+            assert_eq!(signed_bytes(&head), expected);
+            let first = SignedHead { previous: None, ..head };
+            assert_eq!(signed_bytes(&first)[27 + 16 + 8 + 32 + 8], 0);
+        }
+
+        #[test]
+        fn hashes_parse_from_hex() {
+            assert_eq!(parse_hash(&"ab".repeat(32)), Some([0xab; 32]));
+            assert_eq!(parse_hash("ab"), None);
+            assert_eq!(parse_hash(&"zz".repeat(32)), None);
+        }
+    }
 }
 
 impl RelayedOp {

@@ -91,7 +91,8 @@ impl TestCloud {
             .expect("seed")
     }
 
-    /// Issues a gateway credential of lab `code` and records it, as `api provision-gateway` does.
+    /// Issues a gateway credential of lab `code` and records it with its certificate, as
+    /// `api provision-gateway` does.
     pub async fn credential(&self, code: &str) -> Credential {
         let issued = self
             .pki
@@ -106,9 +107,9 @@ impl TestCloud {
             .conn()
             .await
             .batch_execute(&format!(
-                "INSERT INTO gateways (id, lab_id, cert_serial, cert_sha256, cert_not_after) \
-                 SELECT gen_random_uuid(), id, '{}', '{}', now() + interval '30 days' FROM labs WHERE code = '{code}'",
-                issued.serial_hex, issued.sha256_hex
+                "INSERT INTO gateways (id, lab_id, cert_serial, cert_sha256, cert_not_after, cert_pem) \
+                 SELECT gen_random_uuid(), id, '{}', '{}', now() + interval '30 days', '{}' FROM labs WHERE code = '{code}'",
+                issued.serial_hex, issued.sha256_hex, issued.cert_pem
             ))
             .await
             .expect("record the credential");

@@ -163,5 +163,6 @@ pub fn gateway_config(
             ..Default::default()
         },
         audit: labedge_edge_gateway::config::AuditConfig::default(),
+        console: labedge_edge_gateway::config::ConsoleConfig::default(),
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod app;
 pub mod cloud;
+pub mod cluster;
 pub mod db;
 pub mod edge_data;
 pub mod fake_upstream;
@@ -24,3 +25,4 @@ pub mod fixtures;
 pub mod gateway;
 pub mod redis;
 pub mod spawn;
+pub mod tablet;

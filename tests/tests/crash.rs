@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel_async::RunQueryDsl;
@@ -16,7 +14,7 @@ use labedge_tests::db::TestDb;
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::redis::TestRedis;
 use labedge_tests::spawn::{Spawned, output_text, run};
-use uuid::Uuid;
+use labedge_tests::tablet;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -40,16 +38,6 @@ async fn count(db: &TestDb, sql: &str) -> i64 {
         .n
 }
 
-#[derive(diesel::QueryableByName)]
-struct Visit {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    appointment: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    patient: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    prescription: Uuid,
-}
-
 /// A small deterministic generator, seeded from the clock (the seed is printed to replay a run).
 struct Lcg(u64);
 
@@ -60,19 +48,6 @@ impl Lcg {
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         self.0 >> 33
-    }
-}
-
-async fn wait_healthy(client: &reqwest::Client, url: &str) {
-    let started = Instant::now();
-    while !client
-        .get(format!("{url}/healthz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(started.elapsed() < Duration::from_secs(30), "{url} did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -145,138 +120,15 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_20_sigkills_of_the_gate
     let pki = TestPki::new(&dir.path().join("pki"));
     let client = pki.client_for(None);
     let gw = format!("https://localhost:{gw_port}");
-    wait_healthy(&client, &format!("https://localhost:{api_port}")).await;
-    wait_healthy(&client, &gw).await;
+    tablet::wait_healthy(&client, &format!("https://localhost:{api_port}")).await;
+    tablet::wait_healthy(&client, &gw).await;
 
-    // The lab's data arrives; the admin enrolls a tablet and a nurse logs in.
-    let started = Instant::now();
-    let admin = loop {
-        let response = client
-            .post(format!("{gw}/admin/v1/login"))
-            .json(&serde_json::json!({"login": lab.logins.lab_admin, "password": "labedge-admin"}))
-            .send()
-            .await
-            .unwrap();
-        if response.status().is_success() {
-            break response;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the gateway never got its lab's data"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let cookie = admin.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let csrf = admin.json::<serde_json::Value>().await.unwrap()["csrf_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let code: serde_json::Value = client
-        .post(format!("{gw}/admin/v1/enrollment-codes"))
-        .header("cookie", &cookie)
-        .header("x-csrf-token", &csrf)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let enrolled: serde_json::Value = client
-        .post(format!("{gw}/v1/devices/enroll"))
-        .json(&serde_json::json!({"code": code["code"], "label": "Tablette"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let tokens: serde_json::Value = client
-        .post(format!("{gw}/v1/auth/login"))
-        .json(&serde_json::json!({
-            "device_id": enrolled["device_id"], "device_secret": enrolled["device_secret"],
-            "login": lab.logins.nurse, "pin": "1234"
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = tokens["access_token"].as_str().unwrap().to_owned();
-    // The bootstrap is complete once the checkpoint is set.
-    let started = Instant::now();
-    while count(&edge_db, "SELECT count(*) AS n FROM sync_checkpoints").await == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the bootstrap did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let visits: Vec<Visit> = diesel::sql_query(
-        "SELECT id AS appointment, patient_id AS patient, prescription_id AS prescription FROM appointments \
-         WHERE prescription_id IS NOT NULL ORDER BY scheduled_at",
-    )
-    .load(&mut edge_db.conn().await)
-    .await
-    .unwrap();
+    // The lab's data arrives; the admin enrolls a tablet and a nurse logs in; the tablet writes.
+    let admin = tablet::admin_session(&client, &gw, &lab.logins.lab_admin, "labedge-admin").await;
+    let token = tablet::enroll_and_login(&client, &gw, &admin, lab.logins.nurse.as_deref().unwrap()).await;
+    let visits = tablet::visits(&edge_db).await;
     assert!(visits.len() >= 20);
-
-    // The tablet writes continuously; each write is retried with its key until acknowledged.
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (client, gw, token, stop) = (client.clone(), gw.clone(), token.clone(), Arc::clone(&stop));
-        tokio::spawn(async move {
-            let mut acknowledged = Vec::new();
-            let mut i = 0usize;
-            while !AtomicBool::load(&stop, Ordering::Acquire) {
-                let visit = &visits[i % visits.len()];
-                i += 1;
-                let id = Uuid::now_v7();
-                let key = Uuid::new_v4().to_string();
-                let body = serde_json::json!({
-                    "id": id, "patient_id": visit.patient, "appointment_id": visit.appointment,
-                    "prescription_id": visit.prescription,
-                    "collected_at": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap(),
-                    "identity_checked": true, "identity_check_method": "health_card",
-                    "tubes": [{"barcode": format!("K{}", &Uuid::new_v4().simple().to_string()[..14].to_uppercase()), "tube_type": "EDTA"}]
-                });
-                let sent = Instant::now();
-                loop {
-                    let answer = client
-                        .post(format!("{gw}/v1/collections"))
-                        .bearer_auth(&token)
-                        .header("idempotency-key", &key)
-                        .json(&body)
-                        .send()
-                        .await;
-                    match answer {
-                        Ok(r) if r.status().as_u16() == 201 => {
-                            acknowledged.push(id);
-                            break;
-                        }
-                        Ok(r) => assert!(
-                            r.status().is_server_error() || r.status().as_u16() == 409,
-                            "a retry gets the stored answer, a conflict in flight, or a server still starting: {}",
-                            r.status()
-                        ),
-                        Err(_) => {}
-                    }
-                    assert!(
-                        sent.elapsed() < Duration::from_secs(60),
-                        "a write was never acknowledged"
-                    );
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-            acknowledged
-        })
-    };
+    let writer = tablet::Writer::start(client.clone(), gw.clone(), token, visits);
 
     let seed = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_007).unwrap();
     eprintln!("crash test seed {seed}");
@@ -289,11 +141,10 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_20_sigkills_of_the_gate
             "cycle {cycle}: the gateway did not die"
         );
         gateway = Spawned::start("edge-gateway", &["--config", &gw_cfg, "serve"], &env, dir.path());
-        wait_healthy(&client, &gw).await;
+        tablet::wait_healthy(&client, &gw).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Release);
-    let acknowledged = writer.await.unwrap();
+    let acknowledged = writer.stop().await;
     assert!(
         acknowledged.len() >= 40,
         "the tablet kept writing: {} writes",

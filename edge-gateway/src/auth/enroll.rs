@@ -32,6 +32,8 @@ pub struct NewCode {
     /// When it stops working.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+    /// The same code as a QR code for the tablet's camera (`labedge://enroll?code=…&lab=…`), SVG.
+    pub qr_svg: Option<String>,
 }
 
 fn code_hash(code: &str) -> Vec<u8> {
@@ -61,7 +63,12 @@ pub async fn create_code(state: &AppState, admin: Uuid) -> Result<NewCode, ApiEr
     state
         .security
         .emit(SecurityEvent::success(Action::EnrollmentCode).staff(admin));
-    Ok(NewCode { code, expires_at })
+    let qr_svg = crate::console::qr::svg(&crate::console::qr::enrollment_uri(&code, &state.config.lab));
+    Ok(NewCode {
+        code,
+        expires_at,
+        qr_svg,
+    })
 }
 
 /// `POST /v1/devices/enroll`.

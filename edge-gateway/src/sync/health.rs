@@ -43,7 +43,10 @@ const FAILURES_TO_OPEN: u32 = 3;
 const SUCCESSES_TO_RETURN: u32 = 3;
 const FIRST_OPEN: Duration = Duration::from_secs(5);
 const LONGEST_OPEN: Duration = Duration::from_secs(60);
+/// How long a "primary" answer of `/readyz` is trusted.
 const ROLE_TTL: Duration = Duration::from_secs(30);
+/// How long a "standby" answer is: a promotion must be noticed within seconds.
+const STANDBY_ROLE_TTL: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Default, Clone)]
 struct Endpoint {
@@ -141,7 +144,9 @@ impl UpstreamHealth {
             .lock()
             .ok()
             .and_then(|inner| inner.endpoints.get(index).map(|e| e.primary_checked))
-            .is_none_or(|checked| checked.is_none_or(|(_, at)| at.elapsed() > ROLE_TTL))
+            .is_none_or(|checked| {
+                checked.is_none_or(|(primary, at)| at.elapsed() > if primary { ROLE_TTL } else { STANDBY_ROLE_TTL })
+            })
     }
 
     /// Records what `GET /readyz` said of `index`'s role.

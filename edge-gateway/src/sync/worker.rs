@@ -414,8 +414,10 @@ impl Worker {
     pub async fn run(self) {
         let interval = Duration::from_millis(self.state.config.sync.interval_ms);
         let mut failures: u32 = 0;
+        let mut reporter = super::report::Reporter::new();
         loop {
             let result = self.step().await;
+            reporter.maybe_send(&self.state, &self.upstreams).await;
             let wait = match result {
                 Ok(()) => {
                     failures = 0;

@@ -43,6 +43,10 @@ diesel::table! {
         signature -> Bytea,
         received_at -> Timestamptz,
         continuity_ok -> Bool,
+        prev_chain_seq -> Nullable<Int8>,
+        prev_chain_hash -> Nullable<Bytea>,
+        gateway_id -> Nullable<Uuid>,
+        mutation_id -> Nullable<Uuid>,
     }
 }
 
@@ -150,6 +154,7 @@ diesel::table! {
         reported_backlog -> Nullable<Int8>,
         reported_oldest_unsent_s -> Nullable<Int8>,
         reported_feed_lag_s -> Nullable<Int8>,
+        cert_pem -> Nullable<Text>,
     }
 }
 
@@ -244,6 +249,7 @@ diesel::joinable!(appointments -> labs (lab_id));
 diesel::joinable!(appointments -> patients (patient_id));
 diesel::joinable!(appointments -> prescriptions (prescription_id));
 diesel::joinable!(appointments -> staff (assigned_staff_id));
+diesel::joinable!(audit_checkpoints -> gateways (gateway_id));
 diesel::joinable!(audit_checkpoints -> labs (lab_id));
 diesel::joinable!(collection_tubes -> collections (collection_id));
 diesel::joinable!(collection_tubes -> tube_types (tube_type));

@@ -33,6 +33,31 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_anchors (chain_seq) {
+        chain_seq -> Int8,
+        hash -> Bytea,
+        first_chain_seq -> Int8,
+        purged_rows -> Int8,
+        cutoff -> Timestamptz,
+        purged_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    audit_checkpoints (chain_seq) {
+        chain_seq -> Int8,
+        chain_hash -> Bytea,
+        record_count -> Int8,
+        prev_chain_seq -> Nullable<Int8>,
+        prev_chain_hash -> Nullable<Bytea>,
+        signed_at -> Timestamptz,
+        signature -> Bytea,
+        signer_cert_sha256 -> Text,
+        mutation_id -> Uuid,
+    }
+}
+
+diesel::table! {
     audit_log (seq) {
         seq -> Int8,
         at -> Timestamptz,
@@ -345,6 +370,8 @@ diesel::joinable!(refresh_tokens -> auth_sessions (session_id));
 diesel::allow_tables_to_appear_in_same_query!(
     admin_sessions,
     appointments,
+    audit_anchors,
+    audit_checkpoints,
     audit_log,
     auth_sessions,
     change_log,

@@ -30,10 +30,26 @@ pub struct ServiceFields {
 
 /// Installs the global subscriber writing to standard output. A second call (tests) is a no-op.
 pub fn init(fields: ServiceFields, config: &LogConfig) {
-    let filter = EnvFilter::try_new(&config.filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::registry()
-        .with(layer(fields, config.format, io::stdout).with_filter(filter))
+        .with(layer(fields, config.format, io::stdout).with_filter(filter(config)))
         .try_init();
+}
+
+/// Directives added after `log.filter`, so that no configuration can lower them: these libraries
+/// write personal data at debug level. tokio-postgres logs every statement's bound parameters
+/// (a searched name, a NIR, a birth date, as bytes) through the `log` crate, which `init` forwards
+/// here.
+pub const CAPPED_TARGETS: &[&str] = &["tokio_postgres=info", "tokio_postgres::query=info"];
+
+/// The filter of `log.filter` (`info` when it does not parse), with [`CAPPED_TARGETS`] on top.
+pub fn filter(config: &LogConfig) -> EnvFilter {
+    let mut filter = EnvFilter::try_new(&config.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    for directive in CAPPED_TARGETS {
+        if let Ok(directive) = directive.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
 }
 
 /// The formatting layer, writing to `writer`; tests use it to capture what a service logs.

@@ -1,0 +1,299 @@
+//! The continuity plan, run for real (requirements S-9, S-10): a PostgreSQL primary (the cloud)
+//! with a streaming standby (the central lab), an API instance on each, one gateway writing
+//! continuously. The primary is lost; the standby is promoted with `deploy/postgres/promote.sh`;
+//! the gateway fails over to the central lab's API; the old primary is rebuilt as a standby of the
+//! new one with `deploy/postgres/rejoin.sh`. Every acknowledged write is present exactly once at the
+//! end, and the measured failover time is printed.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use labedge_api::demo::SeedArgs;
+use labedge_schema::db::{self, Database};
+use labedge_tests::cluster::{PgCluster, PgDir, free_port};
+use labedge_tests::db::TestDb;
+use labedge_tests::fixtures::TestPki;
+use labedge_tests::redis::TestRedis;
+use labedge_tests::spawn::{Spawned, output_text, run};
+use labedge_tests::tablet;
+
+fn script(path: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(path)
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn shell(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn api_toml(dir: &std::path::Path, name: &str, port: u16, database_url: &str, upstreams: &str) -> String {
+    let d = dir.display();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "profile = \"sandbox\"\n[http]\naddr = \"127.0.0.1:{port}\"\nshutdown_timeout_s = 1\n\
+             tls = {{ cert = \"{d}/{name}.pem\", key = \"{d}/{name}.key\", client_ca = \"{d}/pki/ca.pem\", client_auth = \"optional\" }}\n\
+             [database]\nurl = \"{database_url}\"\nacquire_timeout_ms = 1000\nconnect_timeout_ms = 1000\n\
+             [pki]\ndir = \"{d}/pki\"\n[provisioning]\nupstreams = [{upstreams}]\n"
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+async fn count(url: &str, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    diesel::sql_query(sql).get_result::<N>(&mut conn).await.unwrap().n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_write_is_lost() {
+    // The cloud's primary, with the replication settings of deploy/postgres/primary.conf.
+    let root = PgDir::new();
+    let primary_conf = std::fs::read_to_string(script("postgres/primary.conf"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("archive_"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let primary = PgCluster::init(root.path(), "cloud", &primary_conf);
+    primary.psql("postgres", "CREATE DATABASE labedge_cloud");
+    let cloud_url = primary.url("labedge_cloud");
+    db::run_migrations(&cloud_url, Database::Cloud).await.unwrap();
+    let summary = labedge_api::demo::seed_into(
+        &mut AsyncPgConnection::establish(&cloud_url).await.unwrap(),
+        &SeedArgs {
+            patients: 150,
+            proximity_labs: 1,
+            ..SeedArgs::default()
+        },
+    )
+    .await
+    .unwrap();
+    let lab = summary.labs.iter().find(|l| l.kind == "proximity").unwrap().clone();
+
+    // The central lab's streaming standby, built by the production script.
+    let standby_port = free_port();
+    let standby_dir = root.path().join("central");
+    shell(&[
+        &script("postgres/build-standby.sh"),
+        "127.0.0.1",
+        &primary.port.to_string(),
+        standby_dir.to_str().unwrap(),
+        "central",
+        &standby_port.to_string(),
+    ]);
+    let standby = PgCluster::adopt(standby_dir, standby_port);
+    assert_eq!(
+        primary.psql(
+            "postgres",
+            "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'central'"
+        ),
+        "sync",
+        "the central lab is the synchronous standby for critical writes"
+    );
+    let central_url = standby.url("labedge_cloud");
+
+    // An API on each side; the gateway knows both, the cloud first.
+    let dir = tempfile::tempdir().unwrap();
+    let (cloud_port, central_port, gw_port) = (free_port(), free_port(), free_port());
+    let upstreams = format!(
+        "{{ name = \"cloud\", url = \"https://localhost:{cloud_port}\" }}, {{ name = \"central\", url = \"https://localhost:{central_port}\" }}"
+    );
+    let cloud_cfg = api_toml(dir.path(), "cloud", cloud_port, &cloud_url, &upstreams);
+    let central_cfg = api_toml(dir.path(), "central", central_port, &central_url, &upstreams);
+    for cfg in [&cloud_cfg, &central_cfg] {
+        let out = run("api", &["--config", cfg, "init-pki"], &[]);
+        assert!(out.status.success(), "{}", output_text(&out));
+    }
+    let edge = TestDb::empty().await;
+    let redis = TestRedis::new();
+    let gw_dir = dir.path().join("gateway");
+    let out = run(
+        "api",
+        &[
+            "--config",
+            &cloud_cfg,
+            "provision-gateway",
+            "--lab",
+            &lab.code,
+            "--out",
+            gw_dir.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{gw_port}"),
+            "--database-url",
+            edge.url(),
+            "--tablet-range",
+            "127.0.0.0/8",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", output_text(&out));
+    let gw_cfg = gw_dir.join("edge-gateway.toml").to_str().unwrap().to_owned();
+    assert!(
+        run("edge-gateway", &["--config", &gw_cfg, "migrate"], &[])
+            .status
+            .success()
+    );
+    let _cloud_api = Spawned::start("api", &["--config", &cloud_cfg, "serve"], &[], dir.path());
+    let _central_api = Spawned::start("api", &["--config", &central_cfg, "serve"], &[], dir.path());
+    let env = [
+        ("LABEDGE_GATEWAY_REDIS__KEY_PREFIX", redis.prefix()),
+        ("LABEDGE_GATEWAY_SYNC__INTERVAL_MS", "500"),
+    ];
+    let _gateway = Spawned::start("edge-gateway", &["--config", &gw_cfg, "serve"], &env, dir.path());
+    let client = TestPki::new(&dir.path().join("pki")).client_for(None);
+    let gw = format!("https://localhost:{gw_port}");
+    for url in [
+        format!("https://localhost:{cloud_port}"),
+        format!("https://localhost:{central_port}"),
+        gw.clone(),
+    ] {
+        tablet::wait_healthy(&client, &url).await;
+    }
+    let roles: Vec<String> = futures_roles(&client, &[cloud_port, central_port]).await;
+    assert_eq!(
+        roles,
+        vec!["primary", "standby"],
+        "the load balancer and the gateways tell them apart by /readyz"
+    );
+
+    let admin = tablet::admin_session(&client, &gw, &lab.logins.lab_admin, "labedge-admin").await;
+    let token = tablet::enroll_and_login(&client, &gw, &admin, lab.logins.nurse.as_deref().unwrap()).await;
+    let writer = tablet::Writer::start(client.clone(), gw.clone(), token, tablet::visits(&edge).await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = count(&cloud_url, "SELECT count(*) AS n FROM collections").await;
+    assert!(before > 0, "the cloud receives the lab's writes");
+
+    // The cloud's primary is lost. The central lab's standby is promoted.
+    let lost_at = Instant::now();
+    let lost_wall = time::OffsetDateTime::now_utc();
+    primary.stop("immediate");
+    shell(&[&script("postgres/promote.sh"), standby.data.to_str().unwrap()]);
+    let started = Instant::now();
+    let failover = loop {
+        let after = count(
+            &central_url,
+            &format!(
+                "SELECT count(*) AS n FROM applied_mutations WHERE applied_at > '{}'",
+                lost_wall
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap()
+            ),
+        )
+        .await;
+        if after > 0 {
+            break lost_at.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the gateway never failed over to the central lab"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!(
+        "failover: first write applied at the central lab {:.1} s after the cloud's primary was lost",
+        failover.as_secs_f64()
+    );
+    assert_eq!(futures_roles(&client, &[central_port]).await, vec!["primary"]);
+
+    // Failback starts: the old primary becomes a standby of the new one.
+    let old_port = primary.port;
+    let old_dir = primary.data.clone();
+    std::mem::forget(primary);
+    shell(&[
+        &script("postgres/rejoin.sh"),
+        old_dir.to_str().unwrap(),
+        "127.0.0.1",
+        &standby.port.to_string(),
+        "cloud",
+        &old_port.to_string(),
+    ]);
+    let rejoined = PgCluster::adopt(old_dir, old_port);
+    assert_eq!(
+        rejoined.psql("postgres", "SELECT pg_is_in_recovery()"),
+        "t",
+        "the old primary is a standby now"
+    );
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let acknowledged = writer.stop().await;
+    let started = Instant::now();
+    while count(edge.url(), "SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL").await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the outbox did not drain to the central lab"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ids = acknowledged
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let expected = acknowledged.len() as i64;
+    assert!(expected > before, "writes went on through the failover");
+    assert_eq!(
+        count(
+            &central_url,
+            &format!("SELECT count(*) AS n FROM collections WHERE id IN ({ids})")
+        )
+        .await,
+        expected,
+        "none lost"
+    );
+    assert_eq!(
+        count(&central_url, "SELECT count(*) AS n FROM collections").await,
+        expected,
+        "none doubled"
+    );
+    // And the rejoined standby replays them.
+    let started = Instant::now();
+    while count(&rejoined.url("labedge_cloud"), "SELECT count(*) AS n FROM collections").await != expected {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the rejoined standby did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "{expected} writes acknowledged; all present once on the new primary and its new standby; failover {:.1} s",
+        failover.as_secs_f64()
+    );
+}
+
+async fn futures_roles(client: &reqwest::Client, ports: &[u16]) -> Vec<String> {
+    let mut roles = Vec::new();
+    for port in ports {
+        let ready: serde_json::Value = client
+            .get(format!("https://localhost:{port}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        roles.push(ready["role"].as_str().unwrap_or("none").to_owned());
+    }
+    roles
+}
