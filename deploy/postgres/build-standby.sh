@@ -9,5 +9,5 @@ user=${REPLICATION_USER:-postgres}
 log "base backup of $host:$port into $data (standby $name)"
 as_pg "$PGBIN/pg_basebackup" -d "host=$host port=$port user=$user application_name=$name" \
   -D "$data" -X stream -R -C -S "${name}_slot" -c fast --no-password
-as_pg "$PGBIN/pg_ctl" -D "$data" -o "-p $listen" -l "$data/standby.log" -w start
+as_pg "$PGBIN/pg_ctl" -D "$data" -o "-p $listen" -l "$data.log" -w start
 log "standby $name streaming from $host:$port, listening on $listen"

@@ -95,11 +95,40 @@ pub async fn run_migrations(url: &str, database: Database) -> Result<Vec<String>
 }
 
 /// The versions of the migrations not yet applied.
+///
+/// Read only: diesel's harness creates its bookkeeping table first, which a hot standby refuses
+/// (`cannot execute CREATE TABLE in a read-only transaction`), and an API serving from the central
+/// lab's standby must still be able to check that its schema is the primary's.
 pub async fn pending_migrations(url: &str, database: Database) -> Result<Vec<String>, DbError> {
+    use diesel::RunQueryDsl;
+    use diesel::migration::MigrationSource;
+
+    #[derive(diesel::QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+    }
     with_sync_connection(url, move |conn| {
-        conn.pending_migrations(database.migrations())
-            .map(|pending| pending.iter().map(|m| m.name().version().to_string()).collect())
-            .map_err(|e| DbError::Migration(e.to_string()))
+        let applied: Vec<String> = diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+        .load::<Applied>(conn)
+        .or_else(|e| match e {
+            // Never migrated: the table does not exist yet, so every migration is pending.
+            diesel::result::Error::DatabaseError(_, ref info) if info.message().contains("does not exist") => {
+                Ok(Vec::new())
+            }
+            other => Err(other),
+        })
+        .map_err(|e| DbError::Migration(e.to_string()))?
+        .into_iter()
+        .map(|a| a.version)
+        .collect();
+        let known = MigrationSource::<diesel::pg::Pg>::migrations(&database.migrations())
+            .map_err(|e| DbError::Migration(e.to_string()))?;
+        Ok(known
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .filter(|version| !applied.contains(version))
+            .collect())
     })
     .await
 }

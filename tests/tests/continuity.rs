@@ -40,6 +40,12 @@ fn shell(args: &[&str]) {
     );
 }
 
+/// The last `n` lines of a process's output.
+fn tail(output: &str, n: usize) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 fn api_toml(dir: &std::path::Path, name: &str, port: u16, database_url: &str, upstreams: &str) -> String {
     let d = dir.display();
     let path = dir.join(format!("{name}.toml"));
@@ -104,14 +110,22 @@ async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_w
         &standby_port.to_string(),
     ]);
     let standby = PgCluster::adopt(standby_dir, standby_port);
-    assert_eq!(
-        primary.psql(
+    // A new standby is listed as `async` while it catches up, then as `sync` once streaming.
+    let started = Instant::now();
+    loop {
+        let state = primary.psql(
             "postgres",
-            "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'central'"
-        ),
-        "sync",
-        "the central lab is the synchronous standby for critical writes"
-    );
+            "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'central'",
+        );
+        if state == "sync" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the central lab is the synchronous standby for critical writes (sync_state {state:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let central_url = standby.url("labedge_cloud");
 
     // An API on each side; the gateway knows both, the cloud first.
@@ -155,21 +169,30 @@ async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_w
             .status
             .success()
     );
-    let _cloud_api = Spawned::start("api", &["--config", &cloud_cfg, "serve"], &[], dir.path());
-    let _central_api = Spawned::start("api", &["--config", &central_cfg, "serve"], &[], dir.path());
+    let cloud_api = Spawned::start("api", &["--config", &cloud_cfg, "serve"], &[], dir.path());
+    let central_api = Spawned::start("api", &["--config", &central_cfg, "serve"], &[], dir.path());
     let env = [
         ("LABEDGE_GATEWAY_REDIS__KEY_PREFIX", redis.prefix()),
         ("LABEDGE_GATEWAY_SYNC__INTERVAL_MS", "500"),
     ];
-    let _gateway = Spawned::start("edge-gateway", &["--config", &gw_cfg, "serve"], &env, dir.path());
+    let gateway = Spawned::start("edge-gateway", &["--config", &gw_cfg, "serve"], &env, dir.path());
     let client = TestPki::new(&dir.path().join("pki")).client_for(None);
     let gw = format!("https://localhost:{gw_port}");
-    for url in [
-        format!("https://localhost:{cloud_port}"),
-        format!("https://localhost:{central_port}"),
-        gw.clone(),
-    ] {
-        tablet::wait_healthy(&client, &url).await;
+    for (port, process) in [(cloud_port, &cloud_api), (central_port, &central_api), (gw_port, &gateway)] {
+        let started = Instant::now();
+        while !client
+            .get(format!("https://localhost:{port}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "port {port} did not come up:\n{}",
+                process.output()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     let roles: Vec<String> = futures_roles(&client, &[cloud_port, central_port]).await;
     assert_eq!(
@@ -207,7 +230,9 @@ async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_w
         }
         assert!(
             started.elapsed() < Duration::from_secs(90),
-            "the gateway never failed over to the central lab"
+            "the gateway never failed over to the central lab\n--- gateway ---\n{}\n--- central API ---\n{}",
+            tail(&gateway.output(), 40),
+            tail(&central_api.output(), 20)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
