@@ -72,7 +72,8 @@ ensure_rust() {
 
 # What the deployment, continuity and browser tests drive for real: nftables and WireGuard tools
 # (network namespaces), HAProxy (config check), headless Chromium with playwright-core (admin console),
-# Prometheus' promtool (rules and scrape config check).
+# Prometheus' promtool (rules and scrape config check), rsyslog with its TLS driver (the SIEM drop-in,
+# validated and run by tests/tests/monitoring.rs).
 ensure_test_tools() {
   local missing=()
   command -v nft >/dev/null || missing+=(nftables)
@@ -80,6 +81,8 @@ ensure_test_tools() {
   command -v haproxy >/dev/null || missing+=(haproxy)
   command -v chromium >/dev/null || missing+=(chromium)
   command -v promtool >/dev/null || missing+=(prometheus)
+  command -v rsyslogd >/dev/null || missing+=(rsyslog)
+  compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null || missing+=(rsyslog-gnutls)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v npm >/dev/null || missing+=(nodejs npm)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi

@@ -110,18 +110,18 @@ pub async fn pending_migrations(url: &str, database: Database) -> Result<Vec<Str
     }
     with_sync_connection(url, move |conn| {
         let applied: Vec<String> = diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
-        .load::<Applied>(conn)
-        .or_else(|e| match e {
-            // Never migrated: the table does not exist yet, so every migration is pending.
-            diesel::result::Error::DatabaseError(_, ref info) if info.message().contains("does not exist") => {
-                Ok(Vec::new())
-            }
-            other => Err(other),
-        })
-        .map_err(|e| DbError::Migration(e.to_string()))?
-        .into_iter()
-        .map(|a| a.version)
-        .collect();
+            .load::<Applied>(conn)
+            .or_else(|e| match e {
+                // Never migrated: the table does not exist yet, so every migration is pending.
+                diesel::result::Error::DatabaseError(_, ref info) if info.message().contains("does not exist") => {
+                    Ok(Vec::new())
+                }
+                other => Err(other),
+            })
+            .map_err(|e| DbError::Migration(e.to_string()))?
+            .into_iter()
+            .map(|a| a.version)
+            .collect();
         let known = MigrationSource::<diesel::pg::Pg>::migrations(&database.migrations())
             .map_err(|e| DbError::Migration(e.to_string()))?;
         Ok(known

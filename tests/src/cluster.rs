@@ -170,3 +170,85 @@ impl Drop for PgCluster {
         self.stop("immediate");
     }
 }
+
+/// Path of a script under `deploy/`.
+pub fn deploy_script(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(path)
+        .to_str()
+        .expect("path")
+        .to_owned()
+}
+
+/// Runs a command to success; panics with its output otherwise.
+pub fn shell(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().expect("run");
+    assert!(
+        out.status.success(),
+        "{args:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The cloud's database pair as `deploy/postgres` sets it up: a primary with `primary.conf` (WAL
+/// archiving left out) holding database `db`, and the central lab's standby built by
+/// `build-standby.sh`, streaming as the synchronous standby `central`.
+pub fn replicated_pair(root: &Path, db: &str) -> (PgCluster, PgCluster) {
+    let conf = std::fs::read_to_string(deploy_script("postgres/primary.conf"))
+        .expect("primary.conf")
+        .lines()
+        .filter(|l| !l.starts_with("archive_"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let primary = PgCluster::init(root, "cloud", &conf);
+    primary.psql("postgres", &format!("CREATE DATABASE {db}"));
+    let standby_port = free_port();
+    let standby_dir = root.join("central");
+    shell(&[
+        &deploy_script("postgres/build-standby.sh"),
+        "127.0.0.1",
+        &primary.port.to_string(),
+        standby_dir.to_str().expect("path"),
+        "central",
+        &standby_port.to_string(),
+    ]);
+    let standby = PgCluster::adopt(standby_dir, standby_port);
+    // A new standby is listed as `async` while it catches up, then as `sync` once streaming.
+    let started = std::time::Instant::now();
+    loop {
+        let state = primary.psql(
+            "postgres",
+            "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'central'",
+        );
+        if state == "sync" {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the central lab is the synchronous standby for critical writes (sync_state {state:?})"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    (primary, standby)
+}
+
+/// An `api` configuration file `dir/name.toml`: listening on `port` with its own server certificate,
+/// the shared test PKI of `dir/pki`, the database at `database_url`, and the `upstreams` (TOML inline
+/// tables) that provisioned gateways get.
+pub fn api_toml(dir: &Path, name: &str, port: u16, database_url: &str, upstreams: &str) -> String {
+    let d = dir.display();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "profile = \"sandbox\"\n[http]\naddr = \"127.0.0.1:{port}\"\nshutdown_timeout_s = 1\n\
+             tls = {{ cert = \"{d}/{name}.pem\", key = \"{d}/{name}.key\", client_ca = \"{d}/pki/ca.pem\", client_auth = \"optional\" }}\n\
+             [database]\nurl = \"{database_url}\"\nacquire_timeout_ms = 1000\nconnect_timeout_ms = 1000\n\
+             [pki]\ndir = \"{d}/pki\"\n[provisioning]\nupstreams = [{upstreams}]\n"
+        ),
+    )
+    .expect("write the api configuration");
+    path.to_str().expect("path").to_owned()
+}

@@ -8,7 +8,9 @@
 //! - [`redis::TestRedis`]: a Redis key prefix of its own per test, cleaned when the test ends;
 //! - [`app`]: in-process requests against the real actix apps;
 //! - [`gateway::TestGateway`]: a gateway in process with a seeded lab, and tablet and admin helpers;
-//! - [`spawn`]: the real binaries started on free ports, for end-to-end tests.
+//! - [`spawn`]: the real binaries started on free ports, for end-to-end tests;
+//! - [`stack::Stack`]: a provisioned gateway beside the cloud API, both as real binaries;
+//! - [`prometheus`]: the Prometheus text format parsed, and the metric names of the docs and the code.
 //!
 //! PostgreSQL is reached at `LABEDGE_TEST_PG` (default `postgres://postgres@127.0.0.1:5432`) and
 //! Redis at `LABEDGE_TEST_REDIS` (default `redis://127.0.0.1:6379`).
@@ -23,6 +25,8 @@ pub mod edge_data;
 pub mod fake_upstream;
 pub mod fixtures;
 pub mod gateway;
+pub mod prometheus;
 pub mod redis;
 pub mod spawn;
+pub mod stack;
 pub mod tablet;

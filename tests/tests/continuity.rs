@@ -7,59 +7,22 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labedge_api::demo::SeedArgs;
 use labedge_schema::db::{self, Database};
-use labedge_tests::cluster::{PgCluster, PgDir, free_port};
+use labedge_tests::cluster::{PgCluster, PgDir, api_toml, deploy_script, free_port, replicated_pair, shell};
 use labedge_tests::db::TestDb;
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::redis::TestRedis;
 use labedge_tests::spawn::{Spawned, output_text, run};
 use labedge_tests::tablet;
 
-fn script(path: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy")
-        .join(path)
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
-fn shell(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The last `n` lines of a process's output.
 fn tail(output: &str, n: usize) -> String {
     let lines: Vec<&str> = output.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn api_toml(dir: &std::path::Path, name: &str, port: u16, database_url: &str, upstreams: &str) -> String {
-    let d = dir.display();
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            "profile = \"sandbox\"\n[http]\naddr = \"127.0.0.1:{port}\"\nshutdown_timeout_s = 1\n\
-             tls = {{ cert = \"{d}/{name}.pem\", key = \"{d}/{name}.key\", client_ca = \"{d}/pki/ca.pem\", client_auth = \"optional\" }}\n\
-             [database]\nurl = \"{database_url}\"\nacquire_timeout_ms = 1000\nconnect_timeout_ms = 1000\n\
-             [pki]\ndir = \"{d}/pki\"\n[provisioning]\nupstreams = [{upstreams}]\n"
-        ),
-    )
-    .unwrap();
-    path.to_str().unwrap().to_owned()
 }
 
 async fn count(url: &str, sql: &str) -> i64 {
@@ -74,16 +37,9 @@ async fn count(url: &str, sql: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_write_is_lost() {
-    // The cloud's primary, with the replication settings of deploy/postgres/primary.conf.
+    // The cloud's primary and the central lab's synchronous standby, set up by deploy/postgres.
     let root = PgDir::new();
-    let primary_conf = std::fs::read_to_string(script("postgres/primary.conf"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("archive_"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let primary = PgCluster::init(root.path(), "cloud", &primary_conf);
-    primary.psql("postgres", "CREATE DATABASE labedge_cloud");
+    let (primary, standby) = replicated_pair(root.path(), "labedge_cloud");
     let cloud_url = primary.url("labedge_cloud");
     db::run_migrations(&cloud_url, Database::Cloud).await.unwrap();
     let summary = labedge_api::demo::seed_into(
@@ -97,35 +53,6 @@ async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_w
     .await
     .unwrap();
     let lab = summary.labs.iter().find(|l| l.kind == "proximity").unwrap().clone();
-
-    // The central lab's streaming standby, built by the production script.
-    let standby_port = free_port();
-    let standby_dir = root.path().join("central");
-    shell(&[
-        &script("postgres/build-standby.sh"),
-        "127.0.0.1",
-        &primary.port.to_string(),
-        standby_dir.to_str().unwrap(),
-        "central",
-        &standby_port.to_string(),
-    ]);
-    let standby = PgCluster::adopt(standby_dir, standby_port);
-    // A new standby is listed as `async` while it catches up, then as `sync` once streaming.
-    let started = Instant::now();
-    loop {
-        let state = primary.psql(
-            "postgres",
-            "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'central'",
-        );
-        if state == "sync" {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the central lab is the synchronous standby for critical writes (sync_state {state:?})"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     let central_url = standby.url("labedge_cloud");
 
     // An API on each side; the gateway knows both, the cloud first.
@@ -178,7 +105,11 @@ async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_w
     let gateway = Spawned::start("edge-gateway", &["--config", &gw_cfg, "serve"], &env, dir.path());
     let client = TestPki::new(&dir.path().join("pki")).client_for(None);
     let gw = format!("https://localhost:{gw_port}");
-    for (port, process) in [(cloud_port, &cloud_api), (central_port, &central_api), (gw_port, &gateway)] {
+    for (port, process) in [
+        (cloud_port, &cloud_api),
+        (central_port, &central_api),
+        (gw_port, &gateway),
+    ] {
         let started = Instant::now();
         while !client
             .get(format!("https://localhost:{port}/healthz"))
@@ -212,7 +143,7 @@ async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_w
     let lost_at = Instant::now();
     let lost_wall = time::OffsetDateTime::now_utc();
     primary.stop("immediate");
-    shell(&[&script("postgres/promote.sh"), standby.data.to_str().unwrap()]);
+    shell(&[&deploy_script("postgres/promote.sh"), standby.data.to_str().unwrap()]);
     let started = Instant::now();
     let failover = loop {
         let after = count(
@@ -247,7 +178,7 @@ async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_w
     let old_dir = primary.data.clone();
     std::mem::forget(primary);
     shell(&[
-        &script("postgres/rejoin.sh"),
+        &deploy_script("postgres/rejoin.sh"),
         old_dir.to_str().unwrap(),
         "127.0.0.1",
         &standby.port.to_string(),

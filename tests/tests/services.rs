@@ -110,8 +110,11 @@ async fn serve_refuses_to_start_while_migrations_are_pending() {
     );
 
     let out = run("api", &["--config", config.to_str().unwrap(), "migrate"], &[]);
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/migrations/cloud"))
+        .unwrap()
+        .count();
     assert!(
-        out.status.success() && output_text(&out).contains("5 migration(s) applied"),
+        out.status.success() && output_text(&out).contains(&format!("{migrations} migration(s) applied")),
         "{}",
         output_text(&out)
     );

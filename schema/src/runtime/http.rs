@@ -364,6 +364,28 @@ fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
     ok.then(|| value.to_owned())
 }
 
+/// The method as a metric label and log field: a client may send any token as a method, and each
+/// new one would be a new series; those outside the standard set are all `OTHER`.
+fn method_label(method: &actix_web::http::Method) -> String {
+    use actix_web::http::Method;
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    if KNOWN.contains(method) {
+        method.as_str().to_owned()
+    } else {
+        "OTHER".to_owned()
+    }
+}
+
 /// Per-request telemetry, as an `App::wrap(from_fn(request_telemetry))` middleware: a request id
 /// (the client's when well formed, else a new UUID v7), a `request` span that every log line of the
 /// request carries, the `labedge_http_request_duration_seconds` histogram by route pattern (never the
@@ -375,7 +397,7 @@ pub async fn request_telemetry(
     let started = Instant::now();
     let request_id = incoming_request_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let span = tracing::info_span!("request", request_id = %request_id);
     let result = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
