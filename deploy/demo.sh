@@ -43,6 +43,11 @@ if command -v redis-cli >/dev/null; then
   done
 fi
 
+# The central IT view (/central) takes a bearer token; the API keeps only its SHA-256.
+CENTRAL_TOKEN=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_')
+printf '%s\n' "$CENTRAL_TOKEN" >"$DEMO/central-token"
+CENTRAL_TOKEN_SHA256=$(printf '%s' "$CENTRAL_TOKEN" | sha256sum | cut -d' ' -f1)
+
 cat >"$DEMO/api.toml" <<TOML
 # The demo's cloud API (sandbox profile: synthetic data).
 profile = "sandbox"
@@ -55,6 +60,8 @@ url = "$LABEDGE_PG/labedge_demo_cloud"
 dir = "$DEMO/pki"
 [provisioning]
 upstreams = [{ name = "cloud", url = "https://localhost:$API_PORT" }]
+[central]
+tokens_sha256 = ["$CENTRAL_TOKEN_SHA256"]
 TOML
 api() { "$BIN/api" --config "$DEMO/api.toml" "$@"; }
 
@@ -124,7 +131,8 @@ CSRF=$($CURL -s -c "$DEMO/admin.jar" -H 'content-type: application/json' \
 echo "  (session cookie in $DEMO/admin.jar, CSRF token $CSRF)"
 show "$CURL -b $DEMO/admin.jar -H 'x-csrf-token: $CSRF' -X POST $GW/admin/v1/enrollment-codes"
 CODE_JSON=$($CURL -s -b "$DEMO/admin.jar" -H "x-csrf-token: $CSRF" -X POST "$GW/admin/v1/enrollment-codes")
-echo "  $CODE_JSON"
+# The QR code (an SVG of a few kilobytes) is for the console's page: shortened here.
+echo "  $CODE_JSON" | sed -E 's/,"qr_svg":".*"\}$/,"qr_svg":"<svg …>"}/'
 CODE=$(echo "$CODE_JSON" | json_field code)
 show "$CURL -H 'content-type: application/json' -d '{\"code\":\"$CODE\",\"label\":\"Tablette 1\"}' $GW/v1/devices/enroll"
 ENROLLED=$($CURL -s -H 'content-type: application/json' -d "{\"code\":\"$CODE\",\"label\":\"Tablette 1\"}" "$GW/v1/devices/enroll")
@@ -150,6 +158,11 @@ cat <<TEXT
   gateway ${LABS[0]}   https://localhost:${GATEWAY_PORTS[0]}     log: $DEMO/gateway-${LABS[0]}.log
   gateway ${LABS[1]}     https://localhost:${GATEWAY_PORTS[1]}     log: $DEMO/gateway-${LABS[1]}.log
   synthetic network      $DEMO/seed.txt (labs, staff logins; every PIN is 1234, admin password labedge-admin)
+
+  admin console          https://localhost:${GATEWAY_PORTS[0]}/admin   (login $ADMIN, password labedge-admin;
+                         the browser must trust $DEMO/pki/ca.pem, or accept the warning)
+  central IT view        https://localhost:$API_PORT/central   (token in $DEMO/central-token)
+    $CURL -H "authorization: Bearer \$(cat $DEMO/central-token)" https://localhost:$API_PORT/central/v1/gateways
 
   The nurse's token is in $DEMO/tablet.env. Try:
     . $DEMO/tablet.env

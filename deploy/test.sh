@@ -4,9 +4,15 @@
 #
 #   deploy/test.sh                 # everything
 #   deploy/test.sh -E 'test(nir)'  # a filter (cargo-nextest syntax)
+#   deploy/test.sh --long          # the fault suite's long runs too (more cycles, writes, examples)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/lib/services.sh
+
+if [ "${1:-}" = --long ]; then
+  shift
+  export LABEDGE_LONG=1
+fi
 
 ensure_rust
 ensure_postgres

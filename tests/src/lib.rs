@@ -10,6 +10,7 @@
 //! - [`gateway::TestGateway`]: a gateway in process with a seeded lab, and tablet and admin helpers;
 //! - [`spawn`]: the real binaries started on free ports, for end-to-end tests;
 //! - [`stack::Stack`]: a provisioned gateway beside the cloud API, both as real binaries;
+//! - [`real_gateway::RealGateway`]: the gateway binary on a seeded lab, over plain HTTP on 127.0.0.1;
 //! - [`prometheus`]: the Prometheus text format parsed, and the metric names of the docs and the code.
 //!
 //! PostgreSQL is reached at `LABEDGE_TEST_PG` (default `postgres://postgres@127.0.0.1:5432`) and
@@ -26,7 +27,14 @@ pub mod fake_upstream;
 pub mod fixtures;
 pub mod gateway;
 pub mod prometheus;
+pub mod real_gateway;
 pub mod redis;
 pub mod spawn;
 pub mod stack;
 pub mod tablet;
+
+/// Whether the long runs of the fault suite are asked for (`deploy/test.sh --long`, which sets
+/// `LABEDGE_LONG=1`): the same tests with more cycles, writes and examples than CI runs.
+pub fn long_run() -> bool {
+    std::env::var("LABEDGE_LONG").is_ok_and(|v| v == "1")
+}
