@@ -94,6 +94,25 @@ pub async fn run_migrations(url: &str, database: Database) -> Result<Vec<String>
     .await
 }
 
+/// Whether the server at `url` is a hot standby (`pg_is_in_recovery()`): its schema is the
+/// primary's, replicated, and it refuses every write.
+pub async fn in_recovery(url: &str) -> Result<bool, DbError> {
+    use diesel::RunQueryDsl;
+
+    #[derive(diesel::QueryableByName)]
+    struct Recovery {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        in_recovery: bool,
+    }
+    with_sync_connection(url, |conn| {
+        diesel::sql_query("SELECT pg_is_in_recovery() AS in_recovery")
+            .get_result::<Recovery>(conn)
+            .map(|r| r.in_recovery)
+            .map_err(|e| DbError::Migration(e.to_string()))
+    })
+    .await
+}
+
 /// The versions of the migrations not yet applied.
 ///
 /// Read only: diesel's harness creates its bookkeeping table first, which a hot standby refuses

@@ -74,6 +74,13 @@ async fn only_the_instance_on_the_primary_gets_traffic_and_traffic_follows_a_pro
         let out = run("api", &["--config", cfg, "init-pki"], &[]);
         assert!(out.status.success(), "{}", output_text(&out));
     }
+    // The systemd unit runs `migrate` before `serve` on every instance, the standby's included.
+    let out = run("api", &["--config", &cfg_2, "migrate"], &[]);
+    assert!(
+        out.status.success() && output_text(&out).contains("standby database"),
+        "{}",
+        output_text(&out)
+    );
     let api_1 = Spawned::start("api", &["--config", &cfg_1, "serve"], &[], dir.path());
     let _api_2 = Spawned::start("api", &["--config", &cfg_2, "serve"], &[], dir.path());
 
