@@ -85,7 +85,16 @@ ensure_test_tools() {
   compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null || missing+=(rsyslog-gnutls)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v npm >/dev/null || missing+=(nodejs npm)
+  python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+  # schemathesis for tests/tests/fuzz.rs, pinned in tests/fuzz/requirements.txt, in a git-ignored venv.
+  local venv=target/schemathesis-venv
+  if ! cmp -s tests/fuzz/requirements.txt "$venv/requirements.installed"; then
+    log "installing schemathesis (tests/fuzz/requirements.txt) into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/fuzz/requirements.txt
+    cp tests/fuzz/requirements.txt "$venv/requirements.installed"
+  fi
   if [ ! -f tests/browser/node_modules/playwright-core/package.json ]; then
     log "installing the browser test driver (npm ci in tests/browser)"
     npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >/dev/null

@@ -140,10 +140,30 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedJson<T> 
     }
 }
 
-/// Reads a whole body, refusing it (413) as soon as it grows past `limit`.
+/// Grace a body has before it must keep up [`BODY_MIN_BYTES_PER_S`] (issue 9: slow clients).
+pub const BODY_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// The slowest average rate a body may arrive at once [`BODY_GRACE`] is spent: 1 KiB/s, which any
+/// real network beats, where a client trickling one byte every few seconds falls far behind.
+pub const BODY_MIN_BYTES_PER_S: usize = 1024;
+
+/// Reads a whole body, refusing it (413) as soon as it grows past `limit`, and (400, connection
+/// closed) when it arrives slower than [`BODY_MIN_BYTES_PER_S`] after [`BODY_GRACE`].
+///
+/// Fix (issue 9): actix's `client_request_timeout` bounds only the request head; without this
+/// deadline a client sending its body one byte every few seconds held a connection and a worker's
+/// handler open indefinitely.
 pub async fn read_body(mut payload: Payload, limit: usize) -> Result<web::Bytes, ProblemError> {
+    let started = std::time::Instant::now();
     let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
+    loop {
+        let allowed = BODY_GRACE + std::time::Duration::from_secs((body.len() / BODY_MIN_BYTES_PER_S) as u64);
+        let left = allowed.saturating_sub(started.elapsed());
+        let Ok(next) = actix_web::rt::time::timeout(left, payload.next()).await else {
+            return Err(ProblemError::new(ErrorCode::BadRequest)
+                .detail("the request body arrived too slowly")
+                .header(header::CONNECTION, "close"));
+        };
+        let Some(chunk) = next else { break };
         let chunk =
             chunk.map_err(|_| ProblemError::new(ErrorCode::BadRequest).detail("the request body could not be read"))?;
         if body.len() + chunk.len() > limit {
@@ -318,7 +338,10 @@ fn serde_urlencoded_lite<T: DeserializeOwned>(query: &str) -> Result<T, ProblemE
                 "missing field `",
             ) {
                 Some(name) => (format!("/{name}"), "required"),
-                None => ("/".to_owned(), "invalid"),
+                None => (
+                    culprit::<T>(query).map_or_else(|| "/".to_owned(), |name| format!("/{name}")),
+                    "invalid",
+                ),
             };
             ProblemError::new(ErrorCode::ValidationFailed)
                 .detail("the query string does not match the contract")
@@ -328,6 +351,29 @@ fn serde_urlencoded_lite<T: DeserializeOwned>(query: &str) -> Result<T, ProblemE
                     message,
                 }])
         })
+}
+
+/// The parameter that makes `query` fail to deserialise, found by leaving each out in turn.
+///
+/// Fix (issue 9): serde_urlencoded's errors ("invalid digit found in string") do not say which
+/// parameter was wrong, so the problem pointed at `/`. Only a plain parameter name is returned,
+/// never anything else the client sent.
+fn culprit<T: DeserializeOwned>(query: &str) -> Option<String> {
+    let parts: Vec<&str> = query.split('&').collect();
+    (0..parts.len()).find_map(|i| {
+        let rest: Vec<&str> = parts
+            .iter()
+            .enumerate()
+            .filter_map(|(j, part)| (j != i).then_some(*part))
+            .collect();
+        let fixed = match web::Query::<T>::from_query(&rest.join("&")) {
+            Ok(_) => true,
+            Err(e) => e.to_string().contains("missing field `"),
+        };
+        let name = parts[i].split('=').next().unwrap_or("");
+        (fixed && !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            .then(|| name.to_owned())
+    })
 }
 
 /// Path segments that do not parse (a malformed id) answer 404: no such resource.
