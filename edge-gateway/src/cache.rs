@@ -1,6 +1,12 @@
 //! The Redis connection. Redis is optional at run time: the gateway starts without it, connects in
 //! the background, and every caller treats "no connection" as a cache miss.
+//!
+//! Once connected, a probe PINGs Redis every second. While the probe fails the connection is
+//! withheld from callers: the connection manager would otherwise make every request wait for its
+//! own reconnection attempts (about a second each, measured in `faults.rs`), where a miss served
+//! from PostgreSQL takes milliseconds.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -11,8 +17,14 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 #[derive(Clone)]
 pub struct Redis {
     connection: Arc<RwLock<Option<ConnectionManager>>>,
+    /// The probe's last verdict.
+    answering: Arc<AtomicBool>,
     prefix: Arc<str>,
 }
+
+/// Time between two probes, and the most a probe waits for its answer.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -29,6 +41,7 @@ impl Redis {
     pub fn connect_in_background(config: &RedisConfig) -> Self {
         let redis = Self {
             connection: Arc::new(RwLock::new(None)),
+            answering: Arc::new(AtomicBool::new(false)),
             prefix: config.key_prefix.as_str().into(),
         };
         let client = match redis::Client::open(config.url.expose()) {
@@ -44,15 +57,18 @@ impl Redis {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(2));
         let slot = redis.connection.clone();
+        let answering = redis.answering.clone();
         tokio::spawn(async move {
             let mut warned = false;
             loop {
                 match ConnectionManager::new_with_config(client.clone(), manager_config.clone()).await {
                     Ok(manager) => {
                         if let Ok(mut guard) = slot.write() {
-                            *guard = Some(manager);
+                            *guard = Some(manager.clone());
                         }
+                        answering.store(true, Ordering::Relaxed);
                         tracing::info!("redis connected");
+                        probe(manager, &answering).await;
                         return;
                     }
                     Err(e) => {
@@ -68,8 +84,11 @@ impl Redis {
         redis
     }
 
-    /// The connection, when there is one.
+    /// The connection, when there is one and Redis answered the last probe.
     pub fn connection(&self) -> Option<ConnectionManager> {
+        if !self.answering.load(Ordering::Relaxed) {
+            return None;
+        }
         self.connection.read().ok().and_then(|guard| guard.clone())
     }
 
@@ -139,4 +158,22 @@ pub mod keys {
     pub const PRESCRIPTION_PREFIX: &str = "prescription:";
     /// Prefix of every prescription list entry.
     pub const PATIENT_PRESCRIPTIONS_PREFIX: &str = "patient-prescriptions:";
+}
+
+/// PINGs Redis every [`PROBE_EVERY`] for as long as the process runs, recording whether it answers.
+async fn probe(mut manager: ConnectionManager, answering: &AtomicBool) {
+    let mut tick = tokio::time::interval(PROBE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let ok = tokio::time::timeout(PROBE_TIMEOUT, redis::cmd("PING").query_async::<String>(&mut manager))
+            .await
+            .is_ok_and(|answer| answer.is_ok());
+        let before = answering.swap(ok, Ordering::Relaxed);
+        match (before, ok) {
+            (true, false) => tracing::warn!("redis stopped answering; serving from PostgreSQL until it does"),
+            (false, true) => tracing::info!("redis answers again"),
+            _ => {}
+        }
+    }
 }

@@ -59,6 +59,33 @@ pub struct Config {
     /// The admin console.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// Stopping on SIGTERM (a restart, an upgrade).
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
+}
+
+/// How the gateway stops on SIGTERM or SIGINT: it first reports itself not ready (and closes
+/// keep-alive connections after their next answer) for `drain_delay_ms`, while still serving, so that
+/// whatever watches `/readyz` stops sending it traffic; only then does it stop accepting connections
+/// and give in-flight requests `http.shutdown_timeout_s` to finish.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// How long the gateway keeps serving, not ready, before it stops accepting, in milliseconds.
+    #[serde(default = "default_drain_delay_ms")]
+    pub drain_delay_ms: u64,
+}
+
+fn default_drain_delay_ms() -> u64 {
+    2_000
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            drain_delay_ms: default_drain_delay_ms(),
+        }
+    }
 }
 
 /// The audit log's retention and checkpoints.

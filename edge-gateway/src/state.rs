@@ -65,6 +65,9 @@ pub struct AppState {
     pub sync_status: Arc<RwLock<SyncStatus>>,
     /// The admin console's charts: samples of the last hours.
     pub history: Arc<History>,
+    /// Set on SIGTERM: `/readyz` answers 503 and connections are closed after their answer while
+    /// the gateway drains (see [`crate::config::ShutdownConfig`]).
+    pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for AppState {

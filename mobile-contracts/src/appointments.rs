@@ -102,13 +102,17 @@ pub struct AppointmentList {
 pub struct AppointmentPatch {
     /// The new status.
     pub status: AppointmentStatus,
-    /// Why (e.g. for `cancelled` or `no_show`), up to 500 characters.
+    /// Why (e.g. for `cancelled` or `no_show`), up to 500 characters; no control character but line
+    /// breaks and tabs.
     #[serde(default)]
     #[validate(
         length(max = 500, message = "must be at most 500 characters"),
         custom(function = crate::rules::free_text)
     )]
-    #[cfg_attr(feature = "openapi", schema(max_length = 500))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 500, pattern = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$")
+    )]
     pub reason: Option<String>,
 }
 

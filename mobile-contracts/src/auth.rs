@@ -17,7 +17,7 @@ pub struct LoginRequest {
     /// Device id received at enrollment.
     pub device_id: Uuid,
     /// Device secret received at enrollment.
-    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Password, min_length = 16, max_length = 128))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Password, min_length = 16, max_length = 128, pattern = "^[!-~]{16,128}$"))]
     pub device_secret: Secret,
     /// Staff login: 3 to 32 characters among a-z, 0-9, '.', '_' and '-'.
     #[cfg_attr(
@@ -55,10 +55,10 @@ pub struct RefreshRequest {
     /// Device id received at enrollment.
     pub device_id: Uuid,
     /// Device secret received at enrollment.
-    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Password, min_length = 16, max_length = 128))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Password, min_length = 16, max_length = 128, pattern = "^[!-~]{16,128}$"))]
     pub device_secret: Secret,
     /// The refresh token of the last token response.
-    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Password, min_length = 1, max_length = 512))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Password, min_length = 1, max_length = 512, pattern = "^[!-~]{1,512}$"))]
     pub refresh_token: Secret,
 }
 
@@ -80,7 +80,7 @@ impl Validate for RefreshRequest {
 pub struct LogoutRequest {
     /// The refresh token to revoke with the session.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Password, max_length = 512))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Password, min_length = 1, max_length = 512, pattern = "^[!-~]{1,512}$"))]
     pub refresh_token: Option<Secret>,
 }
 

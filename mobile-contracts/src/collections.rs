@@ -150,13 +150,17 @@ pub struct NewCollection {
     #[validate(length(min = 1, max = 20, message = "must hold 1 to 20 tubes"), nested)]
     #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 20))]
     pub tubes: Vec<Tube>,
-    /// Sampler's remarks (difficult draw, haemolysis risk…), up to 1000 characters.
+    /// Sampler's remarks (difficult draw, haemolysis risk…), up to 1000 characters; no control
+    /// character but line breaks and tabs.
     #[serde(default)]
     #[validate(
         length(max = 1000, message = "must be at most 1000 characters"),
         custom(function = rules::free_text)
     )]
-    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 1000, pattern = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$")
+    )]
     pub comments: Option<String>,
 }
 

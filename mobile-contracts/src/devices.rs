@@ -29,15 +29,28 @@ pub struct EnrollRequest {
         schema(min_length = 6, max_length = 12, pattern = "^[A-Z2-9]{6,12}$", examples("K7PQ4XZM"))
     )]
     pub code: String,
-    /// Name shown in the admin's device list, 1 to 64 characters.
+    /// Name shown in the admin's device list, 1 to 64 characters, no control character.
     #[cfg_attr(
         feature = "openapi",
-        schema(min_length = 1, max_length = 64, examples("Tablette tournée 3"))
+        schema(
+            min_length = 1,
+            max_length = 64,
+            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$",
+            examples("Tablette tournée 3")
+        )
     )]
     pub label: String,
-    /// Version of the tablet app, up to 32 characters.
+    /// Version of the tablet app, 1 to 32 characters, no control character.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 32, examples("2.4.1")))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 32,
+            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$",
+            examples("2.4.1")
+        )
+    )]
     pub app_version: Option<String>,
     /// PKCS#10 request in PEM, when the gateway issues client certificates for mutual TLS.
     #[serde(default)]

@@ -56,7 +56,7 @@ through `POST /v1/sync/push` with one id per mutation.",
         SyncEntity, SyncPullQuery, SyncPullResponse, SyncPushRequest, SyncPushResponse,
         TokenResponse, TokenType, Tube, TubeBarcode, TubePlanEntry
     )),
-    modifiers(&BearerJwt),
+    modifiers(&BearerJwt, &ClosedUnions),
     tags(
         (name = "devices", description = "Enrollment of tablets"),
         (name = "auth", description = "Staff sessions on an enrolled tablet"),
@@ -88,6 +88,36 @@ impl Modify for BearerJwt {
             .components
             .get_or_insert_with(Default::default)
             .add_security_scheme(BEARER_SCHEME, SecurityScheme::Http(scheme));
+    }
+}
+
+/// Marks the variants of the tagged enums that refuse unknown fields (`#[serde(tag = "kind",
+/// deny_unknown_fields)]`) with `additionalProperties: false`, as utoipa leaves them open: without
+/// it the document lets a client send `{"kind": "collection.create", "collection": …, "extra": 1}`,
+/// which the gateway refuses (found by schemathesis, issue 9).
+#[derive(Debug)]
+struct ClosedUnions;
+
+/// Component schemas whose `oneOf` variants are closed objects.
+const CLOSED_UNIONS: [&str; 1] = ["MutationOp"];
+
+impl Modify for ClosedUnions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{AdditionalProperties, Schema};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for name in CLOSED_UNIONS {
+            let Some(RefOr::T(Schema::OneOf(one_of))) = components.schemas.get_mut(name) else {
+                panic!("{name} is not a oneOf component");
+            };
+            for item in &mut one_of.items {
+                if let RefOr::T(Schema::Object(object)) = item {
+                    object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+                }
+            }
+        }
     }
 }
 
@@ -317,9 +347,9 @@ fn get_prescription() {}
     security(("bearer_jwt" = [])),
     responses(
         (status = 200, description = "The caller's round of that day (empty `visits` when there is none).", body = Round),
-        (status = 400, description = "`bad_request`: `date` missing or not `YYYY-MM-DD`.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_token` or `offline_grace_expired`.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden` (role without rounds), `device_revoked` or `peer_not_allowed`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `date` missing (code `required`) or not `YYYY-MM-DD` (code `invalid`), pointer `/date`.", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait."))),
         (status = 500, description = "`internal`.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
@@ -337,9 +367,9 @@ fn get_round() {}
     security(("bearer_jwt" = [])),
     responses(
         (status = 200, description = "The lab's appointments of that day.", body = AppointmentList),
-        (status = 400, description = "`bad_request`: `date` missing or not `YYYY-MM-DD`.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_token` or `offline_grace_expired`.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`, `device_revoked` or `peer_not_allowed`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `date` missing (code `required`) or not `YYYY-MM-DD` (code `invalid`), pointer `/date`.", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait."))),
         (status = 500, description = "`internal`.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
@@ -355,13 +385,14 @@ fn list_appointments() {}
     operation_id = "update_appointment",
     params(
         ("id" = uuid::Uuid, Path, description = "Appointment id."),
-        ("If-Match" = String, Header, description = "`\"<version>\"` of the appointment as last read (its `version`, quoted).", example = json!("\"4\""))
+        ("If-Match" = String, Header, description = "`\"<version>\"` of the appointment as last read (its `version`, quoted).", pattern = "^\"[0-9]{1,18}\"$", example = json!("\"4\"")),
+        ("Idempotency-Key" = String, Header, description = "Required: 1 to 128 visible ASCII characters (no space), a UUID made per write. The same key with the same body replays the first answer.", min_length = 1, max_length = 128, pattern = "^[!-~]{1,128}$", example = json!("0195a3c2-7e4b-7c1d-9a55-3f0e8b7d6c22"))
     ),
     request_body = AppointmentPatch,
     security(("bearer_jwt" = [])),
     responses(
         (status = 200, description = "The updated appointment, with its new version.", body = Appointment, headers(("ETag" = String, description = "`\"<version>\"` of the updated appointment."))),
-        (status = 400, description = "`malformed_json`, or `bad_request` (`id` not a UUID, `If-Match` unreadable).", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`malformed_json`, `idempotency_key_missing`, or `bad_request` (`If-Match` or `Idempotency-Key` unreadable).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_token` or `offline_grace_expired`.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`, `device_revoked` or `peer_not_allowed`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such appointment in the lab's scope.", body = Problem, content_type = "application/problem+json"),
@@ -385,13 +416,13 @@ fn update_appointment() {}
     tag = "collections",
     operation_id = "create_collection",
     params(
-        ("Idempotency-Key" = String, Header, description = "1 to 128 visible ASCII characters; use the collection id. The same key with the same body replays the first answer.", example = json!("0195a3c2-7e4b-7c1d-9a55-3f0e8b7d6c21"))
+        ("Idempotency-Key" = String, Header, description = "Required: 1 to 128 visible ASCII characters (no space); use the collection id. The same key with the same body replays the first answer.", min_length = 1, max_length = 128, pattern = "^[!-~]{1,128}$", example = json!("0195a3c2-7e4b-7c1d-9a55-3f0e8b7d6c21"))
     ),
     request_body = NewCollection,
     security(("bearer_jwt" = [])),
     responses(
         (status = 201, description = "Stored at the gateway and queued for the cloud (also the answer to a replay).", body = CollectionReceipt),
-        (status = 400, description = "`malformed_json` (including unknown fields such as `lab_id`), or `idempotency_key_missing`.", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`malformed_json` (including unknown fields such as `lab_id`), `idempotency_key_missing`, or `bad_request` (`Idempotency-Key` malformed).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_token` or `offline_grace_expired`.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`, `device_revoked` or `peer_not_allowed`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: the patient, prescription or appointment is not in the lab's scope.", body = Problem, content_type = "application/problem+json"),
@@ -442,7 +473,7 @@ fn sync_push() {}
         (status = 400, description = "`bad_request`: the query string cannot be read.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_token` or `offline_grace_expired`.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`, `device_revoked` or `peer_not_allowed`.", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: cursor too long.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: cursor too long, or not a cursor issued by this gateway (pull without one to start again).", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait."))),
         (status = 500, description = "`internal`.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
@@ -594,7 +625,20 @@ mod tests {
             header_names(routes::COLLECTIONS, "post"),
             [crate::headers::IDEMPOTENCY_KEY]
         );
-        assert_eq!(header_names(routes::APPOINTMENT, "patch"), [crate::headers::IF_MATCH]);
+        assert_eq!(
+            header_names(routes::APPOINTMENT, "patch"),
+            [crate::headers::IF_MATCH, crate::headers::IDEMPOTENCY_KEY]
+        );
+    }
+
+    #[test]
+    fn tagged_unions_refuse_unknown_fields_like_serde() {
+        let doc = as_value();
+        for name in CLOSED_UNIONS {
+            for variant in doc["components"]["schemas"][name]["oneOf"].as_array().expect("oneOf") {
+                assert_eq!(variant["additionalProperties"], false, "{name}");
+            }
+        }
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub enum MutationOp {
         /// The appointment.
         appointment_id: Uuid,
         /// The version the tablet saw; a different current version gives `conflict`.
+        #[cfg_attr(feature = "openapi", schema(minimum = 0))]
         if_version: i64,
         /// The change.
         patch: AppointmentPatch,

@@ -164,5 +164,6 @@ pub fn gateway_config(
         },
         audit: labedge_edge_gateway::config::AuditConfig::default(),
         console: labedge_edge_gateway::config::ConsoleConfig::default(),
+        shutdown: labedge_edge_gateway::config::ShutdownConfig::default(),
     }
 }

@@ -113,6 +113,18 @@ pub struct Visit {
 
 /// The visits of a gateway's database, once its bootstrap is complete (at most 60 s).
 pub async fn visits(edge: &TestDb) -> Vec<Visit> {
+    visits_at(edge.url()).await
+}
+
+/// The visits of the gateway's database at `url` (one of the test's own clusters, say), once its
+/// bootstrap is complete (at most 60 s).
+pub async fn visits_at(url: &str) -> Vec<Visit> {
+    use diesel_async::AsyncConnection;
+    let connect = || async {
+        diesel_async::AsyncPgConnection::establish(url)
+            .await
+            .expect("edge database")
+    };
     #[derive(diesel::QueryableByName)]
     struct N {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -121,7 +133,7 @@ pub async fn visits(edge: &TestDb) -> Vec<Visit> {
     let started = Instant::now();
     loop {
         let n: N = diesel::sql_query("SELECT count(*) AS n FROM sync_checkpoints")
-            .get_result(&mut edge.conn().await)
+            .get_result(&mut connect().await)
             .await
             .expect("checkpoints");
         if n.n > 0 {
@@ -137,7 +149,7 @@ pub async fn visits(edge: &TestDb) -> Vec<Visit> {
         "SELECT id AS appointment, patient_id AS patient, prescription_id AS prescription FROM appointments \
          WHERE prescription_id IS NOT NULL ORDER BY scheduled_at",
     )
-    .load(&mut edge.conn().await)
+    .load(&mut connect().await)
     .await
     .expect("visits")
 }
@@ -210,4 +222,248 @@ impl Writer {
         self.stop.store(true, Ordering::Release);
         self.task.await.expect("writer")
     }
+}
+
+/// Whether a request read or wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `GET /v1/patients/{id}`.
+    Read,
+    /// `POST /v1/collections` (one attempt; a write is retried with its key until acknowledged).
+    Write,
+}
+
+/// What one request of a [`Load`] got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// An answer, with whether it carried `Retry-After`.
+    Status(u16, bool),
+    /// No connection (refused: the gateway is not listening).
+    Refused,
+    /// Any other transport failure (reset, timeout, a connection closed mid-answer), with its text.
+    Broken(String),
+}
+
+impl Outcome {
+    /// A 2xx answer.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Self::Status(s, _) if (200..300).contains(s))
+    }
+
+    /// What a tablet may retry safely and quickly: no connection, or 503 with `Retry-After`.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Refused | Self::Status(503, true))
+    }
+}
+
+/// One request of a [`Load`].
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// When it was sent.
+    pub at: Instant,
+    /// How long until its answer (or failure).
+    pub latency: Duration,
+    /// Read or write.
+    pub op: Op,
+    /// What it got.
+    pub outcome: Outcome,
+}
+
+/// Figures over a window of samples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Figures {
+    /// Requests sent.
+    pub requests: usize,
+    /// Requests not answered 2xx.
+    pub errors: usize,
+    /// 99th percentile of the latency, in milliseconds.
+    pub p99_ms: f64,
+}
+
+impl Figures {
+    /// Of these samples.
+    pub fn of<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> Self {
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        for s in samples {
+            latencies.push(s.latency.as_secs_f64() * 1_000.0);
+            if !s.outcome.is_success() {
+                errors += 1;
+            }
+        }
+        latencies.sort_by(f64::total_cmp);
+        let p99_ms = if latencies.is_empty() {
+            0.0
+        } else {
+            // Nearest rank.
+            let rank = ((latencies.len() as f64) * 0.99).ceil() as usize;
+            latencies[rank.clamp(1, latencies.len()) - 1]
+        };
+        Self {
+            requests: latencies.len(),
+            errors,
+            p99_ms,
+        }
+    }
+
+    /// The line the docs copy: `fault: <name> requests=<n> errors=<n> p99_ms=<x>`.
+    pub fn line(&self, name: &str) -> String {
+        format!(
+            "fault: {name} requests={} errors={} p99_ms={:.1}",
+            self.requests, self.errors, self.p99_ms
+        )
+    }
+}
+
+#[derive(Debug, Default)]
+struct Recorded {
+    samples: Vec<Sample>,
+    acknowledged: Vec<Uuid>,
+}
+
+/// Tablets under load: `workers` loops, each sending one request every `period` (so
+/// `workers / period` requests a second in all), a write every `write_every`-th request and reads
+/// otherwise. A write is retried (at the worker's next write turn) with the same idempotency key and
+/// body until it is acknowledged, as a tablet does (each attempt is a sample); a read is not retried. Every request is recorded, so a test
+/// can take figures over the window of a fault while the load goes on.
+#[derive(Debug)]
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    recorded: Arc<std::sync::Mutex<Recorded>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Starts the load against `gateway` with the nurse's `token`, over `visits` in turn.
+    pub fn start(
+        client: reqwest::Client,
+        gateway: String,
+        token: String,
+        visits: Vec<Visit>,
+        workers: usize,
+        period: Duration,
+        write_every: usize,
+    ) -> Self {
+        assert!(!visits.is_empty(), "no visit to record");
+        let stop = Arc::new(AtomicBool::new(false));
+        let recorded = Arc::new(std::sync::Mutex::new(Recorded::default()));
+        let visits = Arc::new(visits);
+        let tasks = (0..workers)
+            .map(|worker| {
+                let (client, gateway, token) = (client.clone(), gateway.clone(), token.clone());
+                let (stop, recorded, visits) = (Arc::clone(&stop), Arc::clone(&recorded), Arc::clone(&visits));
+                tokio::spawn(async move {
+                    // Workers start spread over one period, so that the rate is even.
+                    tokio::time::sleep(
+                        period * u32::try_from(worker).unwrap_or(0) / u32::try_from(workers).unwrap_or(1),
+                    )
+                    .await;
+                    let mut i = worker;
+                    let mut pending: Option<(Uuid, String, serde_json::Value)> = None;
+                    let mut next = tokio::time::Instant::now();
+                    while !AtomicBool::load(&stop, Ordering::Acquire) || pending.is_some() {
+                        next += period;
+                        // A write waiting to be acknowledged is retried at the next write turn (the
+                        // tablet keeps reading meanwhile), and finished before the worker stops.
+                        let stopping = AtomicBool::load(&stop, Ordering::Acquire);
+                        let write = (write_every > 0 && i % write_every == 0) || (stopping && pending.is_some());
+                        let visit = &visits[i % visits.len()];
+                        i += 1;
+                        let sent = Instant::now();
+                        let (op, answer) = if write {
+                            let (id, key, body) = pending.get_or_insert_with(|| collection_for(visit));
+                            let answer = client
+                                .post(format!("{gateway}/v1/collections"))
+                                .bearer_auth(&token)
+                                .header("idempotency-key", key.as_str())
+                                .json(body)
+                                .timeout(Duration::from_secs(60))
+                                .send()
+                                .await;
+                            let id = *id;
+                            if answer.as_ref().is_ok_and(|r| r.status().as_u16() == 201) {
+                                pending = None;
+                                recorded.lock().expect("load").acknowledged.push(id);
+                            }
+                            (Op::Write, answer)
+                        } else {
+                            let answer = client
+                                .get(format!("{gateway}/v1/patients/{}", visit.patient))
+                                .bearer_auth(&token)
+                                .timeout(Duration::from_secs(60))
+                                .send()
+                                .await;
+                            (Op::Read, answer)
+                        };
+                        let outcome = match answer {
+                            Ok(r) => {
+                                let status = r.status().as_u16();
+                                let retry_after = r.headers().contains_key("retry-after");
+                                // Read the body: the request is over only when its answer is.
+                                let _ = r.bytes().await;
+                                Outcome::Status(status, retry_after)
+                            }
+                            Err(e) if e.is_connect() => Outcome::Refused,
+                            Err(e) => Outcome::Broken(format!("{e:?}")),
+                        };
+                        recorded.lock().expect("load").samples.push(Sample {
+                            at: sent,
+                            latency: sent.elapsed(),
+                            op,
+                            outcome,
+                        });
+                        tokio::time::sleep_until(next.max(tokio::time::Instant::now())).await;
+                        if tokio::time::Instant::now() > next + period * 10 {
+                            // Far behind (a long outage): start afresh rather than burst.
+                            next = tokio::time::Instant::now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self { stop, recorded, tasks }
+    }
+
+    /// The samples so far.
+    pub fn samples(&self) -> Vec<Sample> {
+        self.recorded.lock().expect("load").samples.clone()
+    }
+
+    /// The samples sent from `from` to `to`.
+    pub fn window(&self, from: Instant, to: Instant) -> Vec<Sample> {
+        self.samples()
+            .into_iter()
+            .filter(|s| s.at >= from && s.at < to)
+            .collect()
+    }
+
+    /// The collections acknowledged so far.
+    pub fn acknowledged(&self) -> Vec<Uuid> {
+        self.recorded.lock().expect("load").acknowledged.clone()
+    }
+
+    /// Stops (each worker first finishes the write it is retrying) and returns every sample and the
+    /// acknowledged collections.
+    pub async fn stop(self) -> (Vec<Sample>, Vec<Uuid>) {
+        self.stop.store(true, Ordering::Release);
+        for task in self.tasks {
+            task.await.expect("load worker");
+        }
+        let recorded = std::mem::take(&mut *self.recorded.lock().expect("load"));
+        (recorded.samples, recorded.acknowledged)
+    }
+}
+
+/// A new collection for `visit`: its id, an idempotency key, the body.
+fn collection_for(visit: &Visit) -> (Uuid, String, serde_json::Value) {
+    let id = Uuid::now_v7();
+    let body = serde_json::json!({
+        "id": id, "patient_id": visit.patient, "appointment_id": visit.appointment,
+        "prescription_id": visit.prescription,
+        "collected_at": time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339).expect("time"),
+        "identity_checked": true, "identity_check_method": "health_card",
+        "tubes": [{"barcode": format!("K{}", &Uuid::new_v4().simple().to_string()[..14].to_uppercase()), "tube_type": "EDTA"}]
+    });
+    (id, Uuid::new_v4().to_string(), body)
 }

@@ -55,7 +55,7 @@ fn entry(lab_id: Uuid, i: usize) -> AuditEntry {
         lab_id,
         staff_id: Some(Uuid::now_v7()),
         device_id: Some(Uuid::now_v7()),
-        action: if i % 2 == 0 {
+        action: if i.is_multiple_of(2) {
             "patient.read"
         } else {
             "prescription.read"

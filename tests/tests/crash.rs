@@ -1,7 +1,10 @@
-//! Crash safety of the real binaries (issue 5): the gateway is killed with SIGKILL at random moments
-//! across 20 cycles while a tablet writes with retries (the same idempotency key for each retry) and
+//! Crash safety of the real binaries (issues 5 and 9): the gateway is killed with SIGKILL at random
+//! moments — at a random time, while a write is inside its transaction, while the relay waits for
+//! the cloud's answer to a batch — across at least 50 cycles (and the cloud API itself a few times,
+//! mid-batch), while two tablets write with retries (the same idempotency key for each retry) and
 //! the relay sends to the real cloud. At the end every acknowledged write is in the cloud exactly
-//! once, and nothing else is.
+//! once, and nothing else is. The long run (`deploy/test.sh --long`) goes on until at least 10,000
+//! writes were acknowledged.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,6 +15,7 @@ use labedge_api::demo::SeedArgs;
 use labedge_schema::db::Database;
 use labedge_tests::db::TestDb;
 use labedge_tests::fixtures::TestPki;
+use labedge_tests::long_run;
 use labedge_tests::redis::TestRedis;
 use labedge_tests::spawn::{Spawned, output_text, run};
 use labedge_tests::tablet;
@@ -52,7 +56,7 @@ impl Lcg {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_acknowledged_write_is_lost_or_doubled_across_20_sigkills_of_the_gateway() {
+async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gateway_and_the_cloud() {
     let cloud_db = TestDb::migrated(Database::Cloud).await;
     let summary = labedge_api::demo::seed_into(
         &mut cloud_db.conn().await,
@@ -115,7 +119,7 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_20_sigkills_of_the_gate
         ("LABEDGE_GATEWAY_SYNC__INTERVAL_MS", "500"),
     ];
 
-    let _api = Spawned::start("api", &["--config", api_cfg, "serve"], &[], dir.path());
+    let mut api = Spawned::start("api", &["--config", api_cfg, "serve"], &[], dir.path());
     let mut gateway = Spawned::start("edge-gateway", &["--config", &gw_cfg, "serve"], &env, dir.path());
     let pki = TestPki::new(&dir.path().join("pki"));
     let client = pki.client_for(None);
@@ -128,13 +132,70 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_20_sigkills_of_the_gate
     let token = tablet::enroll_and_login(&client, &gw, &admin, lab.logins.nurse.as_deref().unwrap()).await;
     let visits = tablet::visits(&edge_db).await;
     assert!(visits.len() >= 20);
-    let writer = tablet::Writer::start(client.clone(), gw.clone(), token, visits);
+    // Two tablets, the second one through the visits the other way round.
+    let mut reversed = visits.clone();
+    reversed.reverse();
+    let writers = [
+        tablet::Writer::start(client.clone(), gw.clone(), token.clone(), visits),
+        tablet::Writer::start(client.clone(), gw.clone(), token, reversed),
+    ];
 
     let seed = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_007).unwrap();
     eprintln!("crash test seed {seed}");
     let mut random = Lcg(seed);
-    for cycle in 0..20 {
-        tokio::time::sleep(Duration::from_millis(150 + random.next() % 600)).await;
+    // What the gateway's backends are doing, seen from PostgreSQL: the relay holds its batch's rows
+    // (`FOR UPDATE SKIP LOCKED`) in an open transaction while it waits for the cloud's answer; a
+    // write inserts inside its transaction before the commit.
+    let mut watch = edge_db.conn().await;
+    let relay_waiting = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND state = 'idle in transaction' AND query ILIKE '%outbox%SKIP LOCKED%'";
+    let write_in_transaction = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND state <> 'idle' AND query ILIKE 'INSERT INTO%'";
+    let wait_for = async |watch: &mut diesel_async::AsyncPgConnection, sql: &str| -> bool {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(3) {
+            if diesel::sql_query(sql).get_result::<N>(watch).await.unwrap().n > 0 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        false
+    };
+    let min_cycles = 50;
+    let target_writes = if long_run() { 10_000 } else { 0 };
+    let (mut cycle, mut mid_relay, mut mid_commit, mut at_random, mut cloud_kills) = (0, 0, 0, 0, 0);
+    let started = Instant::now();
+    while cycle < min_cycles || count(&edge_db, "SELECT count(*) AS n FROM collections").await < target_writes {
+        // Every tenth cycle the cloud API is killed too, while the relay waits for its answer when
+        // that can be caught, and started again a moment later.
+        if cycle % 10 == 5 {
+            wait_for(&mut watch, relay_waiting).await;
+            api.signal("KILL");
+            assert!(
+                api.wait_exit(Duration::from_secs(10)).await.is_some(),
+                "the API did not die"
+            );
+            cloud_kills += 1;
+            tokio::time::sleep(Duration::from_millis(200 + random.next() % 800)).await;
+            api = Spawned::start("api", &["--config", api_cfg, "serve"], &[], dir.path());
+            tablet::wait_healthy(&client, &format!("https://localhost:{api_port}")).await;
+        }
+        match random.next() % 3 {
+            0 => {
+                if wait_for(&mut watch, relay_waiting).await {
+                    mid_relay += 1;
+                }
+            }
+            1 => {
+                if wait_for(&mut watch, write_in_transaction).await {
+                    mid_commit += 1;
+                }
+            }
+            _ => {
+                tokio::time::sleep(Duration::from_millis(100 + random.next() % 600)).await;
+                at_random += 1;
+            }
+        }
         gateway.signal("KILL");
         assert!(
             gateway.wait_exit(Duration::from_secs(10)).await.is_some(),
@@ -142,13 +203,28 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_20_sigkills_of_the_gate
         );
         gateway = Spawned::start("edge-gateway", &["--config", &gw_cfg, "serve"], &env, dir.path());
         tablet::wait_healthy(&client, &gw).await;
+        cycle += 1;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let acknowledged = writer.stop().await;
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        acknowledged.extend(writer.stop().await);
+    }
     assert!(
-        acknowledged.len() >= 40,
-        "the tablet kept writing: {} writes",
+        acknowledged.len() >= 100.max(target_writes as usize),
+        "the tablets kept writing: {} writes",
         acknowledged.len()
+    );
+    eprintln!(
+        "{cycle} SIGKILLs of the gateway in {:?}: {mid_relay} while the relay waited for the cloud, \
+         {mid_commit} while a write was in its transaction, {at_random} at a random moment; \
+         {cloud_kills} SIGKILLs of the cloud API",
+        started.elapsed()
+    );
+    // The targeted moments were reached, not just hoped for.
+    assert!(
+        mid_relay > 0 && mid_commit > 0,
+        "kills mid-relay and mid-commit happened"
     );
 
     // Let the relay finish, then compare.
@@ -205,7 +281,7 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_20_sigkills_of_the_gate
         expected
     );
     eprintln!(
-        "{} writes acknowledged across 20 SIGKILLs; all in the cloud exactly once",
+        "{} writes acknowledged across {cycle} SIGKILLs of the gateway and {cloud_kills} of the cloud; all in the cloud exactly once",
         acknowledged.len()
     );
 }

@@ -6,6 +6,16 @@
 //!
 //! `POST /v1/auth/logout` is left out: it would end the session whose token the run uses (its
 //! contract is checked by `auth::a_tablet_enrolls_a_nurse_logs_in_and_out`).
+//!
+//! No check is disabled. The one configured exception, in `tests/fuzz/schemathesis.toml`: a few
+//! operations refuse some schema-valid requests for reasons a JSON schema cannot state (the data is
+//! not the caller's or does not exist, a NIR key, a signed cursor, a signable CSR, one barcode twice,
+//! a stale `If-Match`); for those operations only, `positive_data_acceptance` also accepts the status
+//! the contract documents for that refusal (422; 400 and 422 for enrollment; 412 for an appointment
+//! change), and `missing_required_header` accepts 428 for a missing `If-Match`. Everything else a
+//! schema-valid request gets must be 2xx/3xx/401/403/404/409/429, never a 5xx, every status and
+//! response body must match the contract, and an undeclared method must get 405 with `Allow`. The rule
+//! and its table are in docs/api-design.md ("Fuzzing the contract"). About 90 s in CI on 2 cores.
 
 #![allow(clippy::unwrap_used)]
 
@@ -20,10 +30,6 @@ fn workspace() -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 9 item 6 open: the first run found contract gaps (422 undocumented on /v1/rounds and \
-            /v1/appointments, Idempotency-Key not required in the contract, TRACE answers 404 not 405, push \
-            `op` schema) and business refusals flagged by positive_data_acceptance; no 5xx, no response \
-            schema violation. Run with --run-ignored all"]
 async fn schemathesis_finds_nothing_against_the_running_gateway() {
     let st = workspace().join("target/schemathesis-venv/bin/st");
     assert!(
@@ -39,8 +45,11 @@ async fn schemathesis_finds_nothing_against_the_running_gateway() {
     let schema = workspace().join("mobile-contracts/openapi.json");
     let reports = real.dir.path().join("schemathesis");
     let started = Instant::now();
+    let config = workspace().join("tests/fuzz/schemathesis.toml");
     let st_args = [
-        "run".to_owned(),
+        "--config-file".to_owned(),
+        config.display().to_string(),
+        "run".into(),
         schema.display().to_string(),
         "--url".into(),
         real.url.clone(),

@@ -1,6 +1,6 @@
 //! The lab admin's routes (`/admin`), behind the console session. Not part of the tablet contract.
 
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use labedge_schema::runtime::error::ApiError;
 use labedge_schema::runtime::http::{OptionalJson, ValidatedJson};
 use serde::Deserialize;
@@ -13,24 +13,23 @@ use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(login)
-        .service(logout)
-        .service(current_session)
-        .service(create_enrollment_code)
-        .service(devices)
-        .service(revoke_device)
-        .service(revoke_staff)
-        .service(security_events)
-        .service(status)
-        .service(conflicts)
-        .service(resolve_conflict)
-        .service(dead_letters)
-        .service(replay_dead_letter)
-        .service(discard_dead_letter);
+    cfg.service(web::resource("/admin/v1/login").route(web::post().to(login)))
+        .service(web::resource("/admin/v1/logout").route(web::post().to(logout)))
+        .service(web::resource("/admin/v1/session").route(web::get().to(current_session)))
+        .service(web::resource("/admin/v1/enrollment-codes").route(web::post().to(create_enrollment_code)))
+        .service(web::resource("/admin/v1/devices").route(web::get().to(devices)))
+        .service(web::resource("/admin/v1/devices/{id}/revoke").route(web::post().to(revoke_device)))
+        .service(web::resource("/admin/v1/staff/{id}/revoke").route(web::post().to(revoke_staff)))
+        .service(web::resource("/admin/v1/security-events").route(web::get().to(security_events)))
+        .service(web::resource("/admin/v1/status").route(web::get().to(status)))
+        .service(web::resource("/admin/v1/conflicts").route(web::get().to(conflicts)))
+        .service(web::resource("/admin/v1/conflicts/{id}/resolve").route(web::post().to(resolve_conflict)))
+        .service(web::resource("/admin/v1/dead-letters").route(web::get().to(dead_letters)))
+        .service(web::resource("/admin/v1/dead-letters/{id}/replay").route(web::post().to(replay_dead_letter)))
+        .service(web::resource("/admin/v1/dead-letters/{id}/discard").route(web::post().to(discard_dead_letter)));
 }
 
 /// Password login of a lab admin: sets the session cookie, returns the CSRF token.
-#[post("/admin/v1/login")]
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -44,14 +43,12 @@ async fn login(
 }
 
 /// Ends the admin session.
-#[post("/admin/v1/logout")]
 async fn logout(state: web::Data<AppState>, session: AdminSession) -> Result<HttpResponse, ApiError> {
     let cookie = admin::logout(&state, &session).await?;
     Ok(HttpResponse::NoContent().cookie(cookie).finish())
 }
 
 /// The current admin session (the console reads its CSRF token here).
-#[get("/admin/v1/session")]
 async fn current_session(session: AdminSession) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
@@ -59,7 +56,6 @@ async fn current_session(session: AdminSession) -> HttpResponse {
 }
 
 /// A one-time code for enrolling a tablet.
-#[post("/admin/v1/enrollment-codes")]
 async fn create_enrollment_code(state: web::Data<AppState>, session: AdminSession) -> Result<HttpResponse, ApiError> {
     let code = enroll::create_code(&state, session.staff_id).await?;
     Ok(HttpResponse::Created()
@@ -68,13 +64,11 @@ async fn create_enrollment_code(state: web::Data<AppState>, session: AdminSessio
 }
 
 /// Every enrolled tablet.
-#[get("/admin/v1/devices")]
 async fn devices(state: web::Data<AppState>, _session: AdminSession) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(manage::list_devices(&state).await?))
 }
 
 /// Revokes a tablet: refused from its very next request, and told to wipe its data.
-#[post("/admin/v1/devices/{id}/revoke")]
 async fn revoke_device(
     state: web::Data<AppState>,
     session: AdminSession,
@@ -92,7 +86,6 @@ struct RevokeStaff {
 }
 
 /// Revokes a staff member at this gateway: their sessions end at once.
-#[post("/admin/v1/staff/{id}/revoke")]
 async fn revoke_staff(
     state: web::Data<AppState>,
     session: AdminSession,
@@ -105,13 +98,11 @@ async fn revoke_staff(
 }
 
 /// The most recent security events.
-#[get("/admin/v1/security-events")]
 async fn security_events(state: web::Data<AppState>, _session: AdminSession) -> HttpResponse {
     HttpResponse::Ok().json(state.security.recent(200))
 }
 
 /// The gateway's state: upstream mode and since when, backlog, sync, last drain and catch-up.
-#[get("/admin/v1/status")]
 async fn status(state: web::Data<AppState>, _session: AdminSession) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
@@ -119,7 +110,6 @@ async fn status(state: web::Data<AppState>, _session: AdminSession) -> Result<Ht
 }
 
 /// Conflicts, open ones first.
-#[get("/admin/v1/conflicts")]
 async fn conflicts(state: web::Data<AppState>, _session: AdminSession) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(crate::resolve::list_conflicts(&state).await?))
 }
@@ -132,7 +122,6 @@ struct Resolve {
 }
 
 /// Resolves a conflict: keep the cloud's state, or send the tablet's change again.
-#[post("/admin/v1/conflicts/{id}/resolve")]
 async fn resolve_conflict(
     state: web::Data<AppState>,
     session: AdminSession,
@@ -144,13 +133,11 @@ async fn resolve_conflict(
 }
 
 /// Dead letters, open ones first.
-#[get("/admin/v1/dead-letters")]
 async fn dead_letters(state: web::Data<AppState>, _session: AdminSession) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(crate::resolve::list_dead_letters(&state).await?))
 }
 
 /// Sends a dead letter again (as a new mutation).
-#[post("/admin/v1/dead-letters/{id}/replay")]
 async fn replay_dead_letter(
     state: web::Data<AppState>,
     session: AdminSession,
@@ -161,7 +148,6 @@ async fn replay_dead_letter(
 }
 
 /// Discards a dead letter: the later writes of its record go on.
-#[post("/admin/v1/dead-letters/{id}/discard")]
 async fn discard_dead_letter(
     state: web::Data<AppState>,
     session: AdminSession,

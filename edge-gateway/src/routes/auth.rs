@@ -1,8 +1,9 @@
 //! Tablet routes of enrollment and staff sessions.
 
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use labedge_schema::runtime::error::ApiError;
 use labedge_schema::runtime::http::{OptionalJson, ValidatedJson};
+use mobile_contracts::routes;
 use mobile_contracts::{EnrollRequest, LoginRequest, LogoutRequest, RefreshRequest};
 
 use crate::auth::{Principal, enroll, sessions};
@@ -10,15 +11,14 @@ use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(enroll_device)
-        .service(login)
-        .service(refresh)
-        .service(logout)
-        .service(me);
+    cfg.service(web::resource(routes::ENROLL).route(web::post().to(enroll_device)))
+        .service(web::resource(routes::LOGIN).route(web::post().to(login)))
+        .service(web::resource(routes::REFRESH).route(web::post().to(refresh)))
+        .service(web::resource(routes::LOGOUT).route(web::post().to(logout)))
+        .service(web::resource(routes::ME).route(web::get().to(me)));
 }
 
 /// Trades a one-time enrollment code for the tablet's device id and secret.
-#[post("/v1/devices/enroll")]
 async fn enroll_device(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -31,7 +31,6 @@ async fn enroll_device(
 }
 
 /// Staff login with a PIN on an enrolled device.
-#[post("/v1/auth/login")]
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -44,7 +43,6 @@ async fn login(
 }
 
 /// A refresh token for a new token pair.
-#[post("/v1/auth/refresh")]
 async fn refresh(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -57,7 +55,6 @@ async fn refresh(
 }
 
 /// Ends the caller's session.
-#[post("/v1/auth/logout")]
 async fn logout(
     state: web::Data<AppState>,
     principal: Principal,
@@ -68,7 +65,6 @@ async fn logout(
 }
 
 /// Who is logged in, on which device, of which lab.
-#[get("/v1/me")]
 async fn me(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(sessions::me(&state, &principal).await?))
 }

@@ -6,7 +6,7 @@
 //! JSON route takes [`AdminSession`] and answers problem+json on errors.
 
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, get, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use labedge_schema::runtime::error::ApiError;
 use labedge_schema::runtime::http::{RequestId, ValidatedQuery};
 use serde::Deserialize;
@@ -21,11 +21,11 @@ use crate::state::AppState;
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(["/admin", "/admin/"]).route(web::get().to(page)))
-        .service(asset_file)
-        .service(history_route)
-        .service(pending_pushes)
-        .service(patient_access)
-        .service(reconciliations);
+        .service(web::resource("/admin/assets/{name}").route(web::get().to(asset_file)))
+        .service(web::resource("/admin/v1/history").route(web::get().to(history_route)))
+        .service(web::resource("/admin/v1/devices/pending-pushes").route(web::get().to(pending_pushes)))
+        .service(web::resource("/admin/v1/patients/{id}/access").route(web::get().to(patient_access)))
+        .service(web::resource("/admin/v1/reconciliations").route(web::get().to(reconciliations)));
 }
 
 /// What the page may load and talk to: itself only. Data URIs for images are the QR codes.
@@ -83,7 +83,6 @@ async fn page() -> HttpResponse {
 }
 
 /// The page's scripts, style sheet and logo.
-#[get("/admin/assets/{name}")]
 async fn asset_file(name: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let asset = ASSETS
         .iter()
@@ -93,7 +92,6 @@ async fn asset_file(name: web::Path<String>) -> Result<HttpResponse, ApiError> {
 }
 
 /// The samples the charts draw: tablet requests, backlog and sync lag of the last hours.
-#[get("/admin/v1/history")]
 async fn history_route(state: web::Data<AppState>, _session: AdminSession) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -101,7 +99,6 @@ async fn history_route(state: web::Data<AppState>, _session: AdminSession) -> Ht
 }
 
 /// Writes of each tablet still waiting for the cloud.
-#[get("/admin/v1/devices/pending-pushes")]
 async fn pending_pushes(state: web::Data<AppState>, _session: AdminSession) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.get().await?;
     Ok(HttpResponse::Ok()
@@ -120,7 +117,6 @@ struct AccessQuery {
 
 /// Who accessed a patient's data, newest first. Reading this is itself an access to the patient's
 /// record, so it is audited too (`patient.access_log.read`), committed before the answer.
-#[get("/admin/v1/patients/{id}/access")]
 async fn patient_access(
     state: web::Data<AppState>,
     session: AdminSession,
@@ -152,7 +148,6 @@ async fn patient_access(
 }
 
 /// The last ten reconciliations with the cloud (the nightly one and any run by hand).
-#[get("/admin/v1/reconciliations")]
 async fn reconciliations(state: web::Data<AppState>, _session: AdminSession) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.get().await?;
     Ok(HttpResponse::Ok()

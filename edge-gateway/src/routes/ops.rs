@@ -1,20 +1,23 @@
 //! Operations routes: health, readiness, metrics, the OpenAPI document.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, web};
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
 use labedge_schema::runtime::http::metrics_response;
 use mobile_contracts::ops::{Health, Readiness, ReadinessCheck};
+use mobile_contracts::routes;
 
 use crate::state::AppState;
 
 /// Registers the operations routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(healthz).service(readyz).service(metrics).service(openapi);
+    cfg.service(web::resource(routes::HEALTHZ).route(web::get().to(healthz)))
+        .service(web::resource(routes::READYZ).route(web::get().to(readyz)))
+        .service(web::resource(routes::METRICS).route(web::get().to(metrics)))
+        .service(web::resource(routes::OPENAPI_JSON).route(web::get().to(openapi)));
 }
 
 /// Liveness: the process answers.
-#[get("/healthz")]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health {
         status: "ok".into(),
@@ -34,7 +37,6 @@ struct Durability {
 /// Readiness: the lab's database answers and will not lose a committed write (a gateway whose
 /// PostgreSQL runs with `fsync` or `synchronous_commit` off could acknowledge a collection and lose
 /// it in a power cut, so it reports itself not ready). Redis is reported but optional.
-#[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let durability = async {
         let mut conn = state.pool.get().await.map_err(|e| e.to_string())?;
@@ -75,6 +77,15 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             });
         }
     }
+    // Stopping (SIGTERM): not ready, whatever the database says, so that traffic goes elsewhere
+    // before the listener closes.
+    if std::sync::atomic::AtomicBool::load(&state.shutting_down, std::sync::atomic::Ordering::Acquire) {
+        checks.push(ReadinessCheck {
+            name: "shutdown".into(),
+            ok: false,
+            detail: Some("stopping: draining before the listener closes".into()),
+        });
+    }
     let ready = checks.iter().all(|c| c.ok);
     // Redis is optional: reported, never a reason to be unready.
     let redis_ok = state.redis.ping().await;
@@ -96,13 +107,11 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus metrics.
-#[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     metrics_response(&state.metrics)
 }
 
 /// The tablet API's OpenAPI 3.1 document (the committed `mobile-contracts/openapi.json`).
-#[get("/openapi.json")]
 async fn openapi(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")

@@ -1,11 +1,12 @@
 //! Tablet writes: collections, appointment changes, offline batches.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, patch, post, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use labedge_schema::runtime::error::ApiError;
 use labedge_schema::runtime::http::{ProblemError, RequestId, ValidatedJson};
 use mobile_contracts::headers::{IF_MATCH, parse_if_match};
 use mobile_contracts::problem::ErrorCode;
+use mobile_contracts::routes;
 use mobile_contracts::{AppointmentPatch, NewCollection, SyncPushRequest};
 use uuid::Uuid;
 
@@ -17,11 +18,13 @@ use crate::writes::{self, Written, push};
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // A push of 500 collections weighs several hundred kilobytes: more than the default body limit.
-    cfg.service(collections).service(appointment).service(
-        web::resource(mobile_contracts::routes::SYNC_PUSH)
-            .app_data(labedge_schema::runtime::http::BodyLimit(PUSH_BODY_LIMIT))
-            .route(web::post().to(sync_push)),
-    );
+    cfg.service(web::resource(routes::COLLECTIONS).route(web::post().to(collections)))
+        .service(web::resource(routes::APPOINTMENT).route(web::patch().to(appointment)))
+        .service(
+            web::resource(routes::SYNC_PUSH)
+                .app_data(labedge_schema::runtime::http::BodyLimit(PUSH_BODY_LIMIT))
+                .route(web::post().to(sync_push)),
+        );
 }
 
 fn answer(written: Written) -> HttpResponse {
@@ -39,7 +42,6 @@ fn answer(written: Written) -> HttpResponse {
 
 /// Records a specimen collection; 201 once it is committed at the gateway (the relay takes it to the
 /// cloud afterwards).
-#[post("/v1/collections")]
 async fn collections(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -52,7 +54,6 @@ async fn collections(
 }
 
 /// Changes an appointment's status against the version the tablet saw (`If-Match`).
-#[patch("/v1/appointments/{id}")]
 async fn appointment(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -386,6 +386,32 @@ pub async fn not_found() -> Result<HttpResponse, ProblemError> {
     Err(ProblemError::new(ErrorCode::NotFound))
 }
 
+/// Turns actix's bare `405 Method Not Allowed` (a known path, a method it has no route for) into a
+/// `method_not_allowed` problem document, keeping the `Allow` header actix computed from the
+/// resource's routes. Register routes as `web::resource(path).route(web::get().to(handler))`, not
+/// with the `#[get]` macros: a macro route guards the whole resource on its method, so another
+/// method falls through to [`not_found`] (404) instead of reaching the resource's 405.
+pub async fn method_not_allowed_problem(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let res = next.call(req).await?;
+    let already_a_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED || already_a_problem {
+        return Ok(res.map_into_boxed_body());
+    }
+    let allow = res.headers().get(header::ALLOW).cloned();
+    let (req, _) = res.into_parts();
+    let mut response = problem_response(&Problem::new(ErrorCode::MethodNotAllowed));
+    if let Some(allow) = allow {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    Ok(ServiceResponse::new(req, response).map_into_boxed_body())
+}
+
 /// The request id of the current request.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
