@@ -168,6 +168,7 @@ cat <<TEXT
     . $DEMO/tablet.env
     $CURL -H "authorization: Bearer \$TOKEN" '$GW/v1/patients?q=mar'
     $CURL -H "authorization: Bearer \$TOKEN" '$GW/v1/appointments?date=$(date +%F)'
+    $CURL https://localhost:$API_PORT/healthz https://localhost:${GATEWAY_PORTS[0]}/healthz https://localhost:${GATEWAY_PORTS[1]}/healthz
     $CURL https://localhost:$API_PORT/readyz
     $CURL -s https://localhost:${GATEWAY_PORTS[0]}/metrics | grep labedge_
     $CURL -s https://localhost:${GATEWAY_PORTS[0]}/openapi.json | head -c 400
