@@ -622,7 +622,7 @@ async fn bad_parameters_are_422_and_an_unknown_table_404() {
         ("/v1/labs/LAB-A/changes?limit=0", "/limit"),
         ("/v1/labs/LAB-A/changes?after=-1", "/after"),
         ("/v1/labs/LAB-A/changes?after=x", "/after"),
-        ("/v1/labs/LAB-A/changes?from=3", "/"),
+        ("/v1/labs/LAB-A/changes?from=3", "/from"),
         ("/v1/labs/LAB-A/snapshot/patient?limit=10001", "/limit"),
         ("/v1/labs/LAB-A/snapshot/patient?after=not-a-uuid", "/after"),
         ("/v1/labs/LAB-A/snapshot/patient?bucket=G1", "/bucket"),
