@@ -989,7 +989,14 @@ async fn many_concurrent_reads_share_few_audit_commits() {
     .await
     .unwrap();
     eprintln!("{reads} concurrent reads, {} audit commits", commits.n);
-    assert!(commits.n <= 10, "{reads} reads took {} commits", commits.n);
+    // How many share a commit depends on scheduling: 2–3 commits on a quiet machine, up to 24 seen
+    // with the whole suite running on 2 cores. Sharing is what is asserted: at least two reads a
+    // commit on average, where one commit per read would be 60.
+    assert!(
+        commits.n * 2 <= reads as i64,
+        "{reads} reads took {} commits",
+        commits.n
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
