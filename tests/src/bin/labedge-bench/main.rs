@@ -52,9 +52,10 @@ impl Opts {
         let root = std::env::var_os("LABEDGE_BENCH_ROOT")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."));
+        let root_default = root.join("target/bench");
         let mut opts = Self {
             smoke: false,
-            out: root.join("target/bench"),
+            out: root_default.clone(),
             only: None,
             runs: None,
             duration_s: None,
@@ -66,7 +67,13 @@ impl Opts {
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
             match arg.as_str() {
-                "--smoke" => opts.smoke = true,
+                "--smoke" => {
+                    opts.smoke = true;
+                    // The smoke never overwrites the full benchmark's report.
+                    if opts.out == root_default {
+                        opts.out = root_default.join("smoke");
+                    }
+                }
                 "--out" => opts.out = PathBuf::from(value("--out")?),
                 "--only" => opts.only = Some(value("--only")?.split(',').map(str::to_owned).collect()),
                 "--runs" => opts.runs = Some(value("--runs")?.parse()?),
