@@ -4,15 +4,20 @@
 # real sync server, pouchdb-server, every benchmark several times with a bounded duration, on
 # 127.0.0.1 only. Installs what it needs when absent (PostgreSQL, Redis, nginx and wrk from Debian's
 # packages; pouchdb-server and PouchDB from npm into tests/bench/node_modules, pinned by the committed
-# package-lock.json), builds, runs, and writes target/bench/report.md and target/bench/report.json.
+# package-lock.json), builds, runs, and writes target/bench/report.md and target/bench/report.json
+# (the smoke: target/bench/smoke/). The figures and what limits them: docs/performance.md.
 #
-#   deploy/bench.sh                       # the full benchmark (release build; ~40 min on 2 cores)
+#   deploy/bench.sh                       # the full benchmark (release build; ~25 min on 2 cores after it)
 #   deploy/bench.sh --smoke               # a few seconds each, small sizes, no target checked (CI)
 #   deploy/bench.sh --out DIR             # write the report to DIR instead of target/bench
 #   deploy/bench.sh --only read,write     # some of read, rounds, drain, pouch, write (the bootstrap
 #                                         # always runs: it makes the gateway the others measure)
 #   deploy/bench.sh --runs N --duration S --patients N   # other repetitions and sizes
 #   deploy/bench.sh --smoke --release     # the smoke on the release build
+#
+# Profiling (docs/performance.md): LABEDGE_BENCH_PERF=<dir> records `perf record -e cpu-clock` of the
+# gateway and of the whole machine during the first run of each benchmark that loads the gateway;
+# LABEDGE_BENCH_GATEWAY_WRAP="valgrind --tool=callgrind …" starts the measured gateway under a tool.
 #
 # The full benchmark uses the release build. The smoke uses the debug build: CI builds it anyway for
 # the tests just before, whereas a release build costs 10 to 20 minutes more on 2 cores (see
