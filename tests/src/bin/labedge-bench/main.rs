@@ -325,6 +325,7 @@ async fn run(opts: Opts) -> anyhow::Result<bool> {
     bench.memory_section(&mut sections);
     bench.stop_all().await;
     bench.clean_redis();
+    prune_work(&bench.work);
 
     let report = Report {
         mode: if bench.opts.smoke { "smoke" } else { "full" }.into(),
@@ -1884,6 +1885,23 @@ impl Bench {
             .unwrap_or_default();
         for chunk in keys.chunks(500) {
             let _ = redis::cmd("DEL").arg(chunk).query::<i64>(&mut conn);
+        }
+    }
+}
+
+/// Deletes the bulky leftovers of a run (data files, PouchDB databases, nginx's access log: hundreds
+/// of megabytes after a full run); the services' logs and configurations stay for reading.
+fn prune_work(work: &Path) {
+    for dir in ["pouch-local", "pouchdb-server/db"] {
+        let _ = std::fs::remove_dir_all(work.join(dir));
+    }
+    let _ = std::fs::remove_file(work.join("nginx/access.log"));
+    let _ = std::fs::remove_file(work.join("mutations.ndjson"));
+    if let Ok(entries) = std::fs::read_dir(work) {
+        for entry in entries.flatten() {
+            if entry.path().extension().is_some_and(|e| e == "csv") {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
 }
