@@ -14,6 +14,7 @@ use labedge_api::demo::SeedArgs;
 use labedge_edge_gateway::console::history;
 use labedge_schema::db::Database;
 use labedge_tests::app::TestResponse;
+use labedge_tests::cluster::free_port;
 use labedge_tests::db::TestDb;
 use labedge_tests::edge_data::{self, collection, patient, prescription};
 use labedge_tests::fixtures::TestPki;
@@ -414,14 +415,6 @@ fn browser_prerequisites(browser_dir: &Path) {
         "{}/node_modules is missing: {INSTALL}",
         browser_dir.display()
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[derive(diesel::QueryableByName)]

@@ -13,20 +13,13 @@ use std::time::{Duration, Instant};
 use diesel_async::RunQueryDsl;
 use labedge_api::demo::SeedArgs;
 use labedge_schema::db::Database;
+use labedge_tests::cluster::free_port;
 use labedge_tests::db::TestDb;
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::long_run;
 use labedge_tests::redis::TestRedis;
 use labedge_tests::spawn::{Spawned, output_text, run};
 use labedge_tests::tablet;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[derive(diesel::QueryableByName)]
 struct N {
