@@ -17,6 +17,10 @@ PATIENTS=${LABEDGE_DEMO_PATIENTS:-3000}
 DEMO=${LABEDGE_DEMO_DIR:-$ROOT/.demo}
 API_PORT=${LABEDGE_DEMO_API_PORT:-8443}
 GATEWAY_PORTS=(9443 9444)
+# Each gateway's console and /metrics have listeners of their own (as in production): the tablet
+# listener has no such route.
+CONSOLE_PORTS=(9543 9544)
+METRICS_PORTS=(9643 9644)
 LABS=(VILLEURBANNE VENISSIEUX)
 
 ensure_rust
@@ -75,6 +79,7 @@ for i in "${!LABS[@]}"; do
   log "gateway of $lab: provisioning and migrations"
   # On this machine the "VPN" is the loopback: tablets and the admin console both come from 127.0.0.1.
   api provision-gateway --lab "$lab" --out "$DEMO/gateway-$lab" --listen "127.0.0.1:${GATEWAY_PORTS[$i]}" \
+    --admin-listen "127.0.0.1:${CONSOLE_PORTS[$i]}" --monitoring-listen "127.0.0.1:${METRICS_PORTS[$i]}" \
     --database-url "$LABEDGE_PG/$(edge_db "$lab")" --tablet-range 127.0.0.0/8 >/dev/null
   "$BIN/edge-gateway" --config "$DEMO/gateway-$lab/edge-gateway.toml" migrate >/dev/null
 done
@@ -100,7 +105,7 @@ done
 
 CURL="curl --cacert $DEMO/pki/ca.pem"
 healthy() { $CURL -sf "https://localhost:$1/healthz" >/dev/null; }
-for port in "$API_PORT" "${GATEWAY_PORTS[@]}"; do
+for port in "$API_PORT" "${GATEWAY_PORTS[@]}" "${CONSOLE_PORTS[@]}" "${METRICS_PORTS[@]}"; do
   for _ in $(seq 1 100); do healthy "$port" && break; sleep 0.2; done
   healthy "$port" || { tail -n 20 "$DEMO"/*.log >&2; die "the service on port $port did not start (logs above)"; }
 done
@@ -108,6 +113,7 @@ done
 # The gateways bootstrap from the cloud on their own; their console answers once the lab's data is in.
 LAB=${LABS[0]}
 GW="https://localhost:${GATEWAY_PORTS[0]}"
+CONSOLE="https://localhost:${CONSOLE_PORTS[0]}"
 cloud_sql() { psql -At "$LABEDGE_PG/labedge_demo_cloud" -c "$1"; }
 staff_login() {
   cloud_sql "SELECT s.login FROM staff s JOIN labs l ON l.id = s.lab_id WHERE l.code = '$LAB' AND s.role = '$1' ORDER BY s.login LIMIT 1"
@@ -118,19 +124,19 @@ json_field() { sed -n 's/.*"'"$1"'":"\([^"]*\)".*/\1/p'; }
 show() { printf '\n\033[1m$ %s\033[0m\n' "$*" >&2; }
 for _ in $(seq 1 150); do
   status=$($CURL -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
-    -d '{"login":"x","password":"x"}' "$GW/admin/v1/login")
+    -d '{"login":"x","password":"x"}' "$CONSOLE/admin/v1/login")
   [ "$status" = 401 ] && break
   sleep 0.2
 done
 
 log "walking through enrolling a tablet and logging a nurse in at $LAB"
-show "$CURL -c $DEMO/admin.jar -H 'content-type: application/json' -d '{\"login\":\"$ADMIN\",\"password\":\"labedge-admin\"}' $GW/admin/v1/login"
+show "$CURL -c $DEMO/admin.jar -H 'content-type: application/json' -d '{\"login\":\"$ADMIN\",\"password\":\"labedge-admin\"}' $CONSOLE/admin/v1/login"
 CSRF=$($CURL -s -c "$DEMO/admin.jar" -H 'content-type: application/json' \
-  -d "{\"login\":\"$ADMIN\",\"password\":\"labedge-admin\"}" "$GW/admin/v1/login" | json_field csrf_token)
+  -d "{\"login\":\"$ADMIN\",\"password\":\"labedge-admin\"}" "$CONSOLE/admin/v1/login" | json_field csrf_token)
 [ -n "$CSRF" ] || die "the lab admin could not log in (see $DEMO/gateway-$LAB.log)"
 echo "  (session cookie in $DEMO/admin.jar, CSRF token $CSRF)"
-show "$CURL -b $DEMO/admin.jar -H 'x-csrf-token: $CSRF' -X POST $GW/admin/v1/enrollment-codes"
-CODE_JSON=$($CURL -s -b "$DEMO/admin.jar" -H "x-csrf-token: $CSRF" -X POST "$GW/admin/v1/enrollment-codes")
+show "$CURL -b $DEMO/admin.jar -H 'x-csrf-token: $CSRF' -X POST $CONSOLE/admin/v1/enrollment-codes"
+CODE_JSON=$($CURL -s -b "$DEMO/admin.jar" -H "x-csrf-token: $CSRF" -X POST "$CONSOLE/admin/v1/enrollment-codes")
 # The QR code (an SVG of a few kilobytes) is for the console's page: shortened here.
 echo "  $CODE_JSON" | sed -E 's/,"qr_svg":".*"\}$/,"qr_svg":"<svg …>"}/'
 CODE=$(echo "$CODE_JSON" | json_field code)
@@ -159,7 +165,7 @@ cat <<TEXT
   gateway ${LABS[1]}     https://localhost:${GATEWAY_PORTS[1]}     log: $DEMO/gateway-${LABS[1]}.log
   synthetic network      $DEMO/seed.txt (labs, staff logins; every PIN is 1234, admin password labedge-admin)
 
-  admin console          https://localhost:${GATEWAY_PORTS[0]}/admin   (login $ADMIN, password labedge-admin;
+  admin console          $CONSOLE/admin   (login $ADMIN, password labedge-admin;
                          the browser must trust $DEMO/pki/ca.pem, or accept the warning)
   central IT view        https://localhost:$API_PORT/central   (token in $DEMO/central-token)
     $CURL -H "authorization: Bearer \$(cat $DEMO/central-token)" https://localhost:$API_PORT/central/v1/gateways
@@ -170,7 +176,8 @@ cat <<TEXT
     $CURL -H "authorization: Bearer \$TOKEN" '$GW/v1/appointments?date=$(date +%F)'
     $CURL https://localhost:$API_PORT/healthz https://localhost:${GATEWAY_PORTS[0]}/healthz https://localhost:${GATEWAY_PORTS[1]}/healthz
     $CURL https://localhost:$API_PORT/readyz
-    $CURL -s https://localhost:${GATEWAY_PORTS[0]}/metrics | grep labedge_
+    $CURL -s https://localhost:${METRICS_PORTS[0]}/metrics | grep labedge_
+    $CURL -s -o /dev/null -w '%{http_code}\n' $GW/admin   # 404: the tablet listener has no console
     $CURL -s https://localhost:${GATEWAY_PORTS[0]}/openapi.json | head -c 400
 
 TEXT

@@ -70,6 +70,14 @@ pub struct ProvisionArgs {
     /// The lab network(s) the admin console is reached from.
     #[arg(long = "admin-range", default_values = ["127.0.0.0/8", "::1/128"])]
     pub admin_ranges: Vec<ipnet::IpNet>,
+    /// Address of the gateway's admin console listener (the lab's LAN); required for production,
+    /// where the console is never served on the tablet listener.
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
+    /// Address of the gateway's `/metrics` listener (reached by the supervision); required for
+    /// production.
+    #[arg(long)]
+    pub monitoring_listen: Option<SocketAddr>,
     /// The profile written into the gateway's configuration (default: the API's own).
     #[arg(long)]
     pub profile: Option<labedge_schema::runtime::config::Profile>,
@@ -78,6 +86,14 @@ pub struct ProvisionArgs {
 /// Issues the lab's gateway credential (client certificate signed by the cloud CA, recorded in
 /// `gateways` with its certificate), its tablet-side server certificate, and writes the gateway's configuration file.
 pub async fn provision(config: &Config, args: &ProvisionArgs) -> anyhow::Result<String> {
+    if args.profile.unwrap_or(config.profile) == labedge_schema::runtime::config::Profile::Production {
+        if args.admin_listen.is_none() {
+            bail!("--admin-listen: required for a production gateway (the console gets a listener of its own)");
+        }
+        if args.monitoring_listen.is_none() {
+            bail!("--monitoring-listen: required for a production gateway (/metrics gets a listener of its own)");
+        }
+    }
     if config.provisioning.upstreams.is_empty() {
         bail!("config key `provisioning.upstreams`: empty, so the gateway would have no upstream to relay to");
     }
@@ -204,6 +220,12 @@ fn gateway_config(
         q(&files.server_cert),
         q(&files.server_key)
     );
+    if let Some(addr) = args.admin_listen {
+        let _ = writeln!(out, "[admin]\naddr = {}\n", toml_string(&addr.to_string()));
+    }
+    if let Some(addr) = args.monitoring_listen {
+        let _ = writeln!(out, "[monitoring]\naddr = {}\n", toml_string(&addr.to_string()));
+    }
     let _ = writeln!(out, "[database]\nurl = {}\n", toml_string(database_url));
     let _ = writeln!(out, "[redis]\nurl = {}", toml_string(&args.redis_url));
     let _ = writeln!(out, "key_prefix = {}\n", toml_string(&format!("labedge:{}:", args.lab)));

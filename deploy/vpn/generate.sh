@@ -10,7 +10,9 @@
 #   VPN, wg1), never another proximity lab: WireGuard's AllowedIPs only route the hubs' networks to a
 #   lab, and the SD-WAN rules (sdwan.nft) drop lab-to-lab traffic wherever it could be routed;
 # - a tablet reaches only its lab's gateway, on the gateway's tablet port (lab nftables rules, and
-#   the tablet's AllowedIPs hold the gateway's address only).
+#   the tablet's AllowedIPs hold the gateway's address only);
+# - the gateway's console port (ADMIN_PORT) answers the lab's LAN only, its metrics port
+#   (METRICS_PORT) the central supervision range only; neither is the tablet port.
 #
 # Private keys are written mode 0600 into OUT_DIR/keys and never printed; OUT_DIR must not be in
 # the repository. Needs `wg` (Debian: wireguard-tools).
@@ -19,6 +21,9 @@ PLAN=${1:?usage: generate.sh PLAN OUT_DIR [tablet CODE NAME]}
 OUT=${2:?usage: generate.sh PLAN OUT_DIR [tablet CODE NAME]}
 # shellcheck source=/dev/null
 . "$PLAN"
+# Plans written before the console and the metrics had listeners of their own.
+ADMIN_PORT=${ADMIN_PORT:-9444}
+METRICS_PORT=${METRICS_PORT:-9464}
 command -v wg >/dev/null || { echo "generate.sh: wg is missing (apt-get install wireguard-tools)" >&2; exit 1; }
 umask 077
 mkdir -p "$OUT/keys"
@@ -156,7 +161,8 @@ CONF
   done
   cat >"$OUT/labs/$code/labedge.nft" <<NFT
 #!/usr/sbin/nft -f
-# Lab $code's gateway host: tablets reach the gateway's tablet port and nothing else.
+# Lab $code's gateway host: tablets reach the gateway's tablet port and nothing else; the console
+# answers the lab's LAN only, the metrics the central supervision range only.
 table inet labedge_gateway
 delete table inet labedge_gateway
 table inet labedge_gateway {
@@ -165,6 +171,8 @@ table inet labedge_gateway {
     ct state established,related accept
     ip saddr $vpn ip daddr $prefix.1 tcp dport $GATEWAY_PORT accept
     ip saddr $vpn drop
+    tcp dport $ADMIN_PORT ip saddr != $lan drop
+    tcp dport $METRICS_PORT ip saddr != $MONITORING_NET drop
   }
   chain forward {
     type filter hook forward priority filter; policy drop;
@@ -196,8 +204,8 @@ table inet labedge_sdwan {
     # (after a failover the roles swap).
     ip saddr $CENTRAL_NET ip daddr $CLOUD_NET tcp dport 5432 accept
     ip saddr $CLOUD_NET ip daddr $CENTRAL_NET tcp dport 5432 accept
-    # Central supervision scrapes the gateways.
-    ip saddr $MONITORING_NET ip daddr @labs tcp dport $GATEWAY_PORT accept
+    # Central supervision scrapes the gateways' metrics listener (and nothing else of theirs).
+    ip saddr $MONITORING_NET ip daddr @labs tcp dport $METRICS_PORT accept
   }
 }
 NFT

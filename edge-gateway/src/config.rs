@@ -28,6 +28,12 @@ pub struct Config {
     pub timezone: String,
     /// The tablet listener (VPN side).
     pub http: ListenConfig,
+    /// The admin console's own listener (the lab's management network).
+    #[serde(default)]
+    pub admin: SideListener,
+    /// The supervision listener for `/metrics`.
+    #[serde(default)]
+    pub monitoring: SideListener,
     /// The lab's own database.
     pub database: DatabaseConfig,
     /// The hot cache.
@@ -62,6 +68,18 @@ pub struct Config {
     /// Stopping on SIGTERM (a restart, an upgrade).
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+}
+
+/// A listener beside the tablet one, sharing its TLS material and limits. With `addr` set, its routes
+/// (the console, or `/metrics`) leave the tablet listener altogether, so that no path trick on the
+/// tablets' VPN can reach them; without it (local tests and demos only: refused in the production
+/// profile) they stay on the tablet listener behind the address gate.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SideListener {
+    /// Address and port to bind (port 0 picks a free one).
+    #[serde(default)]
+    pub addr: Option<std::net::SocketAddr>,
 }
 
 /// How the gateway stops on SIGTERM or SIGINT: it first reports itself not ready (and closes
@@ -469,6 +487,24 @@ impl Config {
             ));
         }
         self.http.validate("http", self.profile, &mut issues);
+        if self.profile == Profile::Production {
+            for (key, side) in [("admin.addr", &self.admin), ("monitoring.addr", &self.monitoring)] {
+                if side.addr.is_none() {
+                    issues.push(ConfigIssue::new(
+                        key,
+                        "is required in production: the console and /metrics get listeners of their own",
+                    ));
+                }
+            }
+        }
+        let addrs = [Some(self.http.addr), self.admin.addr, self.monitoring.addr];
+        let fixed: Vec<_> = addrs.iter().flatten().filter(|a| a.port() != 0).collect();
+        if (1..fixed.len()).any(|i| fixed[..i].contains(&fixed[i])) {
+            issues.push(ConfigIssue::new(
+                "admin.addr",
+                "http.addr, admin.addr and monitoring.addr must differ",
+            ));
+        }
         self.database.validate("database", &mut issues);
         self.redis.validate("redis", &mut issues);
         self.upstream.validate(self.profile, &mut issues);

@@ -1,5 +1,6 @@
 //! Building and running the gateway: `Application::build` checks the database and binds the tablet
-//! listener; [`app`] is the actix `App` both the server and the in-process tests use.
+//! listener, and the console's and supervision's own listeners when the config gives them; [`app`]
+//! is the actix `App` both the server and the in-process tests use.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use crate::config::Config;
 use crate::console::history::History;
 use crate::ratelimit::RateLimiter;
 use crate::relay::DrainState;
-use crate::routes;
+use crate::routes::{self, Surface};
 use crate::security::SecurityLog;
 use crate::state::AppState;
 use crate::sync::SyncStatus;
@@ -59,6 +60,8 @@ pub enum StartError {
 pub struct Application {
     server: Server,
     addr: SocketAddr,
+    /// The console's and supervision's listeners, when they have their own: (name, server, address).
+    side: Vec<(&'static str, Server, SocketAddr)>,
     state: AppState,
 }
 
@@ -86,11 +89,45 @@ impl Application {
         // said ready: `run_until_stopped` handles the signals itself, to drain first.
         let server = HttpServer::new(move || app(app_state.clone())).disable_signals();
         let (server, addr) = server::bind(server, &listen)?;
+        let mut side = Vec::new();
+        for (name, addr, surface) in [
+            ("admin console", state.config.admin.addr, Surface::ADMIN),
+            ("metrics", state.config.monitoring.addr, Surface::MONITORING),
+        ] {
+            let Some(addr) = addr else { continue };
+            // The same certificate and limits as the tablet listener, without asking browsers or
+            // Prometheus for a tablet certificate.
+            let listen = ListenConfig {
+                addr,
+                ..state.config.http.clone()
+            };
+            let app_state = state.clone();
+            let server = HttpServer::new(move || app_for(app_state.clone(), surface))
+                .disable_signals()
+                .workers(listen.workers.unwrap_or(1));
+            let (server, addr) = server::bind(server, &listen)?;
+            side.push((name, server.run(), addr));
+        }
         Ok(Self {
             server: server.run(),
             addr,
+            side,
             state,
         })
+    }
+
+    /// The address of the console's own listener, when it has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.side_addr("admin console")
+    }
+
+    /// The address of the supervision listener, when it has one.
+    pub fn monitoring_addr(&self) -> Option<SocketAddr> {
+        self.side_addr("metrics")
+    }
+
+    fn side_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.side.iter().find(|(n, ..)| *n == name).map(|(.., addr)| *addr)
     }
 
     /// A handle that stops the server (tests stop a cloud or a gateway mid-run).
@@ -114,12 +151,22 @@ impl Application {
     /// finish. A second signal during the drain skips the rest of it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tracing::info!(addr = %self.addr, lab = %self.state.config.lab, "edge gateway listening");
+        for (name, _, addr) in &self.side {
+            tracing::info!(addr = %addr, "{name} listening");
+        }
         let handle = self.server.handle();
+        let side_handles: Vec<_> = self.side.iter().map(|(_, server, _)| server.handle()).collect();
         let state = self.state.clone();
         tokio::spawn(async move {
+            let stop_side = async || {
+                for side in &side_handles {
+                    side.stop(true).await;
+                }
+            };
             let Ok(mut signals) = StopSignals::new() else {
                 tracing::error!("cannot listen for SIGTERM/SIGINT; stopping now");
                 handle.stop(true).await;
+                stop_side().await;
                 return;
             };
             signals.next().await;
@@ -142,8 +189,11 @@ impl Application {
             tokio::time::sleep(CLOSE_GRACE).await;
             tracing::info!("drained: no new connections; in-flight requests finishing");
             handle.stop(true).await;
+            stop_side().await;
         });
-        self.server.await
+        let side = futures_util::future::try_join_all(self.side.into_iter().map(|(_, server, _)| server));
+        let (tablet, side) = tokio::join!(self.server, side);
+        tablet.and(side.map(|_| ()))
     }
 }
 
@@ -255,9 +305,31 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     Ok(state)
 }
 
-/// The gateway's actix application.
+/// The gateway's actix application on its tablet listener: the console and `/metrics` too, unless
+/// the config gives them listeners of their own.
 pub fn app(
     state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let surface = Surface {
+        tablet: true,
+        admin: state.config.admin.addr.is_none(),
+        metrics: state.config.monitoring.addr.is_none(),
+    };
+    app_for(state, surface)
+}
+
+/// The gateway's actix application serving `surface`.
+pub fn app_for(
+    state: AppState,
+    surface: Surface,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -272,7 +344,7 @@ pub fn app(
         .app_data(web::Data::new(state))
         .app_data(BodyLimit(limit))
         .app_data(path_config())
-        .configure(routes::configure)
+        .configure(move |cfg| routes::configure(cfg, surface))
         .default_service(web::to(not_found))
         .wrap(from_fn(method_not_allowed_problem))
         .wrap(Compress::default())

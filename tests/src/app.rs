@@ -67,6 +67,15 @@ impl TestApp {
         }
     }
 
+    /// The same app, with requests coming from `peer` (`"10.8.0.10:50000"`, `"[::1]:4000"`).
+    pub fn from_peer(&self, peer: &str) -> Self {
+        Self {
+            service: self.service.clone(),
+            peer: peer.parse().expect("peer address"),
+            certificate: self.certificate.clone(),
+        }
+    }
+
     /// Sends a request built by the caller.
     pub async fn send(&self, request: TestRequest) -> TestResponse {
         let request = request.peer_addr(self.peer).to_request();

@@ -126,6 +126,8 @@ pub fn gateway_config(
         lab: lab.into(),
         timezone: "Europe/Paris".into(),
         http: plain_listener(),
+        admin: Default::default(),
+        monitoring: Default::default(),
         database: DatabaseConfig::new(database_url),
         redis: RedisConfig {
             url: SecretString::new(crate::redis::server_url()),

@@ -7,6 +7,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use labedge_edge_gateway::config::Config;
 use labedge_schema::runtime::config::{ListenConfig, LogFormat};
 
 use crate::gateway::TestGateway;
@@ -23,6 +24,10 @@ pub struct RealGateway {
     pub addr: SocketAddr,
     /// `http://127.0.0.1:<port>`.
     pub url: String,
+    /// The console's own listener, when the config gave it one.
+    pub admin_addr: Option<SocketAddr>,
+    /// The supervision listener, when the config gave it one.
+    pub monitoring_addr: Option<SocketAddr>,
     /// The folder of its configuration and logs.
     pub dir: tempfile::TempDir,
 }
@@ -32,6 +37,12 @@ impl RealGateway {
     /// listens on a free port of 127.0.0.1 in plain HTTP, accepts tablets from 127.0.0.0/8 and runs
     /// `workers` workers; `adjust_listen` may change the listener further (timeouts, body limit).
     pub async fn start(code: &str, workers: usize, adjust_listen: impl FnOnce(&mut ListenConfig)) -> Self {
+        Self::start_with(code, workers, |config| adjust_listen(&mut config.http)).await
+    }
+
+    /// As [`RealGateway::start`], with the whole configuration of the binary adjusted by `adjust`
+    /// (after the plain-HTTP listener is set).
+    pub async fn start_with(code: &str, workers: usize, adjust: impl FnOnce(&mut Config)) -> Self {
         labedge_schema::runtime::tls::install_crypto_provider();
         let gw = TestGateway::start_with(code, |config| {
             config.access.tablet_ranges.push("127.0.0.0/8".parse().expect("net"));
@@ -41,7 +52,7 @@ impl RealGateway {
         config.http = ListenConfig::plain(SocketAddr::from(([127, 0, 0, 1], 0)));
         config.http.workers = Some(workers);
         config.http.shutdown_timeout_s = 1;
-        adjust_listen(&mut config.http);
+        adjust(&mut config);
         config.log.format = LogFormat::Json;
         config.log.filter = "warn,labedge_edge_gateway=info,labedge_schema=info".into();
         let dir = tempfile::tempdir().expect("tempdir");
@@ -64,6 +75,14 @@ impl RealGateway {
         ];
         let mut process = Spawned::start("edge-gateway", &["--config", &path, "serve"], &env, dir.path());
         let addr = process.listening_addr("edge gateway listening").await;
+        let admin_addr = match config.admin.addr {
+            Some(_) => Some(process.listening_addr("admin console listening").await),
+            None => None,
+        };
+        let monitoring_addr = match config.monitoring.addr {
+            Some(_) => Some(process.listening_addr("metrics listening").await),
+            None => None,
+        };
         let url = format!("http://{addr}");
         let client = reqwest::Client::new();
         crate::tablet::wait_healthy(&client, &url).await;
@@ -72,6 +91,8 @@ impl RealGateway {
             process,
             addr,
             url,
+            admin_addr,
+            monitoring_addr,
             dir,
         }
     }

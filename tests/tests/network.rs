@@ -107,7 +107,7 @@ impl Drop for Topology {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for name in ["router", "cloud", "central", "lab1", "lab2", "tablet"] {
+        for name in ["router", "cloud", "central", "lab1", "lab2", "tablet", "monitor"] {
             let _ = Command::new("ip").args(["netns", "del", &self.ns(name)]).output();
         }
     }
@@ -138,7 +138,7 @@ fn labs_reach_the_cloud_and_the_central_lab_never_each_other_and_tablets_only_th
          CENTRAL_NET=10.20.0.0/24\nCENTRAL_API=10.20.0.10\nCENTRAL_ENDPOINT=central.test:51821\nCENTRAL_TUNNEL=10.98.0.1\n\
          MONITORING_NET=10.200.0.0/24\n\
          LABS=\"LAB1:10.31.0.0/24:10.8.1.0/24:10.31.0.10:lab1.test:51822\nLAB2:10.32.0.0/24:10.8.2.0/24:10.32.0.10:lab2.test:51822\"\n\
-         TABLETS_PER_LAB=1\nGATEWAY_PORT=9443\nAPI_PORT=8443\n",
+         TABLETS_PER_LAB=1\nGATEWAY_PORT=9443\nADMIN_PORT=9444\nMETRICS_PORT=9464\nAPI_PORT=8443\n",
     )
     .unwrap();
     let out_dir = dir.path().join("out");
@@ -175,7 +175,7 @@ fn labs_reach_the_cloud_and_the_central_lab_never_each_other_and_tablets_only_th
         id: format!("{}", std::process::id() % 100_000),
         listeners: Vec::new(),
     };
-    for name in ["router", "cloud", "central", "lab1", "lab2", "tablet"] {
+    for name in ["router", "cloud", "central", "lab1", "lab2", "tablet", "monitor"] {
         sh(&["ip", "netns", "add", &net.ns(name)]);
         net.exec(name, &["ip", "link", "set", "lo", "up"]);
     }
@@ -184,12 +184,14 @@ fn labs_reach_the_cloud_and_the_central_lab_never_each_other_and_tablets_only_th
     net.link("router", "10.31.0.1/24", "lab1", "10.31.0.10/24");
     net.link("router", "10.32.0.1/24", "lab2", "10.32.0.10/24");
     net.link("lab1", "10.8.1.1/24", "tablet", "10.8.1.2/24");
+    net.link("router", "10.200.0.1/24", "monitor", "10.200.0.10/24");
     for (name, via) in [
         ("cloud", "10.10.0.1"),
         ("central", "10.20.0.1"),
         ("lab1", "10.31.0.1"),
         ("lab2", "10.32.0.1"),
         ("tablet", "10.8.1.1"),
+        ("monitor", "10.200.0.1"),
     ] {
         net.exec(name, &["ip", "route", "add", "default", "via", via]);
     }
@@ -204,6 +206,8 @@ fn labs_reach_the_cloud_and_the_central_lab_never_each_other_and_tablets_only_th
     net.listen("lab2", 9443);
     net.listen("lab1", 9443);
     net.listen("lab1", 2222);
+    net.listen("lab1", 9444);
+    net.listen("lab1", 9464);
     std::thread::sleep(std::time::Duration::from_millis(300));
 
     // Without the rules everything is routed: what follows is the rules' doing, not the routing's.
@@ -249,5 +253,22 @@ fn labs_reach_the_cloud_and_the_central_lab_never_each_other_and_tablets_only_th
     assert!(
         !net.reaches("tablet", "10.10.0.10", 8443),
         "a tablet reaches nothing beyond its gateway"
+    );
+    // The console and the metrics have ports of their own, each for its own network.
+    assert!(!net.reaches("tablet", "10.8.1.1", 9444), "no console from a tablet");
+    assert!(!net.reaches("tablet", "10.8.1.1", 9464), "no metrics from a tablet");
+    assert!(
+        net.reaches("router", "10.31.0.10", 9444),
+        "the console from the lab's LAN"
+    );
+    assert!(
+        net.reaches("monitor", "10.31.0.10", 9464),
+        "supervision scrapes the metrics port"
+    );
+    assert!(!net.reaches("monitor", "10.31.0.10", 9444), "and not the console");
+    assert!(!net.reaches("monitor", "10.31.0.10", 9443), "nor the tablet port");
+    assert!(
+        !net.reaches("lab2", "10.31.0.10", 9464),
+        "another lab reaches no metrics"
     );
 }

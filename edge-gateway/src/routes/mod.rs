@@ -10,12 +10,53 @@ mod ops;
 mod tablet;
 mod writes;
 
-/// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    ops::configure(cfg);
-    auth::configure(cfg);
-    admin::configure(cfg);
-    tablet::configure(cfg);
-    writes::configure(cfg);
-    console::configure(cfg);
+/// Which groups of routes a listener serves. Every listener has `/healthz` and `/readyz`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Surface {
+    /// The tablet contract (`/v1/…`, `/openapi.json`).
+    pub tablet: bool,
+    /// The admin console and its JSON routes (`/admin…`).
+    pub admin: bool,
+    /// `/metrics`.
+    pub metrics: bool,
+}
+
+impl Surface {
+    /// Everything on one listener (local tests and demos).
+    pub const ALL: Self = Self {
+        tablet: true,
+        admin: true,
+        metrics: true,
+    };
+    /// The console's own listener.
+    pub const ADMIN: Self = Self {
+        tablet: false,
+        admin: true,
+        metrics: false,
+    };
+    /// The supervision listener.
+    pub const MONITORING: Self = Self {
+        tablet: false,
+        admin: false,
+        metrics: true,
+    };
+}
+
+/// Registers the routes of `surface`: a route a listener does not serve is not registered on it at
+/// all, so that no spelling of its path can reach it there.
+pub fn configure(cfg: &mut web::ServiceConfig, surface: Surface) {
+    ops::configure_health(cfg);
+    if surface.metrics {
+        ops::configure_metrics(cfg);
+    }
+    if surface.admin {
+        admin::configure(cfg);
+        console::configure(cfg);
+    }
+    if surface.tablet {
+        ops::configure_openapi(cfg);
+        auth::configure(cfg);
+        tablet::configure(cfg);
+        writes::configure(cfg);
+    }
 }

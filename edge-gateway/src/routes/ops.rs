@@ -9,12 +9,20 @@ use mobile_contracts::routes;
 
 use crate::state::AppState;
 
-/// Registers the operations routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers liveness and readiness (every listener has them).
+pub fn configure_health(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(routes::HEALTHZ).route(web::get().to(healthz)))
-        .service(web::resource(routes::READYZ).route(web::get().to(readyz)))
-        .service(web::resource(routes::METRICS).route(web::get().to(metrics)))
-        .service(web::resource(routes::OPENAPI_JSON).route(web::get().to(openapi)));
+        .service(web::resource(routes::READYZ).route(web::get().to(readyz)));
+}
+
+/// Registers `/metrics`.
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource(routes::METRICS).route(web::get().to(metrics)));
+}
+
+/// Registers the tablet contract's OpenAPI document.
+pub fn configure_openapi(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource(routes::OPENAPI_JSON).route(web::get().to(openapi)));
 }
 
 /// Liveness: the process answers.
