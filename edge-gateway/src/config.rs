@@ -305,15 +305,17 @@ pub struct AuthConfig {
     /// Clock tolerance when checking `exp` and `nbf`, in seconds.
     #[serde(default = "default_leeway")]
     pub leeway_s: u64,
-    /// Failed logins of one login on one device before it is locked out.
+    /// Failed logins of one login on one device (PIN) or from one address (console) before that
+    /// pair is locked out. A login is never locked lab-wide (see `auth::lockout`).
     #[serde(default = "default_max_failures_device")]
     pub max_failures_per_device: u32,
-    /// Failed logins of one login on any device before it is locked out.
-    #[serde(default = "default_max_failures_login")]
-    pub max_failures_per_login: u32,
-    /// How long a lockout lasts, in minutes.
+    /// How long the first lockout lasts, in minutes (and how long failures are remembered); each
+    /// further lockout in a row lasts twice as long, up to `max_lockout_minutes`.
     #[serde(default = "default_lockout")]
     pub lockout_minutes: u64,
+    /// The longest lockout, in minutes.
+    #[serde(default = "default_max_lockout")]
+    pub max_lockout_minutes: u64,
     /// Login, refresh and enrollment attempts allowed per device per minute.
     #[serde(default = "default_rate_device")]
     pub attempts_per_minute_per_device: u32,
@@ -346,8 +348,8 @@ fn default_leeway() -> u64 {
 fn default_max_failures_device() -> u32 {
     5
 }
-fn default_max_failures_login() -> u32 {
-    10
+fn default_max_lockout() -> u64 {
+    240
 }
 fn default_lockout() -> u64 {
     15
@@ -376,7 +378,7 @@ impl Default for AuthConfig {
             offline_grace_h: default_offline_grace(),
             leeway_s: default_leeway(),
             max_failures_per_device: default_max_failures_device(),
-            max_failures_per_login: default_max_failures_login(),
+            max_lockout_minutes: default_max_lockout(),
             lockout_minutes: default_lockout(),
             attempts_per_minute_per_device: default_rate_device(),
             attempts_per_minute_per_address: default_rate_address(),
@@ -593,12 +595,12 @@ impl AuthConfig {
             self.max_failures_per_device >= 1,
             "must be at least 1",
         );
-        check(
-            "max_failures_per_login",
-            self.max_failures_per_login >= self.max_failures_per_device,
-            "must be at least max_failures_per_device",
-        );
         check("lockout_minutes", self.lockout_minutes >= 1, "must be at least 1");
+        check(
+            "max_lockout_minutes",
+            self.max_lockout_minutes >= self.lockout_minutes && self.max_lockout_minutes <= 7 * 24 * 60,
+            "must be between lockout_minutes and a week (10080)",
+        );
         check(
             "attempts_per_minute_per_device",
             self.attempts_per_minute_per_device >= 1,

@@ -41,12 +41,14 @@ pub enum Action {
     AdminLogin,
     /// An admin request without a valid session or CSRF token.
     AdminRefused,
+    /// A lockout lifted by a lab admin.
+    Unlock,
 }
 
 impl Action {
     fn category(self) -> &'static str {
         match self {
-            Action::Enroll | Action::EnrollmentCode | Action::Revoke => "iam",
+            Action::Enroll | Action::EnrollmentCode | Action::Revoke | Action::Unlock => "iam",
             Action::PeerRefused | Action::RateLimited => "network",
             _ => "authentication",
         }
@@ -67,6 +69,7 @@ impl Action {
             Action::RateLimited => "rate_limited",
             Action::AdminLogin => "admin_login",
             Action::AdminRefused => "admin_refused",
+            Action::Unlock => "unlock",
         }
     }
 }

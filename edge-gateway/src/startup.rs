@@ -346,6 +346,7 @@ pub fn app_for(
         .app_data(path_config())
         .configure(move |cfg| routes::configure(cfg, surface))
         .default_service(web::to(not_found))
+        .wrap(from_fn(routes::admin_no_store))
         .wrap(from_fn(method_not_allowed_problem))
         .wrap(Compress::default())
         .wrap(from_fn(vpn_gate))

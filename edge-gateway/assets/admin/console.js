@@ -110,7 +110,7 @@
     login: "Tablet login", lockout: "Lockout", refresh: "Token refresh", refresh_reuse: "Refresh token reused",
     logout: "Logout", enroll: "Tablet enrolled", enrollment_code: "Enrollment code", revoke: "Revocation",
     peer_refused: "Address refused", token_refused: "Token refused", rate_limited: "Rate limited",
-    admin_login: "Console login", admin_refused: "Console refused",
+    admin_login: "Console login", admin_refused: "Console refused", unlock: "Lockout lifted",
   };
 
   // ---------------------------------------------------------------------------------------------
@@ -564,6 +564,43 @@
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Lockouts: a login locked on one tablet or from one address, lifted by the admin.
+
+  function renderLockouts(lockouts) {
+    const labels = new Map(state.devices.map((d) => [d.id, d.label]));
+    const rows = lockouts.map((l) => {
+      const where = l.device_id ? (labels.get(l.device_id) || `tablet ${shortId(l.device_id)}`) : `console from ${l.source}`;
+      const stateCell = l.locked_until
+        ? h("span", {}, badge("bad", "Locked"), h("div", { class: "cell-sub", text: `until ${clock(l.locked_until)}` }))
+        : badge("warn", plural(l.failures, "failure", "failures"));
+      return h("tr", { dataset: { lockoutId: l.id } },
+        h("td", { class: "mono", text: l.login }),
+        h("td", { text: where, title: l.device_id || l.source || "" }),
+        h("td", {}, stateCell),
+        h("td", {}, h("button", {
+          type: "button", class: "btn btn-small", text: "Unlock", dataset: { action: "unlock" },
+          onclick: () => unlock(l, where),
+        })));
+    });
+    fillRows($("lockouts"), rows, "No login is locked out.", 4);
+  }
+
+  async function unlock(lockout, where) {
+    const ok = await confirmAction(
+      `Unlock “${lockout.login}” (${where})?`,
+      "Its failed attempts are forgotten and it may log in again at once. Do it once you know who was locked out and why.",
+      "Unlock");
+    if (!ok) return;
+    try {
+      await api("POST", `/admin/v1/lockouts/${encodeURIComponent(lockout.id)}/unlock`);
+      toast(`“${lockout.login}” is unlocked.`);
+    } catch (error) {
+      toast(`Not unlocked: ${error.message}`, true);
+    }
+    refresh();
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Patient access history.
 
   $("access-form").addEventListener("submit", async (event) => {
@@ -616,13 +653,14 @@
     if (state.refreshing || !state.session || document.hidden) return;
     state.refreshing = true;
     try {
-      const [status, devices, pending, conflicts, dead, events] = await Promise.allSettled([
+      const [status, devices, pending, conflicts, dead, events, lockouts] = await Promise.allSettled([
         api("GET", "/admin/v1/status"),
         api("GET", "/admin/v1/devices"),
         api("GET", "/admin/v1/devices/pending-pushes"),
         api("GET", "/admin/v1/conflicts"),
         api("GET", "/admin/v1/dead-letters"),
         api("GET", "/admin/v1/security-events"),
+        api("GET", "/admin/v1/lockouts"),
       ]);
       if (!state.session) return;
       if (status.status === "fulfilled") renderStatus(status.value);
@@ -634,7 +672,8 @@
       if (conflicts.status === "fulfilled") renderConflicts(conflicts.value);
       if (dead.status === "fulfilled") renderDeadLetters(dead.value);
       if (events.status === "fulfilled") renderEvents(events.value);
-      const failed = [status, devices, pending, conflicts, dead, events].filter((r) => r.status === "rejected");
+      if (lockouts.status === "fulfilled") renderLockouts(lockouts.value);
+      const failed = [status, devices, pending, conflicts, dead, events, lockouts].filter((r) => r.status === "rejected");
       setText("refreshed", failed.length ? "Some data could not be read: retrying…" : `Updated ${new Date().toLocaleTimeString()}`);
     } finally {
       state.refreshing = false;

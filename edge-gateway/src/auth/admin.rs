@@ -11,7 +11,7 @@ use actix_web::http::{Method, header};
 use actix_web::{FromRequest, HttpRequest, web};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use labedge_schema::edge::schema::{admin_sessions, login_failures, staff, staff_revocations};
+use labedge_schema::edge::schema::{admin_sessions, staff, staff_revocations};
 use labedge_schema::runtime::error::ApiError;
 use labedge_schema::runtime::http::ProblemError;
 use labedge_schema::runtime::secrets::random_token;
@@ -22,9 +22,8 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 use validator::Validate;
 
-use super::sessions::{
-    invalid_credentials, limit_attempts, locked_out, locked_until, record_failure, token_hash, verify_blocking,
-};
+use super::lockout::{self, Policy, Subject};
+use super::sessions::{invalid_credentials, limit_attempts, locked_out, token_hash, verify_blocking};
 use crate::access::client_ip;
 use crate::security::{Action, SecurityEvent};
 use crate::state::AppState;
@@ -90,14 +89,21 @@ pub async fn login(
     limit_attempts(state, "admin_login", None, ip).await?;
     let lab = state.lab().await?;
     let login = body.login.to_ascii_lowercase();
-    let scopes = [format!("admin:{login}")];
+    // Per address: failures from one machine never lock the admin out of another.
+    let subject = Subject::Admin {
+        login: &login,
+        source: ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+    };
     let mut conn = state.pool.get().await?;
-    if let Some(until) = locked_until(&mut conn, &scopes).await? {
-        state
-            .security
-            .emit(SecurityEvent::failure(Action::AdminLogin, "locked_out").source(ip));
-        return Err(locked_out(until).into());
-    }
+    let attempt = match lockout::reserve(&mut conn, &subject, Policy::of(&state.config.auth)).await? {
+        Ok(attempt) => attempt,
+        Err(until) => {
+            state
+                .security
+                .emit(SecurityEvent::failure(Action::AdminLogin, "locked_out").source(ip));
+            return Err(locked_out(until).into());
+        }
+    };
     let admin: Option<(Uuid, String, Option<String>, bool, String)> = staff::table
         .filter(staff::lab_id.eq(lab.id))
         .filter(staff::login.eq(&login))
@@ -124,14 +130,6 @@ pub async fn login(
     let admin = match admin {
         Some(a) if password_ok && a.1 == "lab_admin" && a.3 && !revoked => a,
         other => {
-            let auth = &state.config.auth;
-            let locked = record_failure(
-                &mut conn,
-                &scopes[0],
-                auth.max_failures_per_device,
-                auth.lockout_minutes,
-            )
-            .await?;
             let mut event = SecurityEvent::failure(
                 Action::AdminLogin,
                 if other.is_some() {
@@ -145,7 +143,7 @@ pub async fn login(
                 event = event.staff(a.0);
             }
             state.security.emit(event.clone());
-            if locked {
+            if attempt.locks {
                 state.security.emit(SecurityEvent {
                     action: Action::Lockout,
                     reason: Some("too_many_failures"),
@@ -155,9 +153,7 @@ pub async fn login(
             return Err(invalid_credentials().into());
         }
     };
-    diesel::delete(login_failures::table.filter(login_failures::scope.eq_any(&scopes)))
-        .execute(&mut conn)
-        .await?;
+    lockout::succeeded(&mut conn, attempt).await?;
     let cookie_value = random_token(32);
     let csrf_token = random_token(24);
     let expires_at = OffsetDateTime::now_utc()

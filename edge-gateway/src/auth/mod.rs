@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod enroll;
 pub mod keys;
+pub mod lockout;
 pub mod manage;
 pub mod principal;
 pub mod revocation;

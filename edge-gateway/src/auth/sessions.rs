@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use actix_web::HttpRequest;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use labedge_schema::edge::schema::{auth_sessions, devices, login_failures, refresh_tokens, staff, staff_revocations};
+use labedge_schema::edge::schema::{auth_sessions, devices, refresh_tokens, staff, staff_revocations};
 use labedge_schema::runtime::error::ApiError;
 use labedge_schema::runtime::http::ProblemError;
 use labedge_schema::runtime::secrets::{random_token, verify_secret};
@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use super::lockout::{self, Policy, Subject};
 use super::principal::{Principal, device_revoked, peer_certificate};
 use super::revocation::RevokedKind;
 use super::tokens::Confirmation;
@@ -151,7 +152,7 @@ async fn check_device(
 /// `POST /v1/auth/login`.
 pub async fn login(state: &AppState, req: &HttpRequest, body: LoginRequest) -> Result<TokenResponse, ApiError> {
     let ip = client_ip(&state.config.access, req);
-    limit_attempts(state, "login", Some(body.device_id), ip).await?;
+    limit_attempts(state, "login", None, ip).await?;
     let lab = state.lab().await?;
     let mut conn = state.pool.get().await?;
     let device = check_device(
@@ -163,17 +164,26 @@ pub async fn login(state: &AppState, req: &HttpRequest, body: LoginRequest) -> R
         Action::Login,
     )
     .await?;
+    // Counted per device only once the device is authenticated: keyed on the body's `device_id`
+    // alone, anyone could spend a colleague's tablet's attempts.
+    limit_attempts(state, "login", Some(body.device_id), None).await?;
 
     let login = body.login.to_ascii_lowercase();
-    let scopes = [format!("device:{}:{login}", body.device_id), format!("login:{login}")];
-    if let Some(until) = locked_until(&mut conn, &scopes).await? {
-        state.security.emit(
-            SecurityEvent::failure(Action::Login, "locked_out")
-                .device(body.device_id)
-                .source(ip),
-        );
-        return Err(locked_out(until).into());
-    }
+    let subject = Subject::Pin {
+        login: &login,
+        device: body.device_id,
+    };
+    let attempt = match lockout::reserve(&mut conn, &subject, Policy::of(&state.config.auth)).await? {
+        Ok(attempt) => attempt,
+        Err(until) => {
+            state.security.emit(
+                SecurityEvent::failure(Action::Login, "locked_out")
+                    .device(body.device_id)
+                    .source(ip),
+            );
+            return Err(locked_out(until).into());
+        }
+    };
 
     let member: Option<StaffRow> = staff::table
         .filter(staff::lab_id.eq(lab.id))
@@ -210,16 +220,6 @@ pub async fn login(state: &AppState, req: &HttpRequest, body: LoginRequest) -> R
                 Some(_) if !pin_ok => "bad_pin",
                 Some(_) => "staff_revoked",
             };
-            let auth = &state.config.auth;
-            let device_lock = record_failure(
-                &mut conn,
-                &scopes[0],
-                auth.max_failures_per_device,
-                auth.lockout_minutes,
-            )
-            .await?;
-            let login_lock =
-                record_failure(&mut conn, &scopes[1], auth.max_failures_per_login, auth.lockout_minutes).await?;
             let mut event = SecurityEvent::failure(Action::Login, reason)
                 .device(body.device_id)
                 .source(ip);
@@ -227,7 +227,7 @@ pub async fn login(state: &AppState, req: &HttpRequest, body: LoginRequest) -> R
                 event = event.staff(m.id);
             }
             state.security.emit(event.clone());
-            if device_lock || login_lock {
+            if attempt.locks {
                 state.security.emit(SecurityEvent {
                     action: Action::Lockout,
                     reason: Some("too_many_failures"),
@@ -237,9 +237,7 @@ pub async fn login(state: &AppState, req: &HttpRequest, body: LoginRequest) -> R
             return Err(invalid_credentials().into());
         }
     };
-    diesel::delete(login_failures::table.filter(login_failures::scope.eq_any(&scopes)))
-        .execute(&mut conn)
-        .await?;
+    lockout::succeeded(&mut conn, attempt).await?;
 
     let role = parse_role(&member.role)?;
     let certificate = peer_certificate(req);
@@ -319,7 +317,7 @@ struct SessionRow {
 /// spent means it was copied: the whole session is revoked.
 pub async fn refresh(state: &AppState, req: &HttpRequest, body: RefreshRequest) -> Result<TokenResponse, ApiError> {
     let ip = client_ip(&state.config.access, req);
-    limit_attempts(state, "refresh", Some(body.device_id), ip).await?;
+    limit_attempts(state, "refresh", None, ip).await?;
     let lab = state.lab().await?;
     let mut conn = state.pool.get().await?;
     let device = check_device(
@@ -331,6 +329,7 @@ pub async fn refresh(state: &AppState, req: &HttpRequest, body: RefreshRequest) 
         Action::Refresh,
     )
     .await?;
+    limit_attempts(state, "refresh", Some(body.device_id), None).await?;
     let hash = token_hash(body.refresh_token.expose());
     let refused = |reason: &'static str| {
         state.security.emit(
@@ -565,52 +564,6 @@ fn refresh_expiry(state: &AppState, now: OffsetDateTime, grace_until: OffsetDate
 
 fn seconds_until(now: OffsetDateTime, then: OffsetDateTime) -> u32 {
     u32::try_from((then - now).whole_seconds().max(0)).unwrap_or(u32::MAX)
-}
-
-/// The lockout in force on any of `scopes`, if one is.
-pub async fn locked_until(conn: &mut AsyncPgConnection, scopes: &[String]) -> QueryResult<Option<OffsetDateTime>> {
-    login_failures::table
-        .filter(login_failures::scope.eq_any(scopes))
-        .filter(login_failures::locked_until.gt(OffsetDateTime::now_utc()))
-        .select(diesel::dsl::max(login_failures::locked_until))
-        .first::<Option<OffsetDateTime>>(conn)
-        .await
-}
-
-#[derive(diesel::QueryableByName)]
-struct FailureRow {
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
-    locked_until: Option<OffsetDateTime>,
-}
-
-/// Counts a failure on `scope`; returns whether this failure started a lockout. Failures older than
-/// the lockout period are forgotten.
-pub async fn record_failure(
-    conn: &mut AsyncPgConnection,
-    scope: &str,
-    max: u32,
-    lockout_minutes: u64,
-) -> QueryResult<bool> {
-    let row: FailureRow = diesel::sql_query(
-        "INSERT INTO login_failures AS f (scope, failures, locked_until, updated_at) \
-         VALUES ($1, 1, CASE WHEN 1 >= $2 THEN now() + make_interval(mins => $3) END, now()) \
-         ON CONFLICT (scope) DO UPDATE SET \
-           failures = CASE WHEN f.updated_at < now() - make_interval(mins => $3) \
-                             OR (f.locked_until IS NOT NULL AND f.locked_until <= now()) THEN 1 \
-                           ELSE f.failures + 1 END, \
-           locked_until = CASE WHEN (CASE WHEN f.updated_at < now() - make_interval(mins => $3) \
-                                            OR (f.locked_until IS NOT NULL AND f.locked_until <= now()) THEN 1 \
-                                          ELSE f.failures + 1 END) >= $2 \
-                               THEN now() + make_interval(mins => $3) END, \
-           updated_at = now() \
-         RETURNING locked_until",
-    )
-    .bind::<diesel::sql_types::Text, _>(scope)
-    .bind::<diesel::sql_types::Integer, _>(i32::try_from(max).unwrap_or(i32::MAX))
-    .bind::<diesel::sql_types::Integer, _>(i32::try_from(lockout_minutes).unwrap_or(15))
-    .get_result(conn)
-    .await?;
-    Ok(row.locked_until.is_some())
 }
 
 /// The answer while a login is locked out.

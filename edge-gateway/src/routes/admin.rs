@@ -1,5 +1,9 @@
 //! The lab admin's routes (`/admin`), behind the console session. Not part of the tablet contract.
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use labedge_schema::runtime::error::ApiError;
 use labedge_schema::runtime::http::{OptionalJson, ValidatedJson};
@@ -8,7 +12,8 @@ use uuid::Uuid;
 use validator::Validate;
 
 use crate::auth::admin::{self, AdminLogin, AdminSession};
-use crate::auth::{enroll, manage};
+use crate::auth::{enroll, lockout, manage};
+use crate::security::{Action, SecurityEvent};
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -21,12 +26,31 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/admin/v1/devices/{id}/revoke").route(web::post().to(revoke_device)))
         .service(web::resource("/admin/v1/staff/{id}/revoke").route(web::post().to(revoke_staff)))
         .service(web::resource("/admin/v1/security-events").route(web::get().to(security_events)))
+        .service(web::resource("/admin/v1/lockouts").route(web::get().to(lockouts)))
+        .service(web::resource("/admin/v1/lockouts/{id}/unlock").route(web::post().to(unlock)))
         .service(web::resource("/admin/v1/status").route(web::get().to(status)))
         .service(web::resource("/admin/v1/conflicts").route(web::get().to(conflicts)))
         .service(web::resource("/admin/v1/conflicts/{id}/resolve").route(web::post().to(resolve_conflict)))
         .service(web::resource("/admin/v1/dead-letters").route(web::get().to(dead_letters)))
         .service(web::resource("/admin/v1/dead-letters/{id}/replay").route(web::post().to(replay_dead_letter)))
         .service(web::resource("/admin/v1/dead-letters/{id}/discard").route(web::post().to(discard_dead_letter)));
+}
+
+/// Every answer of the admin JSON routes, errors included, is `Cache-Control: no-store`: they carry
+/// CSRF tokens, staff, devices and patients' access histories, which no browser or proxy cache may
+/// keep. Set here once rather than by each handler, so that a new route cannot forget it.
+pub async fn no_store(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let admin_json = req.match_info().as_str().starts_with("/admin/v1/");
+    let mut response = next.call(req).await?;
+    if admin_json {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(response)
 }
 
 /// Password login of a lab admin: sets the session cookie, returns the CSRF token.
@@ -36,10 +60,7 @@ async fn login(
     body: ValidatedJson<AdminLogin>,
 ) -> Result<HttpResponse, ApiError> {
     let (view, cookie) = admin::login(&state, &req, body.0).await?;
-    Ok(HttpResponse::Ok()
-        .cookie(cookie)
-        .insert_header(("cache-control", "no-store"))
-        .json(view))
+    Ok(HttpResponse::Ok().cookie(cookie).json(view))
 }
 
 /// Ends the admin session.
@@ -50,17 +71,13 @@ async fn logout(state: web::Data<AppState>, session: AdminSession) -> Result<Htt
 
 /// The current admin session (the console reads its CSRF token here).
 async fn current_session(session: AdminSession) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header(("cache-control", "no-store"))
-        .json(session.view())
+    HttpResponse::Ok().json(session.view())
 }
 
 /// A one-time code for enrolling a tablet.
 async fn create_enrollment_code(state: web::Data<AppState>, session: AdminSession) -> Result<HttpResponse, ApiError> {
     let code = enroll::create_code(&state, session.staff_id).await?;
-    Ok(HttpResponse::Created()
-        .insert_header(("cache-control", "no-store"))
-        .json(code))
+    Ok(HttpResponse::Created().json(code))
 }
 
 /// Every enrolled tablet.
@@ -102,11 +119,31 @@ async fn security_events(state: web::Data<AppState>, _session: AdminSession) -> 
     HttpResponse::Ok().json(state.security.recent(200))
 }
 
+/// Logins locked out, and counters with failures, per (login, device) and (login, address).
+async fn lockouts(state: web::Data<AppState>, _session: AdminSession) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.pool.get().await?;
+    Ok(HttpResponse::Ok().json(lockout::list(&mut conn).await?))
+}
+
+/// Lifts a lockout at once (a colleague locked out of their tablet, the admin of their desk).
+async fn unlock(
+    state: web::Data<AppState>,
+    session: AdminSession,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.pool.get().await?;
+    if !lockout::unlock(&mut conn, id.into_inner()).await? {
+        return Err(ApiError::code(mobile_contracts::problem::ErrorCode::NotFound));
+    }
+    state
+        .security
+        .emit(SecurityEvent::success(Action::Unlock).staff(session.staff_id));
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// The gateway's state: upstream mode and since when, backlog, sync, last drain and catch-up.
 async fn status(state: web::Data<AppState>, _session: AdminSession) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok()
-        .insert_header(("cache-control", "no-store"))
-        .json(crate::relay::gateway_status(&state).await?))
+    Ok(HttpResponse::Ok().json(crate::relay::gateway_status(&state).await?))
 }
 
 /// Conflicts, open ones first.

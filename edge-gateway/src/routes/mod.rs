@@ -4,6 +4,8 @@
 use actix_web::web;
 
 mod admin;
+
+pub use admin::no_store as admin_no_store;
 mod auth;
 mod console;
 mod ops;

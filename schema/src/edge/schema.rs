@@ -222,6 +222,12 @@ diesel::table! {
         failures -> Int4,
         locked_until -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
+        id -> Uuid,
+        kind -> Text,
+        login -> Text,
+        device_id -> Nullable<Uuid>,
+        source -> Nullable<Text>,
+        lockouts -> Int4,
     }
 }
 
