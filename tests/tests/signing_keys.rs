@@ -336,3 +336,28 @@ async fn the_retire_signing_key_command_reaches_a_running_gateway_at_once() {
     let fresh = real.gw.login(&device, NURSE.0, NURSE.1).await;
     assert_eq!(me(fresh.access_token.expose().to_owned()).await, 200);
 }
+
+#[test]
+fn serve_names_a_missing_or_malformed_key_encryption_key_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "profile = \"sandbox\"\nlab = \"TEST-LAB\"\n[http]\naddr = \"127.0.0.1:0\"\nplain_http = true\n[database]\n\
+                url = \"postgres://x@h/x\"\n[upstream]\nendpoints = [{ name = \"cloud\", url = \"https://h\" }]\n\
+                ca = \"/x\"\ncert = \"/x\"\nkey = \"/x\"\n";
+    for (case, auth, expected) in [
+        ("missing", "", "LABEDGE_GATEWAY_AUTH__KEY_ENCRYPTION_KEY"),
+        ("not base64", "[auth]\nkey_encryption_key = \"not base64!\"\n", "must be base64"),
+        ("too short", "[auth]\nkey_encryption_key = \"c2hvcnQ=\"\n", "exactly 32 bytes"),
+    ] {
+        let path = dir.path().join("gw.toml");
+        std::fs::write(&path, format!("{base}{auth}")).unwrap();
+        for command in ["check-config", "serve", "rotate-signing-key"] {
+            let out = labedge_tests::spawn::run("edge-gateway", &["--config", path.to_str().unwrap(), command], &[]);
+            let text = labedge_tests::spawn::output_text(&out);
+            assert_eq!(out.status.code(), Some(2), "{case}, {command}: {text}");
+            assert!(
+                text.contains("auth.key_encryption_key") && text.contains(expected),
+                "{case}, {command}: {text}"
+            );
+        }
+    }
+}
