@@ -71,9 +71,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The commands that open the signing keys (`serve` is checked with its files, above).
     if matches!(
         cli.command,
-        Command::RotateSigningKey | Command::RetireSigningKey { .. }
+        Command::RotateSigningKey | Command::RetireSigningKey { .. } | Command::Sync { .. }
     ) && let Err(e) = crate::auth::keys::Kek::from_config(&config.auth)
     {
         eprint!("edge-gateway: {e}");

@@ -345,8 +345,16 @@ fn serve_names_a_missing_or_malformed_key_encryption_key_and_exits_2() {
                 ca = \"/x\"\ncert = \"/x\"\nkey = \"/x\"\n";
     for (case, auth, expected) in [
         ("missing", "", "LABEDGE_GATEWAY_AUTH__KEY_ENCRYPTION_KEY"),
-        ("not base64", "[auth]\nkey_encryption_key = \"not base64!\"\n", "must be base64"),
-        ("too short", "[auth]\nkey_encryption_key = \"c2hvcnQ=\"\n", "exactly 32 bytes"),
+        (
+            "not base64",
+            "[auth]\nkey_encryption_key = \"not base64!\"\n",
+            "must be base64",
+        ),
+        (
+            "too short",
+            "[auth]\nkey_encryption_key = \"c2hvcnQ=\"\n",
+            "exactly 32 bytes",
+        ),
     ] {
         let path = dir.path().join("gw.toml");
         std::fs::write(&path, format!("{base}{auth}")).unwrap();
