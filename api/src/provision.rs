@@ -260,7 +260,22 @@ fn gateway_config(
         "[pki]\n# The lab's CA for its tablets' client certificates, created at the first start."
     );
     let _ = writeln!(out, "dir = {}", q(&files.lab_ca));
+    let _ = writeln!(
+        out,
+        "\n[auth]\n# Seals the token signing keys in the gateway's database. Generated for this gateway; on a\n\
+         # server, move it to LABEDGE_GATEWAY_AUTH__KEY_ENCRYPTION_KEY in /etc/labedge-gateway/env.\n\
+         key_encryption_key = {}",
+        toml_string(&random_kek())
+    );
     out
+}
+
+/// 32 random bytes in base64: the gateway's key-encryption key (written into its private file).
+fn random_kek() -> String {
+    use base64::Engine as _;
+    let mut key = [0u8; 32];
+    labedge_schema::runtime::secrets::fill_random(&mut key);
+    base64::engine::general_purpose::STANDARD.encode(key)
 }
 
 fn toml_string(value: &str) -> String {

@@ -36,6 +36,16 @@ enum Command {
     CheckConfig,
     /// Sign new access tokens with a new key; tokens signed by the old one stay valid until they expire.
     RotateSigningKey,
+    /// A signing key leaked: retire it now (its tokens are refused from the next request, tablets
+    /// refresh under a new key). `--all` retires every key (the key-encryption key leaked or changed).
+    RetireSigningKey {
+        /// The key's id (`kid` in the tokens' header, `kid` in `signing_keys`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        kid: Option<String>,
+        /// Every key not yet retired; a new key signs from now on.
+        #[arg(long)]
+        all: bool,
+    },
     /// Bring the lab's data up to date from the cloud now (`--full`: a complete bootstrap).
     Sync {
         /// Read the lab's whole scope again (replacing what is here), then follow the feed.
@@ -61,6 +71,15 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The commands that open the signing keys (`serve` is checked with its files, above).
+    if matches!(
+        cli.command,
+        Command::RotateSigningKey | Command::RetireSigningKey { .. } | Command::Sync { .. }
+    ) && let Err(e) = crate::auth::keys::Kek::from_config(&config.auth)
+    {
+        eprint!("edge-gateway: {e}");
+        return ExitCode::from(2);
+    }
     if let Command::CheckConfig = cli.command {
         print_out(&format!(
             "{}# configuration is valid (profile {})\n",
@@ -125,11 +144,30 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::RotateSigningKey => {
             use diesel_async::AsyncConnection;
             let mut conn = diesel_async::AsyncPgConnection::establish(config.database.url.expose()).await?;
+            let kek = crate::auth::keys::Kek::from_config(&config.auth)?;
             let lifetime = std::time::Duration::from_secs(config.auth.access_token_ttl_s + config.auth.leeway_s);
-            let (kid, retired) = crate::auth::keys::rotate(&mut conn, lifetime).await?;
+            let (kid, retired) = crate::auth::keys::rotate(&mut conn, &kek, lifetime).await?;
             print_out(&format!(
-                "new signing key {kid}; {retired} old key(s) retired (a running gateway picks it up within 30 s)\n"
+                "new signing key {kid}; {retired} old key(s) retired (a running gateway is told at once)\n"
             ));
+        }
+        Command::RetireSigningKey { kid, all } => {
+            use diesel_async::AsyncConnection;
+            let mut conn = diesel_async::AsyncPgConnection::establish(config.database.url.expose()).await?;
+            let kek = crate::auth::keys::Kek::from_config(&config.auth)?;
+            let kids = kid.map(|kid| vec![kid]);
+            let outcome = crate::auth::keys::retire(&mut conn, &kek, if all { None } else { kids.as_deref() }).await?;
+            if outcome.retired.is_empty() {
+                anyhow::bail!("no such signing key in use (unknown, or already retired)");
+            }
+            let mut text = format!(
+                "retired: {} (their material erased; a running gateway refuses their tokens from its next request)\n",
+                outcome.retired.join(", ")
+            );
+            if let Some(signer) = outcome.new_signer {
+                text.push_str(&format!("new signing key {signer}\n"));
+            }
+            print_out(&text);
         }
         Command::CheckConfig | Command::Audit { .. } => {}
     }

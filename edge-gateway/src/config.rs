@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use labedge_schema::runtime::config::{
-    self, ConfigError, ConfigIssue, DatabaseConfig, ListenConfig, LogConfig, Profile, RedisConfig, Sources,
+    self, ConfigError, ConfigIssue, DatabaseConfig, ListenConfig, LogConfig, Profile, RedisConfig, SecretString,
+    Sources,
 };
 use serde::{Deserialize, Serialize};
 
@@ -331,6 +332,11 @@ pub struct AuthConfig {
     /// Validity of a tablet's client certificate, in days.
     #[serde(default = "default_device_cert_days")]
     pub device_cert_days: i64,
+    /// The key-encryption key that seals the token signing keys in the database: 32 random bytes in
+    /// base64 (`openssl rand -base64 32`). A secret, set in the environment file
+    /// (`LABEDGE_GATEWAY_AUTH__KEY_ENCRYPTION_KEY`); `serve` refuses to start without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_encryption_key: Option<SecretString>,
 }
 
 fn default_access_ttl() -> u64 {
@@ -385,6 +391,7 @@ impl Default for AuthConfig {
             enrollment_code_ttl_minutes: default_enrollment_ttl(),
             admin_session_minutes: default_admin_session(),
             device_cert_days: default_device_cert_days(),
+            key_encryption_key: None,
         }
     }
 }
@@ -442,7 +449,8 @@ pub struct Endpoint {
 
 impl Config {
     /// Loads and validates the configuration; with `check_files`, also checks that the files it names
-    /// exist (`serve`, `check-config`), reporting every problem at once.
+    /// exist and that the key-encryption key is set (`serve`, `check-config`), reporting every problem
+    /// at once.
     pub fn load(file: Option<&Path>, check_files: bool) -> Result<Self, ConfigError> {
         let config: Config = config::load(&Sources {
             file,
@@ -452,6 +460,8 @@ impl Config {
         let mut issues = config.validate().err().map(|e| e.issues).unwrap_or_default();
         if check_files {
             issues.extend(config.check_files().err().map(|e| e.issues).unwrap_or_default());
+            // Like the files, a secret that comes from the server's environment file.
+            issues.extend(crate::auth::keys::missing_kek(&config.auth));
         }
         if issues.is_empty() {
             Ok(config)
@@ -626,6 +636,11 @@ impl AuthConfig {
             (1..=825).contains(&self.device_cert_days),
             "must be between 1 and 825",
         );
+        if let Some(kek) = &self.key_encryption_key
+            && let Err(message) = crate::auth::keys::Kek::from_base64(kek.expose())
+        {
+            issues.push(ConfigIssue::new(crate::auth::keys::KEK_CONFIG_KEY, message));
+        }
     }
 }
 

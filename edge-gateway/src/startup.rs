@@ -23,7 +23,7 @@ use tokio::sync::OnceCell;
 
 use crate::access::vpn_gate;
 use crate::audit::AuditLog;
-use crate::auth::keys::KeyRing;
+use crate::auth::keys::{Kek, KeyRing};
 use crate::auth::revocation::Revocations;
 use crate::auth::tokens::Tokens;
 use crate::cache::Redis;
@@ -54,6 +54,9 @@ pub enum StartError {
     /// The lab's CA could not be loaded or created.
     #[error("config key `pki.dir`: {0}")]
     Pki(#[from] labedge_schema::runtime::pki::PkiError),
+    /// The key-encryption key of the signing keys is missing or malformed.
+    #[error(transparent)]
+    Config(#[from] labedge_schema::runtime::config::ConfigError),
 }
 
 /// A built, bound, not yet running gateway.
@@ -262,7 +265,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let pool = db::build_pool(&config.database)?;
     let redis = Redis::connect_in_background(&config.redis);
     let lab_ca = CertAuthority::load_or_create(&config.pki.dir, &format!("LabEdge {} tablets CA", config.lab))?;
-    let keys = Arc::new(KeyRing::empty());
+    let keys = Arc::new(KeyRing::new(Kek::from_config(&config.auth)?));
     let loaded = match pool.get().await {
         Ok(mut conn) => keys.reload(&mut conn).await,
         Err(e) => Err(e.into()),

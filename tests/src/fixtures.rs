@@ -151,7 +151,13 @@ pub fn gateway_config(
             monitoring_ranges: vec!["127.0.0.0/8".parse().expect("net")],
             trusted_proxies: Vec::new(),
         },
-        auth: labedge_edge_gateway::config::AuthConfig::default(),
+        // A fresh key-encryption key per gateway: never a committed one.
+        auth: labedge_edge_gateway::config::AuthConfig {
+            key_encryption_key: Some(SecretString::new(
+                labedge_edge_gateway::auth::keys::Kek::generate_base64(),
+            )),
+            ..Default::default()
+        },
         pki: labedge_edge_gateway::config::PkiConfig {
             dir: pki_dir.to_owned(),
         },

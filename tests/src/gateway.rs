@@ -227,6 +227,31 @@ impl TestGateway {
         let tokens = self.login(&device, NURSE.0, NURSE.1).await;
         (device, tokens)
     }
+
+    /// The HMAC key `kid` of the ring, unsealed with the gateway's key-encryption key as the gateway
+    /// does (tests forge tokens with it).
+    pub async fn signing_secret(&self, kid: &str) -> Vec<u8> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Bytea)]
+            sealed_secret: Vec<u8>,
+        }
+        let row: Row = diesel_async::RunQueryDsl::get_result(
+            diesel::sql_query("SELECT sealed_secret FROM signing_keys WHERE kid = $1")
+                .bind::<diesel::sql_types::Text, _>(kid),
+            &mut self.db.conn().await,
+        )
+        .await
+        .expect("signing key");
+        self.kek()
+            .open(kid, &row.sealed_secret)
+            .expect("sealed under the gateway's KEK")
+    }
+
+    /// The gateway's key-encryption key.
+    pub fn kek(&self) -> labedge_edge_gateway::auth::keys::Kek {
+        labedge_edge_gateway::auth::keys::Kek::from_config(&self.state.config.auth).expect("a KEK")
+    }
 }
 
 impl Clone for TestApp {

@@ -69,9 +69,18 @@ impl RealGateway {
         let path = path.to_str().expect("path").to_owned();
         // Secrets are redacted when a configuration is serialised: the URLs come from the environment.
         let redis_url = crate::redis::server_url();
+        let kek = config
+            .auth
+            .key_encryption_key
+            .as_ref()
+            .expect("the test gateway's KEK")
+            .expose()
+            .to_owned();
         let env = [
             ("LABEDGE_GATEWAY_DATABASE__URL", gw.db.url()),
             ("LABEDGE_GATEWAY_REDIS__URL", redis_url.as_str()),
+            // The same KEK as the in-process twin: both open the same sealed keys.
+            ("LABEDGE_GATEWAY_AUTH__KEY_ENCRYPTION_KEY", kek.as_str()),
         ];
         let mut process = Spawned::start("edge-gateway", &["--config", &path, "serve"], &env, dir.path());
         let addr = process.listening_addr("edge gateway listening").await;

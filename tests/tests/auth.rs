@@ -390,15 +390,7 @@ async fn every_token_attack_of_the_list_gets_401_invalid_token() {
     let claims: serde_json::Value =
         serde_json::from_slice(&B64.decode(good.split('.').nth(1).unwrap()).unwrap()).unwrap();
     let kid = header["kid"].clone();
-    let secret: Vec<u8> = {
-        use diesel_async::RunQueryDsl;
-        diesel::sql_query("SELECT secret FROM signing_keys WHERE kid = $1")
-            .bind::<diesel::sql_types::Text, _>(kid.as_str().unwrap())
-            .get_result::<SecretRow>(&mut gw.db.conn().await)
-            .await
-            .unwrap()
-            .secret
-    };
+    let secret: Vec<u8> = gw.signing_secret(kid.as_str().unwrap()).await;
     // The forging works: the real key and claims give a token the gateway accepts.
     let reforged = forge(header.clone(), &claims, &secret);
     gw.app.get_authed("/v1/me", &reforged).await.expect(200);
@@ -505,12 +497,6 @@ async fn every_token_attack_of_the_list_gets_401_invalid_token() {
     }
 }
 
-#[derive(diesel::QueryableByName)]
-struct SecretRow {
-    #[diesel(sql_type = diesel::sql_types::Bytea)]
-    secret: Vec<u8>,
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_of_another_labs_gateway_is_refused() {
     let lab_a = TestGateway::start_with("LAB-A", |_| {}).await;
@@ -536,10 +522,13 @@ async fn rotating_the_signing_key_logs_nobody_out() {
             serde_json::from_slice(&B64.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
         header["kid"].as_str().unwrap().to_owned()
     };
-    let (new_kid, retired) =
-        labedge_edge_gateway::auth::keys::rotate(&mut gw.db.conn().await, std::time::Duration::from_secs(930))
-            .await
-            .unwrap();
+    let (new_kid, retired) = labedge_edge_gateway::auth::keys::rotate(
+        &mut gw.db.conn().await,
+        &gw.kek(),
+        std::time::Duration::from_secs(930),
+    )
+    .await
+    .unwrap();
     assert_eq!(retired, 0, "the previous key still verifies live tokens");
     gw.state.keys.reload(&mut gw.db.conn().await).await.unwrap();
     gw.app

@@ -154,19 +154,7 @@ async fn tokens_are_issued_and_checked_on_the_gateways_clock_whatever_the_tablet
             .unwrap(),
     )
     .unwrap();
-    let secret: Vec<u8> = {
-        #[derive(diesel::QueryableByName)]
-        struct S {
-            #[diesel(sql_type = diesel::sql_types::Bytea)]
-            secret: Vec<u8>,
-        }
-        diesel::sql_query("SELECT secret FROM signing_keys WHERE kid = $1")
-            .bind::<diesel::sql_types::Text, _>(header["kid"].as_str().unwrap())
-            .get_result::<S>(&mut gw.db.conn().await)
-            .await
-            .unwrap()
-            .secret
-    };
+    let secret: Vec<u8> = gw.signing_secret(header["kid"].as_str().unwrap()).await;
     let day = 24 * 3600;
     let mut stale = claims.clone();
     stale["iat"] = (iat - day).into();

@@ -9,11 +9,12 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use labedge_schema::runtime::http::ProblemError;
 pub use labedge_schema::runtime::tls::peer_certificate;
+use labedge_schema::runtime::tls::sha256_hex;
 use mobile_contracts::Role;
 use mobile_contracts::problem::ErrorCode;
 use uuid::Uuid;
 
-use super::revocation::Standing;
+use super::revocation::{Binding, Standing};
 use super::tokens::{AccessClaims, Confirmation, Refusal};
 use crate::access::client_ip;
 use crate::security::{Action, SecurityEvent};
@@ -128,6 +129,35 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, 
         Ok(Standing::StaffRevoked | Standing::SessionRevoked) => return Err(refuse(Refusal::Revoked, Some(&claims))),
         Err(_) => {
             // Fail closed: without a revocation answer nobody is let in.
+            return Err(ProblemError::new(ErrorCode::ServiceUnavailable)
+                .detail("credentials cannot be checked right now")
+                .retry_after(2));
+        }
+    }
+    // The device record, not the token, says whether the device is bound to a certificate: a token
+    // of a bound device without `cnf` was never issued by this gateway (forged or stale), and one
+    // whose `cnf` names another certificate is refused even when the connection presents that one.
+    match state.revocations.binding(claims.device).await {
+        Ok(Binding::Unbound) => {}
+        Ok(Binding::Bound(expected)) => {
+            if claims.cnf.is_none() {
+                return Err(refuse(Refusal::CnfMissing, Some(&claims)));
+            }
+            let presented = peer_certificate(req).map(|cert| sha256_hex(&cert.0));
+            if presented.as_deref() != Some(expected.as_str()) {
+                return Err(refuse(Refusal::CertificateMismatch, Some(&claims)));
+            }
+        }
+        Ok(Binding::Unknown) => {
+            state.security.emit(
+                SecurityEvent::failure(Action::TokenRefused, "device_unknown")
+                    .staff(claims.sub)
+                    .device(claims.device)
+                    .source(client_ip(&state.config.access, req)),
+            );
+            return Err(device_revoked());
+        }
+        Err(_) => {
             return Err(ProblemError::new(ErrorCode::ServiceUnavailable)
                 .detail("credentials cannot be checked right now")
                 .retry_after(2));

@@ -7,11 +7,17 @@
 //! generation, so a Redis that missed a revocation (it was down, or restarted empty) no longer matches
 //! and is not trusted until it has been reloaded from PostgreSQL. This relies on one gateway process
 //! per lab, which is how gateways are deployed.
+//!
+//! Beside the revocations, the device records' certificate bindings: whether a device was enrolled
+//! with a certificate, and which. A binding is fixed at enrollment (the database refuses to change
+//! it), so it is kept in memory once read: one PostgreSQL query per device and process, none per
+//! request after that.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
-use diesel::sql_types::{Bool, Nullable, Uuid as SqlUuid};
+use diesel::sql_types::{Bool, Nullable, Text, Uuid as SqlUuid};
 use labedge_schema::db::PgPool;
 use uuid::Uuid;
 
@@ -33,6 +39,18 @@ pub enum Standing {
     SessionRevoked,
 }
 
+/// What the device record says about a device's client certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// Enrolled without a certificate.
+    Unbound,
+    /// Enrolled with the certificate of this SHA-256 (hex): its tokens must come over mutual TLS with
+    /// it, and carry its `cnf`.
+    Bound(String),
+    /// No such device.
+    Unknown,
+}
+
 /// Neither Redis nor PostgreSQL could answer.
 #[derive(Clone, Copy, Debug)]
 pub struct Unavailable;
@@ -43,6 +61,8 @@ pub struct Revocations {
     pool: PgPool,
     generation: AtomicU64,
     reloading: Arc<AtomicBool>,
+    /// Device id → SHA-256 of the certificate it was enrolled with, if any.
+    bindings: RwLock<HashMap<Uuid, Option<String>>>,
 }
 
 impl std::fmt::Debug for Revocations {
@@ -61,6 +81,8 @@ struct Row {
     staff_revoked: Option<bool>,
     #[diesel(sql_type = Nullable<Bool>)]
     session_revoked: Option<bool>,
+    #[diesel(sql_type = Nullable<Text>)]
+    device_cert: Option<String>,
 }
 
 impl Revocations {
@@ -73,6 +95,39 @@ impl Revocations {
             pool,
             generation: AtomicU64::new(start),
             reloading: Arc::new(AtomicBool::new(false)),
+            bindings: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The certificate binding of `device` from its record: from memory after the first time.
+    pub async fn binding(&self, device: Uuid) -> Result<Binding, Unavailable> {
+        let known = self.bindings.read().ok().and_then(|b| b.get(&device).cloned());
+        let cert = match known {
+            Some(cert) => cert,
+            None => {
+                use diesel::prelude::*;
+                use labedge_schema::edge::schema::devices;
+                let mut conn = self.pool.get().await.map_err(|_| Unavailable)?;
+                let row: Option<Option<String>> = diesel_async::RunQueryDsl::get_result(
+                    devices::table.find(device).select(devices::cert_sha256),
+                    &mut conn,
+                )
+                .await
+                .optional()
+                .map_err(|_| Unavailable)?;
+                let Some(cert) = row else {
+                    return Ok(Binding::Unknown);
+                };
+                self.remember_binding(device, cert.clone());
+                cert
+            }
+        };
+        Ok(cert.map_or(Binding::Unbound, Binding::Bound))
+    }
+
+    fn remember_binding(&self, device: Uuid, cert: Option<String>) {
+        if let Ok(mut bindings) = self.bindings.write() {
+            bindings.insert(device, cert);
         }
     }
 
@@ -115,7 +170,8 @@ impl Revocations {
             "SELECT (SELECT status <> 'active' FROM devices WHERE id = $1) AS device_revoked, \
                     (SELECT NOT s.active OR EXISTS (SELECT 1 FROM staff_revocations r WHERE r.staff_id = s.id) \
                        FROM staff s WHERE s.id = $2) AS staff_revoked, \
-                    (SELECT revoked_at IS NOT NULL OR expires_at < now() FROM auth_sessions WHERE id = $3) AS session_revoked",
+                    (SELECT revoked_at IS NOT NULL OR expires_at < now() FROM auth_sessions WHERE id = $3) AS session_revoked, \
+                    (SELECT cert_sha256 FROM devices WHERE id = $1) AS device_cert",
         )
         .bind::<SqlUuid, _>(device)
         .bind::<SqlUuid, _>(staff)
@@ -123,6 +179,10 @@ impl Revocations {
         let row: Row = diesel_async::RunQueryDsl::get_result(query, &mut conn)
             .await
             .map_err(|_| Unavailable)?;
+        // The binding comes with the row: the check that follows needs no query of its own.
+        if row.device_revoked.is_some() {
+            self.remember_binding(device, row.device_cert.clone());
+        }
         // A device, staff member or session that is not there at all counts as revoked.
         Ok(match (row.device_revoked, row.staff_revoked, row.session_revoked) {
             (None | Some(true), _, _) => Standing::DeviceRevoked,

@@ -91,6 +91,9 @@ pub enum Refusal {
     Claims,
     /// Bound to a client certificate that this connection did not present.
     CertificateMismatch,
+    /// Without `cnf`, for a device that the device record says is certificate-bound: the gateway never
+    /// issues such a token, so it is forged or stale.
+    CnfMissing,
     /// Its session, staff member or device was revoked.
     Revoked,
 }
@@ -111,6 +114,7 @@ impl Refusal {
             Refusal::Audience => "audience",
             Refusal::Claims => "claims",
             Refusal::CertificateMismatch => "certificate_mismatch",
+            Refusal::CnfMissing => "cnf_missing",
             Refusal::Revoked => "revoked",
         }
     }

@@ -320,9 +320,10 @@ diesel::table! {
 diesel::table! {
     signing_keys (kid) {
         kid -> Text,
-        secret -> Bytea,
+        secret -> Nullable<Bytea>,
         created_at -> Timestamptz,
         retired_at -> Nullable<Timestamptz>,
+        sealed_secret -> Nullable<Bytea>,
     }
 }
 
