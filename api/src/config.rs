@@ -34,6 +34,9 @@ pub struct Config {
     /// The central IT team's view of every gateway.
     #[serde(default)]
     pub central: CentralConfig,
+    /// Who may scrape `/metrics`.
+    #[serde(default)]
+    pub monitoring: MonitoringConfig,
     /// The gateway-facing change feed: each lab's scope and the page sizes.
     #[serde(default)]
     pub feed: FeedConfig,
@@ -47,6 +50,32 @@ pub struct CentralConfig {
     /// SHA-256 (hex) of each accepted token.
     #[serde(default)]
     pub tokens_sha256: Vec<String>,
+}
+
+/// Who may scrape `/metrics`: the supervision's networks only (the series name gateways, labs' backlogs
+/// and error rates, which a lab's gateway or anyone on the VPN has no business reading). By the
+/// socket's peer address: HAProxy passes TCP through.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringConfig {
+    /// Networks allowed to scrape (default: this machine only).
+    #[serde(default = "default_monitoring_ranges")]
+    pub ranges: Vec<ipnet::IpNet>,
+}
+
+fn default_monitoring_ranges() -> Vec<ipnet::IpNet> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|net| net.parse().ok())
+        .collect()
+}
+
+impl Default for MonitoringConfig {
+    fn default() -> Self {
+        Self {
+            ranges: default_monitoring_ranges(),
+        }
+    }
 }
 
 /// The cloud CA.

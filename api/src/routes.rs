@@ -3,8 +3,9 @@
 use actix_web::{HttpResponse, get, web};
 use diesel::sql_types::Bool;
 use diesel_async::RunQueryDsl;
-use labedge_schema::runtime::http::metrics_response;
+use labedge_schema::runtime::http::{ProblemError, metrics_response};
 use mobile_contracts::ops::{DatabaseRole, Health, Readiness, ReadinessCheck};
+use mobile_contracts::problem::ErrorCode;
 
 use crate::state::AppState;
 
@@ -87,8 +88,31 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus metrics.
+/// Prometheus metrics, to the supervision's networks only (`monitoring.ranges`).
 #[get("/metrics")]
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    metrics_response(&state.metrics)
+async fn metrics(state: web::Data<AppState>, req: actix_web::HttpRequest) -> Result<HttpResponse, ProblemError> {
+    let peer = req.peer_addr().map(|addr| addr.ip().to_canonical());
+    let allowed = peer.is_some_and(|ip| state.config.monitoring.ranges.iter().any(|net| net.contains(&ip)));
+    if !allowed {
+        tracing::event!(
+            target: "security",
+            tracing::Level::WARN,
+            event.kind = "security",
+            event.category = "network",
+            event.action = "peer_refused",
+            event.outcome = "failure",
+            event.reason = "outside_allowed_networks",
+            source.ip = %peer.map(|ip| ip.to_string()).unwrap_or_default(),
+            "security event"
+        );
+        ::metrics::counter!(
+            "labedge_security_events_total",
+            "action" => "peer_refused",
+            "outcome" => "failure",
+            "reason" => "outside_allowed_networks"
+        )
+        .increment(1);
+        return Err(ProblemError::new(ErrorCode::PeerNotAllowed).detail("this address may not read the metrics"));
+    }
+    Ok(metrics_response(&state.metrics))
 }

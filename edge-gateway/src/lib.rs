@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod gauges;
+pub mod housekeeping;
 pub mod pull;
 pub mod ratelimit;
 pub mod reads;

@@ -85,6 +85,7 @@ impl Application {
         }
         let state = build_state(config).await?;
         crate::audit::spawn_maintenance(&state);
+        tokio::spawn(crate::housekeeping::run(state.pool.clone()));
         crate::console::history::spawn_sampler(state.clone());
         let listen = tablet_listener(&state.config);
         let app_state = state.clone();

@@ -108,6 +108,7 @@ pub fn api_config(database_url: &str, pki_dir: &Path) -> labedge_api::config::Co
         },
         provisioning: labedge_api::config::ProvisioningConfig::default(),
         central: labedge_api::config::CentralConfig::default(),
+        monitoring: Default::default(),
         feed: Default::default(),
     }
 }

@@ -38,7 +38,8 @@ async fn api_answers_health_readiness_and_metrics() {
     assert!(ready.ready);
     assert_eq!(ready.role, Some(DatabaseRole::Primary));
 
-    let metrics = app.get("/metrics").await.expect(200).text();
+    // From this machine, where the supervision of the test configuration is.
+    let metrics = app.from_peer("127.0.0.1:9090").get("/metrics").await.expect(200).text();
     assert!(
         metrics
             .lines()
@@ -57,25 +58,36 @@ async fn unknown_routes_are_problem_documents_with_a_request_id() {
     assert_eq!(response.problem().code, ErrorCode::NotFound);
     assert!(response.header("x-request-id").is_some_and(|id| id.len() >= 32));
 
-    // A well-formed request id from the client is kept, a malformed one replaced.
-    let kept = app
-        .send(
+    // A client's request id is kept only when it is a UUID (in its canonical form): anything else
+    // would reach the logs and the audit records as the client wrote it.
+    let send = |id: &'static str| {
+        app.send(
             actix_web::test::TestRequest::get()
                 .uri("/healthz")
-                .insert_header(("x-request-id", "tablet-42.req-7")),
+                .insert_header(("x-request-id", id)),
         )
-        .await
-        .expect(200);
-    assert_eq!(kept.header("x-request-id").as_deref(), Some("tablet-42.req-7"));
-    let replaced = app
-        .send(
-            actix_web::test::TestRequest::get()
-                .uri("/healthz")
-                .insert_header(("x-request-id", "<script>")),
-        )
-        .await
-        .expect(200);
-    assert_ne!(replaced.header("x-request-id").as_deref(), Some("<script>"));
+    };
+    let kept = send("0190C3A2-7B1E-7C4D-9A2B-3F4E5D6C7B8A").await.expect(200);
+    assert_eq!(
+        kept.header("x-request-id").as_deref(),
+        Some("0190c3a2-7b1e-7c4d-9a2b-3f4e5d6c7b8a")
+    );
+    for malformed in [
+        "<script>",
+        "tablet-42.req-7",
+        "DUPONT-Marie-1984",
+        "1840675123456",
+        "00000000-0000-0000-0000-000000000000",
+        "",
+    ] {
+        let replaced = send(malformed).await.expect(200);
+        let id = replaced.header("x-request-id").unwrap();
+        assert_ne!(id, malformed);
+        assert!(
+            uuid::Uuid::try_parse(&id).is_ok(),
+            "{malformed:?} replaced by a UUID: {id}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

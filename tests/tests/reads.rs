@@ -867,36 +867,51 @@ async fn every_read_of_patient_data_is_audited_cache_hits_included() {
             .insert_header(("x-request-id", id.to_owned()))
     };
     gw.app
-        .send(with_request_id(with_id(routes::PATIENT, who), "req-miss"))
+        .send(with_request_id(
+            with_id(routes::PATIENT, who),
+            "0190c3a2-0000-7000-8000-000000000001",
+        ))
         .await
         .expect(200);
     gw.app
-        .send(with_request_id(with_id(routes::PATIENT, who), "req-hit"))
+        .send(with_request_id(
+            with_id(routes::PATIENT, who),
+            "0190c3a2-0000-7000-8000-000000000002",
+        ))
         .await
         .expect(200);
     gw.app
-        .send(with_request_id(with_id(routes::PRESCRIPTION, rx), "req-rx"))
+        .send(with_request_id(
+            with_id(routes::PRESCRIPTION, rx),
+            "0190c3a2-0000-7000-8000-000000000003",
+        ))
         .await
         .expect(200);
     gw.app
-        .send(with_request_id(with_id(routes::PATIENT_PRESCRIPTIONS, who), "req-list"))
+        .send(with_request_id(
+            with_id(routes::PATIENT_PRESCRIPTIONS, who),
+            "0190c3a2-0000-7000-8000-000000000004",
+        ))
         .await
         .expect(200);
     gw.app
-        .send(with_request_id(search("visite"), "req-search"))
+        .send(with_request_id(
+            search("visite"),
+            "0190c3a2-0000-7000-8000-000000000005",
+        ))
         .await
         .expect(200);
     gw.app
         .send(with_request_id(
             format!("{}?date={}", routes::ROUNDS, data.today),
-            "req-round",
+            "0190c3a2-0000-7000-8000-000000000006",
         ))
         .await
         .expect(200);
     gw.app
         .send(with_request_id(
             format!("{}?date={}", routes::APPOINTMENTS, data.today),
-            "req-day",
+            "0190c3a2-0000-7000-8000-000000000007",
         ))
         .await
         .expect(200);
@@ -917,7 +932,10 @@ async fn every_read_of_patient_data_is_audited_cache_hits_included() {
             .collect()
     };
     let patient_resource = format!("patient:{who}");
-    for request in ["req-miss", "req-hit"] {
+    for request in [
+        "0190c3a2-0000-7000-8000-000000000001",
+        "0190c3a2-0000-7000-8000-000000000002",
+    ] {
         assert_eq!(
             of(request),
             [("patient.read", Some(who), Some(patient_resource.as_str()))],
@@ -926,22 +944,26 @@ async fn every_read_of_patient_data_is_audited_cache_hits_included() {
     }
     let rx_resource = format!("prescription:{rx}");
     assert_eq!(
-        of("req-rx"),
+        of("0190c3a2-0000-7000-8000-000000000003"),
         [("prescription.read", Some(who), Some(rx_resource.as_str()))]
     );
-    assert_eq!(of("req-list")[0].0, "prescription.list");
-    let search_rows = of("req-search");
+    assert_eq!(of("0190c3a2-0000-7000-8000-000000000004")[0].0, "prescription.list");
+    let search_rows = of("0190c3a2-0000-7000-8000-000000000005");
     assert_eq!(search_rows.len(), 3, "one row per patient of the page");
     assert!(search_rows.iter().all(|r| r.0 == "patient.search"));
-    let round_rows = of("req-round");
+    let round_rows = of("0190c3a2-0000-7000-8000-000000000006");
     assert_eq!(round_rows.len(), 3, "one row per visit");
     for (row, visit) in round_rows.iter().zip(&data.visits) {
         assert_eq!(row.0, "round.read");
         assert_eq!(row.1, Some(visit.patient_id));
         assert_eq!(row.2, Some(format!("appointment:{}", visit.id).as_str()));
     }
-    assert_eq!(of("req-day").len(), 3);
-    assert!(of("req-day").iter().all(|r| r.0 == "appointments.read"));
+    assert_eq!(of("0190c3a2-0000-7000-8000-000000000007").len(), 3);
+    assert!(
+        of("0190c3a2-0000-7000-8000-000000000007")
+            .iter()
+            .all(|r| r.0 == "appointments.read")
+    );
     assert_eq!(rows.len(), 2 + 1 + 1 + 3 + 3 + 3);
 }
 

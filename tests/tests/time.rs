@@ -1,8 +1,9 @@
 //! Clocks (issue 9, item 3): a tablet whose clock is a day off, a gateway whose clock is five minutes
 //! off the cloud's, and the documented rule for future-dated collections (`docs/api-design.md`,
 //! "Time"): `collected_at` more than five minutes ahead of the gateway's clock is refused with 422
-//! `validation_failed` at `/collected_at`; any past date is accepted as it is (a tablet offline for a
-//! day pushes collections made a day ago). Tokens are issued and checked on the gateway's clock only.
+//! `validation_failed` at `/collected_at`; a past date is accepted as it is (a tablet offline for a
+//! day pushes collections made a day ago) down to two days before its prescription was issued, and
+//! refused before that (issue 12: a collection dated 1900-01-01 was accepted). Tokens are issued and checked on the gateway's clock only.
 
 #![allow(clippy::unwrap_used)]
 
@@ -48,10 +49,12 @@ async fn a_tablet_clock_a_day_off_dates_collections_by_the_documented_rule() {
     let today = edge_data::local_today(&gw).await;
     let p = patient("Lefèvre", "Amandine", date!(1984 - 06 - 30));
     edge_data::upsert_patients(&gw, std::slice::from_ref(&p)).await;
-    let rx = prescription(gw.lab_id, p.id, today, &["NFS"]);
+    // Issued ten days ago: a collection pushed a week late is still after it.
+    let rx = prescription(gw.lab_id, p.id, today - Duration::days(10), &["NFS"]);
     edge_data::upsert_prescriptions(&gw, std::slice::from_ref(&rx)).await;
     let (_, tokens) = gw.nurse_tablet().await;
     let token = tokens.access_token.expose().to_owned();
+    let issued = (today - Duration::days(10)).midnight().assume_utc();
     let body = |offset: Duration| {
         let mut c = edge_data::collection(p.id, rx.prescription.id, &["EDTA"]);
         c.collected_at = OffsetDateTime::now_utc() + offset;
@@ -67,6 +70,23 @@ async fn a_tablet_clock_a_day_off_dates_collections_by_the_documented_rule() {
         ("tablet on time", Duration::ZERO, 201),
         ("tablet 24 h behind", -Duration::hours(24), 201),
         ("tablet 7 days behind (pushed late)", -Duration::days(7), 201),
+        // Before the prescription: within two days of its issue date (a tablet clock a day off, any
+        // time zone), accepted; beyond, refused.
+        (
+            "a day before the prescription",
+            issued - Duration::days(1) - OffsetDateTime::now_utc(),
+            201,
+        ),
+        (
+            "three days before the prescription",
+            issued - Duration::days(3) - OffsetDateTime::now_utc(),
+            422,
+        ),
+        (
+            "dated 1900-01-01",
+            date!(1900 - 01 - 01).midnight().assume_utc() - OffsetDateTime::now_utc(),
+            422,
+        ),
     ] {
         let sent = body(offset);
         let response = post(&gw, &token, &sent).await;

@@ -159,9 +159,16 @@ fn change(appointment_id: Uuid, if_version: i64, to: AppointmentStatus) -> Mutat
 /// The advisory lock a write with `key` from `device` holds while it is written: the computation
 /// of `writes::idempotency::lock_key` (private), SHA-256 of the device id's bytes then the key's,
 /// first 8 bytes big-endian.
-fn lock_key(device: Uuid, key: &str) -> i64 {
+fn lock_key(device: Uuid, staff: Uuid, key: &str) -> i64 {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::digest([device.as_bytes().as_slice(), key.as_bytes()].concat());
+    let digest = Sha256::digest(
+        [
+            device.as_bytes().as_slice(),
+            staff.as_bytes().as_slice(),
+            key.as_bytes(),
+        ]
+        .concat(),
+    );
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest[..8]);
     i64::from_be_bytes(bytes)
@@ -578,7 +585,7 @@ async fn a_replay_while_the_first_write_is_in_flight_gets_409_then_goes_through(
     let mut holder = gw.db.conn().await;
     holder.batch_execute("BEGIN").await.unwrap();
     diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-        .bind::<BigInt, _>(lock_key(lab.nurse.device, &key))
+        .bind::<BigInt, _>(lock_key(lab.nurse.device, gw.staff_id(NURSE.0), &key))
         .execute(&mut holder)
         .await
         .unwrap();

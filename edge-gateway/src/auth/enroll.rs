@@ -71,14 +71,40 @@ pub async fn create_code(state: &AppState, admin: Uuid) -> Result<NewCode, ApiEr
     })
 }
 
+fn invalid_code(state: &AppState, ip: Option<std::net::IpAddr>) -> ApiError {
+    state
+        .security
+        .emit(SecurityEvent::failure(Action::Enroll, "invalid_code").source(ip));
+    ProblemError::new(ErrorCode::EnrollmentCodeInvalid)
+        .detail("the enrollment code is unknown, used or expired: ask the lab admin for a new one")
+        .into()
+}
+
 /// `POST /v1/devices/enroll`.
 pub async fn enroll(state: &AppState, req: &HttpRequest, body: EnrollRequest) -> Result<EnrollResponse, ApiError> {
     let ip = client_ip(&state.config.access, req);
     limit_attempts(state, "enroll", None, ip).await?;
     let lab = state.lab().await?;
     let device_id = Uuid::now_v7();
+    let hash = code_hash(&body.code);
+    let mut conn = state.pool.get().await?;
 
-    // The certificate first: a CSR that cannot be signed must not spend the code.
+    // The code before anything costly: without a live code, no certificate is signed and no secret
+    // hashed (an argon2 hash is 19 MiB and tens of milliseconds, a signature is the lab CA's). The
+    // code is spent below, by the statement that checks it again.
+    let live: bool = diesel::select(diesel::dsl::exists(
+        enrollment_codes::table
+            .find(&hash)
+            .filter(enrollment_codes::used_at.is_null())
+            .filter(enrollment_codes::expires_at.gt(OffsetDateTime::now_utc())),
+    ))
+    .get_result(&mut conn)
+    .await?;
+    if !live {
+        return Err(invalid_code(state, ip));
+    }
+
+    // Then the certificate: a CSR that cannot be signed must not spend the code.
     let certificate = match &body.csr_pem {
         Some(csr) => Some(
             state
@@ -107,11 +133,9 @@ pub async fn enroll(state: &AppState, req: &HttpRequest, body: EnrollRequest) ->
             .map_err(anyhow::Error::from)?
             .map_err(anyhow::Error::from)?
     };
-    let hash = code_hash(&body.code);
     let label = body.label.clone();
     let app_version = body.app_version.clone();
     let cert_sha256 = certificate.as_ref().map(|c| c.sha256_hex.clone());
-    let mut conn = state.pool.get().await?;
     let created_by: Option<Uuid> = conn
         .transaction::<_, diesel::result::Error, _>(async move |conn| {
             let now = OffsetDateTime::now_utc();
@@ -146,13 +170,9 @@ pub async fn enroll(state: &AppState, req: &HttpRequest, body: EnrollRequest) ->
             Ok(Some(creator))
         })
         .await?;
+    // Spent by a concurrent enrollment since the check above.
     let Some(created_by) = created_by else {
-        state
-            .security
-            .emit(SecurityEvent::failure(Action::Enroll, "invalid_code").source(ip));
-        return Err(ProblemError::new(ErrorCode::EnrollmentCodeInvalid)
-            .detail("the enrollment code is unknown, used or expired: ask the lab admin for a new one")
-            .into());
+        return Err(invalid_code(state, ip));
     };
     state.security.emit(
         SecurityEvent::success(Action::Enroll)

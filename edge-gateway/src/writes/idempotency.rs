@@ -1,6 +1,9 @@
 //! Idempotent writes: every write carries a key (the `Idempotency-Key` header, or a mutation id in
-//! an offline batch), scoped to the device. A replay with the same body gets the stored answer; the
-//! same key with another body gets 422; a replay while the first is still being written gets 409.
+//! an offline batch), scoped to the device *and* the staff member logged in on it: on a shared tablet
+//! one member's key is never answered to another. A replay with the same body gets the stored answer
+//! (after the write's scope and role checks, run again as for a first request: the caller may have
+//! lost the patient since); the same key with another body gets 422; a replay while the first is
+//! still being written gets 409.
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
@@ -63,8 +66,24 @@ pub fn request_hash(parts: &[&[u8]]) -> Vec<u8> {
     hasher.finalize().to_vec()
 }
 
-fn lock_key(device: Uuid, key: &str) -> i64 {
-    let digest = Sha256::digest([device.as_bytes().as_slice(), key.as_bytes()].concat());
+/// Whose keys: a staff member on a device.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyScope {
+    /// The device.
+    pub device: Uuid,
+    /// The staff member logged in on it.
+    pub staff: Uuid,
+}
+
+fn lock_key(scope: KeyScope, key: &str) -> i64 {
+    let digest = Sha256::digest(
+        [
+            scope.device.as_bytes().as_slice(),
+            scope.staff.as_bytes().as_slice(),
+            key.as_bytes(),
+        ]
+        .concat(),
+    );
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest[..8]);
     i64::from_be_bytes(bytes)
@@ -76,19 +95,19 @@ struct Locked {
     locked: bool,
 }
 
-/// Claims `key` for `device` inside the caller's transaction. The transaction-scoped advisory lock is
+/// Claims `key` for `scope` inside the caller's transaction. The transaction-scoped advisory lock is
 /// held until it commits, so a concurrent replay finds it taken and answers 409 at once instead of
 /// waiting or writing twice.
-pub async fn claim(conn: &mut AsyncPgConnection, device: Uuid, key: &str, hash: &[u8]) -> Result<Claim, ClaimError> {
+pub async fn claim(conn: &mut AsyncPgConnection, scope: KeyScope, key: &str, hash: &[u8]) -> Result<Claim, ClaimError> {
     let locked: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
-        .bind::<BigInt, _>(lock_key(device, key))
+        .bind::<BigInt, _>(lock_key(scope, key))
         .get_result(conn)
         .await?;
     if !locked.locked {
         return Err(ClaimError::InFlight);
     }
     let stored: Option<(Vec<u8>, i16, serde_json::Value)> = idempotency_keys::table
-        .find((device, key))
+        .find((scope.device, scope.staff, key))
         .select((
             idempotency_keys::request_sha256,
             idempotency_keys::response_status,
@@ -110,7 +129,7 @@ pub async fn claim(conn: &mut AsyncPgConnection, device: Uuid, key: &str, hash: 
 /// Stores a write's answer with the write.
 pub async fn store(
     conn: &mut AsyncPgConnection,
-    device: Uuid,
+    scope: KeyScope,
     key: &str,
     hash: &[u8],
     status: u16,
@@ -118,7 +137,8 @@ pub async fn store(
 ) -> QueryResult<()> {
     diesel::insert_into(idempotency_keys::table)
         .values((
-            idempotency_keys::device_id.eq(device),
+            idempotency_keys::device_id.eq(scope.device),
+            idempotency_keys::staff_id.eq(scope.staff),
             idempotency_keys::idempotency_key.eq(key),
             idempotency_keys::request_sha256.eq(hash),
             idempotency_keys::response_status.eq(i16::try_from(status).unwrap_or(200)),

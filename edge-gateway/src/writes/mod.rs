@@ -28,10 +28,10 @@ use labedge_schema::runtime::http::ProblemError;
 use labedge_schema::sync::AppointmentRow;
 use mobile_contracts::problem::{ErrorCode, FieldError};
 use mobile_contracts::{AppointmentPatch, AppointmentStatus, CollectionReceipt, NewCollection, RelayState, Role};
-use time::{Duration, OffsetDateTime};
+use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use self::idempotency::{Claim, ClaimError, request_hash};
+use self::idempotency::{Claim, ClaimError, KeyScope, request_hash};
 use crate::audit::{AuditEntry, AuditLog};
 use crate::auth::Principal;
 use crate::reads::store::{assigned_to, render_appointment};
@@ -39,6 +39,11 @@ use crate::state::AppState;
 
 /// How far ahead of the gateway's clock a collection may be dated.
 pub const FUTURE_TOLERANCE: Duration = Duration::minutes(5);
+
+/// How far before its prescription's issue date (midnight UTC) a collection may be dated: a sample
+/// is never taken before it is prescribed, and two days cover a tablet clock a day off plus any time
+/// zone. Without a bound, a collection dated 1900-01-01 was accepted.
+pub const PAST_TOLERANCE: Duration = Duration::days(2);
 
 /// A write's answer.
 #[derive(Debug)]
@@ -160,10 +165,13 @@ pub async fn record_collection(
     let written = conn
         .transaction::<_, WriteError, _>(async move |conn| {
             durable(conn).await?;
-            if let Claim::Replay { status, body } = idempotency::claim(conn, principal.device_id, key, &hash).await? {
+            if let Claim::Replay { status, body: answer } =
+                idempotency::claim(conn, key_scope(&principal), key, &hash).await?
+            {
+                patient_in_scope(conn, lab.id, &principal, body.patient_id).await?;
                 return Ok(Written {
                     status,
-                    body,
+                    body: answer,
                     replayed: true,
                 });
             }
@@ -233,7 +241,7 @@ pub async fn record_collection(
             AuditLog::insert_in(conn, &[audit]).await?;
             let answer =
                 serde_json::to_value(&receipt).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-            idempotency::store(conn, principal.device_id, key, &hash, 201, &answer).await?;
+            idempotency::store(conn, key_scope(&principal), key, &hash, 201, &answer).await?;
             Ok(Written {
                 status: 201,
                 body: answer,
@@ -341,23 +349,26 @@ async fn check_collection(
     if body.collected_at > now + FUTURE_TOLERANCE {
         return Err(invalid("/collected_at", "is in the future: check the tablet's clock").into());
     }
-    let patient_known: bool = diesel::select(diesel::dsl::exists(patients::table.find(body.patient_id)))
-        .get_result(conn)
-        .await?;
-    let in_scope = patient_known
-        && (principal.role != Role::HomeSampler
-            || assigned_to(conn, lab_id, principal.staff_id, body.patient_id).await?);
-    if !in_scope {
-        return Err(invalid("/patient_id", "no such patient among yours").into());
-    }
-    let prescription: Option<(Uuid, Uuid)> = prescriptions::table
+    patient_in_scope(conn, lab_id, principal, body.patient_id).await?;
+    let prescription: Option<(Uuid, Uuid, Date)> = prescriptions::table
         .find(body.prescription_id)
-        .select((prescriptions::patient_id, prescriptions::lab_id))
+        .select((
+            prescriptions::patient_id,
+            prescriptions::lab_id,
+            prescriptions::issued_on,
+        ))
         .first(conn)
         .await
         .optional()?;
-    if prescription != Some((body.patient_id, lab_id)) {
+    let Some((_, _, issued_on)) = prescription.filter(|p| (p.0, p.1) == (body.patient_id, lab_id)) else {
         return Err(invalid("/prescription_id", "not a prescription of this patient at this lab").into());
+    };
+    if body.collected_at < issued_on.midnight().assume_utc() - PAST_TOLERANCE {
+        return Err(invalid(
+            "/collected_at",
+            "is before the prescription was issued: check the tablet's clock",
+        )
+        .into());
     }
     if let Some(appointment) = body.appointment_id {
         let found: Option<(Uuid, Uuid)> = appointments::table
@@ -380,6 +391,55 @@ async fn check_collection(
         return Err(invalid(&format!("/tubes/{index}/tube_type"), "not a tube type of the catalog").into());
     }
     Ok(())
+}
+
+/// Whose idempotency keys a write uses.
+fn key_scope(principal: &Principal) -> KeyScope {
+    KeyScope {
+        device: principal.device_id,
+        staff: principal.staff_id,
+    }
+}
+
+/// The patient is one of the caller's: known at this gateway, and on a home sampler's own round.
+async fn patient_in_scope(
+    conn: &mut AsyncPgConnection,
+    lab_id: Uuid,
+    principal: &Principal,
+    patient_id: Uuid,
+) -> Result<(), WriteError> {
+    let patient_known: bool = diesel::select(diesel::dsl::exists(patients::table.find(patient_id)))
+        .get_result(conn)
+        .await?;
+    let in_scope = patient_known
+        && (principal.role != Role::HomeSampler || assigned_to(conn, lab_id, principal.staff_id, patient_id).await?);
+    if !in_scope {
+        return Err(invalid("/patient_id", "no such patient among yours").into());
+    }
+    Ok(())
+}
+
+/// The appointment is the lab's, and a home sampler's own.
+async fn appointment_in_scope(
+    conn: &mut AsyncPgConnection,
+    lab_id: Uuid,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<(), WriteError> {
+    let row: Option<(Uuid, Option<Uuid>)> = appointments::table
+        .find(id)
+        .select((appointments::lab_id, appointments::assigned_staff_id))
+        .first(conn)
+        .await
+        .optional()?;
+    match row {
+        Some((lab, assigned))
+            if lab == lab_id && (principal.role != Role::HomeSampler || assigned == Some(principal.staff_id)) =>
+        {
+            Ok(())
+        }
+        _ => Err(ProblemError::new(ErrorCode::NotFound).into()),
+    }
 }
 
 /// Changes an appointment's status (`PATCH /v1/appointments/{id}`, or one item of a push).
@@ -407,7 +467,8 @@ pub async fn update_appointment(
     let written = conn
         .transaction::<_, WriteError, _>(async move |conn| {
             durable(conn).await?;
-            if let Claim::Replay { status, body } = idempotency::claim(conn, principal.device_id, key, &hash).await? {
+            if let Claim::Replay { status, body } = idempotency::claim(conn, key_scope(&principal), key, &hash).await? {
+                appointment_in_scope(conn, lab.id, &principal, id).await?;
                 return Ok(Written {
                     status,
                     body,
@@ -488,7 +549,7 @@ pub async fn update_appointment(
             let rendered = render_appointment(&updated).map_err(|_| ProblemError::new(ErrorCode::Internal))?;
             let answer =
                 serde_json::to_value(&rendered).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-            idempotency::store(conn, principal.device_id, key, &hash, 200, &answer).await?;
+            idempotency::store(conn, key_scope(&principal), key, &hash, 200, &answer).await?;
             Ok(Written {
                 status: 200,
                 body: answer,

@@ -196,13 +196,14 @@ diesel::table! {
 }
 
 diesel::table! {
-    idempotency_keys (device_id, idempotency_key) {
+    idempotency_keys (device_id, staff_id, idempotency_key) {
         device_id -> Uuid,
         idempotency_key -> Text,
         request_sha256 -> Bytea,
         response_status -> Int2,
         response_body -> Jsonb,
         created_at -> Timestamptz,
+        staff_id -> Uuid,
     }
 }
 

@@ -426,14 +426,13 @@ impl RequestId {
     }
 }
 
+/// A client's request id, kept only when it is a UUID (written back in its canonical form). It goes
+/// into logs and audit records: free text there could carry a patient's name or NIR, or mimic another
+/// request's id; a UUID can do neither.
 fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
     let value = req.headers().get(REQUEST_ID_HEADER)?.to_str().ok()?;
-    let ok = !value.is_empty()
-        && value.len() <= 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    ok.then(|| value.to_owned())
+    let id = uuid::Uuid::try_parse(value).ok().filter(|id| !id.is_nil())?;
+    Some(id.hyphenated().to_string())
 }
 
 /// The method as a metric label and log field: a client may send any token as a method, and each

@@ -1,0 +1,137 @@
+//! Purges of the authentication and idempotency tables, hourly. Each rule keeps a row as long as it can
+//! still matter, and not much longer (a database dump holds less):
+//!
+//! | table | kept until | why that long |
+//! |---|---|---|
+//! | `login_failures` | idle 24 h and not locked | the escalation of repeated lockouts remembers a day |
+//! | `idempotency_keys` | 7 days after the write | a tablet may retry a write after two days offline (the grace bound) |
+//! | `refresh_tokens` | 1 day after expiry | a spent token presented again before its expiry revokes its session |
+//! | `auth_sessions` | 30 days after its end (grace bound or revocation) | investigations; a missing session counts as revoked |
+//! | `admin_sessions` | 1 day after its end | the console session is 8 h at most |
+//! | `enrollment_codes` | 7 days after expiry or use | which admin made which code, for a week |
+
+use std::time::Duration as StdDuration;
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use labedge_schema::db::PgPool;
+use labedge_schema::edge::schema::{admin_sessions, auth_sessions, enrollment_codes, idempotency_keys, refresh_tokens};
+use time::{Duration, OffsetDateTime};
+
+/// How long an idempotency key is kept after its write.
+pub const IDEMPOTENCY_RETENTION: Duration = Duration::days(7);
+/// How long a refresh token is kept after it expired.
+pub const REFRESH_TOKEN_RETENTION: Duration = Duration::days(1);
+/// How long a session is kept after it ended.
+pub const SESSION_RETENTION: Duration = Duration::days(30);
+/// How long a console session is kept after it ended.
+pub const ADMIN_SESSION_RETENTION: Duration = Duration::days(1);
+/// How long an enrollment code is kept after it expired or was used.
+pub const ENROLLMENT_CODE_RETENTION: Duration = Duration::days(7);
+
+const INTERVAL: StdDuration = StdDuration::from_secs(3600);
+
+/// Rows removed by one pass, per table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// `login_failures`.
+    pub login_failures: usize,
+    /// `idempotency_keys`.
+    pub idempotency_keys: usize,
+    /// `refresh_tokens`.
+    pub refresh_tokens: usize,
+    /// `auth_sessions`.
+    pub auth_sessions: usize,
+    /// `admin_sessions`.
+    pub admin_sessions: usize,
+    /// `enrollment_codes`.
+    pub enrollment_codes: usize,
+}
+
+/// One pass of every rule, as of `now`.
+pub async fn purge(conn: &mut AsyncPgConnection, now: OffsetDateTime) -> QueryResult<Purged> {
+    let login_failures = crate::auth::lockout::purge(conn).await?;
+    let idempotency_keys =
+        diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(now - IDEMPOTENCY_RETENTION)))
+            .execute(conn)
+            .await?;
+    let ended_sessions = auth_sessions::table
+        .filter(
+            auth_sessions::expires_at
+                .lt(now - SESSION_RETENTION)
+                .or(auth_sessions::revoked_at.lt(now - SESSION_RETENTION)),
+        )
+        .select(auth_sessions::id);
+    // A session's refresh tokens go with it (they reference it), whatever their own expiry.
+    let refresh_tokens = diesel::delete(
+        refresh_tokens::table.filter(
+            refresh_tokens::expires_at
+                .lt(now - REFRESH_TOKEN_RETENTION)
+                .or(refresh_tokens::session_id.eq_any(ended_sessions)),
+        ),
+    )
+    .execute(conn)
+    .await?;
+    let auth_sessions = diesel::delete(
+        auth_sessions::table.filter(
+            auth_sessions::expires_at
+                .lt(now - SESSION_RETENTION)
+                .or(auth_sessions::revoked_at.lt(now - SESSION_RETENTION)),
+        ),
+    )
+    .execute(conn)
+    .await?;
+    let admin_sessions = diesel::delete(
+        admin_sessions::table.filter(
+            admin_sessions::expires_at
+                .lt(now - ADMIN_SESSION_RETENTION)
+                .or(admin_sessions::revoked_at.lt(now - ADMIN_SESSION_RETENTION)),
+        ),
+    )
+    .execute(conn)
+    .await?;
+    let enrollment_codes = diesel::delete(
+        enrollment_codes::table.filter(
+            enrollment_codes::expires_at
+                .lt(now - ENROLLMENT_CODE_RETENTION)
+                .or(enrollment_codes::used_at.lt(now - ENROLLMENT_CODE_RETENTION)),
+        ),
+    )
+    .execute(conn)
+    .await?;
+    Ok(Purged {
+        login_failures,
+        idempotency_keys,
+        refresh_tokens,
+        auth_sessions,
+        admin_sessions,
+        enrollment_codes,
+    })
+}
+
+/// Runs [`purge`] every hour, the first time a minute after the start.
+pub async fn run(pool: PgPool) {
+    tokio::time::sleep(StdDuration::from_secs(60)).await;
+    loop {
+        let outcome = match pool.get().await {
+            Ok(mut conn) => purge(&mut conn, OffsetDateTime::now_utc())
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(purged) if purged != Purged::default() => tracing::info!(
+                login_failures = purged.login_failures,
+                idempotency_keys = purged.idempotency_keys,
+                refresh_tokens = purged.refresh_tokens,
+                auth_sessions = purged.auth_sessions,
+                admin_sessions = purged.admin_sessions,
+                enrollment_codes = purged.enrollment_codes,
+                "expired authentication and idempotency rows purged"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "housekeeping pass failed; next in an hour"),
+        }
+        tokio::time::sleep(INTERVAL).await;
+    }
+}
