@@ -202,7 +202,7 @@ async fn bad_collections_are_rejected_alone_and_the_rest_of_the_batch_applies() 
     );
     assert_eq!(verdicts[2].0, AckOutcome::Rejected);
     assert!(
-        verdicts[2].1.as_deref().unwrap().starts_with("unknown_reference"),
+        verdicts[2].1.as_deref().unwrap().starts_with("patient_out_of_scope"),
         "{:?}",
         verdicts[2]
     );

@@ -1,11 +1,21 @@
 //! Mutation intake: `POST /v1/labs/{lab}/mutations` applies a gateway's batch, each mutation at most
 //! once whichever route it came by, and answers per item.
 //!
-//! - A mutation id already in `applied_mutations` answers with its first outcome (`duplicate` when it
-//!   was applied: "already applied" is success for the relay).
+//! - A mutation id already in `applied_mutations` for the same lab answers with its first outcome
+//!   (`duplicate` when it was applied: "already applied" is success for the relay). Mutation ids are
+//!   a lab's own: another lab's use of the same id is neither answered nor blocked by it.
+//! - Every reference must be of the lab the credential names (issue 12): a collection's
+//!   prescription, appointment and staff member are the lab's, its patient is the prescription's (and
+//!   the appointment's), and no mutation names a staff member of another lab or a device the cloud
+//!   knows as another lab's. The intake checks this set-wise before writing and rejects the item
+//!   with a stable reason code (see [`Reason`]); the database enforces the same rules (composite
+//!   foreign keys, a trigger for devices) in case the code is ever wrong, and its refusals are mapped
+//!   to the same codes by constraint name. An unknown row and another lab's row get the same answer,
+//!   so that a gateway learns nothing of other labs.
 //! - Collections are append-only and never conflict. They are inserted in bulk; if the bulk insert
-//!   fails (a barcode already recorded, a reference that does not exist), the batch falls back to one
-//!   savepoint per collection, so that one bad collection is rejected alone.
+//!   fails (a barcode already recorded in the lab, a reference refused by the database), the batch
+//!   falls back to one savepoint per collection, so that one bad collection is rejected alone. Tube
+//!   barcodes are unique per lab, so one lab can never take another lab's labels.
 //! - Appointment changes are checked against the version they were made on (`conflict` with the
 //!   current version and state otherwise) and against the status transitions (`rejected`).
 //! - A batch that carries collections commits with `synchronous_commit = on` (waits for a synchronous
@@ -18,7 +28,9 @@ use std::collections::{HashMap, HashSet};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use labedge_schema::cloud::schema::{applied_mutations, appointments, audit_log, collection_tubes, collections};
+use labedge_schema::cloud::schema::{
+    applied_mutations, appointments, audit_log, collection_tubes, collections, devices, prescriptions, staff,
+};
 use labedge_schema::relay::{AckOutcome, MutationAck, RelayedMutation, RelayedOp};
 use mobile_contracts::{AppointmentStatus, NewCollection};
 use time::OffsetDateTime;
@@ -46,6 +58,7 @@ pub async fn apply_batch(
 
         let ids: Vec<Uuid> = batch.iter().map(|m| m.mutation_id).collect();
         let known: Vec<(Uuid, String, Option<serde_json::Value>)> = applied_mutations::table
+            .filter(applied_mutations::lab_id.eq(lab_id))
             .filter(applied_mutations::mutation_id.eq_any(&ids))
             .select((
                 applied_mutations::mutation_id,
@@ -59,6 +72,7 @@ pub async fn apply_batch(
             .map(|(id, outcome, detail)| (id, (outcome, detail)))
             .collect();
 
+        let references = References::load(conn, lab_id, &batch).await?;
         let mut acks: HashMap<Uuid, MutationAck> = HashMap::new();
         let mut seen_in_batch: HashSet<Uuid> = HashSet::new();
         let mut new_collections: Vec<&RelayedMutation> = Vec::new();
@@ -72,6 +86,10 @@ pub async fn apply_batch(
                     mutation.mutation_id,
                     replay(mutation.mutation_id, outcome, detail.as_ref()),
                 );
+                continue;
+            }
+            if let Some(reason) = references.refusal(lab_id, mutation) {
+                acks.insert(mutation.mutation_id, rejected(mutation.mutation_id, reason.text()));
                 continue;
             }
             match &mutation.op {
@@ -208,6 +226,163 @@ fn replay(mutation_id: Uuid, outcome: &str, detail: Option<&serde_json::Value>) 
             None
         },
         reason: field("reason").and_then(|v| v.as_str().map(str::to_owned)),
+    }
+}
+
+/// Why a mutation naming rows outside its lab is rejected: the code (before the colon) is stable,
+/// the sentence says which reference. Never says whether the row exists elsewhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// `foreign_lab_reference`: the prescription is not one of the lab's (or does not exist).
+    ForeignPrescription,
+    /// `foreign_lab_reference`: the appointment is not one of the lab's (or does not exist).
+    ForeignAppointment,
+    /// `foreign_lab_reference`: the staff member is not one of the lab's (or does not exist).
+    ForeignStaff,
+    /// `foreign_lab_reference`: the device is known as another lab's.
+    ForeignDevice,
+    /// `patient_out_of_scope`: the patient is not the prescription's.
+    PatientNotThePrescriptions,
+    /// `patient_out_of_scope`: the patient is not the appointment's.
+    PatientNotTheAppointments,
+    /// `collection_id_taken`: another lab recorded a collection under this id.
+    CollectionIdTaken,
+    /// `duplicate_barcode`: a tube barcode is already recorded in the lab.
+    DuplicateBarcode,
+}
+
+impl Reason {
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::ForeignPrescription | Reason::ForeignAppointment | Reason::ForeignStaff | Reason::ForeignDevice => {
+                "foreign_lab_reference"
+            }
+            Reason::PatientNotThePrescriptions | Reason::PatientNotTheAppointments => "patient_out_of_scope",
+            Reason::CollectionIdTaken => "collection_id_taken",
+            Reason::DuplicateBarcode => "duplicate_barcode",
+        }
+    }
+
+    /// `code: sentence`, as the ack's `reason`.
+    pub fn text(self) -> String {
+        let sentence = match self {
+            Reason::ForeignPrescription => "the prescription is not one of this lab's",
+            Reason::ForeignAppointment => "the appointment is not one of this lab's",
+            Reason::ForeignStaff => "the staff member is not one of this lab's",
+            Reason::ForeignDevice => "the device is not one of this lab's",
+            Reason::PatientNotThePrescriptions => "the patient is not the prescription's",
+            Reason::PatientNotTheAppointments => "the patient is not the appointment's",
+            Reason::CollectionIdTaken => "the collection id is already used",
+            Reason::DuplicateBarcode => "a tube barcode is already recorded for another collection of this lab",
+        };
+        format!("{}: {sentence}", self.code())
+    }
+
+    /// The rule a database constraint enforces, by its name (migration `2026-12-05-120002`).
+    pub fn of_constraint(name: &str) -> Option<Self> {
+        Some(match name {
+            "collections_prescription_lab_fkey" | "collections_prescription_id_fkey" => Reason::ForeignPrescription,
+            "collections_appointment_lab_fkey" | "collections_appointment_id_fkey" => Reason::ForeignAppointment,
+            "collections_collected_by_lab_fkey" | "collections_collected_by_fkey" => Reason::ForeignStaff,
+            "collections_device_lab" => Reason::ForeignDevice,
+            "collections_prescription_patient_fkey" | "collections_patient_id_fkey" => {
+                Reason::PatientNotThePrescriptions
+            }
+            "collections_appointment_patient_fkey" => Reason::PatientNotTheAppointments,
+            "collections_pkey" | "collections_id_lab_key" => Reason::CollectionIdTaken,
+            "collection_tubes_lab_barcode_key" | "collection_tubes_pkey" => Reason::DuplicateBarcode,
+            _ => return None,
+        })
+    }
+}
+
+/// What the cloud knows of the rows a batch names, read set-wise (one query per kind).
+struct References {
+    /// Staff named by the batch that are the lab's.
+    lab_staff: HashSet<Uuid>,
+    /// Devices named by the batch that the cloud knows as another lab's.
+    foreign_devices: HashSet<Uuid>,
+    /// Prescriptions named by the batch's collections: lab and patient.
+    prescriptions: HashMap<Uuid, (Uuid, Uuid)>,
+    /// Appointments named by the batch's collections: lab and patient.
+    appointments: HashMap<Uuid, (Uuid, Uuid)>,
+}
+
+impl References {
+    async fn load(conn: &mut AsyncPgConnection, lab_id: Uuid, batch: &[RelayedMutation]) -> QueryResult<Self> {
+        let staff_ids: HashSet<Uuid> = batch.iter().filter_map(|m| m.staff_id).collect();
+        let device_ids: HashSet<Uuid> = batch.iter().filter_map(|m| m.device_id).collect();
+        let collections: Vec<&NewCollection> = batch.iter().filter_map(collection_of).collect();
+        let prescription_ids: HashSet<Uuid> = collections.iter().map(|c| c.prescription_id).collect();
+        let appointment_ids: HashSet<Uuid> = collections.iter().filter_map(|c| c.appointment_id).collect();
+        let lab_staff: Vec<Uuid> = staff::table
+            .filter(staff::lab_id.eq(lab_id))
+            .filter(staff::id.eq_any(staff_ids))
+            .select(staff::id)
+            .load(conn)
+            .await?;
+        let foreign_devices: Vec<Uuid> = devices::table
+            .filter(devices::lab_id.ne(lab_id))
+            .filter(devices::id.eq_any(device_ids))
+            .select(devices::id)
+            .load(conn)
+            .await?;
+        let prescriptions: Vec<(Uuid, Uuid, Uuid)> = prescriptions::table
+            .filter(prescriptions::id.eq_any(prescription_ids))
+            .select((prescriptions::id, prescriptions::lab_id, prescriptions::patient_id))
+            .load(conn)
+            .await?;
+        let appointments: Vec<(Uuid, Uuid, Uuid)> = appointments::table
+            .filter(appointments::id.eq_any(appointment_ids))
+            .select((appointments::id, appointments::lab_id, appointments::patient_id))
+            .load(conn)
+            .await?;
+        Ok(Self {
+            lab_staff: lab_staff.into_iter().collect(),
+            foreign_devices: foreign_devices.into_iter().collect(),
+            prescriptions: prescriptions
+                .into_iter()
+                .map(|(id, lab, patient)| (id, (lab, patient)))
+                .collect(),
+            appointments: appointments
+                .into_iter()
+                .map(|(id, lab, patient)| (id, (lab, patient)))
+                .collect(),
+        })
+    }
+
+    /// Why `mutation` names something outside lab `lab_id`, if it does. The lab's own references
+    /// are checked before the patient, so that a patient check never runs against another lab's row.
+    fn refusal(&self, lab_id: Uuid, mutation: &RelayedMutation) -> Option<Reason> {
+        if mutation.staff_id.is_some_and(|s| !self.lab_staff.contains(&s)) {
+            return Some(Reason::ForeignStaff);
+        }
+        if mutation.device_id.is_some_and(|d| self.foreign_devices.contains(&d)) {
+            return Some(Reason::ForeignDevice);
+        }
+        let collection = collection_of(mutation)?;
+        let prescription = self
+            .prescriptions
+            .get(&collection.prescription_id)
+            .filter(|(lab, _)| *lab == lab_id);
+        let Some((_, prescription_patient)) = prescription else {
+            return Some(Reason::ForeignPrescription);
+        };
+        let appointment_patient = match collection.appointment_id {
+            None => None,
+            Some(id) => match self.appointments.get(&id).filter(|(lab, _)| *lab == lab_id) {
+                Some((_, patient)) => Some(*patient),
+                None => return Some(Reason::ForeignAppointment),
+            },
+        };
+        if *prescription_patient != collection.patient_id {
+            return Some(Reason::PatientNotThePrescriptions);
+        }
+        if appointment_patient.is_some_and(|p| p != collection.patient_id) {
+            return Some(Reason::PatientNotTheAppointments);
+        }
+        None
     }
 }
 
@@ -390,10 +565,10 @@ async fn insert_collections(
 }
 
 fn rejection_reason(kind: DatabaseErrorKind, constraint: Option<&str>) -> String {
+    if let Some(reason) = constraint.and_then(Reason::of_constraint) {
+        return reason.text();
+    }
     match (kind, constraint) {
-        (DatabaseErrorKind::UniqueViolation, Some("collection_tubes_barcode_key")) => {
-            "duplicate_barcode: a tube barcode is already recorded for another collection".into()
-        }
         (DatabaseErrorKind::ForeignKeyViolation, Some(c)) => format!("unknown_reference: {c}"),
         (DatabaseErrorKind::CheckViolation, Some(c)) => format!("invalid: {c}"),
         (_, Some(c)) => format!("refused: {c}"),
@@ -428,6 +603,26 @@ async fn insert_collection_rows(
             .await?;
         inserted.extend(ids);
     }
+    // A collection id not inserted is already in the cloud: a duplicate when it is this lab's, else
+    // another lab's id (never answered as that lab's duplicate).
+    let absent: Vec<Uuid> = mutations
+        .iter()
+        .filter_map(|m| collection_of(m))
+        .map(|c| c.id)
+        .filter(|id| !inserted.contains(id))
+        .collect();
+    let own_duplicates: HashSet<Uuid> = if absent.is_empty() {
+        HashSet::new()
+    } else {
+        collections::table
+            .filter(collections::id.eq_any(&absent))
+            .filter(collections::lab_id.eq(lab_id))
+            .select(collections::id)
+            .load::<Uuid>(conn)
+            .await?
+            .into_iter()
+            .collect()
+    };
     let mut tubes = Vec::new();
     for mutation in mutations {
         let Some(collection) = collection_of(mutation) else {
@@ -440,11 +635,14 @@ async fn insert_collection_rows(
             for tube in &collection.tubes {
                 tubes.push((
                     collection_tubes::collection_id.eq(collection.id),
+                    collection_tubes::lab_id.eq(lab_id),
                     collection_tubes::barcode.eq(tube.barcode.as_str().to_owned()),
                     collection_tubes::tube_type.eq(tube.tube_type.clone()),
                 ));
             }
             acks.push(applied(mutation.mutation_id));
+        } else if !own_duplicates.contains(&collection.id) {
+            acks.push(rejected(mutation.mutation_id, Reason::CollectionIdTaken.text()));
         } else {
             // The collection is in the cloud already, relayed under another mutation id.
             acks.push(MutationAck {

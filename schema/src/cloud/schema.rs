@@ -1,7 +1,7 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
-    applied_mutations (mutation_id) {
+    applied_mutations (lab_id, mutation_id) {
         mutation_id -> Uuid,
         lab_id -> Uuid,
         kind -> Text,
@@ -84,6 +84,7 @@ diesel::table! {
         collection_id -> Uuid,
         barcode -> Text,
         tube_type -> Text,
+        lab_id -> Uuid,
     }
 }
 

@@ -217,11 +217,14 @@ fn line(fields: &[Option<&str>]) -> String {
 struct Files {
     collections: String,
     tubes: String,
+    /// The cloud's tubes carry their lab too (barcodes are unique per lab there).
+    cloud_tubes: String,
 }
 
 fn collection_files(mutations: &[RelayedMutation], author: &Author) -> anyhow::Result<Files> {
     let mut collections = String::new();
     let mut tubes = String::new();
+    let mut cloud_tubes = String::new();
     for m in mutations {
         let RelayedOp::CollectionCreate { collection: c } = &m.op else {
             continue;
@@ -248,9 +251,19 @@ fn collection_files(mutations: &[RelayedMutation], author: &Author) -> anyhow::R
                 Some(t.barcode.as_str()),
                 Some(&t.tube_type),
             ]));
+            cloud_tubes.push_str(&line(&[
+                Some(&c.id.to_string()),
+                Some(&author.lab_id.to_string()),
+                Some(t.barcode.as_str()),
+                Some(&t.tube_type),
+            ]));
         }
     }
-    Ok(Files { collections, tubes })
+    Ok(Files {
+        collections,
+        tubes,
+        cloud_tubes,
+    })
 }
 
 const COLLECTION_COLUMNS: &str = "id, lab_id, patient_id, appointment_id, prescription_id, collected_at, collected_by, \
@@ -318,7 +331,11 @@ pub fn cloud_copy_script(dir: &Path, mutations: &[RelayedMutation], author: &Aut
         "cloud-copy",
         &[
             ("collections", COLLECTION_COLUMNS, files.collections),
-            ("collection_tubes", "collection_id, barcode, tube_type", files.tubes),
+            (
+                "collection_tubes",
+                "collection_id, lab_id, barcode, tube_type",
+                files.cloud_tubes,
+            ),
             (
                 "applied_mutations",
                 "mutation_id, lab_id, kind, outcome, detail",
