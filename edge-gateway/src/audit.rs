@@ -59,6 +59,7 @@
 pub mod checkpoint;
 pub mod command;
 pub mod retention;
+pub mod roles;
 pub mod verify;
 
 use std::sync::Arc;

@@ -57,9 +57,11 @@ impl RealGateway {
             .expect("write config");
         let path = path.to_str().expect("path").to_owned();
         // Secrets are redacted when a configuration is serialised: the URLs come from the environment.
+        // The binary serves as the serving role, as in production (the twin stays the owner).
         let redis_url = crate::redis::server_url();
+        let database_url = gw.db.runtime_url().await;
         let env = [
-            ("LABEDGE_GATEWAY_DATABASE__URL", gw.db.url()),
+            ("LABEDGE_GATEWAY_DATABASE__URL", database_url.as_str()),
             ("LABEDGE_GATEWAY_REDIS__URL", redis_url.as_str()),
         ];
         let mut process = Spawned::start("edge-gateway", &["--config", &path, "serve"], &env, dir.path());
