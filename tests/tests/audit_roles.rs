@@ -209,14 +209,6 @@ async fn the_purge_function_removes_only_records_past_the_recorded_retention() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_refuses_a_database_role_that_could_rewrite_the_audit_chain() {
     let gw = TestGateway::start().await;
-    // The owner (here the superuser the tests migrate with) is what serve ran as before.
-    let mut owner = gw.db.conn().await;
-    let problems = powers(&mut owner).await.unwrap().problems();
-    assert!(
-        problems.iter().any(|p| p.contains("superuser")) && problems.iter().any(|p| p.contains("owns")),
-        "{problems:?}"
-    );
-
     let dir = tempfile::tempdir().unwrap();
     for file in ["ca.pem", "cert.pem", "key.pem"] {
         std::fs::write(dir.path().join(file), "not used: serve stops before").unwrap();
@@ -251,5 +243,13 @@ async fn serve_refuses_a_database_role_that_could_rewrite_the_audit_chain() {
     assert!(
         text.contains("could rewrite the audit chain") && text.contains("labedge_gateway_runtime"),
         "{text}"
+    );
+
+    // What it found: the owner (here the superuser the tests migrate with) is what serve ran as before.
+    let mut owner = gw.db.conn().await;
+    let problems = powers(&mut owner).await.unwrap().problems();
+    assert!(
+        problems.iter().any(|p| p.contains("superuser")) && problems.iter().any(|p| p.contains("owns")),
+        "{problems:?}"
     );
 }
