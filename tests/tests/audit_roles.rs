@@ -13,6 +13,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use labedge_edge_gateway::audit::retention::purge_expired;
 use labedge_edge_gateway::audit::roles::{powers, record_retention};
 use labedge_edge_gateway::audit::{AuditEntry, AuditLog, chain_pending, verify_chain};
+use labedge_tests::fixtures::TestPki;
 use labedge_tests::gateway::TestGateway;
 use labedge_tests::spawn::{Spawned, output_text, run};
 use uuid::Uuid;
@@ -209,25 +210,29 @@ async fn the_purge_function_removes_only_records_past_the_recorded_retention() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_refuses_a_database_role_that_could_rewrite_the_audit_chain() {
     let gw = TestGateway::start().await;
+    // A configuration serve would run with (it did, before the check): real credential files, the
+    // lab CA in the test's folder, sync and relay off.
     let dir = tempfile::tempdir().unwrap();
-    for file in ["ca.pem", "cert.pem", "key.pem"] {
-        std::fs::write(dir.path().join(file), "not used: serve stops before").unwrap();
-    }
+    let upstream = TestPki::new(&dir.path().join("upstream"));
+    let (cert, key) = upstream.client("upstream-client", "TEST-LAB");
     let config = dir.path().join("edge-gateway.toml");
-    let write_config = |url: &str| {
-        std::fs::write(
-            &config,
-            format!(
-                "profile = \"preproduction\"\nlab = \"TEST-LAB\"\n[http]\naddr = \"127.0.0.1:0\"\nplain_http = true\n\
-                 [database]\nurl = \"{url}\"\n[log]\nformat = \"text\"\nfilter = \"warn\"\n\
-                 [upstream]\nendpoints = [{{ name = \"cloud\", url = \"http://127.0.0.1:1\" }}]\n\
-                 ca = \"{d}/ca.pem\"\ncert = \"{d}/cert.pem\"\nkey = \"{d}/key.pem\"\n",
-                d = dir.path().display()
-            ),
-        )
-        .unwrap();
-    };
-    write_config(gw.db.url());
+    std::fs::write(
+        &config,
+        format!(
+            "profile = \"preproduction\"\nlab = \"TEST-LAB\"\n[http]\naddr = \"127.0.0.1:0\"\nplain_http = true\n\
+             [database]\nurl = \"{url}\"\n[redis]\nkey_prefix = \"{prefix}\"\n[log]\nformat = \"text\"\nfilter = \"warn\"\n\
+             [pki]\ndir = \"{d}/pki\"\n[sync]\nenabled = false\n[relay]\nenabled = false\n\
+             [upstream]\nendpoints = [{{ name = \"cloud\", url = \"http://127.0.0.1:1\" }}]\n\
+             ca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
+            url = gw.db.url(),
+            prefix = gw.redis.prefix(),
+            d = dir.path().display(),
+            ca = upstream.ca_path().display(),
+            cert = cert.display(),
+            key = key.display(),
+        ),
+    )
+    .unwrap();
     let mut serve = Spawned::start(
         "edge-gateway",
         &["--config", config.to_str().unwrap(), "serve"],
