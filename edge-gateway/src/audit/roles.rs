@@ -12,6 +12,7 @@
 use diesel::QueryableByName;
 use diesel::sql_types::{Bool, Integer};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use labedge_schema::db::{self, Database};
 use labedge_schema::runtime::config::Profile;
 
 use crate::config::Config;
@@ -100,7 +101,15 @@ pub enum RoleError {
 /// `serve`'s check of its own role: an error in production and preproduction, a security event in
 /// the sandbox.
 pub async fn check_serving_role(config: &Config) -> Result<(), RoleError> {
-    let mut conn = AsyncPgConnection::establish(config.database.url.expose()).await?;
+    let url = config.database.url.expose();
+    // Before the migrations the audit tables may not exist: `serve` refuses next, saying so.
+    if db::pending_migrations(url, Database::Edge)
+        .await
+        .map_or(true, |pending| !pending.is_empty())
+    {
+        return Ok(());
+    }
+    let mut conn = AsyncPgConnection::establish(url).await?;
     let powers = powers(&mut conn).await?;
     let problems = powers.problems();
     if problems.is_empty() {
