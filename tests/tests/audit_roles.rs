@@ -127,6 +127,24 @@ async fn as_the_serving_role_no_audit_record_can_be_changed_or_removed() {
             "{sql}: {error}"
         );
     }
+    // A SECURITY DEFINER function searches the caller's temporary schema first unless told
+    // otherwise: a temporary `audit_retention` of 0 months must not open the whole log.
+    let error = refused(
+        &mut runtime,
+        "CREATE TEMP TABLE audit_retention (singleton boolean, months integer, updated_at timestamptz); \
+         INSERT INTO audit_retention VALUES (true, 0, now()); \
+         SELECT audit_purge(30)",
+    )
+    .await;
+    assert!(error.contains("younger than the retention of 12 month(s)"), "{error}");
+    refused(
+        &mut runtime,
+        "CREATE TEMP TABLE audit_log (seq bigint, chain_seq bigint, at timestamptz, hash bytea); \
+         INSERT INTO audit_log SELECT i, i, now() - interval '5 years', '\\x00' FROM generate_series(1, 30) AS i; \
+         SELECT audit_purge(30)",
+    )
+    .await;
+
     // Not even at the session level does the old setting open the door.
     runtime.batch_execute("SET labedge.audit_purge = on").await.unwrap();
     refused(&mut runtime, "DELETE FROM audit_log WHERE chain_seq = 1").await;

@@ -39,8 +39,8 @@ BEGIN
         RETURN NEW;
     END IF;
     IF TG_OP = 'DELETE' AND current_setting('labedge.audit_purge', true) = 'on'
-       AND (SELECT relowner FROM pg_class WHERE oid = TG_RELID)
-           = (SELECT oid FROM pg_roles WHERE rolname = current_user) THEN
+       AND (SELECT relowner FROM pg_catalog.pg_class WHERE oid = TG_RELID)
+           = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
         RETURN OLD;
     END IF;
     RAISE EXCEPTION 'audit_log is append-only' USING ERRCODE = 'insufficient_privilege';
@@ -63,7 +63,9 @@ CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoint
 -- records past retention that do not verify are kept as evidence by the gateway, not by this rule.
 CREATE FUNCTION audit_purge(p_upto bigint) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, public
+-- The caller's temporary schema would be searched first unless named: last, and every table is
+-- qualified anyway, so that a temporary `audit_retention` cannot stand in for the real one.
+SET search_path = pg_catalog, public, pg_temp
 SET labedge.audit_purge = 'on'
 AS $$
 DECLARE
@@ -77,15 +79,15 @@ DECLARE
 BEGIN
     -- The purge's lock (see retention.rs): two purges never interleave.
     PERFORM pg_advisory_xact_lock(7305710004);
-    SELECT months INTO STRICT v_months FROM audit_retention;
+    SELECT months INTO STRICT v_months FROM public.audit_retention;
     v_cutoff := now() - make_interval(months => v_months);
-    SELECT coalesce(max(chain_seq), 0) INTO v_start FROM audit_anchors;
+    SELECT coalesce(max(chain_seq), 0) INTO v_start FROM public.audit_anchors;
     IF p_upto IS NULL OR p_upto <= v_start THEN
         RAISE EXCEPTION 'audit purge: position % is not after the latest anchor %', p_upto, v_start
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT count(*), count(*) FILTER (WHERE at >= v_cutoff) INTO v_rows, v_young
-        FROM audit_log WHERE chain_seq > v_start AND chain_seq <= p_upto;
+        FROM public.audit_log WHERE chain_seq > v_start AND chain_seq <= p_upto;
     IF v_young > 0 THEN
         RAISE EXCEPTION 'audit purge refused: % record(s) up to position % are younger than the retention of % month(s)',
             v_young, p_upto, v_months USING ERRCODE = 'insufficient_privilege';
@@ -94,10 +96,10 @@ BEGIN
         RAISE EXCEPTION 'audit purge refused: positions % to % are not all in the chain', v_start + 1, p_upto
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    SELECT hash INTO STRICT v_hash FROM audit_log WHERE chain_seq = p_upto;
-    DELETE FROM audit_log WHERE chain_seq > v_start AND chain_seq <= p_upto;
+    SELECT hash INTO STRICT v_hash FROM public.audit_log WHERE chain_seq = p_upto;
+    DELETE FROM public.audit_log WHERE chain_seq > v_start AND chain_seq <= p_upto;
     GET DIAGNOSTICS v_deleted = ROW_COUNT;
-    INSERT INTO audit_anchors (chain_seq, hash, first_chain_seq, purged_rows, cutoff)
+    INSERT INTO public.audit_anchors (chain_seq, hash, first_chain_seq, purged_rows, cutoff)
         VALUES (p_upto, v_hash, v_start + 1, v_deleted, v_cutoff);
     RETURN v_deleted;
 END
