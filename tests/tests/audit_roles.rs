@@ -276,3 +276,42 @@ async fn serve_refuses_a_database_role_that_could_rewrite_the_audit_chain() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn the_checkpoint_interval_defaults_to_5_minutes_and_the_migration_url_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |extra: &str, audit: &str| {
+        let path = dir.path().join("edge-gateway.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "profile = \"sandbox\"\nlab = \"TEST-LAB\"\n[http]\naddr = \"127.0.0.1:0\"\nplain_http = true\n\
+                 [database]\nurl = \"postgres://labedge_gateway@127.0.0.1/labedge_edge\"\n{extra}\n\
+                 [upstream]\nendpoints = [{{ name = \"cloud\", url = \"https://127.0.0.1:1\" }}]\n\
+                 ca = \"/nonexistent/ca.pem\"\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n{audit}"
+            ),
+        )
+        .unwrap();
+        labedge_edge_gateway::config::Config::load(Some(&path), false)
+    };
+    let config = load("", "").unwrap();
+    assert_eq!(config.audit.checkpoint_interval_minutes, 5);
+    assert_eq!(
+        config.database.migration_url(),
+        "postgres://labedge_gateway@127.0.0.1/labedge_edge",
+        "migrate uses database.url when no migration_url is given"
+    );
+    let owner = "postgresql:///labedge_edge?host=/var/run/postgresql&user=labedge_gateway_owner";
+    let config = load(&format!("migration_url = \"{owner}\""), "").unwrap();
+    assert_eq!(config.database.migration_url(), owner);
+    for minutes in [0, 61] {
+        let error = load("", &format!("[audit]\ncheckpoint_interval_minutes = {minutes}"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("audit.checkpoint_interval_minutes"), "{error}");
+    }
+    let error = load("migration_url = \"mysql://root@db/x\"", "")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("database.migration_url"), "{error}");
+}
