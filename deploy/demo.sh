@@ -83,6 +83,12 @@ for i in "${!LABS[@]}"; do
     --database-url "$LABEDGE_PG/$(edge_db "$lab")" --tablet-range 127.0.0.0/8 >/dev/null
   "$BIN/edge-gateway" --config "$DEMO/gateway-$lab/edge-gateway.toml" migrate >/dev/null
 done
+# As in production, the gateways serve as a login role of labedge_gateway_runtime (created by the
+# migrations), which cannot rewrite the audit log; `migrate` ran as the owner (the demo's superuser).
+sql "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'labedge_demo_gateway') THEN
+       CREATE ROLE labedge_demo_gateway LOGIN PASSWORD 'labedge_demo_gateway' IN ROLE labedge_gateway_runtime;
+     END IF; END \$\$"
+serving_url() { echo "${LABEDGE_PG/labedge:labedge@/labedge_demo_gateway:labedge_demo_gateway@}/$(edge_db "$1")"; }
 
 PIDS=()
 stop() {
@@ -99,7 +105,8 @@ api serve >"$DEMO/api.log" 2>&1 &
 PIDS+=($!)
 for i in "${!LABS[@]}"; do
   lab=${LABS[$i]}
-  "$BIN/edge-gateway" --config "$DEMO/gateway-$lab/edge-gateway.toml" serve >"$DEMO/gateway-$lab.log" 2>&1 &
+  LABEDGE_GATEWAY_DATABASE__URL=$(serving_url "$lab") \
+    "$BIN/edge-gateway" --config "$DEMO/gateway-$lab/edge-gateway.toml" serve >"$DEMO/gateway-$lab.log" 2>&1 &
   PIDS+=($!)
 done
 

@@ -105,15 +105,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         // The central lab's instance runs `migrate` before `serve` like every other (one systemd
         // unit for all), but its database is the cloud's standby: the primary's migrations reach it
         // by replication, and it would refuse to apply them itself.
-        Command::Migrate if db::in_recovery(config.database.url.expose()).await? => {
-            let pending = db::pending_migrations(config.database.url.expose(), Database::Cloud).await?;
+        Command::Migrate if db::in_recovery(config.database.migration_url()).await? => {
+            let pending = db::pending_migrations(config.database.migration_url(), Database::Cloud).await?;
             print_out(&format!(
                 "standby database: migrations are applied on the primary and replicated here ({} pending there)\n",
                 pending.len()
             ));
         }
         Command::Migrate => {
-            let applied = db::run_migrations(config.database.url.expose(), Database::Cloud).await?;
+            let applied = db::run_migrations(config.database.migration_url(), Database::Cloud).await?;
             print_out(&format!("{} migration(s) applied{}\n", applied.len(), list(&applied)));
         }
         Command::SeedDemo(args) => {

@@ -47,9 +47,12 @@
 //!
 //! - [`verify`]: `edge-gateway audit verify` streams the chain from the latest retention anchor and
 //!   names the first bad record (hash mismatch, broken link, gap, rows deleted, chain reordered).
-//! - [`checkpoint`]: every `audit.checkpoint_interval_minutes`, the chain's head is signed with the
-//!   gateway's credential key and queued in the outbox (lane 1); the cloud verifies the signature and
-//!   that each checkpoint continues the previous one.
+//! - [`checkpoint`]: every `audit.checkpoint_interval_minutes` and as soon as an upstream is back
+//!   after an outage, the chain's head is signed with the gateway's credential key and queued in the
+//!   outbox (lane 1); the cloud verifies the signature and that each checkpoint continues the
+//!   previous one.
+//! - [`roles`]: `serve` runs as a role that cannot change or delete records (nor disable the
+//!   trigger), and checks it at start; `migrate` runs as the owner.
 //! - [`retention`]: once a day, the chained records older than `audit.retention_months` are
 //!   purged from the start of the chain, and the last one's position and hash kept as the anchor the
 //!   verification starts from.
@@ -59,6 +62,7 @@
 pub mod checkpoint;
 pub mod command;
 pub mod retention;
+pub mod roles;
 pub mod verify;
 
 use std::sync::Arc;
@@ -443,7 +447,8 @@ pub async fn chain_head(conn: &mut AsyncPgConnection) -> QueryResult<Option<(i64
 }
 
 /// Starts the tasks a serving gateway runs besides the writer and the chainer: the signed
-/// checkpoints (every `audit.checkpoint_interval_minutes`) and the daily retention purge.
+/// checkpoints (every `audit.checkpoint_interval_minutes`, and when an upstream is back) and the
+/// daily retention purge.
 pub fn spawn_maintenance(state: &crate::state::AppState) {
     tokio::spawn(checkpoint::run(state.clone()));
     tokio::spawn(retention::run(state.pool.clone(), state.config.audit.retention_months));

@@ -30,7 +30,7 @@ struct Cli {
 enum Command {
     /// Serve tablets (refuses to start while migrations are pending).
     Serve,
-    /// Apply pending database migrations.
+    /// Apply pending database migrations, as the schema's owner (`database.migration_url`).
     Migrate,
     /// Validate the configuration and print it, secrets redacted.
     CheckConfig,
@@ -123,6 +123,7 @@ pub fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
+            crate::audit::roles::check_serving_role(&config).await?;
             let app = Application::build(config).await?;
             let state = app.state().clone();
             if state.config.sync.enabled || state.config.relay.enabled {
@@ -138,7 +139,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Sync { full } => sync_now(config, full).await?,
         Command::Migrate => {
-            let applied = db::run_migrations(config.database.url.expose(), Database::Edge).await?;
+            let url = config.database.migration_url();
+            let applied = db::run_migrations(url, Database::Edge).await?;
+            crate::audit::roles::record_retention(url, config.audit.retention_months).await?;
             print_out(&format!("{} migration(s) applied\n", applied.len()));
         }
         Command::RotateSigningKey => {

@@ -114,7 +114,9 @@ pub struct AuditConfig {
     /// Months an audit record is kept; older records are purged, the chain stays verifiable.
     #[serde(default = "default_retention_months")]
     pub retention_months: u32,
-    /// Minutes between two signed checkpoints of the chain uploaded to the cloud (at most 60).
+    /// Minutes between two signed checkpoints of the chain uploaded to the cloud (1 to 60; one is also
+    /// taken as soon as an upstream is back after an outage). What is chained after the last one is
+    /// what a rewrite of the database could still hide, hence the short default.
     #[serde(default = "default_checkpoint_minutes")]
     pub checkpoint_interval_minutes: u64,
 }
@@ -123,7 +125,7 @@ fn default_retention_months() -> u32 {
     12
 }
 fn default_checkpoint_minutes() -> u64 {
-    60
+    5
 }
 
 impl Default for AuditConfig {

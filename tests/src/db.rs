@@ -70,6 +70,20 @@ impl TestDb {
         &self.name
     }
 
+    /// Its URL as the serving role: [`RUNTIME_LOGIN`], a login role member of the migrations'
+    /// `labedge_gateway_runtime`, which owns nothing (edge databases; `migrate` first).
+    pub async fn runtime_url(&self) -> String {
+        ensure_runtime_login().await;
+        as_role(&self.url, RUNTIME_LOGIN)
+    }
+
+    /// A new connection to it as the serving role (see [`TestDb::runtime_url`]).
+    pub async fn runtime_conn(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.runtime_url().await)
+            .await
+            .expect("connect to the test database as the serving role")
+    }
+
     /// A new connection to it.
     pub async fn conn(&self) -> AsyncPgConnection {
         AsyncPgConnection::establish(&self.url)
@@ -97,6 +111,35 @@ impl Drop for TestDb {
         })
         .join();
     }
+}
+
+/// The login role the tests serve a gateway as: a member of `labedge_gateway_runtime` (created by the
+/// edge migrations), as in production. Roles are cluster-wide: one for every test, owning nothing,
+/// made once.
+pub const RUNTIME_LOGIN: &str = "labedge_test_gateway_runtime";
+
+/// Creates [`RUNTIME_LOGIN`] unless it exists. Test processes race here: a concurrent `CREATE ROLE`
+/// fails with `duplicate_object` or, on the catalog's unique index, `unique_violation`; both mean
+/// it is there.
+async fn ensure_runtime_login() {
+    let mut conn = admin().await;
+    conn.batch_execute(&format!(
+        "DO $$ BEGIN \
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{RUNTIME_LOGIN}') THEN \
+             BEGIN CREATE ROLE {RUNTIME_LOGIN} LOGIN IN ROLE labedge_gateway_runtime; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END; \
+           END IF; \
+         END $$"
+    ))
+    .await
+    .expect("the serving role (migrate an edge database first: it creates labedge_gateway_runtime)");
+}
+
+/// `url` with its user replaced by `role` (no password: trust authentication on 127.0.0.1).
+pub fn as_role(url: &str, role: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{role}@{host}")
 }
 
 /// The migrations folder of a database, in the source tree.

@@ -68,6 +68,7 @@ impl RealGateway {
             .expect("write config");
         let path = path.to_str().expect("path").to_owned();
         // Secrets are redacted when a configuration is serialised: the URLs come from the environment.
+        // The binary serves as the serving role, as in production (the twin stays the owner).
         let redis_url = crate::redis::server_url();
         let kek = config
             .auth
@@ -76,8 +77,9 @@ impl RealGateway {
             .expect("the test gateway's KEK")
             .expose()
             .to_owned();
+        let database_url = gw.db.runtime_url().await;
         let env = [
-            ("LABEDGE_GATEWAY_DATABASE__URL", gw.db.url()),
+            ("LABEDGE_GATEWAY_DATABASE__URL", database_url.as_str()),
             ("LABEDGE_GATEWAY_REDIS__URL", redis_url.as_str()),
             // The same KEK as the in-process twin: both open the same sealed keys.
             ("LABEDGE_GATEWAY_AUTH__KEY_ENCRYPTION_KEY", kek.as_str()),

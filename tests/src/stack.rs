@@ -135,10 +135,22 @@ impl Stack {
         );
         assert!(out.status.success(), "{}", output_text(&out));
         let gateway_config = gateway_dir.join("edge-gateway.toml").to_str().expect("path").to_owned();
-        let out = run("edge-gateway", &["--config", &gateway_config, "migrate"], &[]);
+        // As in production: `migrate` as the owner (`database.migration_url`), `serve` as a login
+        // role member of `labedge_gateway_runtime`, which the migrations create.
+        let out = run(
+            "edge-gateway",
+            &["--config", &gateway_config, "migrate"],
+            &[
+                ("LABEDGE_GATEWAY_DATABASE__MIGRATION_URL", edge_db.url()),
+                // Not used by `migrate`: it would fail on this one.
+                ("LABEDGE_GATEWAY_DATABASE__URL", "postgres://nobody@127.0.0.1:1/unused"),
+            ],
+        );
         assert!(out.status.success(), "{}", output_text(&out));
+        let runtime_url = edge_db.runtime_url().await;
 
         let mut gateway_env = vec![
+            ("LABEDGE_GATEWAY_DATABASE__URL".to_owned(), runtime_url),
             (
                 "LABEDGE_GATEWAY_REDIS__KEY_PREFIX".to_owned(),
                 redis.prefix().to_owned(),

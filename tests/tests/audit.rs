@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use labedge_api::demo::SeedArgs;
-use labedge_edge_gateway::audit::checkpoint::{Signer, checkpoint_now, checkpoint_op};
+use labedge_edge_gateway::audit::checkpoint::{self, Signer, checkpoint_now, checkpoint_op};
 use labedge_edge_gateway::audit::retention::{PurgeError, purge_expired};
 use labedge_edge_gateway::audit::verify::verify;
 use labedge_edge_gateway::audit::{
@@ -592,6 +592,42 @@ async fn head_hash(lab: &Lab, chain_seq: i64) -> Vec<u8> {
         &format!("SELECT hash AS b FROM audit_log WHERE chain_seq = {chain_seq}"),
     )
     .await
+}
+
+/// Issue 12, item 5: the records chained while the cloud was out of reach are anchored as soon as an
+/// upstream is back, not at the next interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_is_taken_as_soon_as_an_upstream_is_back_after_an_outage() {
+    let lab = cloud_and_gateway().await;
+    let mut conn = lab.gw.db.conn().await;
+    let health = &lab.gw.state.upstream_health;
+    assert_eq!(
+        health.mode().0,
+        sync::health::UpstreamMode::Online,
+        "the bootstrap reached the cloud"
+    );
+    let task = tokio::spawn(checkpoint::run(lab.gw.state.clone()));
+    // The cloud fails (three calls in a row open its circuit); the lab goes on and audits.
+    for _ in 0..3 {
+        health.failure(0);
+    }
+    assert_eq!(health.mode().0, sync::health::UpstreamMode::Degraded);
+    append(&mut conn, lab.lab_id, 12).await;
+    let checkpoints = "SELECT count(*) AS n FROM audit_checkpoints WHERE chain_seq = 12";
+    assert_eq!(count(&mut conn, checkpoints).await, 0);
+
+    // It answers again: the checkpoint follows within seconds (the first timed one would come 30 s
+    // after start, the next ones every `audit.checkpoint_interval_minutes`).
+    let back = Instant::now();
+    health.success(0);
+    while count(&mut conn, checkpoints).await == 0 {
+        assert!(
+            back.elapsed() < std::time::Duration::from_secs(10),
+            "no checkpoint 10 s after the upstream came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    task.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

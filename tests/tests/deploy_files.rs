@@ -66,10 +66,21 @@ fn systemd_units_are_hardened_and_migrate_before_serving() {
         ] {
             assert!(text.contains(directive), "{unit}: {directive}");
         }
+        let migrate = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStartPre="))
+            .unwrap_or_else(|| panic!("{unit} migrates first"));
         assert!(
-            text.contains(&format!("ExecStartPre=/usr/local/bin/{binary} migrate")),
-            "{unit} migrates first"
+            migrate.ends_with(&format!("/usr/local/bin/{binary} migrate")),
+            "{unit} migrates first: {migrate}"
         );
+        if binary == "edge-gateway" {
+            // Issue 12: the gateway migrates as the schema's owner and serves as another role.
+            assert_eq!(
+                migrate,
+                "+/usr/sbin/runuser -u labedge_gateway_owner -- /usr/local/bin/edge-gateway migrate"
+            );
+        }
         assert!(text.contains(&format!("ExecStart=/usr/local/bin/{binary} serve")));
         let user = text.lines().find_map(|l| l.strip_prefix("User=")).unwrap();
         assert!(

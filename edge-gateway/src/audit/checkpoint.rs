@@ -1,7 +1,8 @@
 //! Signed checkpoints of the chain, uploaded to the cloud through the relay's low-priority lane.
 //!
-//! Every `audit.checkpoint_interval_minutes` (at most 60), when the chain's head has moved since the
-//! last checkpoint, the gateway signs its head — position, hash, records chained so far, and the
+//! Every `audit.checkpoint_interval_minutes` (5 by default, at most 60), and as soon as an upstream
+//! answers again after an outage, when the chain's head has moved since the last checkpoint, the
+//! gateway signs its head — position, hash, records chained so far, and the
 //! checkpoint it continues — with its credential key (`upstream.key`, ECDSA P-256, the key of the
 //! client certificate the cloud knows it by), and queues it in the outbox, lane 1, behind the
 //! clinical writes. The bytes signed are [`labedge_schema::relay::checkpoint::signed_bytes`]. The
@@ -269,12 +270,19 @@ pub async fn checkpoint_now(state: &AppState) -> anyhow::Result<Option<Queued>> 
     Ok(queued)
 }
 
-/// The checkpoint task of a serving gateway.
-pub(crate) async fn run(state: AppState) {
+/// The checkpoint task of a serving gateway. Besides the interval, a checkpoint is taken as soon as
+/// an upstream is back after an outage: the records chained while the cloud was out of reach are
+/// the ones nobody outside the lab has seen yet, so they are anchored before anything else.
+pub async fn run(state: AppState) {
     let interval = Duration::from_secs(state.config.audit.checkpoint_interval_minutes.clamp(1, 60) * 60);
     let mut wait = FIRST_CHECKPOINT_AFTER;
     loop {
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = state.upstream_health.recovered() => {
+                tracing::info!("an upstream is back after an outage: audit checkpoint now");
+            }
+        }
         wait = interval;
         match checkpoint_now(&state).await {
             Ok(Some(queued)) => tracing::info!(

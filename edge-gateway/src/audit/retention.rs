@@ -7,18 +7,20 @@
 //! the purge verifies the records it is about to delete: a broken stretch is kept, as evidence, and
 //! the purge refuses (logged as a security event). The deletion and the new anchor — the last purged
 //! record's position and hash, in `audit_anchors` — commit together, in batches of at most
-//! [`PURGE_BATCH`] records, each in one transaction where `labedge.audit_purge` is set `LOCAL` (the
-//! append-only trigger lets deletes through only then). Verification then starts from the anchor,
-//! and the chainer continues from it when every record has been purged.
+//! [`PURGE_BATCH`] records, each in one transaction. The serving role may not delete audit records:
+//! the deletion and the anchor are made by the database function `audit_purge`, which runs as the
+//! schema's owner and refuses any record younger than the retention recorded by `edge-gateway
+//! migrate` in `audit_retention` (the longer of that and `audit.retention_months` applies here).
+//! Verification then starts from the anchor, and the chainer continues from it when every record
+//! has been purged.
 
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Nullable, Timestamptz};
+use diesel::sql_types::{BigInt, Integer, Nullable};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use labedge_schema::db::PgPool;
-use labedge_schema::edge::schema::{audit_anchors, audit_checkpoints, audit_log};
-use time::OffsetDateTime;
+use labedge_schema::edge::schema::audit_checkpoints;
 
 use super::GENESIS_HASH;
 use super::verify::{BadRecord, latest_anchor, to_hash, verify_segment};
@@ -68,12 +70,16 @@ pub async fn purge_expired(conn: &mut AsyncPgConnection, retention_months: u32) 
 
 #[derive(QueryableByName)]
 struct Bounds {
-    #[diesel(sql_type = Timestamptz)]
-    cutoff: OffsetDateTime,
     #[diesel(sql_type = Nullable<BigInt>)]
     young: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
     last: Option<i64>,
+}
+
+#[derive(QueryableByName)]
+struct Deleted {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
 }
 
 /// One transaction: removes up to [`PURGE_BATCH`] records after the anchor, all older than the
@@ -83,19 +89,20 @@ async fn purge_batch(
     retention_months: u32,
 ) -> Result<Option<(u64, (i64, [u8; 32]))>, PurgeError> {
     conn.transaction::<_, PurgeError, _>(async move |conn| {
-        conn.batch_execute(&format!(
-            "SET LOCAL labedge.audit_purge = on; SELECT pg_advisory_xact_lock({PURGE_LOCK})"
-        ))
-        .await?;
+        conn.batch_execute(&format!("SELECT pg_advisory_xact_lock({PURGE_LOCK})"))
+            .await?;
         let start = latest_anchor(conn)
             .await?
             .map_or((0, GENESIS_HASH), |a| (a.chain_seq, a.hash));
-        // Within the batch's window: the first record still young enough, and the last record.
+        // Within the batch's window: the first record still young enough, and the last record. The
+        // database's retention wins when it is longer: `audit_purge` would refuse otherwise.
         let bounds: Bounds = diesel::sql_query(
-            "SELECT now() - make_interval(months => $1) AS cutoff, \
-                    (SELECT min(chain_seq) FROM audit_log WHERE chain_seq > $2 AND chain_seq <= $3 \
-                       AND at >= now() - make_interval(months => $1)) AS young, \
-                    (SELECT max(chain_seq) FROM audit_log WHERE chain_seq > $2 AND chain_seq <= $3) AS last",
+            "WITH r AS (SELECT now() - make_interval(months => greatest($1, \
+                                 (SELECT months FROM audit_retention))) AS cutoff) \
+             SELECT (SELECT min(chain_seq) FROM audit_log WHERE chain_seq > $2 AND chain_seq <= $3 \
+                       AND at >= r.cutoff) AS young, \
+                    (SELECT max(chain_seq) FROM audit_log WHERE chain_seq > $2 AND chain_seq <= $3) AS last \
+             FROM r",
         )
         .bind::<Integer, _>(i32::try_from(retention_months).unwrap_or(i32::MAX))
         .bind::<BigInt, _>(start.0)
@@ -126,23 +133,11 @@ async fn purge_batch(
         let Some(head) = segment.head else {
             return Ok(None);
         };
-        let deleted = diesel::delete(
-            audit_log::table
-                .filter(audit_log::chain_seq.gt(start.0))
-                .filter(audit_log::chain_seq.le(head.0)),
-        )
-        .execute(conn)
-        .await?;
-        diesel::insert_into(audit_anchors::table)
-            .values((
-                audit_anchors::chain_seq.eq(head.0),
-                audit_anchors::hash.eq(head.1.as_slice()),
-                audit_anchors::first_chain_seq.eq(start.0 + 1),
-                audit_anchors::purged_rows.eq(deleted as i64),
-                audit_anchors::cutoff.eq(bounds.cutoff),
-            ))
-            .execute(conn)
+        let deleted: Deleted = diesel::sql_query("SELECT audit_purge($1) AS n")
+            .bind::<BigInt, _>(head.0)
+            .get_result(conn)
             .await?;
+        let deleted = deleted.n;
         Ok(Some((deleted as u64, head)))
     })
     .await

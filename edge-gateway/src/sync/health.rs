@@ -71,6 +71,8 @@ struct Inner {
 pub struct UpstreamHealth {
     names: Vec<String>,
     inner: Mutex<Inner>,
+    /// Signalled when an upstream answers again after an outage (degraded → online or failover).
+    recovered: tokio::sync::Notify,
 }
 
 /// A snapshot for the status route.
@@ -119,6 +121,7 @@ impl UpstreamHealth {
         Self {
             names,
             inner: Mutex::new(inner),
+            recovered: tokio::sync::Notify::new(),
         }
     }
 
@@ -231,6 +234,10 @@ impl UpstreamHealth {
         let previous = inner.mode;
         inner.mode = mode;
         inner.since = now;
+        // Back after an outage (not the first contact after start): what was held back can go now.
+        if previous == UpstreamMode::Degraded && mode != UpstreamMode::Degraded && !inner.changes.is_empty() {
+            self.recovered.notify_one();
+        }
         inner.changes.push((now, mode, inner.active));
         if inner.changes.len() > 50 {
             inner.changes.remove(0);
@@ -253,6 +260,12 @@ impl UpstreamHealth {
             });
         }
         metrics::gauge!("labedge_upstream_state_since_timestamp_seconds").set(now.unix_timestamp() as f64);
+    }
+
+    /// Resolves when an upstream is back after an outage (a recovery that happened while nobody
+    /// waited is kept for the next waiter).
+    pub async fn recovered(&self) {
+        self.recovered.notified().await
     }
 
     /// The endpoint in use, if any.

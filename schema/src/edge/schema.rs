@@ -75,6 +75,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_retention (singleton) {
+        singleton -> Bool,
+        months -> Int4,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     auth_sessions (id) {
         id -> Uuid,
         device_id -> Uuid,
@@ -381,6 +389,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_anchors,
     audit_checkpoints,
     audit_log,
+    audit_retention,
     auth_sessions,
     change_log,
     collection_tubes,

@@ -258,6 +258,10 @@ pub fn check_file(key: &str, path: Option<&PathBuf>, issues: &mut Vec<ConfigIssu
 pub struct DatabaseConfig {
     /// `postgres://user:password@host:port/dbname`.
     pub url: SecretString,
+    /// The URL `migrate` connects with, as the schema's owner, when the serving role of `url` must
+    /// not own it (the gateway: see docs/operations.md, "Database roles"). Default: `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration_url: Option<SecretString>,
     /// Pool size.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -286,10 +290,16 @@ fn default_statement_timeout_ms() -> u64 {
 }
 
 impl DatabaseConfig {
+    /// The URL `migrate` connects with: `migration_url`, else `url`.
+    pub fn migration_url(&self) -> &str {
+        self.migration_url.as_ref().unwrap_or(&self.url).expose()
+    }
+
     /// A config for `url` with the defaults.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: SecretString::new(url),
+            migration_url: None,
             max_connections: default_max_connections(),
             connect_timeout_ms: default_connect_timeout_ms(),
             acquire_timeout_ms: default_acquire_timeout_ms(),
@@ -299,9 +309,19 @@ impl DatabaseConfig {
 
     /// Checks the database rules; `key` is where it sits in the config.
     pub fn validate(&self, key: &str, issues: &mut Vec<ConfigIssue>) {
-        let url = self.url.expose();
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        let is_postgres = |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
+        if !is_postgres(self.url.expose()) {
             issues.push(ConfigIssue::new(format!("{key}.url"), "must be a postgres:// URL"));
+        }
+        if self
+            .migration_url
+            .as_ref()
+            .is_some_and(|url| !is_postgres(url.expose()))
+        {
+            issues.push(ConfigIssue::new(
+                format!("{key}.migration_url"),
+                "must be a postgres:// URL",
+            ));
         }
         if !(1..=512).contains(&self.max_connections) {
             issues.push(ConfigIssue::new(
