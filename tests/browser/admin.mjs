@@ -95,6 +95,22 @@ try {
   await row.waitFor({ state: "visible" });
   if (!(await row.textContent()).includes(label)) throw new Error("the tablet's label is not in its row");
 
+  step("wrong PINs lock a login on that tablet; the admin lifts the lockout");
+  const secret = (await enrolled.json()).device_secret;
+  for (let i = 0; i < 5; i++) {
+    const failed = await context.request.post(`${url}/v1/auth/login`, {
+      data: { device_id: deviceId, device_secret: secret, login: "x.nobody", pin: "0000" },
+    });
+    if (failed.status() !== 401) throw new Error(`a wrong PIN answered ${failed.status()}`);
+  }
+  const lockout = page.locator("#lockouts tr[data-lockout-id]", { hasText: "x.nobody" });
+  await lockout.waitFor({ state: "visible", timeout: 30000 });
+  if (!(await lockout.textContent()).includes("Locked")) throw new Error("the lockout row does not say locked");
+  await lockout.locator('button[data-action="unlock"]').click();
+  await page.locator("#confirm").waitFor({ state: "visible" });
+  await page.click("#confirm-ok");
+  await lockout.waitFor({ state: "detached" });
+
   step("revoke it, with a confirmation");
   await row.locator('button[data-action="revoke"]').click();
   await page.locator("#confirm").waitFor({ state: "visible" });
