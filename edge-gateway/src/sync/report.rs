@@ -1,8 +1,10 @@
 //! The gateway's report of itself to the cloud (`POST /v1/labs/{lab}/status`, see
 //! [`labedge_schema::status`]): its upstream mode, outbox backlog, age of the oldest unsent write and
 //! feed lag, for the central IT team's view of every lab. Sent by the sync worker between its steps,
-//! at most once a minute; best effort (a report that fails waits for the next minute: the cloud shows
-//! a gateway it has not heard from for a while as degraded anyway).
+//! at most once a minute; best effort: a report that fails is tried again after a few seconds rather
+//! than a minute (a cloud busy at the gateway's start would otherwise leave the central view without
+//! this gateway for a minute), and the cloud shows a gateway it has not heard from for a while as
+//! degraded anyway.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,8 @@ use crate::state::AppState;
 
 /// Least time between two reports.
 pub const REPORT_EVERY: Duration = Duration::from_secs(60);
+/// Least time between a failed report and the next attempt.
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
 /// Why a report was not made or not taken.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +36,7 @@ pub enum ReportError {
 #[derive(Debug, Default)]
 pub struct Reporter {
     last: Option<Instant>,
+    failed: bool,
 }
 
 impl Reporter {
@@ -40,20 +45,23 @@ impl Reporter {
         Self::default()
     }
 
-    /// Reports now if the last attempt is a minute old; a failure is logged at debug level and the
-    /// next attempt waits its minute like after a success.
+    /// Reports now if the last report is a minute old, or the last attempt failed a few seconds
+    /// ago; a failure is logged at debug level.
     pub async fn maybe_send(&mut self, state: &AppState, upstreams: &Upstreams) {
-        if self.last.is_some_and(|at| at.elapsed() < REPORT_EVERY) {
+        let wait = if self.failed { RETRY_AFTER_FAILURE } else { REPORT_EVERY };
+        if self.last.is_some_and(|at| at.elapsed() < wait) {
             return;
         }
         self.last = Some(Instant::now());
         match send(state, upstreams).await {
             Ok(_) => {
+                self.failed = false;
                 metrics::counter!("labedge_status_reports_total", "result" => "sent").increment(1);
             }
             Err(e) => {
+                self.failed = true;
                 metrics::counter!("labedge_status_reports_total", "result" => "failed").increment(1);
-                tracing::debug!(error = %e, "status report not taken; next attempt in a minute");
+                tracing::debug!(error = %e, "status report not taken; next attempt in a few seconds");
             }
         }
     }
