@@ -25,20 +25,11 @@ use labedge_edge_gateway::sync::upstream::Upstreams;
 use labedge_schema::relay::checkpoint::{SignedHead, signed_bytes};
 use labedge_schema::relay::{AckOutcome, MutationAck, MutationAcks, MutationBatch, RelayedMutation};
 use labedge_tests::cloud::{Credential, TestCloud};
+use labedge_tests::db::count;
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::gateway::TestGateway;
 use labedge_tests::spawn::{output_text, run};
 use uuid::Uuid;
-
-#[derive(diesel::QueryableByName)]
-struct N {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
-    diesel::sql_query(sql).get_result::<N>(conn).await.unwrap().n
-}
 
 #[derive(diesel::QueryableByName)]
 struct Bytes {

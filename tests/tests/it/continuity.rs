@@ -9,9 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labedge_schema::db::{self, Database};
 use labedge_tests::cluster::{PgCluster, PgDir, deploy_script, replicated_pair, shell};
+use labedge_tests::db::count_at as count;
 use labedge_tests::stack::Stack;
 use labedge_tests::tablet;
 
@@ -19,16 +19,6 @@ use labedge_tests::tablet;
 fn tail(output: &str, n: usize) -> String {
     let lines: Vec<&str> = output.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-async fn count(url: &str, sql: &str) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
-    diesel::sql_query(sql).get_result::<N>(&mut conn).await.unwrap().n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

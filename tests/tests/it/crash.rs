@@ -10,21 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use labedge_tests::db::count_at as count;
 use labedge_tests::long_run;
 use labedge_tests::stack::Stack;
 use labedge_tests::tablet;
-
-#[derive(diesel::QueryableByName)]
-struct N {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-async fn count(url: &str, sql: &str) -> i64 {
-    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
-    diesel::sql_query(sql).get_result::<N>(&mut conn).await.unwrap().n
-}
 
 /// A small deterministic generator, seeded from the clock (the seed is printed to replay a run).
 struct Lcg(u64);
@@ -72,7 +61,7 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
     let wait_for = async |watch: &mut diesel_async::AsyncPgConnection, sql: &str| -> bool {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(3) {
-            if diesel::sql_query(sql).get_result::<N>(watch).await.unwrap().n > 0 {
+            if labedge_tests::db::count(watch, sql).await > 0 {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;

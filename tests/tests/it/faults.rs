@@ -18,23 +18,13 @@ use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labedge_tests::cluster::{PgCluster, PgDir, free_port};
+use labedge_tests::db::count_at as count;
 use labedge_tests::fake_upstream::{Behaviour, FakeUpstream};
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::long_run;
 use labedge_tests::stack::Stack;
 use labedge_tests::tablet::{self, Figures, Load, Op, Outcome, Sample, Visit};
 use uuid::Uuid;
-
-#[derive(diesel::QueryableByName)]
-struct N {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-async fn count(url: &str, sql: &str) -> i64 {
-    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
-    diesel::sql_query(sql).get_result::<N>(&mut conn).await.unwrap().n
-}
 
 #[derive(diesel::QueryableByName)]
 struct Sent {

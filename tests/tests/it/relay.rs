@@ -17,20 +17,11 @@ use labedge_edge_gateway::sync::upstream::Upstreams;
 use labedge_edge_gateway::sync::{self, SyncStatus};
 use labedge_schema::relay::{RelayedMutation, RelayedOp};
 use labedge_tests::cloud::TestCloud;
+use labedge_tests::db::count;
 use labedge_tests::fake_upstream::{Behaviour, FakeUpstream};
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::gateway::TestGateway;
 use uuid::Uuid;
-
-#[derive(diesel::QueryableByName)]
-struct N {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-async fn count(conn: &mut diesel_async::AsyncPgConnection, sql: &str) -> i64 {
-    diesel::sql_query(sql).get_result::<N>(conn).await.unwrap().n
-}
 
 struct Setup {
     gw: TestGateway,

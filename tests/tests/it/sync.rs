@@ -51,15 +51,7 @@ async fn cloud_and_gateway() -> (TestCloud, TestGateway, Upstreams, labedge_api:
 }
 
 async fn count(gw: &TestGateway, sql: &str) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let n: N = diesel_async::RunQueryDsl::get_result(diesel::sql_query(sql), &mut gw.db.conn().await)
-        .await
-        .unwrap();
-    n.n
+    labedge_tests::db::count(&mut gw.db.conn().await, sql).await
 }
 
 /// The cloud's digests of the lab's scope equal the gateway's digests of its tables.
