@@ -18,7 +18,6 @@ use labedge_edge_gateway::audit::verify::verify;
 use labedge_edge_gateway::audit::{
     AuditEntry, AuditLog, AuditRecord, ChainBreak, chain_pending, record_hash, verify_chain,
 };
-use labedge_edge_gateway::config::{Endpoint, UpstreamConfig};
 use labedge_edge_gateway::relay::{Pass, Relay};
 use labedge_edge_gateway::sync;
 use labedge_edge_gateway::sync::upstream::Upstreams;
@@ -514,16 +513,7 @@ async fn cloud_and_gateway() -> Lab {
     let credential = cloud.credential(&code).await;
     let url = cloud.url();
     let gw = TestGateway::start_empty(&code, |c| {
-        c.upstream = UpstreamConfig {
-            endpoints: vec![Endpoint {
-                name: "cloud".into(),
-                url,
-            }],
-            ca: credential.ca.clone(),
-            cert: credential.cert.clone(),
-            key: credential.key.clone(),
-            request_timeout_ms: 5_000,
-        };
+        c.upstream = credential.upstream(url, 5_000);
     })
     .await;
     let upstreams = Upstreams::from_config(&gw.state.config.upstream, Arc::clone(&gw.state.upstream_health)).unwrap();

@@ -448,16 +448,7 @@ async fn real_cloud() -> (TestCloud, TestGateway, Upstreams, String) {
     let credential = cloud.credential(&lab.code).await;
     let url = cloud.url();
     let gw = TestGateway::start_empty(&lab.code, |c| {
-        c.upstream = UpstreamConfig {
-            endpoints: vec![Endpoint {
-                name: "cloud".into(),
-                url,
-            }],
-            ca: credential.ca.clone(),
-            cert: credential.cert.clone(),
-            key: credential.key.clone(),
-            request_timeout_ms: 5_000,
-        };
+        c.upstream = credential.upstream(url, 5_000);
     })
     .await;
     let upstreams = Upstreams::from_config(&gw.state.config.upstream, Arc::clone(&gw.state.upstream_health)).unwrap();
