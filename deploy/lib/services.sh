@@ -73,7 +73,7 @@ ensure_rust() {
 # What the deployment, continuity and browser tests drive for real: nftables and WireGuard tools
 # (network namespaces), HAProxy (config check), headless Chromium with playwright-core (admin console),
 # Prometheus' promtool (rules and scrape config check), rsyslog with its TLS driver (the SIEM drop-in,
-# validated and run by tests/tests/monitoring.rs).
+# validated and run by tests/tests/it/monitoring.rs).
 ensure_test_tools() {
   local missing=()
   command -v nft >/dev/null || missing+=(nftables)
@@ -87,7 +87,7 @@ ensure_test_tools() {
   command -v npm >/dev/null || missing+=(nodejs npm)
   python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
-  # schemathesis for tests/tests/fuzz.rs, pinned in tests/fuzz/requirements.txt, in a git-ignored venv.
+  # schemathesis for tests/tests/it/fuzz.rs, pinned in tests/fuzz/requirements.txt, in a git-ignored venv.
   local venv=target/schemathesis-venv
   if ! cmp -s tests/fuzz/requirements.txt "$venv/requirements.installed"; then
     log "installing schemathesis (tests/fuzz/requirements.txt) into $venv"

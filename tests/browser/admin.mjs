@@ -5,7 +5,7 @@
 //   node tests/browser/admin.mjs <gateway URL> <admin login> <admin password> <screenshot.png> <patient id>
 //
 // Prints one JSON line on success: {"ok": true, "device_id": "…", "code": "…"}. Exits non-zero on
-// any failure (a failure screenshot is saved beside the requested one). Run by tests/tests/console.rs.
+// any failure (a failure screenshot is saved beside the requested one). Run by tests/tests/it/console.rs.
 
 import { chromium } from "playwright-core";
 

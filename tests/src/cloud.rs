@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use actix_web::dev::ServerHandle;
 use diesel_async::SimpleAsyncConnection;
 use labedge_api::demo::{SeedArgs, SeedSummary};
+use labedge_edge_gateway::config::{Endpoint, UpstreamConfig};
 use labedge_schema::db::Database;
 use labedge_schema::runtime::pki::write_private;
 
@@ -39,6 +40,23 @@ pub struct Credential {
     pub key: PathBuf,
     /// The certificate in DER.
     pub der: Vec<u8>,
+}
+
+impl Credential {
+    /// A gateway's upstream configuration towards the cloud at `url` (one endpoint, `cloud`), with
+    /// this credential.
+    pub fn upstream(&self, url: String, request_timeout_ms: u64) -> UpstreamConfig {
+        UpstreamConfig {
+            endpoints: vec![Endpoint {
+                name: "cloud".into(),
+                url,
+            }],
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            request_timeout_ms,
+        }
+    }
 }
 
 impl TestCloud {

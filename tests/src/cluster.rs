@@ -233,22 +233,3 @@ pub fn replicated_pair(root: &Path, db: &str) -> (PgCluster, PgCluster) {
     }
     (primary, standby)
 }
-
-/// An `api` configuration file `dir/name.toml`: listening on `port` with its own server certificate,
-/// the shared test PKI of `dir/pki`, the database at `database_url`, and the `upstreams` (TOML inline
-/// tables) that provisioned gateways get.
-pub fn api_toml(dir: &Path, name: &str, port: u16, database_url: &str, upstreams: &str) -> String {
-    let d = dir.display();
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            "profile = \"sandbox\"\n[http]\naddr = \"127.0.0.1:{port}\"\nshutdown_timeout_s = 1\n\
-             tls = {{ cert = \"{d}/{name}.pem\", key = \"{d}/{name}.key\", client_ca = \"{d}/pki/ca.pem\", client_auth = \"optional\" }}\n\
-             [database]\nurl = \"{database_url}\"\nacquire_timeout_ms = 1000\nconnect_timeout_ms = 1000\n\
-             [pki]\ndir = \"{d}/pki\"\n[provisioning]\nupstreams = [{upstreams}]\n"
-        ),
-    )
-    .expect("write the api configuration");
-    path.to_str().expect("path").to_owned()
-}

@@ -7,6 +7,29 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use labedge_schema::db::{self, Database};
 use sha2::{Digest, Sha256};
 
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// The `n` of a `SELECT count(*) AS n …` query on `conn`.
+pub async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
+    diesel_async::RunQueryDsl::get_result::<Count>(diesel::sql_query(sql), conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .n
+}
+
+/// The same on the database at `url`, over a connection of its own (a database of a cluster the
+/// test may stop, a process's database the test only watches).
+pub async fn count_at(url: &str, sql: &str) -> i64 {
+    let mut conn = AsyncPgConnection::establish(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to count: {e}"));
+    count(&mut conn, sql).await
+}
+
 /// Base URL of the PostgreSQL server the tests use (no database name).
 pub fn server_url() -> String {
     std::env::var("LABEDGE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())

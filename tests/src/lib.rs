@@ -9,7 +9,9 @@
 //! - [`app`]: in-process requests against the real actix apps;
 //! - [`gateway::TestGateway`]: a gateway in process with a seeded lab, and tablet and admin helpers;
 //! - [`spawn`]: the real binaries started on free ports, for end-to-end tests;
-//! - [`stack::Stack`]: a provisioned gateway beside the cloud API, both as real binaries;
+//! - [`stack::Stack`]: a provisioned gateway beside the cloud API, both as real binaries, set up by
+//!   [`stack::StackBuilder`] (network size, gateway environment, databases of the test's own
+//!   clusters, a second API for the central lab);
 //! - [`real_gateway::RealGateway`]: the gateway binary on a seeded lab, over plain HTTP on 127.0.0.1;
 //! - [`prometheus`]: the Prometheus text format parsed, and the metric names of the docs and the code.
 //!

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use labedge_tests::stack::{Stack, StackOptions};
+use labedge_tests::stack::Stack;
 use labedge_tests::tablet;
 use mobile_contracts::routes;
 use serde_json::Value;
@@ -62,11 +62,11 @@ async fn a_gateways_report_reaches_the_central_view_as_json_and_as_a_page_and_ne
     let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
     browser_prerequisites(&browser_dir);
     // Without its relay the gateway keeps the lab's writes: the backlog the view must show.
-    let mut stack = Stack::start(StackOptions {
-        central_token: Some(TOKEN.into()),
-        gateway_env: vec![("LABEDGE_GATEWAY_RELAY__ENABLED".into(), "false".into())],
-    })
-    .await;
+    let mut stack = Stack::builder()
+        .central_token(TOKEN)
+        .gateway_env("LABEDGE_GATEWAY_RELAY__ENABLED", "false")
+        .start()
+        .await;
     let api = stack.api_url.clone();
 
     // Without the token, or with another, the view is refused.
@@ -124,7 +124,7 @@ async fn a_gateways_report_reaches_the_central_view_as_json_and_as_a_page_and_ne
     let admin = stack.admin_session().await;
     let nurse = stack.lab.logins.nurse.clone().unwrap();
     let token = tablet::enroll_and_login(&stack.client, &stack.gateway_url, &admin, &nurse).await;
-    let visit = tablet::visits(&stack.edge_db).await[0].clone();
+    let visit = tablet::visits_at(&stack.edge_url).await[0].clone();
     for _ in 0..2 {
         let body = serde_json::json!({
             "id": Uuid::now_v7(), "patient_id": visit.patient, "appointment_id": visit.appointment,

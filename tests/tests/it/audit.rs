@@ -18,27 +18,17 @@ use labedge_edge_gateway::audit::verify::verify;
 use labedge_edge_gateway::audit::{
     AuditEntry, AuditLog, AuditRecord, ChainBreak, chain_pending, record_hash, verify_chain,
 };
-use labedge_edge_gateway::config::{Endpoint, UpstreamConfig};
 use labedge_edge_gateway::relay::{Pass, Relay};
 use labedge_edge_gateway::sync;
 use labedge_edge_gateway::sync::upstream::Upstreams;
 use labedge_schema::relay::checkpoint::{SignedHead, signed_bytes};
 use labedge_schema::relay::{AckOutcome, MutationAck, MutationAcks, MutationBatch, RelayedMutation};
 use labedge_tests::cloud::{Credential, TestCloud};
+use labedge_tests::db::count;
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::gateway::TestGateway;
 use labedge_tests::spawn::{output_text, run};
 use uuid::Uuid;
-
-#[derive(diesel::QueryableByName)]
-struct N {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
-    diesel::sql_query(sql).get_result::<N>(conn).await.unwrap().n
-}
 
 #[derive(diesel::QueryableByName)]
 struct Bytes {
@@ -523,16 +513,7 @@ async fn cloud_and_gateway() -> Lab {
     let credential = cloud.credential(&code).await;
     let url = cloud.url();
     let gw = TestGateway::start_empty(&code, |c| {
-        c.upstream = UpstreamConfig {
-            endpoints: vec![Endpoint {
-                name: "cloud".into(),
-                url,
-            }],
-            ca: credential.ca.clone(),
-            cert: credential.cert.clone(),
-            key: credential.key.clone(),
-            request_timeout_ms: 5_000,
-        };
+        c.upstream = credential.upstream(url, 5_000);
     })
     .await;
     let upstreams = Upstreams::from_config(&gw.state.config.upstream, Arc::clone(&gw.state.upstream_health)).unwrap();

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use diesel_async::SimpleAsyncConnection;
 use labedge_api::demo::SeedArgs;
-use labedge_edge_gateway::config::{Endpoint, UpstreamConfig};
 use labedge_edge_gateway::sync::upstream::Upstreams;
 use labedge_edge_gateway::sync::{self, SyncStatus};
 use labedge_schema::sync::{Checksums, Entity, digest};
@@ -30,16 +29,7 @@ async fn cloud_and_gateway() -> (TestCloud, TestGateway, Upstreams, labedge_api:
     let credential = cloud.credential(LAB).await;
     let url = cloud.url();
     let gateway = TestGateway::start_empty(LAB, |c| {
-        c.upstream = UpstreamConfig {
-            endpoints: vec![Endpoint {
-                name: "cloud".into(),
-                url,
-            }],
-            ca: credential.ca.clone(),
-            cert: credential.cert.clone(),
-            key: credential.key.clone(),
-            request_timeout_ms: 10_000,
-        };
+        c.upstream = credential.upstream(url, 10_000);
         c.sync.interval_ms = 200;
     })
     .await;
@@ -51,15 +41,7 @@ async fn cloud_and_gateway() -> (TestCloud, TestGateway, Upstreams, labedge_api:
 }
 
 async fn count(gw: &TestGateway, sql: &str) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let n: N = diesel_async::RunQueryDsl::get_result(diesel::sql_query(sql), &mut gw.db.conn().await)
-        .await
-        .unwrap();
-    n.n
+    labedge_tests::db::count(&mut gw.db.conn().await, sql).await
 }
 
 /// The cloud's digests of the lab's scope equal the gateway's digests of its tables.

@@ -9,9 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use labedge_schema::db::{self, Database};
-use labedge_tests::cluster::{PgDir, api_toml, deploy_script, free_port, replicated_pair, shell};
+use labedge_tests::cluster::{PgDir, deploy_script, free_port, replicated_pair, shell};
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::spawn::{Spawned, output_text, run};
+use labedge_tests::stack::ApiFile;
 
 /// HAProxy in the foreground, killed when the test ends.
 struct Haproxy(Child);
@@ -68,8 +69,24 @@ async fn only_the_instance_on_the_primary_gets_traffic_and_traffic_follows_a_pro
 
     let dir = tempfile::tempdir().unwrap();
     let (port_1, port_2, lb_port, stats_port) = (free_port(), free_port(), free_port(), free_port());
-    let cfg_1 = api_toml(dir.path(), "api1", port_1, &primary.url("labedge_cloud"), "");
-    let cfg_2 = api_toml(dir.path(), "api2", port_2, &standby.url("labedge_cloud"), "");
+    let cfg_1 = ApiFile {
+        name: "api1",
+        port: port_1,
+        database_url: &primary.url("labedge_cloud"),
+        upstreams: "",
+        fail_fast: true,
+        extra: "",
+    }
+    .write(dir.path());
+    let cfg_2 = ApiFile {
+        name: "api2",
+        port: port_2,
+        database_url: &standby.url("labedge_cloud"),
+        upstreams: "",
+        fail_fast: true,
+        extra: "",
+    }
+    .write(dir.path());
     for cfg in [&cfg_1, &cfg_2] {
         let out = run("api", &["--config", cfg, "init-pki"], &[]);
         assert!(out.status.success(), "{}", output_text(&out));

@@ -9,24 +9,15 @@
 
 use std::time::Duration;
 
-use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use labedge_edge_gateway::audit::retention::purge_expired;
 use labedge_edge_gateway::audit::roles::{powers, record_retention};
 use labedge_edge_gateway::audit::{AuditEntry, AuditLog, chain_pending, verify_chain};
+use labedge_tests::db::count;
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::gateway::TestGateway;
 use labedge_tests::spawn::{Spawned, output_text, run};
 use uuid::Uuid;
-
-#[derive(diesel::QueryableByName)]
-struct N {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
-    diesel::sql_query(sql).get_result::<N>(conn).await.unwrap().n
-}
 
 /// Appends `n` records dated `age` ago (SQL interval) and chains them, as the serving role.
 async fn append_aged(conn: &mut AsyncPgConnection, lab_id: Uuid, n: usize, age: &str) {

@@ -27,12 +27,6 @@ struct Visit {
     version: i64,
 }
 
-#[derive(diesel::QueryableByName)]
-struct N {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
 struct Lab {
     cloud: TestCloud,
     app: TestApp,
@@ -132,11 +126,7 @@ async fn send(lab: &Lab, mutations: &[RelayedMutation]) -> Vec<(AckOutcome, Opti
 }
 
 async fn count(lab: &Lab, sql: &str) -> i64 {
-    diesel::sql_query(sql)
-        .get_result::<N>(&mut lab.cloud.db.conn().await)
-        .await
-        .unwrap()
-        .n
+    labedge_tests::db::count(&mut lab.cloud.db.conn().await, sql).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use diesel_async::RunQueryDsl;
 use labedge_tests::prometheus::{Scrape, documented_label_values, documented_metrics, metric_names_in_code};
-use labedge_tests::stack::{Stack, StackOptions};
+use labedge_tests::stack::Stack;
 use labedge_tests::tablet;
 use mobile_contracts::routes::{self, with_id};
 use uuid::Uuid;
@@ -60,11 +60,7 @@ async fn scrape_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_services_export_the_documented_series_after_real_traffic() {
-    let stack = Stack::start(StackOptions {
-        central_token: Some(CENTRAL_TOKEN.into()),
-        ..StackOptions::default()
-    })
-    .await;
+    let stack = Stack::builder().central_token(CENTRAL_TOKEN).start().await;
     let (client, gw, api) = (&stack.client, stack.gateway_url.as_str(), stack.api_url.as_str());
 
     // A tablet is enrolled; a nurse mistypes her PIN once, then signs in.
@@ -104,7 +100,7 @@ async fn both_services_export_the_documented_series_after_real_traffic() {
     let refresh_token = tokens["refresh_token"].as_str().unwrap_or_default().to_owned();
 
     // A patient read twice: from PostgreSQL (a cache miss), then from Redis (a hit).
-    let visits = tablet::visits(&stack.edge_db).await;
+    let visits = tablet::visits_at(&stack.edge_url).await;
     let visit = visits[0].clone();
     let patient_path = with_id(routes::PATIENT, visit.patient);
     let read = || client.get(format!("{gw}{patient_path}")).bearer_auth(&token).send();
@@ -334,7 +330,7 @@ async fn both_services_export_the_documented_series_after_real_traffic() {
     // Bounded cardinality: nothing that identifies a patient, a person, a device or a session.
     let patient: PatientIdentity = diesel::sql_query("SELECT nir, birth_family_name FROM patients WHERE id = $1")
         .bind::<diesel::sql_types::Uuid, _>(visit.patient)
-        .get_result(&mut stack.edge_db.conn().await)
+        .get_result(&mut stack.edge_conn().await)
         .await
         .unwrap();
     let (gateway_text, _) = scrape(&stack, gw).await;

@@ -10,30 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use diesel_async::RunQueryDsl;
-use labedge_api::demo::SeedArgs;
-use labedge_schema::db::Database;
-use labedge_tests::cluster::free_port;
-use labedge_tests::db::TestDb;
-use labedge_tests::fixtures::TestPki;
+use labedge_tests::db::count_at as count;
 use labedge_tests::long_run;
-use labedge_tests::redis::TestRedis;
-use labedge_tests::spawn::{Spawned, output_text, run};
+use labedge_tests::stack::Stack;
 use labedge_tests::tablet;
-
-#[derive(diesel::QueryableByName)]
-struct N {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    diesel::sql_query(sql)
-        .get_result::<N>(&mut db.conn().await)
-        .await
-        .unwrap()
-        .n
-}
 
 /// A small deterministic generator, seeded from the clock (the seed is printed to replay a run).
 struct Lcg(u64);
@@ -50,80 +30,14 @@ impl Lcg {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gateway_and_the_cloud() {
-    let cloud_db = TestDb::migrated(Database::Cloud).await;
-    let summary = labedge_api::demo::seed_into(
-        &mut cloud_db.conn().await,
-        &SeedArgs {
-            patients: 200,
-            proximity_labs: 1,
-            ..SeedArgs::default()
-        },
-    )
-    .await
-    .unwrap();
-    let lab = summary.labs.iter().find(|l| l.kind == "proximity").unwrap().clone();
-    let edge_db = TestDb::empty().await;
-    let redis = TestRedis::new();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
-    let api_port = free_port();
-    let gw_port = free_port();
-    let api_toml = dir.path().join("api.toml");
-    std::fs::write(
-        &api_toml,
-        format!(
-            "profile = \"sandbox\"\n[http]\naddr = \"127.0.0.1:{api_port}\"\nshutdown_timeout_s = 1\n\
-             tls = {{ cert = \"{d}/api.pem\", key = \"{d}/api.key\", client_ca = \"{d}/pki/ca.pem\", client_auth = \"optional\" }}\n\
-             [database]\nurl = \"{}\"\n[pki]\ndir = \"{d}/pki\"\n[provisioning]\nupstreams = [{{ name = \"cloud\", url = \"https://localhost:{api_port}\" }}]\n",
-            cloud_db.url()
-        ),
-    )
-    .unwrap();
-    let api_cfg = api_toml.to_str().unwrap();
-    let out = run("api", &["--config", api_cfg, "init-pki"], &[]);
-    assert!(out.status.success(), "{}", output_text(&out));
-    let gw_dir = dir.path().join("gw");
-    let out = run(
-        "api",
-        &[
-            "--config",
-            api_cfg,
-            "provision-gateway",
-            "--lab",
-            &lab.code,
-            "--out",
-            gw_dir.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{gw_port}"),
-            "--database-url",
-            edge_db.url(),
-            "--tablet-range",
-            "127.0.0.0/8",
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", output_text(&out));
-    let gw_cfg = gw_dir.join("edge-gateway.toml");
-    let gw_cfg = gw_cfg.to_str().unwrap().to_owned();
-    let out = run("edge-gateway", &["--config", &gw_cfg, "migrate"], &[]);
-    assert!(out.status.success(), "{}", output_text(&out));
-    let env: Vec<(&str, &str)> = vec![
-        ("LABEDGE_GATEWAY_REDIS__KEY_PREFIX", redis.prefix()),
-        ("LABEDGE_GATEWAY_SYNC__INTERVAL_MS", "500"),
-    ];
-
-    let mut api = Spawned::start("api", &["--config", api_cfg, "serve"], &[], dir.path());
-    let mut gateway = Spawned::start("edge-gateway", &["--config", &gw_cfg, "serve"], &env, dir.path());
-    let pki = TestPki::new(&dir.path().join("pki"));
-    let client = pki.client_for(None);
-    let gw = format!("https://localhost:{gw_port}");
-    tablet::wait_healthy(&client, &format!("https://localhost:{api_port}")).await;
-    tablet::wait_healthy(&client, &gw).await;
+    let mut stack = Stack::builder().patients(200).start().await;
+    let (client, gw) = (stack.client.clone(), stack.gateway_url.clone());
+    let (edge_url, cloud_url) = (stack.edge_url.clone(), stack.cloud_url.clone());
 
     // The lab's data arrives; the admin enrolls a tablet and a nurse logs in; the tablet writes.
-    let admin = tablet::admin_session(&client, &gw, &lab.logins.lab_admin, "labedge-admin").await;
-    let token = tablet::enroll_and_login(&client, &gw, &admin, lab.logins.nurse.as_deref().unwrap()).await;
-    let visits = tablet::visits(&edge_db).await;
+    let admin = stack.admin_session().await;
+    let token = tablet::enroll_and_login(&client, &gw, &admin, stack.lab.logins.nurse.as_deref().unwrap()).await;
+    let visits = tablet::visits_at(&edge_url).await;
     assert!(visits.len() >= 20);
     // Two tablets, the second one through the visits the other way round.
     let mut reversed = visits.clone();
@@ -139,7 +53,7 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
     // What the gateway's backends are doing, seen from PostgreSQL: the relay holds its batch's rows
     // (`FOR UPDATE SKIP LOCKED`) in an open transaction while it waits for the cloud's answer; a
     // write inserts inside its transaction before the commit.
-    let mut watch = edge_db.conn().await;
+    let mut watch = stack.edge_conn().await;
     let relay_waiting = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
          AND pid <> pg_backend_pid() AND state = 'idle in transaction' AND query ILIKE '%outbox%SKIP LOCKED%'";
     let write_in_transaction = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
@@ -147,7 +61,7 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
     let wait_for = async |watch: &mut diesel_async::AsyncPgConnection, sql: &str| -> bool {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(3) {
-            if diesel::sql_query(sql).get_result::<N>(watch).await.unwrap().n > 0 {
+            if labedge_tests::db::count(watch, sql).await > 0 {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -158,20 +72,20 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
     let target_writes = if long_run() { 10_000 } else { 0 };
     let (mut cycle, mut mid_relay, mut mid_commit, mut at_random, mut cloud_kills) = (0, 0, 0, 0, 0);
     let started = Instant::now();
-    while cycle < min_cycles || count(&edge_db, "SELECT count(*) AS n FROM collections").await < target_writes {
+    while cycle < min_cycles || count(&edge_url, "SELECT count(*) AS n FROM collections").await < target_writes {
         // Every tenth cycle the cloud API is killed too, while the relay waits for its answer when
         // that can be caught, and started again a moment later.
         if cycle % 10 == 5 {
             wait_for(&mut watch, relay_waiting).await;
-            api.signal("KILL");
+            stack.api.signal("KILL");
             assert!(
-                api.wait_exit(Duration::from_secs(10)).await.is_some(),
+                stack.api.wait_exit(Duration::from_secs(10)).await.is_some(),
                 "the API did not die"
             );
             cloud_kills += 1;
             tokio::time::sleep(Duration::from_millis(200 + random.next() % 800)).await;
-            api = Spawned::start("api", &["--config", api_cfg, "serve"], &[], dir.path());
-            tablet::wait_healthy(&client, &format!("https://localhost:{api_port}")).await;
+            stack.api = stack.spawn_api();
+            tablet::wait_healthy(&client, &stack.api_url).await;
         }
         match random.next() % 3 {
             0 => {
@@ -189,12 +103,12 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
                 at_random += 1;
             }
         }
-        gateway.signal("KILL");
+        stack.gateway.signal("KILL");
         assert!(
-            gateway.wait_exit(Duration::from_secs(10)).await.is_some(),
+            stack.gateway.wait_exit(Duration::from_secs(10)).await.is_some(),
             "cycle {cycle}: the gateway did not die"
         );
-        gateway = Spawned::start("edge-gateway", &["--config", &gw_cfg, "serve"], &env, dir.path());
+        stack.gateway = stack.spawn_gateway(&stack.gateway_config, &[]);
         tablet::wait_healthy(&client, &gw).await;
         cycle += 1;
     }
@@ -222,7 +136,7 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
 
     // Let the relay finish, then compare.
     let started = Instant::now();
-    while count(&edge_db, "SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL").await > 0 {
+    while count(&edge_url, "SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL").await > 0 {
         assert!(started.elapsed() < Duration::from_secs(90), "the outbox did not drain");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -234,25 +148,25 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
     let expected = acknowledged.len() as i64;
     assert_eq!(
         count(
-            &edge_db,
+            &edge_url,
             &format!("SELECT count(*) AS n FROM collections WHERE id IN ({ids})")
         )
         .await,
         expected
     );
     assert_eq!(
-        count(&edge_db, "SELECT count(*) AS n FROM collections").await,
+        count(&edge_url, "SELECT count(*) AS n FROM collections").await,
         expected,
         "no write the tablet was not told about"
     );
     assert_eq!(
-        count(&edge_db, "SELECT count(*) AS n FROM outbox").await,
+        count(&edge_url, "SELECT count(*) AS n FROM outbox").await,
         expected,
         "one outbox entry per write"
     );
     assert_eq!(
         count(
-            &cloud_db,
+            &cloud_url,
             &format!("SELECT count(*) AS n FROM collections WHERE id IN ({ids})")
         )
         .await,
@@ -260,17 +174,17 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
         "none lost"
     );
     assert_eq!(
-        count(&cloud_db, "SELECT count(*) AS n FROM collections").await,
+        count(&cloud_url, "SELECT count(*) AS n FROM collections").await,
         expected,
         "none doubled"
     );
     assert_eq!(
-        count(&cloud_db, "SELECT count(*) AS n FROM applied_mutations").await,
+        count(&cloud_url, "SELECT count(*) AS n FROM applied_mutations").await,
         expected,
         "each mutation applied once"
     );
     assert_eq!(
-        count(&cloud_db, "SELECT count(*) AS n FROM collection_tubes").await,
+        count(&cloud_url, "SELECT count(*) AS n FROM collection_tubes").await,
         expected
     );
     eprintln!(

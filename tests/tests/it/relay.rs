@@ -17,20 +17,11 @@ use labedge_edge_gateway::sync::upstream::Upstreams;
 use labedge_edge_gateway::sync::{self, SyncStatus};
 use labedge_schema::relay::{RelayedMutation, RelayedOp};
 use labedge_tests::cloud::TestCloud;
+use labedge_tests::db::count;
 use labedge_tests::fake_upstream::{Behaviour, FakeUpstream};
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::gateway::TestGateway;
 use uuid::Uuid;
-
-#[derive(diesel::QueryableByName)]
-struct N {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-async fn count(conn: &mut diesel_async::AsyncPgConnection, sql: &str) -> i64 {
-    diesel::sql_query(sql).get_result::<N>(conn).await.unwrap().n
-}
 
 struct Setup {
     gw: TestGateway,
@@ -457,16 +448,7 @@ async fn real_cloud() -> (TestCloud, TestGateway, Upstreams, String) {
     let credential = cloud.credential(&lab.code).await;
     let url = cloud.url();
     let gw = TestGateway::start_empty(&lab.code, |c| {
-        c.upstream = UpstreamConfig {
-            endpoints: vec![Endpoint {
-                name: "cloud".into(),
-                url,
-            }],
-            ca: credential.ca.clone(),
-            cert: credential.cert.clone(),
-            key: credential.key.clone(),
-            request_timeout_ms: 5_000,
-        };
+        c.upstream = credential.upstream(url, 5_000);
     })
     .await;
     let upstreams = Upstreams::from_config(&gw.state.config.upstream, Arc::clone(&gw.state.upstream_health)).unwrap();

@@ -33,12 +33,6 @@ struct Visit {
     version: i64,
 }
 
-#[derive(diesel::QueryableByName)]
-struct N {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
 /// One lab's gateway: its code, an app presenting its credential, and some of its scheduled visits.
 struct Gateway {
     code: String,
@@ -174,11 +168,7 @@ fn code(verdict: &(AckOutcome, Option<String>)) -> Option<&str> {
 }
 
 async fn count(cloud: &TestCloud, sql: &str) -> i64 {
-    diesel::sql_query(sql)
-        .get_result::<N>(&mut cloud.db.conn().await)
-        .await
-        .unwrap()
-        .n
+    labedge_tests::db::count(&mut cloud.db.conn().await, sql).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,30 +9,16 @@
 
 use std::time::{Duration, Instant};
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use labedge_api::demo::SeedArgs;
 use labedge_schema::db::{self, Database};
-use labedge_tests::cluster::{PgCluster, PgDir, api_toml, deploy_script, free_port, replicated_pair, shell};
-use labedge_tests::db::TestDb;
-use labedge_tests::fixtures::TestPki;
-use labedge_tests::redis::TestRedis;
-use labedge_tests::spawn::{Spawned, output_text, run};
+use labedge_tests::cluster::{PgCluster, PgDir, deploy_script, replicated_pair, shell};
+use labedge_tests::db::count_at as count;
+use labedge_tests::stack::Stack;
 use labedge_tests::tablet;
 
 /// The last `n` lines of a process's output.
 fn tail(output: &str, n: usize) -> String {
     let lines: Vec<&str> = output.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-async fn count(url: &str, sql: &str) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
-    diesel::sql_query(sql).get_result::<N>(&mut conn).await.unwrap().n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,99 +28,33 @@ async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_w
     let (primary, standby) = replicated_pair(root.path(), "labedge_cloud");
     let cloud_url = primary.url("labedge_cloud");
     db::run_migrations(&cloud_url, Database::Cloud).await.unwrap();
-    let summary = labedge_api::demo::seed_into(
-        &mut AsyncPgConnection::establish(&cloud_url).await.unwrap(),
-        &SeedArgs {
-            patients: 150,
-            proximity_labs: 1,
-            ..SeedArgs::default()
-        },
-    )
-    .await
-    .unwrap();
-    let lab = summary.labs.iter().find(|l| l.kind == "proximity").unwrap().clone();
     let central_url = standby.url("labedge_cloud");
 
     // An API on each side; the gateway knows both, the cloud first.
-    let dir = tempfile::tempdir().unwrap();
-    let (cloud_port, central_port, gw_port) = (free_port(), free_port(), free_port());
-    let upstreams = format!(
-        "{{ name = \"cloud\", url = \"https://localhost:{cloud_port}\" }}, {{ name = \"central\", url = \"https://localhost:{central_port}\" }}"
-    );
-    let cloud_cfg = api_toml(dir.path(), "cloud", cloud_port, &cloud_url, &upstreams);
-    let central_cfg = api_toml(dir.path(), "central", central_port, &central_url, &upstreams);
-    for cfg in [&cloud_cfg, &central_cfg] {
-        let out = run("api", &["--config", cfg, "init-pki"], &[]);
-        assert!(out.status.success(), "{}", output_text(&out));
-    }
-    let edge = TestDb::empty().await;
-    let redis = TestRedis::new();
-    let gw_dir = dir.path().join("gateway");
-    let out = run(
-        "api",
-        &[
-            "--config",
-            &cloud_cfg,
-            "provision-gateway",
-            "--lab",
-            &lab.code,
-            "--out",
-            gw_dir.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{gw_port}"),
-            "--database-url",
-            edge.url(),
-            "--tablet-range",
-            "127.0.0.0/8",
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", output_text(&out));
-    let gw_cfg = gw_dir.join("edge-gateway.toml").to_str().unwrap().to_owned();
-    assert!(
-        run("edge-gateway", &["--config", &gw_cfg, "migrate"], &[])
-            .status
-            .success()
-    );
-    let cloud_api = Spawned::start("api", &["--config", &cloud_cfg, "serve"], &[], dir.path());
-    let central_api = Spawned::start("api", &["--config", &central_cfg, "serve"], &[], dir.path());
-    let env = [
-        ("LABEDGE_GATEWAY_REDIS__KEY_PREFIX", redis.prefix()),
-        ("LABEDGE_GATEWAY_SYNC__INTERVAL_MS", "500"),
-    ];
-    let gateway = Spawned::start("edge-gateway", &["--config", &gw_cfg, "serve"], &env, dir.path());
-    let client = TestPki::new(&dir.path().join("pki")).client_for(None);
-    let gw = format!("https://localhost:{gw_port}");
-    for (port, process) in [
-        (cloud_port, &cloud_api),
-        (central_port, &central_api),
-        (gw_port, &gateway),
-    ] {
-        let started = Instant::now();
-        while !client
-            .get(format!("https://localhost:{port}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "port {port} did not come up:\n{}",
-                process.output()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    let roles: Vec<String> = futures_roles(&client, &[cloud_port, central_port]).await;
+    let stack = Stack::builder()
+        .cloud_database(&cloud_url)
+        .central_api(&central_url)
+        .start()
+        .await;
+    let client = stack.client.clone();
+    let gw = stack.gateway_url.clone();
+    let (cloud_api, central_api) = (stack.api_url.as_str(), stack.central_url.as_deref().unwrap());
+    let (gateway, central_process) = (&stack.gateway, stack.central.as_ref().unwrap());
+    let roles: Vec<String> = futures_roles(&client, &[cloud_api, central_api]).await;
     assert_eq!(
         roles,
         vec!["primary", "standby"],
         "the load balancer and the gateways tell them apart by /readyz"
     );
 
-    let admin = tablet::admin_session(&client, &gw, &lab.logins.lab_admin, "labedge-admin").await;
-    let token = tablet::enroll_and_login(&client, &gw, &admin, lab.logins.nurse.as_deref().unwrap()).await;
-    let writer = tablet::Writer::start(client.clone(), gw.clone(), token, tablet::visits(&edge).await);
+    let admin = stack.admin_session().await;
+    let token = tablet::enroll_and_login(&client, &gw, &admin, stack.lab.logins.nurse.as_deref().unwrap()).await;
+    let writer = tablet::Writer::start(
+        client.clone(),
+        gw.clone(),
+        token,
+        tablet::visits_at(&stack.edge_url).await,
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = count(&cloud_url, "SELECT count(*) AS n FROM collections").await;
     assert!(before > 0, "the cloud receives the lab's writes");
@@ -163,7 +83,7 @@ async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_w
             started.elapsed() < Duration::from_secs(90),
             "the gateway never failed over to the central lab\n--- gateway ---\n{}\n--- central API ---\n{}",
             tail(&gateway.output(), 40),
-            tail(&central_api.output(), 20)
+            tail(&central_process.output(), 20)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -171,7 +91,7 @@ async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_w
         "failover: first write applied at the central lab {:.1} s after the cloud's primary was lost",
         failover.as_secs_f64()
     );
-    assert_eq!(futures_roles(&client, &[central_port]).await, vec!["primary"]);
+    assert_eq!(futures_roles(&client, &[central_api]).await, vec!["primary"]);
 
     // Failback starts: the old primary becomes a standby of the new one.
     let old_port = primary.port;
@@ -195,7 +115,13 @@ async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_w
     tokio::time::sleep(Duration::from_secs(2)).await;
     let acknowledged = writer.stop().await;
     let started = Instant::now();
-    while count(edge.url(), "SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL").await > 0 {
+    while count(
+        &stack.edge_url,
+        "SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL",
+    )
+    .await
+        > 0
+    {
         assert!(
             started.elapsed() < Duration::from_secs(90),
             "the outbox did not drain to the central lab"
@@ -238,11 +164,11 @@ async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_w
     );
 }
 
-async fn futures_roles(client: &reqwest::Client, ports: &[u16]) -> Vec<String> {
+async fn futures_roles(client: &reqwest::Client, urls: &[&str]) -> Vec<String> {
     let mut roles = Vec::new();
-    for port in ports {
+    for url in urls {
         let ready: serde_json::Value = client
-            .get(format!("https://localhost:{port}/readyz"))
+            .get(format!("{url}/readyz"))
             .send()
             .await
             .unwrap()

@@ -16,6 +16,7 @@ use labedge_schema::cloud::schema::{
 use labedge_schema::db::Database;
 use labedge_schema::runtime::secrets::verify_secret;
 use labedge_tests::db::TestDb;
+use labedge_tests::db::count;
 use mobile_contracts::nir::Nir;
 use time::Date;
 use uuid::Uuid;
@@ -34,17 +35,6 @@ async fn seeded(args: &SeedArgs) -> (TestDb, AsyncPgConnection, SeedSummary) {
     let mut conn = db.conn().await;
     let summary = seed_into(&mut conn, args).await.unwrap();
     (db, conn, summary)
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-/// The `n` of a `SELECT count(*) AS n …` query.
-async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
-    diesel::sql_query(sql).get_result::<Count>(conn).await.unwrap().n
 }
 
 /// A date in Paris, computed by PostgreSQL's own time-zone database (independent of the seeder's).

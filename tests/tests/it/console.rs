@@ -10,17 +10,11 @@ use std::time::{Duration, Instant};
 
 use actix_web::test::TestRequest;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
-use labedge_api::demo::SeedArgs;
 use labedge_edge_gateway::console::history;
-use labedge_schema::db::Database;
 use labedge_tests::app::TestResponse;
-use labedge_tests::cluster::free_port;
-use labedge_tests::db::TestDb;
 use labedge_tests::edge_data::{self, collection, patient, prescription};
-use labedge_tests::fixtures::TestPki;
 use labedge_tests::gateway::{AdminCookie, NURSE, TestGateway};
-use labedge_tests::redis::TestRedis;
-use labedge_tests::spawn::{Spawned, output_text, run};
+use labedge_tests::stack::{ADMIN_PASSWORD, Stack};
 use labedge_tests::tablet;
 use mobile_contracts::problem::ErrorCode;
 use mobile_contracts::routes::{self, with_id};
@@ -439,96 +433,14 @@ async fn the_admin_console_works_in_headless_chromium() {
     let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
     browser_prerequisites(&browser_dir);
 
-    // A seeded cloud, a provisioned gateway over HTTPS, both the real binaries.
-    let cloud_db = TestDb::migrated(Database::Cloud).await;
-    let summary = labedge_api::demo::seed_into(
-        &mut cloud_db.conn().await,
-        &SeedArgs {
-            patients: 60,
-            proximity_labs: 1,
-            ..SeedArgs::default()
-        },
-    )
-    .await
-    .unwrap();
-    let lab = summary.labs.iter().find(|l| l.kind == "proximity").unwrap().clone();
-    let edge_db = TestDb::empty().await;
-    let redis = TestRedis::new();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
-    let api_port = free_port();
-    let gw_port = free_port();
-    let api_toml = dir.path().join("api.toml");
-    std::fs::write(
-        &api_toml,
-        format!(
-            "profile = \"sandbox\"\n[http]\naddr = \"127.0.0.1:{api_port}\"\nshutdown_timeout_s = 1\n\
-             tls = {{ cert = \"{d}/api.pem\", key = \"{d}/api.key\", client_ca = \"{d}/pki/ca.pem\", client_auth = \"optional\" }}\n\
-             [database]\nurl = \"{}\"\n[pki]\ndir = \"{d}/pki\"\n[provisioning]\nupstreams = [{{ name = \"cloud\", url = \"https://localhost:{api_port}\" }}]\n",
-            cloud_db.url()
-        ),
-    )
-    .unwrap();
-    let api_cfg = api_toml.to_str().unwrap();
-    let out = run("api", &["--config", api_cfg, "init-pki"], &[]);
-    assert!(out.status.success(), "{}", output_text(&out));
-    let gw_dir = dir.path().join("gw");
-    let out = run(
-        "api",
-        &[
-            "--config",
-            api_cfg,
-            "provision-gateway",
-            "--lab",
-            &lab.code,
-            "--out",
-            gw_dir.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{gw_port}"),
-            "--database-url",
-            edge_db.url(),
-            "--tablet-range",
-            "127.0.0.0/8",
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", output_text(&out));
-    let gw_cfg = gw_dir.join("edge-gateway.toml");
-    let gw_cfg = gw_cfg.to_str().unwrap().to_owned();
-    let out = run("edge-gateway", &["--config", &gw_cfg, "migrate"], &[]);
-    assert!(out.status.success(), "{}", output_text(&out));
-    let env = [
-        ("LABEDGE_GATEWAY_REDIS__KEY_PREFIX", redis.prefix()),
-        ("LABEDGE_GATEWAY_SYNC__INTERVAL_MS", "500"),
-        // A chart point a second, so that a few seconds of traffic draw lines.
-        ("LABEDGE_GATEWAY_CONSOLE__CHART_INTERVAL_S", "1"),
-    ];
-    let _api = Spawned::start("api", &["--config", api_cfg, "serve"], &[], dir.path());
-    let gateway = Spawned::start("edge-gateway", &["--config", &gw_cfg, "serve"], &env, dir.path());
-    let pki = TestPki::new(&dir.path().join("pki"));
-    let client = pki.client_for(None);
-    let gw = format!("https://localhost:{gw_port}");
-    tablet::wait_healthy(&client, &format!("https://localhost:{api_port}")).await;
-    tablet::wait_healthy(&client, &gw).await;
-
-    // The lab's data has arrived once its admin can log in and the bootstrap has set its checkpoint.
+    // A seeded cloud, a provisioned gateway over HTTPS, both the real binaries; a chart point a
+    // second, so that a few seconds of traffic draw lines. The lab's data has arrived once its admin
+    // can log in (the stack waits for that) and the bootstrap has set its checkpoint.
+    let stack = Stack::builder().patients(60).chart_interval_s(1).start().await;
+    let (client, gw) = (stack.client.clone(), stack.gateway_url.clone());
     let started = Instant::now();
-    while !client
-        .post(format!("{gw}/admin/v1/login"))
-        .json(&serde_json::json!({"login": lab.logins.lab_admin, "password": "labedge-admin"}))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the gateway never got its lab's data:\n{}",
-            gateway.output()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     while diesel::sql_query("SELECT count(*)::text AS value FROM sync_checkpoints")
-        .get_result::<Text>(&mut edge_db.conn().await)
+        .get_result::<Text>(&mut stack.edge_conn().await)
         .await
         .unwrap()
         .value
@@ -543,10 +455,10 @@ async fn the_admin_console_works_in_headless_chromium() {
 
     // A nurse's tablet at work for a few seconds, so that the page has data to show: reads of one
     // patient (their access history) and collections (requests and backlog on the charts).
-    let admin = tablet::admin_session(&client, &gw, &lab.logins.lab_admin, "labedge-admin").await;
-    let nurse = lab.logins.nurse.clone().expect("the demo lab has a nurse");
+    let admin = stack.admin_session().await;
+    let nurse = stack.lab.logins.nurse.clone().expect("the demo lab has a nurse");
     let token = tablet::enroll_and_login(&client, &gw, &admin, &nurse).await;
-    let visits = tablet::visits(&edge_db).await;
+    let visits = tablet::visits_at(&stack.edge_url).await;
     let patient = <[tablet::Visit]>::first(&visits)
         .expect("the demo lab has visits")
         .patient;
@@ -571,8 +483,8 @@ async fn the_admin_console_works_in_headless_chromium() {
     let child = tokio::process::Command::new("node")
         .arg(&script)
         .arg(&gw)
-        .arg(&lab.logins.lab_admin)
-        .arg("labedge-admin")
+        .arg(&stack.lab.logins.lab_admin)
+        .arg(ADMIN_PASSWORD)
         .arg(&screenshot)
         .arg(patient.to_string())
         .env("LABEDGE_CHROMIUM", chromium_path())
@@ -592,7 +504,7 @@ async fn the_admin_console_works_in_headless_chromium() {
         output.status.success(),
         "the browser script failed ({}):\n{stdout}\n{stderr}\n--- gateway ---\n{}",
         output.status,
-        gateway.output()
+        stack.gateway.output()
     );
     let result: Value = stdout
         .lines()
@@ -615,7 +527,7 @@ async fn the_admin_console_works_in_headless_chromium() {
     let device: Uuid = result["device_id"].as_str().unwrap().parse().unwrap();
     let status = diesel::sql_query("SELECT status AS value FROM devices WHERE id = $1")
         .bind::<diesel::sql_types::Uuid, _>(device)
-        .get_result::<Text>(&mut edge_db.conn().await)
+        .get_result::<Text>(&mut stack.edge_conn().await)
         .await
         .unwrap();
     assert_eq!(status.value, "revoked");

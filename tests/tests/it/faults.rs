@@ -17,28 +17,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use labedge_api::demo::SeedArgs;
-use labedge_schema::db::Database;
 use labedge_tests::cluster::{PgCluster, PgDir, free_port};
-use labedge_tests::db::TestDb;
+use labedge_tests::db::count_at as count;
 use labedge_tests::fake_upstream::{Behaviour, FakeUpstream};
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::long_run;
-use labedge_tests::redis::TestRedis;
-use labedge_tests::spawn::{Spawned, output_text, run};
+use labedge_tests::stack::Stack;
 use labedge_tests::tablet::{self, Figures, Load, Op, Outcome, Sample, Visit};
 use uuid::Uuid;
-
-#[derive(diesel::QueryableByName)]
-struct N {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-async fn count(url: &str, sql: &str) -> i64 {
-    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
-    diesel::sql_query(sql).get_result::<N>(&mut conn).await.unwrap().n
-}
 
 #[derive(diesel::QueryableByName)]
 struct Sent {
@@ -57,25 +43,26 @@ fn fault_length() -> Duration {
     }
 }
 
-/// A lab's gateway (real binary) beside the real cloud API, with a logged-in nurse's tablet.
+/// A lab's gateway (real binary) beside the real cloud API, with a logged-in nurse's tablet: the
+/// stack's fields and methods are the lab's.
 struct Lab {
-    dir: tempfile::TempDir,
-    cloud_db: TestDb,
-    /// The gateway's database: a fresh one in the shared server, or one in a cluster of the test's
-    /// own (then held by the test).
-    _edge_db: Option<TestDb>,
-    edge_url: String,
-    _redis: TestRedis,
-    api: Spawned,
-    api_config: String,
-    api_url: String,
-    gateway: Spawned,
-    gateway_config: String,
-    gateway_env: Vec<(String, String)>,
-    gateway_url: String,
-    client: reqwest::Client,
+    stack: Stack,
     token: String,
     visits: Vec<Visit>,
+}
+
+impl std::ops::Deref for Lab {
+    type Target = Stack;
+
+    fn deref(&self) -> &Stack {
+        &self.stack
+    }
+}
+
+impl std::ops::DerefMut for Lab {
+    fn deref_mut(&mut self) -> &mut Stack {
+        &mut self.stack
+    }
 }
 
 impl Lab {
@@ -83,105 +70,25 @@ impl Lab {
     /// shared server when `None`) with extra environment `env`, waits for its bootstrap and logs a
     /// nurse in on an enrolled tablet.
     async fn start(edge_url: Option<String>, env: &[(&str, &str)]) -> Self {
-        labedge_schema::runtime::tls::install_crypto_provider();
-        let cloud_db = TestDb::migrated(Database::Cloud).await;
-        let summary = labedge_api::demo::seed_into(
-            &mut cloud_db.conn().await,
-            &SeedArgs {
-                patients: 150,
-                proximity_labs: 1,
-                ..SeedArgs::default()
-            },
-        )
-        .await
-        .unwrap();
-        let lab = summary.labs.iter().find(|l| l.kind == "proximity").unwrap().clone();
-        let (edge_db, edge_url) = match edge_url {
-            Some(url) => (None, url),
-            None => {
-                let db = TestDb::empty().await;
-                let url = db.url().to_owned();
-                (Some(db), url)
-            }
-        };
-        let redis = TestRedis::new();
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display();
-        let (api_port, gw_port) = (free_port(), free_port());
-        let api_toml = dir.path().join("api.toml");
-        std::fs::write(
-            &api_toml,
-            format!(
-                "profile = \"sandbox\"\n[http]\naddr = \"127.0.0.1:{api_port}\"\nshutdown_timeout_s = 1\n\
-                 tls = {{ cert = \"{d}/api.pem\", key = \"{d}/api.key\", client_ca = \"{d}/pki/ca.pem\", client_auth = \"optional\" }}\n\
-                 [database]\nurl = \"{}\"\n[pki]\ndir = \"{d}/pki\"\n[provisioning]\nupstreams = [{{ name = \"cloud\", url = \"https://localhost:{api_port}\" }}]\n",
-                cloud_db.url()
-            ),
-        )
-        .unwrap();
-        let api_config = api_toml.to_str().unwrap().to_owned();
-        let out = run("api", &["--config", &api_config, "init-pki"], &[]);
-        assert!(out.status.success(), "{}", output_text(&out));
-        let gw_dir = dir.path().join("gw");
-        let out = run(
-            "api",
-            &[
-                "--config",
-                &api_config,
-                "provision-gateway",
-                "--lab",
-                &lab.code,
-                "--out",
-                gw_dir.to_str().unwrap(),
-                "--listen",
-                &format!("127.0.0.1:{gw_port}"),
-                "--database-url",
-                &edge_url,
-                "--tablet-range",
-                "127.0.0.0/8",
-            ],
-            &[],
-        );
-        assert!(out.status.success(), "{}", output_text(&out));
-        let gateway_config = gw_dir.join("edge-gateway.toml").to_str().unwrap().to_owned();
-        let out = run("edge-gateway", &["--config", &gateway_config, "migrate"], &[]);
-        assert!(out.status.success(), "{}", output_text(&out));
-        let mut gateway_env = vec![
-            (
-                "LABEDGE_GATEWAY_REDIS__KEY_PREFIX".to_owned(),
-                redis.prefix().to_owned(),
-            ),
-            ("LABEDGE_GATEWAY_SYNC__INTERVAL_MS".to_owned(), "500".to_owned()),
-        ];
-        gateway_env.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let api = Spawned::start("api", &["--config", &api_config, "serve"], &[], dir.path());
-        let gateway = start_gateway(&gateway_config, &gateway_env, dir.path());
-        let client = TestPki::new(&dir.path().join("pki")).client_for(None);
-        let api_url = format!("https://localhost:{api_port}");
-        let gateway_url = format!("https://localhost:{gw_port}");
-        tablet::wait_healthy(&client, &api_url).await;
-        tablet::wait_healthy(&client, &gateway_url).await;
-        let admin = tablet::admin_session(&client, &gateway_url, &lab.logins.lab_admin, "labedge-admin").await;
-        let token = tablet::enroll_and_login(&client, &gateway_url, &admin, lab.logins.nurse.as_deref().unwrap()).await;
-        let visits = tablet::visits_at(&edge_url).await;
-        assert!(visits.len() >= 20, "the lab has visits to record");
-        Self {
-            dir,
-            cloud_db,
-            _edge_db: edge_db,
-            edge_url,
-            _redis: redis,
-            api,
-            api_config,
-            api_url,
-            gateway,
-            gateway_config,
-            gateway_env,
-            gateway_url,
-            client,
-            token,
-            visits,
+        let mut builder = Stack::builder();
+        if let Some(url) = &edge_url {
+            builder = builder.edge_database(url);
         }
+        for (key, value) in env {
+            builder = builder.gateway_env(key, value);
+        }
+        let stack = builder.start().await;
+        let admin = stack.admin_session().await;
+        let token = tablet::enroll_and_login(
+            &stack.client,
+            &stack.gateway_url,
+            &admin,
+            stack.lab.logins.nurse.as_deref().unwrap(),
+        )
+        .await;
+        let visits = tablet::visits_at(&stack.edge_url).await;
+        assert!(visits.len() >= 20, "the lab has visits to record");
+        Self { stack, token, visits }
     }
 
     /// A load of about 50 requests a second (5 tablets, one request each every 100 ms), every
@@ -205,9 +112,7 @@ impl Lab {
             self.gateway.wait_exit(Duration::from_secs(30)).await.is_some(),
             "the gateway stops on SIGTERM"
         );
-        let mut all = self.gateway_env.clone();
-        all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        self.gateway = start_gateway(config, &all, self.dir.path());
+        self.stack.gateway = self.stack.spawn_gateway(config, env);
         wait_ready(&self.client, &self.gateway_url).await;
     }
 
@@ -256,7 +161,7 @@ impl Lab {
             .join(",");
         let n = i64::try_from(acknowledged.len()).unwrap();
         let edge = &self.edge_url;
-        let cloud = self.cloud_db.url();
+        let cloud = &self.cloud_url;
         assert_eq!(
             count(
                 edge,
@@ -286,11 +191,6 @@ impl Lab {
             "each mutation applied once"
         );
     }
-}
-
-fn start_gateway(config: &str, env: &[(String, String)], dir: &std::path::Path) -> Spawned {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    Spawned::start("edge-gateway", &["--config", config, "serve"], &env, dir)
 }
 
 /// Waits until `url/readyz` answers 200 (at most 30 s).
@@ -343,7 +243,7 @@ async fn the_tablets_do_not_feel_the_cloud_down_slow_failing_throttling_or_half_
     lab.api.signal("KILL");
     assert!(lab.api.wait_exit(Duration::from_secs(10)).await.is_some());
     let (down, _) = through(&load, "cloud down", length).await;
-    lab.api = Spawned::start("api", &["--config", &lab.api_config, "serve"], &[], lab.dir.path());
+    lab.api = lab.spawn_api();
     tablet::wait_healthy(&lab.client, &lab.api_url).await;
     // Backoff (at most 30 s) and the circuit's rest bound the time to drain.
     let before_fake = load.acknowledged();
@@ -355,7 +255,7 @@ async fn the_tablets_do_not_feel_the_cloud_down_slow_failing_throttling_or_half_
         .join(",");
     assert_eq!(
         count(
-            lab.cloud_db.url(),
+            &lab.cloud_url,
             &format!("SELECT count(*) AS n FROM collections WHERE id IN ({ids})")
         )
         .await,
@@ -374,7 +274,7 @@ async fn the_tablets_do_not_feel_the_cloud_down_slow_failing_throttling_or_half_
     let config = std::fs::read_to_string(&lab.gateway_config)
         .unwrap()
         .replace(&lab.api_url, &fake.url());
-    let fake_config = lab.dir.path().join("gw/towards-fake.toml");
+    let fake_config = lab.gateway_config_path().with_file_name("towards-fake.toml");
     std::fs::write(&fake_config, config).unwrap();
     let timeout_ms = if long_run() { "10000" } else { "2000" };
     let slow = if long_run() {
@@ -462,7 +362,7 @@ async fn the_tablets_do_not_feel_the_cloud_down_slow_failing_throttling_or_half_
     }
     // The real cloud got what was sent before the switch (its ids are unique: no collection twice).
     let in_cloud: HashSet<Uuid> = diesel::sql_query("SELECT id FROM collections")
-        .load::<Id>(&mut AsyncPgConnection::establish(lab.cloud_db.url()).await.unwrap())
+        .load::<Id>(&mut AsyncPgConnection::establish(&lab.cloud_url).await.unwrap())
         .await
         .unwrap()
         .into_iter()
@@ -794,7 +694,7 @@ async fn sigterm_under_load_drains_first_and_loses_nothing() {
                 "cycle {cycle}: not ready before refusing"
             );
         }
-        lab.gateway = start_gateway(&lab.gateway_config, &lab.gateway_env, lab.dir.path());
+        lab.gateway = lab.spawn_gateway(&lab.gateway_config, &[]);
         wait_ready(&lab.client, &lab.gateway_url).await;
     }
     let elapsed = started.elapsed();
