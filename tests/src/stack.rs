@@ -60,7 +60,7 @@ impl Stack {
     /// Seeds the cloud with one proximity lab, provisions its gateway, starts both and waits until the
     /// gateway has bootstrapped its lab (its admin can sign in).
     pub async fn start(options: StackOptions) -> Self {
-        labedge_schema::runtime::tls::install_crypto_provider();
+        labedge_service::tls::install_crypto_provider();
         let cloud_db = TestDb::migrated(Database::Cloud).await;
         let summary = labedge_api::demo::seed_into(
             &mut AsyncPgConnection::establish(cloud_db.url())

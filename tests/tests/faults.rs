@@ -83,7 +83,7 @@ impl Lab {
     /// shared server when `None`) with extra environment `env`, waits for its bootstrap and logs a
     /// nurse in on an enrolled tablet.
     async fn start(edge_url: Option<String>, env: &[(&str, &str)]) -> Self {
-        labedge_schema::runtime::tls::install_crypto_provider();
+        labedge_service::tls::install_crypto_provider();
         let cloud_db = TestDb::migrated(Database::Cloud).await;
         let summary = labedge_api::demo::seed_into(
             &mut cloud_db.conn().await,
@@ -723,7 +723,7 @@ async fn sigterm_under_load_drains_first_and_loses_nothing() {
     // The watcher: a fresh connection for every poll, as a health-checking proxy does.
     let watcher = reqwest::Client::builder()
         .tls_backend_preconfigured(
-            labedge_schema::runtime::tls::client_config(&lab.dir.path().join("pki/ca.pem"), None).unwrap(),
+            labedge_service::tls::client_config(&lab.dir.path().join("pki/ca.pem"), None).unwrap(),
         )
         .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(5))

@@ -12,8 +12,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use labedge_edge_gateway::resolve::{ConflictView, DeadLetterView};
+use labedge_protocol::relay::{RelayedMutation, RelayedOp};
 use labedge_schema::edge::schema::{appointments, audit_log, collection_tubes, collections, idempotency_keys, outbox};
-use labedge_schema::relay::{RelayedMutation, RelayedOp};
 use labedge_schema::sync::AppointmentRow;
 use labedge_tests::app::{TestApp, TestResponse};
 use labedge_tests::edge_data::{self, collection, home_visit, lab_visit, patient, prescription};
@@ -760,10 +760,10 @@ async fn with_postgresql_unreachable_writes_get_503_with_retry_after() {
     // The same gateway with a pool that reaches no PostgreSQL. The token is still checked: by the
     // in-memory key ring, and for revocation by the shared checker (Redis first).
     let mut dead = gw.state.clone();
-    let mut db = labedge_schema::runtime::config::DatabaseConfig::new("postgres://postgres@127.0.0.1:1/none");
+    let mut db = labedge_service::config::DatabaseConfig::new("postgres://postgres@127.0.0.1:1/none");
     db.acquire_timeout_ms = 300;
     db.connect_timeout_ms = 300;
-    dead.pool = labedge_schema::db::build_pool(&db).unwrap();
+    dead.pool = labedge_schema::db::build_pool(&db.pool_settings()).unwrap();
     let app = TestApp::new(labedge_edge_gateway::startup::app(dead)).await;
 
     let body = collection(lab.patient, lab.prescription, &["EDTA"]);

@@ -1,12 +1,12 @@
 //! The gateway's report of itself to the cloud (`POST /v1/labs/{lab}/status`, see
-//! [`labedge_schema::status`]): its upstream mode, outbox backlog, age of the oldest unsent write and
+//! [`labedge_protocol::status`]): its upstream mode, outbox backlog, age of the oldest unsent write and
 //! feed lag, for the central IT team's view of every lab. Sent by the sync worker between its steps,
 //! at most once a minute; best effort (a report that fails waits for the next minute: the cloud shows
 //! a gateway it has not heard from for a while as degraded anyway).
 
 use std::time::{Duration, Instant};
 
-use labedge_schema::status::{GatewayReport, GatewayState, ReportReceipt};
+use labedge_protocol::status::{GatewayReport, GatewayState, ReportReceipt};
 use time::OffsetDateTime;
 
 use super::health::UpstreamMode;
