@@ -34,8 +34,9 @@ pub fn check_config<C: ServiceConfig>(config: &C, profile: Profile) -> ExitCode 
     ExitCode::SUCCESS
 }
 
-/// Starts the logs (tagged with the service and, for a gateway, its `lab`), then the async runtime (two workers: the commands are I/O-bound, and `serve`
-/// sizes its own HTTP workers). `None` (after saying why) when the runtime cannot start.
+/// Starts the logs (tagged with the service and, for a gateway, its `lab`), then the async runtime
+/// (two workers: the commands are I/O-bound, and `serve` sizes its own HTTP workers). `None` (after
+/// saying why) when the runtime cannot start.
 pub fn start<C: ServiceConfig>(lab: Option<String>, log: &LogConfig) -> Option<tokio::runtime::Runtime> {
     telemetry::init(
         ServiceFields {
