@@ -5,9 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use labedge_schema::db::{self, Database};
-use labedge_schema::runtime::config::render;
-use labedge_schema::runtime::telemetry::{self, ServiceFields};
-use labedge_schema::runtime::tls;
+use labedge_service::cli::{self, print_out};
 
 use crate::config::Config;
 use crate::startup::Application;
@@ -50,50 +48,19 @@ enum Command {
 
 /// Runs the command line; exit status 2 for a bad configuration, 1 for any other failure.
 pub fn main() -> ExitCode {
-    tls::install_crypto_provider();
     let cli = Cli::parse();
     let needs_files = matches!(cli.command, Command::Serve | Command::CheckConfig);
-    let config = match Config::load(cli.config.as_deref(), needs_files) {
+    let config: Config = match cli::load_config(cli.config.as_deref(), needs_files) {
         Ok(config) => config,
-        Err(e) => {
-            eprint!("api: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     if let Command::CheckConfig = cli.command {
-        print_out(&format!(
-            "{}# configuration is valid (profile {})\n",
-            render(&config),
-            config.profile.as_str()
-        ));
-        return ExitCode::SUCCESS;
+        return cli::check_config(&config, config.profile);
     }
-    telemetry::init(
-        ServiceFields {
-            service: "api",
-            lab: None,
-        },
-        &config.log,
-    );
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("api: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = cli::start::<Config>(None, &config.log) else {
+        return ExitCode::FAILURE;
     };
-    match runtime.block_on(run(cli.command, config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "api stopped on an error");
-            eprintln!("api: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::finish::<Config>(&runtime, run(cli.command, config))
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
@@ -140,10 +107,4 @@ fn list(items: &[String]) -> String {
     } else {
         format!(": {}", items.join(", "))
     }
-}
-
-/// Command output (the one place the CLI writes to standard output).
-#[allow(clippy::print_stdout)]
-fn print_out(text: &str) {
-    print!("{text}");
 }

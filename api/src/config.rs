@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use labedge_schema::runtime::config::{
-    self, ConfigError, ConfigIssue, DatabaseConfig, ListenConfig, LogConfig, Profile, Sources,
+use labedge_service::config::{
+    ConfigError, ConfigIssue, DatabaseConfig, ListenConfig, LogConfig, Profile, ServiceConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -214,31 +214,24 @@ impl Config {
     /// Loads and validates the configuration; with `check_files`, also checks that the files it names
     /// exist (`serve`, `check-config`), reporting every problem at once.
     pub fn load(file: Option<&Path>, check_files: bool) -> Result<Self, ConfigError> {
-        let config: Config = config::load(&Sources {
-            file,
-            default_file: Path::new(DEFAULT_CONFIG_FILE),
-            env_prefix: ENV_PREFIX,
-        })?;
-        let mut issues = config.validate().err().map(|e| e.issues).unwrap_or_default();
-        if check_files {
-            issues.extend(config.check_files().err().map(|e| e.issues).unwrap_or_default());
-        }
-        if issues.is_empty() {
-            Ok(config)
-        } else {
-            Err(issues.into())
-        }
+        Self::load_checked(file, check_files)
     }
+}
+
+impl ServiceConfig for Config {
+    const SERVICE: &'static str = "api";
+    const DEFAULT_FILE: &'static str = DEFAULT_CONFIG_FILE;
+    const ENV_PREFIX: &'static str = ENV_PREFIX;
 
     /// Checks that the files the listener needs exist (`serve`, `check-config`).
-    pub fn check_files(&self) -> Result<(), ConfigError> {
+    fn check_files(&self) -> Result<(), ConfigError> {
         let mut issues = Vec::new();
         self.http.check_files("http", &mut issues);
-        if issues.is_empty() { Ok(()) } else { Err(issues.into()) }
+        ConfigError::check(issues)
     }
 
     /// Cross-field rules; every problem is reported, each with its key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         let mut issues = Vec::new();
         self.http.validate("http", self.profile, &mut issues);
         self.database.validate("database", &mut issues);
@@ -262,7 +255,7 @@ impl Config {
                 ));
             }
         }
-        if issues.is_empty() { Ok(()) } else { Err(issues.into()) }
+        ConfigError::check(issues)
     }
 }
 

@@ -20,5 +20,5 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 
-/// The one error type of the handlers (shared with the gateway: see `labedge_schema::runtime::error`).
-pub use labedge_schema::runtime::error::ApiError;
+/// The one error type of the handlers (shared with the gateway: see `labedge_service::error`).
+pub use labedge_service::error::ApiError;

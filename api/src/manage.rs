@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labedge_schema::cloud::schema::{labs, staff};
-use labedge_schema::runtime::secrets::hash_secret;
+use labedge_service::secrets::hash_secret;
 use uuid::Uuid;
 
 use crate::config::Config;

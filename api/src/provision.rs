@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labedge_schema::cloud::schema::{gateways, labs};
-use labedge_schema::runtime::pki::{CertAuthority, IssuedCert, write_private};
+use labedge_service::pki::{CertAuthority, IssuedCert, write_private};
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -80,13 +80,13 @@ pub struct ProvisionArgs {
     pub monitoring_listen: Option<SocketAddr>,
     /// The profile written into the gateway's configuration (default: the API's own).
     #[arg(long)]
-    pub profile: Option<labedge_schema::runtime::config::Profile>,
+    pub profile: Option<labedge_service::config::Profile>,
 }
 
 /// Issues the lab's gateway credential (client certificate signed by the cloud CA, recorded in
 /// `gateways` with its certificate), its tablet-side server certificate, and writes the gateway's configuration file.
 pub async fn provision(config: &Config, args: &ProvisionArgs) -> anyhow::Result<String> {
-    if args.profile.unwrap_or(config.profile) == labedge_schema::runtime::config::Profile::Production {
+    if args.profile.unwrap_or(config.profile) == labedge_service::config::Profile::Production {
         if args.admin_listen.is_none() {
             bail!("--admin-listen: required for a production gateway (the console gets a listener of its own)");
         }
@@ -274,7 +274,7 @@ fn gateway_config(
 fn random_kek() -> String {
     use base64::Engine as _;
     let mut key = [0u8; 32];
-    labedge_schema::runtime::secrets::fill_random(&mut key);
+    labedge_service::secrets::fill_random(&mut key);
     base64::engine::general_purpose::STANDARD.encode(key)
 }
 

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, get, web};
 use diesel::sql_types::Bool;
 use diesel_async::RunQueryDsl;
-use labedge_schema::runtime::http::{ProblemError, metrics_response};
+use labedge_service::http::{ProblemError, metrics_response};
 use mobile_contracts::ops::{DatabaseRole, Health, Readiness, ReadinessCheck};
 use mobile_contracts::problem::ErrorCode;
 

@@ -9,26 +9,15 @@ use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpServer, web};
 use labedge_schema::db::{self, Database};
-use labedge_schema::runtime::http::{BodyLimit, not_found, path_config, request_telemetry};
-use labedge_schema::runtime::{metrics, server};
+use labedge_service::http::{BodyLimit, not_found, path_config, request_telemetry};
+use labedge_service::startup::ensure_migrated;
+use labedge_service::{metrics, server};
 
 use crate::config::Config;
 use crate::routes;
 use crate::state::AppState;
 
-/// Why the API did not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Migrations are pending: `serve` never runs on a schema older than its code.
-    #[error("{} migration(s) pending ({}): run `api migrate` first", .0.len(), .0.join(", "))]
-    PendingMigrations(Vec<String>),
-    /// The database could not be checked or the pool built.
-    #[error(transparent)]
-    Database(#[from] db::DbError),
-    /// The listener could not be bound.
-    #[error(transparent)]
-    Listen(#[from] server::ListenError),
-}
+pub use labedge_service::startup::StartError;
 
 /// A built, bound, not yet running API.
 pub struct Application {
@@ -48,10 +37,7 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Checks migrations, builds the state and binds the listener.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let pending = db::pending_migrations(config.database.url.expose(), Database::Cloud).await?;
-        if !pending.is_empty() {
-            return Err(StartError::PendingMigrations(pending));
-        }
+        ensure_migrated(config.database.url.expose(), Database::Cloud, "api").await?;
         let state = build_state(config)?;
         // Appointments entering the feed window as days pass: announced at start, then periodically.
         crate::feed::horizon::spawn(state.pool.clone(), state.config.feed.clone());
@@ -91,7 +77,7 @@ impl Application {
 
 /// Builds the state: pool (lazy: the database may come up later), metrics recorder.
 pub fn build_state(config: Config) -> Result<AppState, db::DbError> {
-    let pool = db::build_pool(&config.database)?;
+    let pool = db::build_pool(&config.database.pool_settings())?;
     let metrics = metrics::install();
     Ok(AppState {
         config: Arc::new(config),

@@ -16,7 +16,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, web};
 use ipnet::IpNet;
-use labedge_schema::runtime::http::ProblemError;
+use labedge_service::http::ProblemError;
 use mobile_contracts::problem::ErrorCode;
 
 use crate::config::AccessConfig;

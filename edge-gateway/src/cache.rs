@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use labedge_schema::runtime::config::RedisConfig;
+use labedge_service::config::RedisConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 /// A handle on Redis that may not be connected (yet).

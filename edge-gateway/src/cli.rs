@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use labedge_schema::db::{self, Database};
-use labedge_schema::runtime::config::render;
-use labedge_schema::runtime::telemetry::{self, ServiceFields};
-use labedge_schema::runtime::tls;
+use labedge_service::cli::{self, print_out};
 
 use crate::config::Config;
 use crate::startup::Application;
@@ -61,15 +59,11 @@ enum Command {
 
 /// Runs the command line; exit status 2 for a bad configuration, 1 for any other failure.
 pub fn main() -> ExitCode {
-    tls::install_crypto_provider();
     let cli = Cli::parse();
     let needs_files = matches!(cli.command, Command::Serve | Command::CheckConfig);
-    let config = match Config::load(cli.config.as_deref(), needs_files) {
+    let config: Config = match cli::load_config(cli.config.as_deref(), needs_files) {
         Ok(config) => config,
-        Err(e) => {
-            eprint!("edge-gateway: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     // The commands that open the signing keys (`serve` is checked with its files, above).
     if matches!(
@@ -77,46 +71,17 @@ pub fn main() -> ExitCode {
         Command::RotateSigningKey | Command::RetireSigningKey { .. } | Command::Sync { .. }
     ) && let Err(e) = crate::auth::keys::Kek::from_config(&config.auth)
     {
-        eprint!("edge-gateway: {e}");
-        return ExitCode::from(2);
+        return cli::config_error::<Config>(e);
     }
     if let Command::CheckConfig = cli.command {
-        print_out(&format!(
-            "{}# configuration is valid (profile {})\n",
-            render(&config),
-            config.profile.as_str()
-        ));
-        return ExitCode::SUCCESS;
+        return cli::check_config(&config, config.profile);
     }
-    telemetry::init(
-        ServiceFields {
-            service: "edge-gateway",
-            lab: Some(config.lab.clone()),
-        },
-        &config.log,
-    );
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("edge-gateway: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = cli::start::<Config>(Some(config.lab.clone()), &config.log) else {
+        return ExitCode::FAILURE;
     };
-    let command = match cli.command {
-        Command::Audit { command } => return runtime.block_on(audit(command, config)),
-        command => command,
-    };
-    match runtime.block_on(run(command, config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "edge gateway stopped on an error");
-            eprintln!("edge-gateway: {e:#}");
-            ExitCode::FAILURE
-        }
+    match cli.command {
+        Command::Audit { command } => runtime.block_on(audit(command, config)),
+        command => cli::finish::<Config>(&runtime, run(command, config)),
     }
 }
 
@@ -259,10 +224,4 @@ impl crate::sync::BootstrapProgress for BarProgress {
             bar.set_position(*count);
         }
     }
-}
-
-/// Command output (the one place the CLI writes to standard output).
-#[allow(clippy::print_stdout)]
-fn print_out(text: &str) {
-    print!("{text}");
 }

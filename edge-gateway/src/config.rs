@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
-use labedge_schema::runtime::config::{
+use labedge_service::config::{
     self, ConfigError, ConfigIssue, DatabaseConfig, ListenConfig, LogConfig, Profile, RedisConfig, SecretString,
-    Sources,
+    ServiceConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -454,26 +454,18 @@ impl Config {
     /// exist and that the key-encryption key is set (`serve`, `check-config`), reporting every problem
     /// at once.
     pub fn load(file: Option<&Path>, check_files: bool) -> Result<Self, ConfigError> {
-        let config: Config = config::load(&Sources {
-            file,
-            default_file: Path::new(DEFAULT_CONFIG_FILE),
-            env_prefix: ENV_PREFIX,
-        })?;
-        let mut issues = config.validate().err().map(|e| e.issues).unwrap_or_default();
-        if check_files {
-            issues.extend(config.check_files().err().map(|e| e.issues).unwrap_or_default());
-            // Like the files, a secret that comes from the server's environment file.
-            issues.extend(crate::auth::keys::missing_kek(&config.auth));
-        }
-        if issues.is_empty() {
-            Ok(config)
-        } else {
-            Err(issues.into())
-        }
+        Self::load_checked(file, check_files)
     }
+}
 
-    /// Checks that the files the listener and the upstream client need exist (`serve`, `check-config`).
-    pub fn check_files(&self) -> Result<(), ConfigError> {
+impl ServiceConfig for Config {
+    const SERVICE: &'static str = "edge-gateway";
+    const DEFAULT_FILE: &'static str = DEFAULT_CONFIG_FILE;
+    const ENV_PREFIX: &'static str = ENV_PREFIX;
+
+    /// Checks that the files the listener and the upstream client need exist, and the key-encryption
+    /// key (`serve`, `check-config`).
+    fn check_files(&self) -> Result<(), ConfigError> {
         let mut issues = Vec::new();
         self.http.check_files("http", &mut issues);
         for (name, path) in [
@@ -483,11 +475,13 @@ impl Config {
         ] {
             config::check_file(&format!("upstream.{name}"), Some(path), &mut issues);
         }
-        if issues.is_empty() { Ok(()) } else { Err(issues.into()) }
+        // Like the files, a secret that comes from the server's environment file.
+        issues.extend(crate::auth::keys::missing_kek(&self.auth));
+        ConfigError::check(issues)
     }
 
     /// Cross-field rules; every problem is reported, each with its key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         let mut issues = Vec::new();
         let lab_ok = (2..=16).contains(&self.lab.len())
             && self
@@ -574,7 +568,7 @@ impl Config {
                 "must list at least one network (the tablets' VPN)",
             ));
         }
-        if issues.is_empty() { Ok(()) } else { Err(issues.into()) }
+        ConfigError::check(issues)
     }
 }
 

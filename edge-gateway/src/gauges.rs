@@ -82,7 +82,7 @@ pub fn certificate_files(config: &Config) -> Vec<(&'static str, PathBuf)> {
 
 /// The `notAfter` of the first certificate of a PEM file, in Unix seconds.
 pub fn not_after(path: &Path) -> Result<i64, String> {
-    let certs = labedge_schema::runtime::tls::load_certs(path).map_err(|e| e.to_string())?;
+    let certs = labedge_service::tls::load_certs(path).map_err(|e| e.to_string())?;
     let first = <[_]>::first(&certs).ok_or_else(|| "no certificate in the file".to_owned())?;
     let (_, cert) =
         x509_parser::parse_x509_certificate(first.as_ref()).map_err(|e| format!("unreadable certificate: {e}"))?;

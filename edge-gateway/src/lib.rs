@@ -29,5 +29,5 @@ pub mod state;
 pub mod sync;
 pub mod writes;
 
-/// The one error type of the handlers (shared with the API: see `labedge_schema::runtime::error`).
-pub use labedge_schema::runtime::error::ApiError;
+/// The one error type of the handlers (shared with the API: see `labedge_service::error`).
+pub use labedge_service::error::ApiError;

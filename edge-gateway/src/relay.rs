@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use labedge_protocol::relay::{AckOutcome, MutationAcks, MutationBatch, RelayedMutation};
 use labedge_schema::edge::schema::{conflicts, dead_letters, outbox};
-use labedge_schema::relay::{AckOutcome, MutationAcks, MutationBatch, RelayedMutation};
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -489,7 +489,7 @@ impl Backoff {
             .saturating_mul(1 << self.failures.min(6))
             .min(Duration::from_secs(30));
         let mut random = [0u8; 2];
-        labedge_schema::runtime::secrets::fill_random(&mut random);
+        labedge_service::secrets::fill_random(&mut random);
         let fraction = f64::from(u16::from_le_bytes(random)) / f64::from(u16::MAX);
         let jittered = Duration::from_secs_f64(ceiling.as_secs_f64() * (0.5 + fraction / 2.0));
         jittered.max(retry_after.unwrap_or_default())
@@ -514,7 +514,7 @@ pub struct GatewayStatus {
 }
 
 /// The gateway's status now.
-pub async fn gateway_status(state: &AppState) -> Result<GatewayStatus, labedge_schema::runtime::error::ApiError> {
+pub async fn gateway_status(state: &AppState) -> Result<GatewayStatus, labedge_service::error::ApiError> {
     let mut conn = state.pool.get().await?;
     let backlog = backlog(&mut conn).await?;
     Ok(GatewayStatus {

@@ -10,10 +10,10 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
+use labedge_protocol::relay::{RelayedMutation, RelayedOp};
 use labedge_schema::edge::schema::{conflicts, dead_letters, outbox};
-use labedge_schema::relay::{RelayedMutation, RelayedOp};
-use labedge_schema::runtime::error::ApiError;
-use labedge_schema::runtime::http::ProblemError;
+use labedge_service::error::ApiError;
+use labedge_service::http::ProblemError;
 use mobile_contracts::problem::ErrorCode;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;

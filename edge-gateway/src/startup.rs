@@ -11,14 +11,15 @@ use actix_web::http::ConnectionType;
 use actix_web::middleware::{Compress, Next, from_fn};
 use actix_web::{App, HttpServer, web};
 use labedge_schema::db::{self, Database};
-use labedge_schema::runtime::http::{BodyLimit, method_not_allowed_problem, not_found, path_config, request_telemetry};
-use labedge_schema::runtime::{metrics, server};
+use labedge_service::http::{BodyLimit, method_not_allowed_problem, not_found, path_config, request_telemetry};
+use labedge_service::startup::ensure_migrated;
+use labedge_service::{metrics, server};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::time::Duration;
 
-use labedge_schema::runtime::config::{ClientAuth, ListenConfig};
-use labedge_schema::runtime::pki::CertAuthority;
+use labedge_service::config::{ClientAuth, ListenConfig};
+use labedge_service::pki::CertAuthority;
 use tokio::sync::OnceCell;
 
 use crate::access::vpn_gate;
@@ -39,25 +40,7 @@ use crate::sync::health::UpstreamHealth;
 use std::sync::RwLock;
 use tokio::sync::Notify;
 
-/// Why the gateway did not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Migrations are pending: `serve` never runs on a schema older than its code.
-    #[error("{} migration(s) pending ({}): run `edge-gateway migrate` first", .0.len(), .0.join(", "))]
-    PendingMigrations(Vec<String>),
-    /// The database could not be checked or the pool built.
-    #[error(transparent)]
-    Database(#[from] db::DbError),
-    /// The listener could not be bound.
-    #[error(transparent)]
-    Listen(#[from] server::ListenError),
-    /// The lab's CA could not be loaded or created.
-    #[error("config key `pki.dir`: {0}")]
-    Pki(#[from] labedge_schema::runtime::pki::PkiError),
-    /// The key-encryption key of the signing keys is missing or malformed.
-    #[error(transparent)]
-    Config(#[from] labedge_schema::runtime::config::ConfigError),
-}
+pub use labedge_service::startup::StartError;
 
 /// A built, bound, not yet running gateway.
 pub struct Application {
@@ -79,10 +62,7 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Checks migrations, builds the state (Redis connects in the background) and binds the listener.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let pending = db::pending_migrations(config.database.url.expose(), Database::Edge).await?;
-        if !pending.is_empty() {
-            return Err(StartError::PendingMigrations(pending));
-        }
+        ensure_migrated(config.database.url.expose(), Database::Edge, "edge-gateway").await?;
         let state = build_state(config).await?;
         crate::audit::spawn_maintenance(&state);
         tokio::spawn(crate::housekeeping::run(state.pool.clone()));
@@ -263,7 +243,7 @@ fn tablet_listener(config: &Config) -> ListenConfig {
 /// start), the signing key ring (loaded now if the database answers, else in the background),
 /// revocation checks, metrics, the OpenAPI document.
 pub async fn build_state(config: Config) -> Result<AppState, StartError> {
-    let pool = db::build_pool(&config.database)?;
+    let pool = db::build_pool(&config.database.pool_settings())?;
     let redis = Redis::connect_in_background(&config.redis);
     let lab_ca = CertAuthority::load_or_create(&config.pki.dir, &format!("LabEdge {} tablets CA", config.lab))?;
     let keys = Arc::new(KeyRing::new(Kek::from_config(&config.auth)?));

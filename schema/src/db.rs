@@ -9,8 +9,6 @@ use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 
-use crate::runtime::config::DatabaseConfig;
-
 /// The pool every service uses.
 pub type PgPool = Pool<AsyncPgConnection>;
 /// A connection checked out of [`PgPool`].
@@ -52,9 +50,37 @@ pub enum DbError {
     Task(#[from] tokio::task::JoinError),
 }
 
+/// What the pool is built from: the `[database]` section of a service's configuration
+/// (`labedge_service::config::DatabaseConfig::pool_settings`), without the configuration machinery.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// `postgres://user:password@host:port/dbname`: a secret (never in `Debug`).
+    pub url: String,
+    /// Pool size.
+    pub max_connections: usize,
+    /// Connecting to PostgreSQL gives up after this long.
+    pub connect_timeout_ms: u64,
+    /// Waiting for a free pooled connection gives up after this long (the request gets a 503).
+    pub acquire_timeout_ms: u64,
+    /// PostgreSQL cancels any statement running longer than this.
+    pub statement_timeout_ms: u64,
+}
+
+/// The URL carries the database password: it is left out.
+impl std::fmt::Debug for PoolSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolSettings")
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Builds the pool. Connections are opened lazily, so this succeeds while PostgreSQL is down; a
 /// request then waits at most `acquire_timeout_ms` for a connection and the service answers 503.
-pub fn build_pool(config: &DatabaseConfig) -> Result<PgPool, DbError> {
+pub fn build_pool(config: &PoolSettings) -> Result<PgPool, DbError> {
     let statement_timeout_ms = config.statement_timeout_ms;
     let mut manager_config = diesel_async::pooled_connection::ManagerConfig::<AsyncPgConnection>::default();
     // No `SELECT 1` at every checkout: it would cost a round trip on every read. A connection that
@@ -72,8 +98,7 @@ pub fn build_pool(config: &DatabaseConfig) -> Result<PgPool, DbError> {
             Ok(conn)
         })
     });
-    let manager =
-        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(config.url.expose(), manager_config);
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(&config.url, manager_config);
     Pool::builder(manager)
         .max_size(config.max_connections)
         .runtime(deadpool::Runtime::Tokio1)

@@ -83,7 +83,7 @@ impl TestApp {
             use actix_web::HttpMessage;
             request
                 .extensions_mut()
-                .insert(labedge_schema::runtime::tls::PeerCertificate(der.clone().into()));
+                .insert(labedge_service::tls::PeerCertificate(der.clone().into()));
         }
         let response = match self.service.call(request).await {
             Ok(response) => response,

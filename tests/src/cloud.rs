@@ -9,7 +9,7 @@ use diesel_async::SimpleAsyncConnection;
 use labedge_api::demo::{SeedArgs, SeedSummary};
 use labedge_edge_gateway::config::{Endpoint, UpstreamConfig};
 use labedge_schema::db::Database;
-use labedge_schema::runtime::pki::write_private;
+use labedge_service::pki::write_private;
 
 use crate::db::TestDb;
 use crate::fixtures::{TestPki, api_config, tls_listener};
@@ -62,7 +62,7 @@ impl Credential {
 impl TestCloud {
     /// A cloud on a migrated, empty database.
     pub async fn start() -> Self {
-        labedge_schema::runtime::tls::install_crypto_provider();
+        labedge_service::tls::install_crypto_provider();
         let db = TestDb::migrated(Database::Cloud).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let pki = TestPki::new(&dir.path().join("pki"));
@@ -131,7 +131,7 @@ impl TestCloud {
             ))
             .await
             .expect("record the credential");
-        let der = labedge_schema::runtime::tls::parse_certs(&issued.cert_pem)
+        let der = labedge_service::tls::parse_certs(&issued.cert_pem)
             .expect("pem")
             .remove(0)
             .to_vec();

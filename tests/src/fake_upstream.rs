@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use labedge_schema::relay::{AckOutcome, MutationAck, MutationAcks, MutationBatch};
+use labedge_protocol::relay::{AckOutcome, MutationAck, MutationAcks, MutationBatch};
 use mobile_contracts::ops::{DatabaseRole, Readiness};
 use uuid::Uuid;
 
@@ -56,7 +56,7 @@ pub struct FakeUpstream {
 impl FakeUpstream {
     /// Starts a fake with a server certificate from `pki`.
     pub async fn start(pki: &TestPki, name: &str) -> Self {
-        labedge_schema::runtime::tls::install_crypto_provider();
+        labedge_service::tls::install_crypto_provider();
         let (cert, key) = pki.server(name);
         let state = Arc::new(Mutex::new(FakeState {
             behaviour: Behaviour::Accept,
@@ -66,11 +66,11 @@ impl FakeUpstream {
             batches: Vec::new(),
         }));
         let shared = Arc::clone(&state);
-        let tls = labedge_schema::runtime::tls::server_config(&labedge_schema::runtime::config::ServerTlsConfig {
+        let tls = labedge_service::tls::server_config(&labedge_service::config::ServerTlsConfig {
             cert,
             key,
             client_ca: Some(pki.ca_path()),
-            client_auth: labedge_schema::runtime::config::ClientAuth::Optional,
+            client_auth: labedge_service::config::ClientAuth::Optional,
         })
         .expect("fake TLS");
         let server = HttpServer::new(move || {

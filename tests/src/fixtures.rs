@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use labedge_schema::runtime::config::{
+use labedge_service::config::{
     ClientAuth, DatabaseConfig, ListenConfig, LogConfig, LogFormat, Profile, RedisConfig, SecretString, ServerTlsConfig,
 };
-use labedge_schema::runtime::pki::{CertAuthority, write_private};
+use labedge_service::pki::{CertAuthority, write_private};
 
 /// A CA in a folder, with helpers to write certificates next to it.
 #[derive(Debug)]
@@ -50,7 +50,7 @@ impl TestPki {
         self.write(name, &cert)
     }
 
-    fn write(&self, name: &str, cert: &labedge_schema::runtime::pki::IssuedCert) -> (PathBuf, PathBuf) {
+    fn write(&self, name: &str, cert: &labedge_service::pki::IssuedCert) -> (PathBuf, PathBuf) {
         let cert_path = self.dir.join(format!("{name}.pem"));
         let key_path = self.dir.join(format!("{name}.key"));
         std::fs::write(&cert_path, &cert.cert_pem).expect("write cert");
@@ -60,8 +60,8 @@ impl TestPki {
 
     /// A reqwest client trusting this CA, presenting `identity` when given.
     pub fn client_for(&self, identity: Option<(&Path, &Path)>) -> reqwest::Client {
-        labedge_schema::runtime::tls::install_crypto_provider();
-        let tls = labedge_schema::runtime::tls::client_config(&self.ca_path(), identity).expect("client TLS");
+        labedge_service::tls::install_crypto_provider();
+        let tls = labedge_service::tls::client_config(&self.ca_path(), identity).expect("client TLS");
         reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .build()

@@ -7,7 +7,7 @@ use diesel_async::SimpleAsyncConnection;
 use labedge_edge_gateway::config::Config;
 use labedge_edge_gateway::state::AppState;
 use labedge_schema::db::Database;
-use labedge_schema::runtime::secrets::hash_secret;
+use labedge_service::secrets::hash_secret;
 use mobile_contracts::{EnrollRequest, EnrollResponse, LoginRequest, Secret, TokenResponse};
 use uuid::Uuid;
 

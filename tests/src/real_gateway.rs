@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use labedge_edge_gateway::config::Config;
-use labedge_schema::runtime::config::{ListenConfig, LogFormat};
+use labedge_service::config::{ListenConfig, LogFormat};
 
 use crate::gateway::TestGateway;
 use crate::spawn::Spawned;
@@ -43,7 +43,7 @@ impl RealGateway {
     /// As [`RealGateway::start`], with the whole configuration of the binary adjusted by `adjust`
     /// (after the plain-HTTP listener is set).
     pub async fn start_with(code: &str, workers: usize, adjust: impl FnOnce(&mut Config)) -> Self {
-        labedge_schema::runtime::tls::install_crypto_provider();
+        labedge_service::tls::install_crypto_provider();
         let gw = TestGateway::start_with(code, |config| {
             config.access.tablet_ranges.push("127.0.0.0/8".parse().expect("net"));
         })

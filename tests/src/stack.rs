@@ -173,7 +173,7 @@ impl StackBuilder {
     /// Seeds the cloud with one proximity lab, provisions its gateway, starts the APIs and the
     /// gateway and waits until the gateway has bootstrapped its lab (its admin can sign in).
     pub async fn start(self) -> Stack {
-        labedge_schema::runtime::tls::install_crypto_provider();
+        labedge_service::tls::install_crypto_provider();
         let (cloud_db, cloud_url) = match self.cloud_database.clone() {
             Some(url) => (None, url),
             None => {

@@ -4,8 +4,8 @@
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use labedge_protocol::status::GatewayReport;
 use labedge_schema::cloud::schema::gateways;
-use labedge_schema::status::GatewayReport;
 use time::OffsetDateTime;
 use uuid::Uuid;
 

@@ -23,7 +23,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labedge_schema::cloud::schema::{
     appointments, change_log, exam_catalog, labs, patients, prescribed_exams, prescriptions, staff, tube_types,
 };
-use labedge_schema::runtime::secrets::hash_secret;
+use labedge_service::secrets::hash_secret;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 

@@ -6,7 +6,7 @@ use actix_web::HttpRequest;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::cloud::schema::{gateways, labs};
-use labedge_schema::runtime::tls::{peer_certificate, sha256_hex};
+use labedge_service::tls::{peer_certificate, sha256_hex};
 use mobile_contracts::problem::ErrorCode;
 use time::OffsetDateTime;
 use uuid::Uuid;

@@ -4,8 +4,8 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use labedge_schema::runtime::http::parse_query;
 use labedge_schema::sync::{Entity, FeedHead};
+use labedge_service::http::parse_query;
 use mobile_contracts::problem::{ErrorCode, FieldError, Problem};
 use serde::{Deserialize, Serialize};
 use validator::Validate;

@@ -1,5 +1,5 @@
 //! Audit checkpoints uploaded by the gateways: each one is the head of a gateway's audit chain,
-//! signed with its credential key (see [`labedge_schema::relay::checkpoint`] for the bytes signed).
+//! signed with its credential key (see [`labedge_protocol::relay::checkpoint`] for the bytes signed).
 //!
 //! A checkpoint is applied when:
 //! 1. it names a credential of its lab (`signer_cert_sha256`) that is not revoked and whose
@@ -18,10 +18,10 @@
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use labedge_protocol::relay::checkpoint::{SignedHead, parse_hash, signed_bytes};
+use labedge_protocol::relay::{AckOutcome, MutationAck, RelayedMutation, RelayedOp};
 use labedge_schema::cloud::schema::{audit_checkpoints, gateways};
-use labedge_schema::relay::checkpoint::{SignedHead, parse_hash, signed_bytes};
-use labedge_schema::relay::{AckOutcome, MutationAck, RelayedMutation, RelayedOp};
-use labedge_schema::runtime::tls::parse_certs;
+use labedge_service::tls::parse_certs;
 use ring::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -345,7 +345,7 @@ fn refused(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use labedge_schema::runtime::pki::CertAuthority;
+    use labedge_service::pki::CertAuthority;
     use ring::rand::SystemRandom;
     use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
     use rustls_pki_types::pem::PemObject;

@@ -28,10 +28,10 @@ use std::collections::{HashMap, HashSet};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use labedge_protocol::relay::{AckOutcome, MutationAck, RelayedMutation, RelayedOp};
 use labedge_schema::cloud::schema::{
     applied_mutations, appointments, audit_log, collection_tubes, collections, devices, prescriptions, staff,
 };
-use labedge_schema::relay::{AckOutcome, MutationAck, RelayedMutation, RelayedOp};
 use mobile_contracts::{AppointmentStatus, NewCollection};
 use time::OffsetDateTime;
 use uuid::Uuid;

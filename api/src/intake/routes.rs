@@ -1,8 +1,8 @@
 //! `POST /v1/labs/{lab}/mutations`.
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use labedge_schema::relay::{MutationAcks, MutationBatch};
-use labedge_schema::runtime::http::{ProblemError, check_json_headers, parse_json, read_body};
+use labedge_protocol::relay::{MutationAcks, MutationBatch};
+use labedge_service::http::{ProblemError, check_json_headers, parse_json, read_body};
 use mobile_contracts::problem::{ErrorCode, FieldError};
 
 use super::{MAX_BATCH, apply_batch};

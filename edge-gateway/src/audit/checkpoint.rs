@@ -5,7 +5,7 @@
 //! gateway signs its head — position, hash, records chained so far, and the
 //! checkpoint it continues — with its credential key (`upstream.key`, ECDSA P-256, the key of the
 //! client certificate the cloud knows it by), and queues it in the outbox, lane 1, behind the
-//! clinical writes. The bytes signed are [`labedge_schema::relay::checkpoint::signed_bytes`]. The
+//! clinical writes. The bytes signed are [`labedge_protocol::relay::checkpoint::signed_bytes`]. The
 //! checkpoint is kept in `audit_checkpoints` with its outbox entry, in the same transaction.
 //!
 //! The checkpoint a new one continues is the latest one not rejected by the cloud. A checkpoint is
@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use labedge_protocol::relay::checkpoint::{CheckpointRef, SignedHead, signed_bytes};
+use labedge_protocol::relay::{RelayedMutation, RelayedOp};
 use labedge_schema::edge::schema::{audit_checkpoints, outbox};
-use labedge_schema::relay::checkpoint::{CheckpointRef, SignedHead, signed_bytes};
-use labedge_schema::relay::{RelayedMutation, RelayedOp};
-use labedge_schema::runtime::tls::{load_certs, load_private_key, sha256_hex};
+use labedge_service::tls::{load_certs, load_private_key, sha256_hex};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use rustls_pki_types::PrivateKeyDer;

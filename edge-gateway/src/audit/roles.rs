@@ -13,7 +13,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{Bool, Integer};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labedge_schema::db::{self, Database};
-use labedge_schema::runtime::config::Profile;
+use labedge_service::config::Profile;
 
 use crate::config::Config;
 

@@ -25,8 +25,8 @@ use futures_util::StreamExt as _;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use labedge_schema::db::PgPool;
 use labedge_schema::edge::schema::signing_keys;
-use labedge_schema::runtime::config::{ConfigError, ConfigIssue};
-use labedge_schema::runtime::secrets::fill_random;
+use labedge_service::config::{ConfigError, ConfigIssue};
+use labedge_service::secrets::fill_random;
 use ring::aead;
 use time::OffsetDateTime;
 

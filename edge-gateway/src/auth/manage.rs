@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use labedge_schema::edge::schema::{auth_sessions, devices, staff, staff_revocations};
-use labedge_schema::runtime::error::ApiError;
+use labedge_service::error::ApiError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;

@@ -7,10 +7,10 @@ use actix_web::HttpRequest;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::{auth_sessions, devices, refresh_tokens, staff, staff_revocations};
-use labedge_schema::runtime::error::ApiError;
-use labedge_schema::runtime::http::ProblemError;
-use labedge_schema::runtime::secrets::{random_token, verify_secret};
-use labedge_schema::runtime::tls::sha256_hex;
+use labedge_service::error::ApiError;
+use labedge_service::http::ProblemError;
+use labedge_service::secrets::{random_token, verify_secret};
+use labedge_service::tls::sha256_hex;
 use mobile_contracts::problem::ErrorCode;
 use mobile_contracts::{DeviceRef, LabRef, LoginRequest, Me, RefreshRequest, Role, Secret, TokenResponse, TokenType};
 use sha2::{Digest, Sha256};
@@ -71,7 +71,7 @@ pub async fn verify_blocking(secret: String, hash: Option<String>) -> bool {
 
 fn dummy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| labedge_schema::runtime::secrets::hash_secret(&random_token(16)).unwrap_or_default())
+    HASH.get_or_init(|| labedge_service::secrets::hash_secret(&random_token(16)).unwrap_or_default())
 }
 
 #[derive(Queryable)]

@@ -17,7 +17,7 @@ use crate::sync::health::UpstreamMode;
 /// How far back the history goes.
 pub const RETENTION: Duration = Duration::from_secs(6 * 3600);
 
-/// The request histogram's counter in the Prometheus text (see `runtime::http::request_telemetry`).
+/// The request histogram's counter in the Prometheus text (see `labedge_service::http::request_telemetry`).
 const REQUEST_COUNT: &str = "labedge_http_request_duration_seconds_count";
 
 /// One point of the charts.

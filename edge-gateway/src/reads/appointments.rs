@@ -4,8 +4,8 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::appointments;
-use labedge_schema::runtime::error::ApiError;
 use labedge_schema::sync::AppointmentRow;
+use labedge_service::error::ApiError;
 use mobile_contracts::AppointmentList;
 use time::Date;
 

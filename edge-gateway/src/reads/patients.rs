@@ -10,8 +10,8 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::{appointments, patients, prescriptions};
-use labedge_schema::runtime::error::ApiError;
 use labedge_schema::sync::PatientRow;
+use labedge_service::error::ApiError;
 use mobile_contracts::patients::MIN_NAME_LETTERS;
 use mobile_contracts::problem::{ErrorCode, FieldError, Problem};
 use mobile_contracts::{

@@ -1,7 +1,7 @@
 //! `GET /v1/prescriptions/{id}`: a prescription with its exams and its tube plan (exams grouped by
 //! tube type, in order of draw: `mobile_contracts::tube_plan` over the catalog and tube types).
 
-use labedge_schema::runtime::error::ApiError;
+use labedge_service::error::ApiError;
 use mobile_contracts::Prescription;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

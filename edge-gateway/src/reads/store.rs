@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::{appointments, exam_catalog, patients, prescribed_exams, prescriptions, tube_types};
-use labedge_schema::runtime::error::ApiError;
 use labedge_schema::sync::{AppointmentRow, PatientRow, PrescriptionRow};
+use labedge_service::error::ApiError;
 use mobile_contracts::{
     Address, Appointment, BirthDate, Contact, ExamWithTube, Nir, NirView, Patient, PatientIdentity, PatientSummary,
     PersonName, PhoneNumber, PrescribedExam, Prescriber, Prescription, Role, tube_plan,

@@ -1,8 +1,8 @@
 //! Tablet routes of enrollment and staff sessions.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use labedge_schema::runtime::error::ApiError;
-use labedge_schema::runtime::http::{OptionalJson, ValidatedJson};
+use labedge_service::error::ApiError;
+use labedge_service::http::{OptionalJson, ValidatedJson};
 use mobile_contracts::routes;
 use mobile_contracts::{EnrollRequest, LoginRequest, LogoutRequest, RefreshRequest};
 

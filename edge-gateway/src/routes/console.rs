@@ -7,8 +7,8 @@
 
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
-use labedge_schema::runtime::error::ApiError;
-use labedge_schema::runtime::http::{RequestId, ValidatedQuery};
+use labedge_service::error::ApiError;
+use labedge_service::http::{RequestId, ValidatedQuery};
 use serde::Deserialize;
 use uuid::Uuid;
 use validator::Validate;

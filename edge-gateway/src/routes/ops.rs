@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
-use labedge_schema::runtime::http::metrics_response;
+use labedge_service::http::metrics_response;
 use mobile_contracts::ops::{Health, Readiness, ReadinessCheck};
 use mobile_contracts::routes;
 

@@ -10,8 +10,8 @@ use std::hash::{DefaultHasher, Hasher};
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
-use labedge_schema::runtime::error::ApiError;
-use labedge_schema::runtime::http::{RequestId, ValidatedQuery};
+use labedge_service::error::ApiError;
+use labedge_service::http::{RequestId, ValidatedQuery};
 use mobile_contracts::routes;
 use mobile_contracts::{DateQuery, PatientSearchQuery, SyncPullQuery};
 use serde::Serialize;

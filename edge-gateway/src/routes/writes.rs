@@ -2,8 +2,8 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use labedge_schema::runtime::error::ApiError;
-use labedge_schema::runtime::http::{ProblemError, RequestId, ValidatedJson};
+use labedge_service::error::ApiError;
+use labedge_service::http::{ProblemError, RequestId, ValidatedJson};
 use mobile_contracts::headers::{IF_MATCH, parse_if_match};
 use mobile_contracts::problem::ErrorCode;
 use mobile_contracts::routes;
@@ -22,7 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource(routes::APPOINTMENT).route(web::patch().to(appointment)))
         .service(
             web::resource(routes::SYNC_PUSH)
-                .app_data(labedge_schema::runtime::http::BodyLimit(PUSH_BODY_LIMIT))
+                .app_data(labedge_service::http::BodyLimit(PUSH_BODY_LIMIT))
                 .route(web::post().to(sync_push)),
         );
 }

@@ -1,5 +1,5 @@
 //! The gateway's report of itself to the cloud (`POST /v1/labs/{lab}/status`, see
-//! [`labedge_schema::status`]): its upstream mode, outbox backlog, age of the oldest unsent write and
+//! [`labedge_protocol::status`]): its upstream mode, outbox backlog, age of the oldest unsent write and
 //! feed lag, for the central IT team's view of every lab. Sent by the sync worker between its steps,
 //! at most once a minute; best effort: a report that fails is tried again after a few seconds rather
 //! than a minute (a cloud busy at the gateway's start would otherwise leave the central view without
@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use labedge_schema::status::{GatewayReport, GatewayState, ReportReceipt};
+use labedge_protocol::status::{GatewayReport, GatewayState, ReportReceipt};
 use time::OffsetDateTime;
 
 use super::health::UpstreamMode;

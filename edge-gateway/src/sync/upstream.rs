@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use labedge_schema::runtime::tls::{self, TlsError};
+use labedge_service::tls::{self, TlsError};
 use mobile_contracts::ops::{DatabaseRole, Readiness};
 use mobile_contracts::problem::Problem;
 use serde::Serialize;

@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::idempotency_keys;
-use labedge_schema::runtime::http::ProblemError;
+use labedge_service::http::ProblemError;
 use mobile_contracts::headers::{IDEMPOTENCY_KEY, is_valid_idempotency_key};
 use mobile_contracts::problem::ErrorCode;
 use sha2::{Digest, Sha256};

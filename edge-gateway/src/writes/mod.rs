@@ -19,13 +19,13 @@ pub mod push;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use labedge_protocol::relay::{RelayedMutation, RelayedOp};
 use labedge_schema::edge::schema::{
     appointments, collection_tubes, collections, outbox, patients, prescriptions, tube_types,
 };
-use labedge_schema::relay::{RelayedMutation, RelayedOp};
-use labedge_schema::runtime::error::ApiError;
-use labedge_schema::runtime::http::ProblemError;
 use labedge_schema::sync::AppointmentRow;
+use labedge_service::error::ApiError;
+use labedge_service::http::ProblemError;
 use mobile_contracts::problem::{ErrorCode, FieldError};
 use mobile_contracts::{AppointmentPatch, AppointmentStatus, CollectionReceipt, NewCollection, RelayState, Role};
 use time::{Date, Duration, OffsetDateTime};

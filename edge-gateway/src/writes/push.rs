@@ -1,7 +1,7 @@
 //! `POST /v1/sync/push`: a batch of writes queued by an offline tablet, each applied as if it had
 //! come alone (its mutation id is its idempotency key), with a verdict per item.
 
-use labedge_schema::runtime::error::ApiError;
+use labedge_service::error::ApiError;
 use mobile_contracts::problem::ErrorCode;
 use mobile_contracts::{MutationOp, MutationOutcome, MutationResult, SyncPushRequest, SyncPushResponse};
 

@@ -21,8 +21,8 @@ use labedge_edge_gateway::audit::{
 use labedge_edge_gateway::relay::{Pass, Relay};
 use labedge_edge_gateway::sync;
 use labedge_edge_gateway::sync::upstream::Upstreams;
-use labedge_schema::relay::checkpoint::{SignedHead, signed_bytes};
-use labedge_schema::relay::{AckOutcome, MutationAck, MutationAcks, MutationBatch, RelayedMutation};
+use labedge_protocol::relay::checkpoint::{SignedHead, signed_bytes};
+use labedge_protocol::relay::{AckOutcome, MutationAck, MutationAcks, MutationBatch, RelayedMutation};
 use labedge_tests::cloud::{Credential, TestCloud};
 use labedge_tests::db::count;
 use labedge_tests::fixtures::TestPki;
@@ -710,7 +710,7 @@ async fn send(lab: &Lab, mutation: RelayedMutation) -> MutationAck {
     acks.results.into_iter().next().unwrap()
 }
 
-fn mutation(op: labedge_schema::relay::RelayedOp) -> RelayedMutation {
+fn mutation(op: labedge_protocol::relay::RelayedOp) -> RelayedMutation {
     RelayedMutation {
         mutation_id: Uuid::now_v7(),
         recorded_at: time::OffsetDateTime::now_utc(),
@@ -775,7 +775,7 @@ async fn a_forged_signature_and_a_fork_are_rejected_as_security_events() {
 
     // The gateway's signature over other figures than those sent.
     let mut altered = gateway.checkpoint_op(&head).unwrap();
-    if let labedge_schema::relay::RelayedOp::AuditCheckpoint { record_count, .. } = &mut altered {
+    if let labedge_protocol::relay::RelayedOp::AuditCheckpoint { record_count, .. } = &mut altered {
         *record_count += 1;
     }
     let ack = send(&lab, mutation(altered)).await;

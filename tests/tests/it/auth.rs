@@ -9,7 +9,7 @@ use actix_web::http::Method;
 use actix_web::test::TestRequest;
 use base64::Engine as _;
 use diesel_async::SimpleAsyncConnection;
-use labedge_schema::runtime::config::SecretString;
+use labedge_service::config::SecretString;
 use labedge_tests::app::TestApp;
 use labedge_tests::gateway::{ADMIN, ADMIN_PASSWORD, HOME_SAMPLER, NURSE, TestGateway};
 use mobile_contracts::problem::ErrorCode;
@@ -195,7 +195,7 @@ async fn repeated_failures_lock_a_login_out_on_a_device() {
         .await
         .unwrap();
     gw.login(&device, NURSE.0, NURSE.1).await;
-    let metrics = labedge_schema::runtime::metrics::install().render();
+    let metrics = labedge_service::metrics::install().render();
     assert!(metrics.contains("action=\"lockout\""), "the lockout is counted");
 }
 
@@ -349,10 +349,10 @@ async fn revocation_falls_back_to_postgresql_and_fails_closed_without_both() {
     // Neither Redis nor PostgreSQL: nobody gets in.
     let (_, other) = gw.nurse_tablet().await;
     let mut dead = gw.state.clone();
-    let mut db = labedge_schema::runtime::config::DatabaseConfig::new("postgres://postgres@127.0.0.1:1/none");
+    let mut db = labedge_service::config::DatabaseConfig::new("postgres://postgres@127.0.0.1:1/none");
     db.acquire_timeout_ms = 300;
     db.connect_timeout_ms = 300;
-    dead.pool = labedge_schema::db::build_pool(&db).unwrap();
+    dead.pool = labedge_schema::db::build_pool(&db.pool_settings()).unwrap();
     dead.revocations = Arc::new(labedge_edge_gateway::auth::revocation::Revocations::new(
         dead.redis.clone(),
         dead.pool.clone(),
@@ -479,7 +479,7 @@ async fn every_token_attack_of_the_list_gets_401_invalid_token() {
         missing.header("www-authenticate").as_deref(),
         Some("Bearer realm=\"labedge\"")
     );
-    let metrics = labedge_schema::runtime::metrics::install().render();
+    let metrics = labedge_service::metrics::install().render();
     for reason in [
         "algorithm",
         "unknown_kid",
@@ -561,10 +561,7 @@ async fn certificate_bound_tokens_are_refused_without_their_certificate() {
         .clone()
         .expect("a client certificate");
     assert!(device.enrolled.ca_certificate_pem.is_some());
-    let der = labedge_schema::runtime::tls::parse_certs(&cert_pem)
-        .unwrap()
-        .remove(0)
-        .to_vec();
+    let der = labedge_service::tls::parse_certs(&cert_pem).unwrap().remove(0).to_vec();
 
     // The device was enrolled with a certificate: its secret alone does not log it in.
     gw.try_login(&device, NURSE.0, NURSE.1).await.expect(401);
@@ -645,7 +642,7 @@ async fn peers_outside_the_allowed_networks_are_refused() {
         )
         .await
         .expect(200);
-    let metrics = labedge_schema::runtime::metrics::install().render();
+    let metrics = labedge_service::metrics::install().render();
     assert!(metrics.contains("action=\"peer_refused\""));
 }
 
@@ -742,7 +739,7 @@ async fn security_events_are_logged_counted_and_listed_without_logins_or_secrets
     let gw = TestGateway::start().await;
     let device = gw.enroll(None).await;
     gw.try_login(&device, NURSE.0, "0000").await.expect(401);
-    let metrics = labedge_schema::runtime::metrics::install().render();
+    let metrics = labedge_service::metrics::install().render();
     assert!(metrics.lines().any(|l| l.starts_with("labedge_security_events_total")
         && l.contains("action=\"login\"")
         && l.contains("outcome=\"failure\"")

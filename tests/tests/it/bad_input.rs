@@ -616,7 +616,7 @@ async fn slow_clients_are_cut_off() {
         body_answer.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 400")),
         "{body_answer:?}"
     );
-    let grace = labedge_schema::runtime::http::BODY_GRACE;
+    let grace = labedge_service::http::BODY_GRACE;
     assert!(
         body_after < grace + Duration::from_secs(3),
         "cut off at the body deadline"

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use labedge_schema::runtime::config::Profile;
+use labedge_service::config::Profile;
 
 fn deploy(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(path)

@@ -623,7 +623,7 @@ async fn sigterm_under_load_drains_first_and_loses_nothing() {
     // The watcher: a fresh connection for every poll, as a health-checking proxy does.
     let watcher = reqwest::Client::builder()
         .tls_backend_preconfigured(
-            labedge_schema::runtime::tls::client_config(&lab.dir.path().join("pki/ca.pem"), None).unwrap(),
+            labedge_service::tls::client_config(&lab.dir.path().join("pki/ca.pem"), None).unwrap(),
         )
         .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(5))

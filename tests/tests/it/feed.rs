@@ -14,11 +14,11 @@ use labedge_api::demo::{SeedArgs, seed_into};
 use labedge_api::feed::{advance_horizon, read_changes};
 use labedge_api::startup::{app, build_state};
 use labedge_schema::db::Database;
-use labedge_schema::runtime::tls::{install_crypto_provider, parse_certs};
 use labedge_schema::sync::{
     AppointmentRow, Checksums, Entity, ExamRow, FeedChange, FeedHead, FeedPage, LabRow, PatientRow, PrescriptionRecord,
     Record, SnapshotPage, StaffRow, TubeTypeRow, digest,
 };
+use labedge_service::tls::{install_crypto_provider, parse_certs};
 use labedge_tests::app::TestApp;
 use labedge_tests::db::TestDb;
 use labedge_tests::fixtures::{TestPki, api_config};
@@ -90,7 +90,7 @@ async fn net() -> Net {
 /// Issues and records a lab's gateway credential, as `api provision-gateway` does; returns the DER.
 async fn gateway(conn: &mut AsyncPgConnection, pki: &TestPki, lab: Uuid, code: &str) -> Vec<u8> {
     let der = client_cert(pki, code);
-    let fingerprint = labedge_schema::runtime::tls::sha256_hex(&der);
+    let fingerprint = labedge_service::tls::sha256_hex(&der);
     conn.batch_execute(&format!(
         "INSERT INTO gateways (id, lab_id, cert_serial, cert_sha256, cert_not_after) \
          VALUES ('{}', '{lab}', '{}', '{fingerprint}', now() + interval '30 days')",

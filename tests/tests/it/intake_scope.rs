@@ -12,7 +12,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_api::demo::SeedArgs;
 use labedge_api::intake::Reason;
-use labedge_schema::relay::{AckOutcome, MutationAcks, RelayedMutation, RelayedOp};
+use labedge_protocol::relay::{AckOutcome, MutationAcks, RelayedMutation, RelayedOp};
 use labedge_tests::app::TestApp;
 use labedge_tests::cloud::TestCloud;
 use uuid::Uuid;

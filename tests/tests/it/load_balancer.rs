@@ -131,7 +131,7 @@ async fn only_the_instance_on_the_primary_gets_traffic_and_traffic_follows_a_pro
     // HAProxy counts a server as up until its checks say otherwise: wait for the first verdicts
     // (after a start only; a reload keeps the states, see docs/operations.md).
     let stats_url = format!("http://127.0.0.1:{stats_port}/metrics");
-    labedge_schema::runtime::tls::install_crypto_provider();
+    labedge_service::tls::install_crypto_provider();
     let started = Instant::now();
     loop {
         let states = server_states(&stats_url).await;

@@ -1,6 +1,6 @@
 //! What the gateway logs, as the SIEM receives it: JSON lines with stable fields, the security events
 //! tagged for routing, and no personal data or secret, even at `debug` level. The test captures the
-//! lines of the very layer the services install (`labedge_schema::runtime::telemetry::layer`, with
+//! lines of the very layer the services install (`labedge_service::telemetry::layer`, with
 //! the production filter built from `log.filter = "debug"`), on the test's thread, while tablets
 //! search, read, write and fail at the in-process gateway.
 
@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, Once};
 
 use actix_web::http::Method;
 use actix_web::test::TestRequest;
-use labedge_schema::runtime::config::{LogConfig, LogFormat};
-use labedge_schema::runtime::telemetry::{self, ServiceFields};
+use labedge_service::config::{LogConfig, LogFormat};
+use labedge_service::telemetry::{self, ServiceFields};
 use labedge_tests::app::TestResponse;
 use labedge_tests::edge_data::{self, collection, patient, prescription, qualified};
 use labedge_tests::gateway::{ADMIN_PASSWORD, NURSE, TABLET_PEER, TestGateway};

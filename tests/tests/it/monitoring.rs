@@ -17,8 +17,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use labedge_schema::runtime::config::{ClientAuth, ServerTlsConfig};
-use labedge_schema::runtime::pki::write_private;
+use labedge_service::config::{ClientAuth, ServerTlsConfig};
+use labedge_service::pki::write_private;
 use labedge_tests::cluster::free_port;
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::prometheus::{documented_metrics, workspace};
@@ -405,7 +405,7 @@ struct SiemReceiver {
 
 impl SiemReceiver {
     fn start(tls: ServerTlsConfig) -> Self {
-        let config = Arc::new(labedge_schema::runtime::tls::server_config(&tls).expect("receiver TLS"));
+        let config = Arc::new(labedge_service::tls::server_config(&tls).expect("receiver TLS"));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let frames = Arc::new(Mutex::new(Vec::new()));

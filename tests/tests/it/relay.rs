@@ -15,7 +15,7 @@ use labedge_edge_gateway::relay::{Pass, Relay};
 use labedge_edge_gateway::sync::health::UpstreamMode;
 use labedge_edge_gateway::sync::upstream::Upstreams;
 use labedge_edge_gateway::sync::{self, SyncStatus};
-use labedge_schema::relay::{RelayedMutation, RelayedOp};
+use labedge_protocol::relay::{RelayedMutation, RelayedOp};
 use labedge_tests::cloud::TestCloud;
 use labedge_tests::db::count;
 use labedge_tests::fake_upstream::{Behaviour, FakeUpstream};

@@ -14,7 +14,7 @@ use labedge_schema::cloud::schema::{
     appointments, change_log, exam_catalog, labs, patients, prescribed_exams, prescriptions, staff, tube_types,
 };
 use labedge_schema::db::Database;
-use labedge_schema::runtime::secrets::verify_secret;
+use labedge_service::secrets::verify_secret;
 use labedge_tests::db::TestDb;
 use labedge_tests::db::count;
 use mobile_contracts::nir::Nir;

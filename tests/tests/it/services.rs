@@ -184,8 +184,8 @@ async fn a_provisioned_lab_runs_its_gateway_beside_the_api_over_https_and_both_s
 
     // The credential is recorded by its fingerprint.
     let pem = std::fs::read_to_string(gw_dir.join("upstream-client.pem")).unwrap();
-    let der = labedge_schema::runtime::tls::parse_certs(&pem).unwrap();
-    let fingerprint = labedge_schema::runtime::tls::sha256_hex(&der[0]);
+    let der = labedge_service::tls::parse_certs(&pem).unwrap();
+    let fingerprint = labedge_service::tls::sha256_hex(&der[0]);
     #[derive(diesel::QueryableByName)]
     struct Count {
         #[diesel(sql_type = diesel::sql_types::BigInt)]

@@ -47,10 +47,7 @@ async fn a_token_without_cnf_is_refused_for_a_certificate_bound_device() {
     let mut gw = TestGateway::start().await;
     let device = gw.enroll(Some(enrollment_csr())).await;
     let cert_pem = device.enrolled.client_certificate_pem.clone().unwrap();
-    let der = labedge_schema::runtime::tls::parse_certs(&cert_pem)
-        .unwrap()
-        .remove(0)
-        .to_vec();
+    let der = labedge_service::tls::parse_certs(&cert_pem).unwrap().remove(0).to_vec();
     gw.app.certificate = Some(der.clone());
     let tokens = gw.login(&device, NURSE.0, NURSE.1).await;
     let good = tokens.access_token.expose().to_owned();
@@ -92,7 +89,7 @@ async fn a_token_without_cnf_is_refused_for_a_certificate_bound_device() {
         &gw.app.get_authed("/v1/me", &forge(&header, &rebound, &secret)).await,
         "cnf and connection agree on another certificate",
     );
-    let metrics = labedge_schema::runtime::metrics::install().render();
+    let metrics = labedge_service::metrics::install().render();
     assert!(
         metrics.lines().any(|l| l.starts_with("labedge_security_events_total")
             && l.contains("action=\"token_refused\"")
@@ -166,9 +163,9 @@ async fn keys_written_in_plaintext_before_sealing_are_sealed_at_start() {
     let good = tokens.access_token.expose().to_owned();
     // Two keys as the previous version stored them: one in use (the newest: it signs), one retired.
     let mut legacy = [0u8; 32];
-    labedge_schema::runtime::secrets::fill_random(&mut legacy);
+    labedge_service::secrets::fill_random(&mut legacy);
     let mut old = [0u8; 32];
-    labedge_schema::runtime::secrets::fill_random(&mut old);
+    labedge_service::secrets::fill_random(&mut old);
     diesel_async::RunQueryDsl::execute(
         diesel::sql_query(
             "INSERT INTO signing_keys (kid, secret, created_at, retired_at) VALUES \

@@ -247,7 +247,7 @@ async fn reconciliation_repairs_rows_tampered_with_at_the_gateway() {
         .await,
         2
     );
-    let metrics = labedge_schema::runtime::metrics::install().render();
+    let metrics = labedge_service::metrics::install().render();
     assert!(metrics.contains("labedge_reconciliation_repaired_rows"));
 }
 

@@ -11,7 +11,7 @@ use actix_web::test::TestRequest;
 use base64::Engine as _;
 use diesel_async::RunQueryDsl;
 use labedge_api::demo::SeedArgs;
-use labedge_schema::relay::{AckOutcome, MutationAcks, RelayedMutation};
+use labedge_protocol::relay::{AckOutcome, MutationAcks, RelayedMutation};
 use labedge_tests::app::{TestApp, TestResponse};
 use labedge_tests::cloud::TestCloud;
 use labedge_tests::edge_data::{self, patient, prescription};

@@ -258,7 +258,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(opts: Opts) -> anyhow::Result<bool> {
-    labedge_schema::runtime::tls::install_crypto_provider();
+    labedge_service::tls::install_crypto_provider();
     let started = Instant::now();
     let started_at = OffsetDateTime::now_utc().format(&Rfc3339)?;
     let sizes = Sizes::of(&opts);

@@ -128,7 +128,7 @@ async fn cache_hits_and_misses_answer_the_same_and_misses_fill_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_answer_from_postgresql_when_redis_is_unreachable() {
     let gw = TestGateway::start_with("TEST-LAB", |c| {
-        c.redis.url = labedge_schema::runtime::config::SecretString::new("redis://127.0.0.1:1");
+        c.redis.url = labedge_service::config::SecretString::new("redis://127.0.0.1:1");
     })
     .await;
     assert!(gw.state.redis.connection().is_none());

@@ -10,10 +10,10 @@ async fn with_postgresql_unreachable_writes_get_503_with_retry_after() {
     // The same gateway with a pool that reaches no PostgreSQL. The token is still checked: by the
     // in-memory key ring, and for revocation by the shared checker (Redis first).
     let mut dead = gw.state.clone();
-    let mut db = labedge_schema::runtime::config::DatabaseConfig::new("postgres://postgres@127.0.0.1:1/none");
+    let mut db = labedge_service::config::DatabaseConfig::new("postgres://postgres@127.0.0.1:1/none");
     db.acquire_timeout_ms = 300;
     db.connect_timeout_ms = 300;
-    dead.pool = labedge_schema::db::build_pool(&db).unwrap();
+    dead.pool = labedge_schema::db::build_pool(&db.pool_settings()).unwrap();
     let app = TestApp::new(labedge_edge_gateway::startup::app(dead)).await;
 
     let body = collection(lab.patient, lab.prescription, &["EDTA"]);

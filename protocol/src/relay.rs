@@ -1,5 +1,5 @@
 //! The relay protocol: what a gateway sends to `POST /v1/labs/{lab}/mutations` and what the cloud
-//! answers for each mutation. Shared by both services, like [`crate::sync`].
+//! answers for each mutation. Shared by both services, like the change feed of `labedge_schema::sync`.
 //!
 //! A mutation is what a tablet asked for (the contract's `MutationOp`), stamped by the gateway with
 //! its id, who asked, from which device, and when the gateway committed it. The cloud applies each

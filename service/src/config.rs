@@ -295,6 +295,17 @@ impl DatabaseConfig {
         self.migration_url.as_ref().unwrap_or(&self.url).expose()
     }
 
+    /// What [`labedge_schema::db::build_pool`] needs of this section.
+    pub fn pool_settings(&self) -> labedge_schema::db::PoolSettings {
+        labedge_schema::db::PoolSettings {
+            url: self.url.expose().to_owned(),
+            max_connections: self.max_connections,
+            connect_timeout_ms: self.connect_timeout_ms,
+            acquire_timeout_ms: self.acquire_timeout_ms,
+            statement_timeout_ms: self.statement_timeout_ms,
+        }
+    }
+
     /// A config for `url` with the defaults.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
@@ -547,6 +558,49 @@ pub fn load<T: DeserializeOwned>(sources: &Sources<'_>) -> Result<T, ConfigError
             .collect::<Vec<_>>()
             .into()
     })
+}
+
+/// A service's whole configuration: where it is read from, and every rule it must pass.
+pub trait ServiceConfig: DeserializeOwned + Serialize {
+    /// The binary's name, as it prefixes its error messages (`api`, `edge-gateway`).
+    const SERVICE: &'static str;
+    /// The file read when `--config` is not given, if it exists.
+    const DEFAULT_FILE: &'static str;
+    /// Prefix of the environment variables (see [`Sources::env_prefix`]).
+    const ENV_PREFIX: &'static str;
+
+    /// Cross-field rules; every problem is reported, each with its key.
+    fn validate(&self) -> Result<(), ConfigError>;
+
+    /// What `serve` and `check-config` need from the machine: files, secrets from its environment.
+    fn check_files(&self) -> Result<(), ConfigError>;
+
+    /// Loads defaults → file (`file`, else [`Self::DEFAULT_FILE`]) → environment, then checks it
+    /// (with `check_files`, [`Self::check_files`] too), reporting every problem at once.
+    fn load_checked(file: Option<&Path>, check_files: bool) -> Result<Self, ConfigError> {
+        let config: Self = load(&Sources {
+            file,
+            default_file: Path::new(Self::DEFAULT_FILE),
+            env_prefix: Self::ENV_PREFIX,
+        })?;
+        let mut issues = ConfigError::issues_of(config.validate());
+        if check_files {
+            issues.extend(ConfigError::issues_of(config.check_files()));
+        }
+        ConfigError::check(issues).map(|()| config)
+    }
+}
+
+impl ConfigError {
+    /// The problems of a check's result (none when it passed), to gather several checks into one report.
+    pub fn issues_of(result: Result<(), ConfigError>) -> Vec<ConfigIssue> {
+        result.err().map(|e| e.issues).unwrap_or_default()
+    }
+
+    /// `Ok` when nothing was found, else every problem found.
+    pub fn check(issues: Vec<ConfigIssue>) -> Result<(), ConfigError> {
+        if issues.is_empty() { Ok(()) } else { Err(issues.into()) }
+    }
 }
 
 /// Renders a config for `check-config`: TOML, with every secret redacted by its type.
