@@ -70,6 +70,20 @@ ensure_rust() {
   command -v cc >/dev/null || apt_install build-essential
 }
 
+# The dependency gate of .ci/run: unused dependencies (cargo-machete) and the licences, bans and
+# sources of the tree (cargo-deny, configured by deny.toml). Built from crates.io when absent (a few
+# minutes, once per machine); pinned so that every machine judges alike.
+ensure_lint_tools() {
+  command -v cargo-machete >/dev/null || {
+    log "installing cargo-machete (crates.io)"
+    cargo install --locked --quiet cargo-machete@0.9.2
+  }
+  command -v cargo-deny >/dev/null || {
+    log "installing cargo-deny (crates.io)"
+    cargo install --locked --quiet cargo-deny@0.20.2
+  }
+}
+
 # What the deployment, continuity and browser tests drive for real: nftables and WireGuard tools
 # (network namespaces), HAProxy (config check), headless Chromium with playwright-core (admin console),
 # Prometheus' promtool (rules and scrape config check), rsyslog with its TLS driver (the SIEM drop-in,
