@@ -22,6 +22,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 use validator::Validate;
 
+use super::Peer;
 use super::lockout::{self, Policy, Subject};
 use super::sessions::{invalid_credentials, limit_attempts, locked_out, token_hash, verify_blocking};
 use crate::access::client_ip;
@@ -82,10 +83,10 @@ pub struct AdminSession {
 /// Logs a lab admin in; returns the session and its cookie.
 pub async fn login(
     state: &AppState,
-    req: &HttpRequest,
+    peer: &Peer,
     body: AdminLogin,
 ) -> Result<(AdminSessionView, Cookie<'static>), ApiError> {
-    let ip = client_ip(&state.config.access, req);
+    let ip = peer.ip;
     limit_attempts(state, "admin_login", None, ip).await?;
     let lab = state.lab().await?;
     let login = body.login.to_ascii_lowercase();

@@ -1,7 +1,6 @@
 //! Enrollment: a lab admin creates a short one-time code; a tablet trades it for a device id and a
 //! device secret (and, when it sends a CSR, a client certificate from the lab's CA, for mutual TLS).
 
-use actix_web::HttpRequest;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use labedge_schema::edge::schema::{devices, enrollment_codes};
@@ -14,8 +13,8 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use super::Peer;
 use super::sessions::limit_attempts;
-use crate::access::client_ip;
 use crate::security::{Action, SecurityEvent};
 use crate::state::AppState;
 
@@ -81,8 +80,8 @@ fn invalid_code(state: &AppState, ip: Option<std::net::IpAddr>) -> ApiError {
 }
 
 /// `POST /v1/devices/enroll`.
-pub async fn enroll(state: &AppState, req: &HttpRequest, body: EnrollRequest) -> Result<EnrollResponse, ApiError> {
-    let ip = client_ip(&state.config.access, req);
+pub async fn enroll(state: &AppState, peer: &Peer, body: EnrollRequest) -> Result<EnrollResponse, ApiError> {
+    let ip = peer.ip;
     limit_attempts(state, "enroll", None, ip).await?;
     let lab = state.lab().await?;
     let device_id = Uuid::now_v7();

@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 
-use actix_web::HttpRequest;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::{auth_sessions, devices, refresh_tokens, staff, staff_revocations};
@@ -17,11 +16,11 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use super::Peer;
 use super::lockout::{self, Policy, Subject};
-use super::principal::{Principal, device_revoked, peer_certificate};
+use super::principal::{Principal, device_revoked};
 use super::revocation::RevokedKind;
 use super::tokens::Confirmation;
-use crate::access::client_ip;
 use crate::security::{Action, SecurityEvent};
 use crate::state::AppState;
 
@@ -97,12 +96,12 @@ struct StaffRow {
 async fn check_device(
     state: &AppState,
     conn: &mut AsyncPgConnection,
-    req: &HttpRequest,
+    peer: &Peer,
     device_id: Uuid,
     secret: &Secret,
     action: Action,
 ) -> Result<DeviceRow, ApiError> {
-    let ip = client_ip(&state.config.access, req);
+    let ip = peer.ip;
     let device: Option<DeviceRow> = devices::table
         .find(device_id)
         .select((
@@ -136,7 +135,7 @@ async fn check_device(
     }
     // A tablet enrolled with a certificate must present it: its secret alone is not enough.
     if let Some(expected) = &device.cert_sha256 {
-        let presented = peer_certificate(req).map(|cert| sha256_hex(&cert.0));
+        let presented = peer.certificate.as_ref().map(|cert| sha256_hex(&cert.0));
         if presented.as_deref() != Some(expected.as_str()) {
             state.security.emit(
                 SecurityEvent::failure(action, "certificate_mismatch")
@@ -150,15 +149,15 @@ async fn check_device(
 }
 
 /// `POST /v1/auth/login`.
-pub async fn login(state: &AppState, req: &HttpRequest, body: LoginRequest) -> Result<TokenResponse, ApiError> {
-    let ip = client_ip(&state.config.access, req);
+pub async fn login(state: &AppState, peer: &Peer, body: LoginRequest) -> Result<TokenResponse, ApiError> {
+    let ip = peer.ip;
     limit_attempts(state, "login", None, ip).await?;
     let lab = state.lab().await?;
     let mut conn = state.pool.get().await?;
     let device = check_device(
         state,
         &mut conn,
-        req,
+        peer,
         body.device_id,
         &body.device_secret,
         Action::Login,
@@ -240,7 +239,7 @@ pub async fn login(state: &AppState, req: &HttpRequest, body: LoginRequest) -> R
     lockout::succeeded(&mut conn, attempt).await?;
 
     let role = parse_role(&member.role)?;
-    let certificate = peer_certificate(req);
+    let certificate = peer.certificate.clone();
     let cert_sha256 = certificate.as_ref().map(|c| sha256_hex(&c.0));
     let now = OffsetDateTime::now_utc();
     let grace_until = now + Duration::hours(i64::try_from(state.config.auth.offline_grace_h).unwrap_or(48));
@@ -315,15 +314,15 @@ struct SessionRow {
 
 /// `POST /v1/auth/refresh`: a spent refresh token for a new pair. Presenting a token that was already
 /// spent means it was copied: the whole session is revoked.
-pub async fn refresh(state: &AppState, req: &HttpRequest, body: RefreshRequest) -> Result<TokenResponse, ApiError> {
-    let ip = client_ip(&state.config.access, req);
+pub async fn refresh(state: &AppState, peer: &Peer, body: RefreshRequest) -> Result<TokenResponse, ApiError> {
+    let ip = peer.ip;
     limit_attempts(state, "refresh", None, ip).await?;
     let lab = state.lab().await?;
     let mut conn = state.pool.get().await?;
     let device = check_device(
         state,
         &mut conn,
-        req,
+        peer,
         body.device_id,
         &body.device_secret,
         Action::Refresh,
@@ -416,7 +415,7 @@ pub async fn refresh(state: &AppState, req: &HttpRequest, body: RefreshRequest) 
     if !member.active || revoked_locally {
         return Err(refused("staff_revoked"));
     }
-    let certificate = peer_certificate(req);
+    let certificate = peer.certificate.clone();
     if session.cert_sha256.as_deref() != certificate.as_ref().map(|c| sha256_hex(&c.0)).as_deref() {
         return Err(refused("certificate_mismatch"));
     }
