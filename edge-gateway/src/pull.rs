@@ -45,9 +45,10 @@ use mobile_contracts::{Removal, SyncEntity, SyncPullResponse};
 use time::Date;
 use uuid::Uuid;
 
-use crate::reads::store::{self, APPOINTMENT_COLUMNS};
+use crate::reads::render;
 use crate::reads::{Audited, Caller};
 use crate::state::AppState;
+use crate::store::reads::{self as store, APPOINTMENT_COLUMNS};
 
 /// `change_log` entries one page covers.
 pub const PAGE_CHANGES: i64 = 500;
@@ -337,11 +338,11 @@ async fn render(
         has_more,
         appointments: appointments
             .into_iter()
-            .map(store::render_appointment)
+            .map(render::render_appointment)
             .collect::<Result<_, _>>()?,
         patients: patients
             .iter()
-            .map(|p| store::render_patient(p, caller.role))
+            .map(|p| render::render_patient(p, caller.role))
             .collect::<Result<_, _>>()?,
         prescriptions,
         removals: delta

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod collections;
 pub mod idempotency;
 pub mod outbox;
+pub mod reads;
 
 /// A JSON (de)serialisation failure inside a transaction, as the database error that rolls it back.
 pub(crate) fn serde_failure(e: serde_json::Error) -> diesel::result::Error {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{WriteError, durable, entry, key_scope, mutation, wake_relay};
 use crate::auth::Principal;
-use crate::reads::store::{parse_enum, render_appointment};
+use crate::reads::render::{parse_enum, render_appointment};
 use crate::state::AppState;
 use crate::store::appointments as stored;
 use crate::store::idempotency::{Answered, Keyed, idempotent, request_hash};

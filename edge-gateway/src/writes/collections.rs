@@ -12,10 +12,10 @@ use uuid::Uuid;
 use super::{WriteError, durable, entry, invalid, key_scope, mutation, wake_relay};
 use crate::audit::AuditEntry;
 use crate::auth::Principal;
-use crate::reads::store::assigned_to;
 use crate::state::AppState;
 use crate::store::collections::{self as stored, Recording, method_name};
 use crate::store::idempotency::{Answered, Keyed, idempotent, request_hash};
+use crate::store::reads::assigned_to;
 use crate::store::{audit, outbox};
 
 /// How far ahead of the gateway's clock a collection may be dated.
