@@ -112,9 +112,6 @@ const CHAIN_LOCK: i64 = 7_305_710_003;
 /// Most entries written by one commit of the writer; more wait for the next commit.
 const MAX_ENTRIES_PER_COMMIT: usize = 5_000;
 
-/// Rows one `INSERT` statement carries (10 columns, under PostgreSQL's 65,535 parameters).
-const ROWS_PER_INSERT: usize = 1_000;
-
 /// Most rows linked by one chainer transaction.
 const MAX_ROWS_PER_CHAIN_PASS: i64 = 10_000;
 
@@ -182,25 +179,7 @@ impl AuditLog {
 
     /// Appends `entries` within the caller's transaction (writes: the audit commits with the write).
     pub async fn insert_in(conn: &mut AsyncPgConnection, entries: &[AuditEntry]) -> QueryResult<usize> {
-        let mut written = 0;
-        for chunk in entries.chunks(ROWS_PER_INSERT) {
-            let rows: Vec<_> = chunk
-                .iter()
-                .map(|e| {
-                    (
-                        audit_log::lab_id.eq(e.lab_id),
-                        audit_log::staff_id.eq(e.staff_id),
-                        audit_log::device_id.eq(e.device_id),
-                        audit_log::action.eq(e.action),
-                        audit_log::patient_id.eq(e.patient_id),
-                        audit_log::resource.eq(e.resource.as_deref()),
-                        audit_log::request_id.eq(e.request_id.as_deref()),
-                    )
-                })
-                .collect();
-            written += diesel::insert_into(audit_log::table).values(rows).execute(conn).await?;
-        }
-        Ok(written)
+        crate::store::audit::insert(conn, entries).await
     }
 }
 
@@ -256,7 +235,7 @@ async fn write_batch(
         Some(conn) => conn,
         None => held.insert(pool.get().await.map_err(|e| AuditError::Database(e.to_string()))?),
     };
-    let written = if entries.len() <= ROWS_PER_INSERT {
+    let written = if entries.len() <= crate::store::audit::ROWS_PER_INSERT {
         AuditLog::insert_in(conn, entries).await
     } else {
         conn.transaction::<_, diesel::result::Error, _>(async move |conn| AuditLog::insert_in(conn, entries).await)

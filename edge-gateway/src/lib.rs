@@ -26,6 +26,7 @@ pub mod routes;
 pub mod security;
 pub mod startup;
 pub mod state;
+pub mod store;
 pub mod sync;
 pub mod writes;
 

@@ -45,9 +45,10 @@ use mobile_contracts::{Removal, SyncEntity, SyncPullResponse};
 use time::Date;
 use uuid::Uuid;
 
-use crate::reads::store::{self, APPOINTMENT_COLUMNS};
+use crate::reads::render;
 use crate::reads::{Audited, Caller};
 use crate::state::AppState;
+use crate::store::reads::{self as store, APPOINTMENT_COLUMNS};
 
 /// `change_log` entries one page covers.
 pub const PAGE_CHANGES: i64 = 500;
@@ -205,15 +206,7 @@ pub async fn pull(
         return render(&mut conn, caller, &scope, delta, next, true, false).await;
     };
 
-    let mut changes: Vec<(i64, String, Uuid)> = change_log::table
-        .filter(change_log::position.gt(cursor.position))
-        .order(change_log::position)
-        .limit(PAGE_CHANGES + 1)
-        .select((change_log::position, change_log::entity, change_log::entity_id))
-        .load(&mut conn)
-        .await?;
-    let has_more = changes.len() as i64 > PAGE_CHANGES;
-    changes.truncate(PAGE_CHANGES as usize);
+    let (changes, has_more) = changes_since(&mut conn, cursor.position).await?;
     let Some(last) = changes.last().map(|change| change.0) else {
         // Nothing new: the same cursor, nothing to audit.
         return Ok(Audited {
@@ -226,10 +219,37 @@ pub async fn pull(
         ..cursor
     };
     let scope = scope(&mut conn, caller, timezone, today).await?;
+    let (mut delta, left) = delta_of(&scope, &changes);
+    if !left.is_empty() {
+        remove_orphans(&mut conn, caller, &scope, &left, &mut delta).await?;
+    }
+    render(&mut conn, caller, &scope, delta, next, false, has_more).await
+}
+
+/// One change of the change log: its position, entity kind and id.
+type Change = (i64, String, Uuid);
+
+/// The changes after `position`, at most a page, and whether more follow.
+async fn changes_since(conn: &mut AsyncPgConnection, position: i64) -> QueryResult<(Vec<Change>, bool)> {
+    let mut changes: Vec<Change> = change_log::table
+        .filter(change_log::position.gt(position))
+        .order(change_log::position)
+        .limit(PAGE_CHANGES + 1)
+        .select((change_log::position, change_log::entity, change_log::entity_id))
+        .load(conn)
+        .await?;
+    let has_more = changes.len() as i64 > PAGE_CHANGES;
+    changes.truncate(PAGE_CHANGES as usize);
+    Ok((changes, has_more))
+}
+
+/// What `changes` mean for the caller's scope: what to send again, what to remove, and the
+/// appointments that left the scope (whose patients may have to go too).
+fn delta_of(scope: &Scope, changes: &[Change]) -> (Delta, Vec<Uuid>) {
     let by_id: HashMap<Uuid, &AppointmentRow> = scope.appointments.iter().map(|a| (a.id, a)).collect();
     let mut delta = Delta::default();
     let mut left = Vec::new();
-    for (_, entity, id) in &changes {
+    for (_, entity, id) in changes {
         match entity.as_str() {
             "appointment" => match by_id.get(id) {
                 Some(appointment) => {
@@ -257,29 +277,37 @@ pub async fn pull(
             _ => {}
         }
     }
-    if !left.is_empty() {
-        // What the appointments that left the scope named, and nothing in scope still needs.
-        let patients: Vec<Uuid> = appointments::table
-            .filter(appointments::id.eq_any(&left))
-            .select(appointments::patient_id)
-            .load(&mut conn)
-            .await?;
-        let orphans: Vec<Uuid> = patients.into_iter().filter(|p| !scope.patients.contains(p)).collect();
-        let their_prescriptions: Vec<Uuid> = prescriptions::table
-            .filter(prescriptions::patient_id.eq_any(&orphans))
-            .filter(prescriptions::lab_id.eq(caller.lab_id))
-            .select(prescriptions::id)
-            .load(&mut conn)
-            .await?;
-        delta.removals.extend(orphans.into_iter().map(|p| (PATIENT, p)));
-        delta.removals.extend(
-            their_prescriptions
-                .into_iter()
-                .filter(|p| !scope.prescriptions.contains(p))
-                .map(|p| (PRESCRIPTION, p)),
-        );
-    }
-    render(&mut conn, caller, &scope, delta, next, false, has_more).await
+    (delta, left)
+}
+
+/// Removes what the appointments that left the scope named, and nothing in scope still needs.
+async fn remove_orphans(
+    conn: &mut AsyncPgConnection,
+    caller: &Caller,
+    scope: &Scope,
+    left: &[Uuid],
+    delta: &mut Delta,
+) -> QueryResult<()> {
+    let patients: Vec<Uuid> = appointments::table
+        .filter(appointments::id.eq_any(left))
+        .select(appointments::patient_id)
+        .load(conn)
+        .await?;
+    let orphans: Vec<Uuid> = patients.into_iter().filter(|p| !scope.patients.contains(p)).collect();
+    let their_prescriptions: Vec<Uuid> = prescriptions::table
+        .filter(prescriptions::patient_id.eq_any(&orphans))
+        .filter(prescriptions::lab_id.eq(caller.lab_id))
+        .select(prescriptions::id)
+        .load(conn)
+        .await?;
+    delta.removals.extend(orphans.into_iter().map(|p| (PATIENT, p)));
+    delta.removals.extend(
+        their_prescriptions
+            .into_iter()
+            .filter(|p| !scope.prescriptions.contains(p))
+            .map(|p| (PRESCRIPTION, p)),
+    );
+    Ok(())
 }
 
 fn empty_page(cursor: Cursor) -> SyncPullResponse {
@@ -337,11 +365,11 @@ async fn render(
         has_more,
         appointments: appointments
             .into_iter()
-            .map(store::render_appointment)
+            .map(render::render_appointment)
             .collect::<Result<_, _>>()?,
         patients: patients
             .iter()
-            .map(|p| store::render_patient(p, caller.role))
+            .map(|p| render::render_patient(p, caller.role))
             .collect::<Result<_, _>>()?,
         prescriptions,
         removals: delta

@@ -11,7 +11,7 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use labedge_protocol::relay::{RelayedMutation, RelayedOp};
-use labedge_schema::edge::schema::{conflicts, dead_letters, outbox};
+use labedge_schema::edge::schema::{conflicts, dead_letters};
 use labedge_service::error::ApiError;
 use labedge_service::http::ProblemError;
 use mobile_contracts::problem::ErrorCode;
@@ -152,17 +152,7 @@ async fn requeue(
     }
     mutation.mutation_id = Uuid::now_v7();
     mutation.recorded_at = OffsetDateTime::now_utc();
-    let value = serde_json::to_value(&mutation).map_err(anyhow::Error::from)?;
-    diesel::insert_into(outbox::table)
-        .values((
-            outbox::mutation_id.eq(mutation.mutation_id),
-            outbox::lane.eq(mutation.op.lane()),
-            outbox::kind.eq(mutation.op.kind()),
-            outbox::entity_key.eq(mutation.op.entity_key()),
-            outbox::payload.eq(value),
-        ))
-        .execute(conn)
-        .await?;
+    crate::store::outbox::enqueue(conn, &mutation).await?;
     Ok(mutation.mutation_id)
 }
 

@@ -228,29 +228,13 @@ pub async fn checkpoint_head(
             ))
             .execute(conn)
             .await?;
-        enqueue(conn, &mutation).await?;
+        crate::store::outbox::enqueue(conn, &mutation).await?;
         Ok(Some(Queued {
             mutation_id: mutation.mutation_id,
             head,
         }))
     })
     .await
-}
-
-/// Puts a mutation in the outbox, as the write path does.
-async fn enqueue(conn: &mut AsyncPgConnection, mutation: &RelayedMutation) -> QueryResult<()> {
-    let payload = serde_json::to_value(mutation).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-    diesel::insert_into(outbox::table)
-        .values((
-            outbox::mutation_id.eq(mutation.mutation_id),
-            outbox::lane.eq(mutation.op.lane()),
-            outbox::kind.eq(mutation.op.kind()),
-            outbox::entity_key.eq(mutation.op.entity_key()),
-            outbox::payload.eq(payload),
-        ))
-        .execute(conn)
-        .await
-        .map(|_| ())
 }
 
 /// Takes a checkpoint now with the gateway's credential (read again each time: a renewed

@@ -10,7 +10,7 @@ use actix_web::dev::Payload;
 use actix_web::http::{Method, header};
 use actix_web::{FromRequest, HttpRequest, web};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::{admin_sessions, staff, staff_revocations};
 use labedge_service::error::ApiError;
 use labedge_service::http::ProblemError;
@@ -22,6 +22,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 use validator::Validate;
 
+use super::Peer;
 use super::lockout::{self, Policy, Subject};
 use super::sessions::{invalid_credentials, limit_attempts, locked_out, token_hash, verify_blocking};
 use crate::access::client_ip;
@@ -82,20 +83,62 @@ pub struct AdminSession {
 /// Logs a lab admin in; returns the session and its cookie.
 pub async fn login(
     state: &AppState,
-    req: &HttpRequest,
+    peer: &Peer,
     body: AdminLogin,
 ) -> Result<(AdminSessionView, Cookie<'static>), ApiError> {
-    let ip = client_ip(&state.config.access, req);
-    limit_attempts(state, "admin_login", None, ip).await?;
+    limit_attempts(state, "admin_login", None, peer.ip).await?;
     let lab = state.lab().await?;
+    let mut conn = state.pool.get().await?;
+    let admin = check_admin(state, &mut conn, lab.id, peer, &body).await?;
+    let cookie_value = random_token(32);
+    let csrf_token = random_token(24);
+    let expires_at = OffsetDateTime::now_utc()
+        + Duration::minutes(i64::try_from(state.config.auth.admin_session_minutes).unwrap_or(480));
+    diesel::insert_into(admin_sessions::table)
+        .values((
+            admin_sessions::id_sha256.eq(token_hash(&cookie_value)),
+            admin_sessions::staff_id.eq(admin.0),
+            admin_sessions::csrf_token.eq(&csrf_token),
+            admin_sessions::expires_at.eq(expires_at),
+        ))
+        .execute(&mut conn)
+        .await?;
+    state.security.emit(
+        SecurityEvent::success(Action::AdminLogin)
+            .staff(admin.0)
+            .source(peer.ip),
+    );
+    Ok((
+        AdminSessionView {
+            staff_id: admin.0,
+            display_name: admin.4,
+            csrf_token,
+            expires_at,
+        },
+        session_cookie(state, cookie_value),
+    ))
+}
+
+/// An admin's id, role, password hash, whether active, and display name.
+type AdminRow = (Uuid, String, Option<String>, bool, String);
+
+/// The lab admin of `body`'s login, if the password is right: one attempt of the (login, address)
+/// lockout, spent on any failure, cleared on success.
+async fn check_admin(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    lab_id: Uuid,
+    peer: &Peer,
+    body: &AdminLogin,
+) -> Result<AdminRow, ApiError> {
+    let ip = peer.ip;
     let login = body.login.to_ascii_lowercase();
     // Per address: failures from one machine never lock the admin out of another.
     let subject = Subject::Admin {
         login: &login,
         source: ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
     };
-    let mut conn = state.pool.get().await?;
-    let attempt = match lockout::reserve(&mut conn, &subject, Policy::of(&state.config.auth)).await? {
+    let attempt = match lockout::reserve(conn, &subject, Policy::of(&state.config.auth)).await? {
         Ok(attempt) => attempt,
         Err(until) => {
             state
@@ -104,8 +147,8 @@ pub async fn login(
             return Err(locked_out(until).into());
         }
     };
-    let admin: Option<(Uuid, String, Option<String>, bool, String)> = staff::table
-        .filter(staff::lab_id.eq(lab.id))
+    let admin: Option<AdminRow> = staff::table
+        .filter(staff::lab_id.eq(lab_id))
         .filter(staff::login.eq(&login))
         .select((
             staff::id,
@@ -114,7 +157,7 @@ pub async fn login(
             staff::active,
             staff::display_name,
         ))
-        .first(&mut conn)
+        .first(conn)
         .await
         .optional()?;
     let hash = admin.as_ref().and_then(|a| a.2.clone());
@@ -122,13 +165,16 @@ pub async fn login(
     let revoked = match &admin {
         Some(a) => {
             diesel::select(diesel::dsl::exists(staff_revocations::table.find(a.0)))
-                .get_result(&mut conn)
+                .get_result(conn)
                 .await?
         }
         None => false,
     };
-    let admin = match admin {
-        Some(a) if password_ok && a.1 == "lab_admin" && a.3 && !revoked => a,
+    match admin {
+        Some(a) if password_ok && a.1 == "lab_admin" && a.3 && !revoked => {
+            lockout::succeeded(conn, attempt).await?;
+            Ok(a)
+        }
         other => {
             let mut event = SecurityEvent::failure(
                 Action::AdminLogin,
@@ -150,27 +196,14 @@ pub async fn login(
                     ..event
                 });
             }
-            return Err(invalid_credentials().into());
+            Err(invalid_credentials().into())
         }
-    };
-    lockout::succeeded(&mut conn, attempt).await?;
-    let cookie_value = random_token(32);
-    let csrf_token = random_token(24);
-    let expires_at = OffsetDateTime::now_utc()
-        + Duration::minutes(i64::try_from(state.config.auth.admin_session_minutes).unwrap_or(480));
-    diesel::insert_into(admin_sessions::table)
-        .values((
-            admin_sessions::id_sha256.eq(token_hash(&cookie_value)),
-            admin_sessions::staff_id.eq(admin.0),
-            admin_sessions::csrf_token.eq(&csrf_token),
-            admin_sessions::expires_at.eq(expires_at),
-        ))
-        .execute(&mut conn)
-        .await?;
-    state
-        .security
-        .emit(SecurityEvent::success(Action::AdminLogin).staff(admin.0).source(ip));
-    let cookie = Cookie::build(COOKIE, cookie_value)
+    }
+}
+
+/// The session cookie: the console's paths only, never readable by scripts, never sent cross-site.
+fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
+    Cookie::build(COOKIE, value)
         .path("/admin")
         .http_only(true)
         .secure(true)
@@ -178,16 +211,7 @@ pub async fn login(
         .max_age(actix_web::cookie::time::Duration::minutes(
             i64::try_from(state.config.auth.admin_session_minutes).unwrap_or(480),
         ))
-        .finish();
-    Ok((
-        AdminSessionView {
-            staff_id: admin.0,
-            display_name: admin.4,
-            csrf_token,
-            expires_at,
-        },
-        cookie,
-    ))
+        .finish()
 }
 
 /// Ends an admin session; returns the cookie that clears it.

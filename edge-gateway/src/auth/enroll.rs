@@ -1,12 +1,12 @@
 //! Enrollment: a lab admin creates a short one-time code; a tablet trades it for a device id and a
 //! device secret (and, when it sends a CSR, a client certificate from the lab's CA, for mutual TLS).
 
-use actix_web::HttpRequest;
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::{devices, enrollment_codes};
 use labedge_service::error::ApiError;
 use labedge_service::http::ProblemError;
+use labedge_service::pki::IssuedCert;
 use labedge_service::secrets::{fill_random, hash_secret, random_token};
 use mobile_contracts::problem::{ErrorCode, FieldError};
 use mobile_contracts::{EnrollRequest, EnrollResponse, Secret};
@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use super::Peer;
 use super::sessions::limit_attempts;
-use crate::access::client_ip;
 use crate::security::{Action, SecurityEvent};
 use crate::state::AppState;
 
@@ -80,49 +80,24 @@ fn invalid_code(state: &AppState, ip: Option<std::net::IpAddr>) -> ApiError {
         .into()
 }
 
-/// `POST /v1/devices/enroll`.
-pub async fn enroll(state: &AppState, req: &HttpRequest, body: EnrollRequest) -> Result<EnrollResponse, ApiError> {
-    let ip = client_ip(&state.config.access, req);
+/// `POST /v1/devices/enroll`: a live code, then the certificate (when the tablet sent a CSR) and the
+/// secret, then the code spent and the device registered in one transaction.
+pub async fn enroll(state: &AppState, peer: &Peer, body: EnrollRequest) -> Result<EnrollResponse, ApiError> {
+    let ip = peer.ip;
     limit_attempts(state, "enroll", None, ip).await?;
     let lab = state.lab().await?;
     let device_id = Uuid::now_v7();
     let hash = code_hash(&body.code);
     let mut conn = state.pool.get().await?;
-
     // The code before anything costly: without a live code, no certificate is signed and no secret
     // hashed (an argon2 hash is 19 MiB and tens of milliseconds, a signature is the lab CA's). The
     // code is spent below, by the statement that checks it again.
-    let live: bool = diesel::select(diesel::dsl::exists(
-        enrollment_codes::table
-            .find(&hash)
-            .filter(enrollment_codes::used_at.is_null())
-            .filter(enrollment_codes::expires_at.gt(OffsetDateTime::now_utc())),
-    ))
-    .get_result(&mut conn)
-    .await?;
-    if !live {
+    if !code_is_live(&mut conn, &hash).await? {
         return Err(invalid_code(state, ip));
     }
-
     // Then the certificate: a CSR that cannot be signed must not spend the code.
     let certificate = match &body.csr_pem {
-        Some(csr) => Some(
-            state
-                .lab_ca
-                .sign_csr(
-                    csr,
-                    &device_id.to_string(),
-                    &lab.code,
-                    state.config.auth.device_cert_days,
-                )
-                .map_err(|_| {
-                    ProblemError::new(ErrorCode::ValidationFailed).errors(vec![FieldError::new(
-                        "/csr_pem",
-                        "invalid",
-                        "not a certificate signing request this gateway can sign",
-                    )])
-                })?,
-        ),
+        Some(csr) => Some(sign_certificate(state, csr, device_id, &lab.code)?),
         None => None,
     };
     let secret = random_token(32);
@@ -133,45 +108,15 @@ pub async fn enroll(state: &AppState, req: &HttpRequest, body: EnrollRequest) ->
             .map_err(anyhow::Error::from)?
             .map_err(anyhow::Error::from)?
     };
-    let label = body.label.clone();
-    let app_version = body.app_version.clone();
-    let cert_sha256 = certificate.as_ref().map(|c| c.sha256_hex.clone());
-    let created_by: Option<Uuid> = conn
-        .transaction::<_, diesel::result::Error, _>(async move |conn| {
-            let now = OffsetDateTime::now_utc();
-            // Single use: the code is spent by the same statement that checks it.
-            let creator: Option<Uuid> = diesel::update(
-                enrollment_codes::table
-                    .find(&hash)
-                    .filter(enrollment_codes::used_at.is_null())
-                    .filter(enrollment_codes::expires_at.gt(now)),
-            )
-            .set((
-                enrollment_codes::used_at.eq(now),
-                enrollment_codes::device_id.eq(device_id),
-            ))
-            .returning(enrollment_codes::created_by)
-            .get_result(conn)
-            .await
-            .optional()?;
-            let Some(creator) = creator else { return Ok(None) };
-            diesel::insert_into(devices::table)
-                .values((
-                    devices::id.eq(device_id),
-                    devices::label.eq(&label),
-                    devices::status.eq("active"),
-                    devices::secret_hash.eq(&secret_hash),
-                    devices::cert_sha256.eq(&cert_sha256),
-                    devices::enrolled_by.eq(creator),
-                    devices::app_version.eq(&app_version),
-                ))
-                .execute(conn)
-                .await?;
-            Ok(Some(creator))
-        })
-        .await?;
+    let device = NewDevice {
+        id: device_id,
+        label: body.label.clone(),
+        app_version: body.app_version.clone(),
+        secret_hash,
+        cert_sha256: certificate.as_ref().map(|c| c.sha256_hex.clone()),
+    };
     // Spent by a concurrent enrollment since the check above.
-    let Some(created_by) = created_by else {
+    let Some(created_by) = spend_code_and_register(&mut conn, hash, device).await? else {
         return Err(invalid_code(state, ip));
     };
     state.security.emit(
@@ -187,4 +132,86 @@ pub async fn enroll(state: &AppState, req: &HttpRequest, body: EnrollRequest) ->
         ca_certificate_pem: certificate.as_ref().map(|_| state.lab_ca.cert_pem().to_owned()),
         client_certificate_pem: certificate.map(|c| c.cert_pem),
     })
+}
+
+/// Whether the code (by its hash) is unused and unexpired.
+async fn code_is_live(conn: &mut AsyncPgConnection, hash: &[u8]) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        enrollment_codes::table
+            .find(hash)
+            .filter(enrollment_codes::used_at.is_null())
+            .filter(enrollment_codes::expires_at.gt(OffsetDateTime::now_utc())),
+    ))
+    .get_result(conn)
+    .await
+}
+
+/// The tablet's client certificate, signed by the lab CA (422 naming `/csr_pem` if it cannot be).
+fn sign_certificate(state: &AppState, csr: &str, device_id: Uuid, lab_code: &str) -> Result<IssuedCert, ProblemError> {
+    state
+        .lab_ca
+        .sign_csr(
+            csr,
+            &device_id.to_string(),
+            lab_code,
+            state.config.auth.device_cert_days,
+        )
+        .map_err(|_| {
+            ProblemError::new(ErrorCode::ValidationFailed).errors(vec![FieldError::new(
+                "/csr_pem",
+                "invalid",
+                "not a certificate signing request this gateway can sign",
+            )])
+        })
+}
+
+/// The row of a device being enrolled.
+struct NewDevice {
+    id: Uuid,
+    label: String,
+    app_version: Option<String>,
+    secret_hash: String,
+    cert_sha256: Option<String>,
+}
+
+/// Spends the code and registers the device, in one transaction; returns who created the code, or
+/// `None` if the code was spent (or expired) meanwhile.
+async fn spend_code_and_register(
+    conn: &mut AsyncPgConnection,
+    hash: Vec<u8>,
+    device: NewDevice,
+) -> QueryResult<Option<Uuid>> {
+    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        let now = OffsetDateTime::now_utc();
+        // Single use: the code is spent by the same statement that checks it.
+        let creator: Option<Uuid> = diesel::update(
+            enrollment_codes::table
+                .find(&hash)
+                .filter(enrollment_codes::used_at.is_null())
+                .filter(enrollment_codes::expires_at.gt(now)),
+        )
+        .set((
+            enrollment_codes::used_at.eq(now),
+            enrollment_codes::device_id.eq(device.id),
+        ))
+        .returning(enrollment_codes::created_by)
+        .get_result(conn)
+        .await
+        .optional()?;
+        let Some(creator) = creator else { return Ok(None) };
+        diesel::insert_into(devices::table)
+            .values((
+                devices::id.eq(device.id),
+                devices::label.eq(&device.label),
+                devices::status.eq("active"),
+                devices::secret_hash.eq(&device.secret_hash),
+                devices::cert_sha256.eq(&device.cert_sha256),
+                devices::enrolled_by.eq(creator),
+                devices::app_version.eq(&device.app_version),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(Some(creator))
+    })
+    .await
 }

@@ -16,3 +16,14 @@ pub mod sessions;
 pub mod tokens;
 
 pub use principal::Principal;
+
+/// Where a login, refresh or enrollment comes from, as the handler read it off the connection: the
+/// services below decide with it (lockouts by address, the certificate a device was enrolled with)
+/// without seeing the HTTP request.
+#[derive(Clone, Debug, Default)]
+pub struct Peer {
+    /// The client's address (`X-Forwarded-For` read only behind a trusted proxy).
+    pub ip: Option<std::net::IpAddr>,
+    /// The client certificate of the TLS connection, if one was presented.
+    pub certificate: Option<labedge_service::tls::PeerCertificate>,
+}

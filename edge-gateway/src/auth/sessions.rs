@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 
-use actix_web::HttpRequest;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::{auth_sessions, devices, refresh_tokens, staff, staff_revocations};
@@ -17,11 +16,11 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use super::Peer;
 use super::lockout::{self, Policy, Subject};
-use super::principal::{Principal, device_revoked, peer_certificate};
+use super::principal::{Principal, device_revoked};
 use super::revocation::RevokedKind;
 use super::tokens::Confirmation;
-use crate::access::client_ip;
 use crate::security::{Action, SecurityEvent};
 use crate::state::AppState;
 
@@ -97,12 +96,12 @@ struct StaffRow {
 async fn check_device(
     state: &AppState,
     conn: &mut AsyncPgConnection,
-    req: &HttpRequest,
+    peer: &Peer,
     device_id: Uuid,
     secret: &Secret,
     action: Action,
 ) -> Result<DeviceRow, ApiError> {
-    let ip = client_ip(&state.config.access, req);
+    let ip = peer.ip;
     let device: Option<DeviceRow> = devices::table
         .find(device_id)
         .select((
@@ -136,7 +135,7 @@ async fn check_device(
     }
     // A tablet enrolled with a certificate must present it: its secret alone is not enough.
     if let Some(expected) = &device.cert_sha256 {
-        let presented = peer_certificate(req).map(|cert| sha256_hex(&cert.0));
+        let presented = peer.certificate.as_ref().map(|cert| sha256_hex(&cert.0));
         if presented.as_deref() != Some(expected.as_str()) {
             state.security.emit(
                 SecurityEvent::failure(action, "certificate_mismatch")
@@ -149,16 +148,16 @@ async fn check_device(
     Ok(device)
 }
 
-/// `POST /v1/auth/login`.
-pub async fn login(state: &AppState, req: &HttpRequest, body: LoginRequest) -> Result<TokenResponse, ApiError> {
-    let ip = client_ip(&state.config.access, req);
-    limit_attempts(state, "login", None, ip).await?;
+/// `POST /v1/auth/login`: the device, then the staff member's PIN (under the lockout), then a new
+/// session and its tokens.
+pub async fn login(state: &AppState, peer: &Peer, body: LoginRequest) -> Result<TokenResponse, ApiError> {
+    limit_attempts(state, "login", None, peer.ip).await?;
     let lab = state.lab().await?;
     let mut conn = state.pool.get().await?;
     let device = check_device(
         state,
         &mut conn,
-        req,
+        peer,
         body.device_id,
         &body.device_secret,
         Action::Login,
@@ -167,120 +166,30 @@ pub async fn login(state: &AppState, req: &HttpRequest, body: LoginRequest) -> R
     // Counted per device only once the device is authenticated: keyed on the body's `device_id`
     // alone, anyone could spend a colleague's tablet's attempts.
     limit_attempts(state, "login", Some(body.device_id), None).await?;
-
-    let login = body.login.to_ascii_lowercase();
-    let subject = Subject::Pin {
-        login: &login,
-        device: body.device_id,
-    };
-    let attempt = match lockout::reserve(&mut conn, &subject, Policy::of(&state.config.auth)).await? {
-        Ok(attempt) => attempt,
-        Err(until) => {
-            state.security.emit(
-                SecurityEvent::failure(Action::Login, "locked_out")
-                    .device(body.device_id)
-                    .source(ip),
-            );
-            return Err(locked_out(until).into());
-        }
-    };
-
-    let member: Option<StaffRow> = staff::table
-        .filter(staff::lab_id.eq(lab.id))
-        .filter(staff::login.eq(&login))
-        .select((
-            staff::id,
-            staff::login,
-            staff::display_name,
-            staff::role,
-            staff::pin_hash,
-            staff::active,
-        ))
-        .first(&mut conn)
-        .await
-        .optional()?;
-    let revoked_locally = match &member {
-        Some(m) => {
-            diesel::select(diesel::dsl::exists(staff_revocations::table.find(m.id)))
-                .get_result(&mut conn)
-                .await?
-        }
-        None => false,
-    };
-    let pin_ok = verify_blocking(
-        body.pin.expose().to_owned(),
-        member.as_ref().map(|m| m.pin_hash.clone()),
-    )
-    .await;
-    let member = match member {
-        Some(m) if pin_ok && m.active && !revoked_locally => m,
-        other => {
-            let reason = match &other {
-                None => "unknown_login",
-                Some(_) if !pin_ok => "bad_pin",
-                Some(_) => "staff_revoked",
-            };
-            let mut event = SecurityEvent::failure(Action::Login, reason)
-                .device(body.device_id)
-                .source(ip);
-            if let Some(m) = &other {
-                event = event.staff(m.id);
-            }
-            state.security.emit(event.clone());
-            if attempt.locks {
-                state.security.emit(SecurityEvent {
-                    action: Action::Lockout,
-                    reason: Some("too_many_failures"),
-                    ..event
-                });
-            }
-            return Err(invalid_credentials().into());
-        }
-    };
-    lockout::succeeded(&mut conn, attempt).await?;
-
+    let member = check_staff(state, &mut conn, lab.id, peer, &body).await?;
     let role = parse_role(&member.role)?;
-    let certificate = peer_certificate(req);
-    let cert_sha256 = certificate.as_ref().map(|c| sha256_hex(&c.0));
     let now = OffsetDateTime::now_utc();
-    let grace_until = now + Duration::hours(i64::try_from(state.config.auth.offline_grace_h).unwrap_or(48));
-    let session_id = Uuid::now_v7();
-    let refresh = random_token(32);
-    let refresh_expires = refresh_expiry(state, now, grace_until);
-    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
-        diesel::insert_into(auth_sessions::table)
-            .values((
-                auth_sessions::id.eq(session_id),
-                auth_sessions::device_id.eq(body.device_id),
-                auth_sessions::staff_id.eq(member.id),
-                auth_sessions::cert_sha256.eq(cert_sha256),
-                auth_sessions::expires_at.eq(grace_until),
-            ))
-            .execute(conn)
-            .await?;
-        Ok(())
-    })
-    .await?;
-    insert_refresh_token(&mut conn, session_id, &refresh, refresh_expires).await?;
-    diesel::update(devices::table.find(body.device_id))
-        .set(devices::last_seen_at.eq(now))
-        .execute(&mut conn)
-        .await?;
-
-    let cnf = certificate.map(|cert| Confirmation::of_certificate(&cert.0));
-    let access = state.tokens.issue(member.id, body.device_id, role, session_id, cnf)?;
+    let opened = open_session(state, &mut conn, peer, body.device_id, member.id, now).await?;
+    let cnf = peer
+        .certificate
+        .as_ref()
+        .map(|cert| Confirmation::of_certificate(&cert.0));
+    let access = state
+        .tokens
+        .issue(member.id, body.device_id, role, opened.session_id, cnf)?;
     state.security.emit(
         SecurityEvent::success(Action::Login)
             .staff(member.id)
             .device(body.device_id)
-            .source(ip),
+            .source(peer.ip),
     );
+    let grace_until = opened.grace_until;
     Ok(TokenResponse {
         access_token: Secret::new(access.token),
         token_type: TokenType::Bearer,
         expires_in: access.expires_in,
-        refresh_token: Secret::new(refresh),
-        refresh_expires_in: seconds_until(now, refresh_expires),
+        refresh_token: Secret::new(opened.refresh),
+        refresh_expires_in: seconds_until(now, opened.refresh_expires),
         offline_grace_until: grace_until,
         staff: Me {
             staff_id: member.id,
@@ -294,6 +203,142 @@ pub async fn login(state: &AppState, req: &HttpRequest, body: LoginRequest) -> R
             },
             offline_grace_until: grace_until,
         },
+    })
+}
+
+/// The staff member of `body`'s login at this lab, if the PIN is right and they may work: one
+/// attempt of the (login, device) lockout, spent on any failure, cleared on success.
+async fn check_staff(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    lab_id: Uuid,
+    peer: &Peer,
+    body: &LoginRequest,
+) -> Result<StaffRow, ApiError> {
+    let login = body.login.to_ascii_lowercase();
+    let subject = Subject::Pin {
+        login: &login,
+        device: body.device_id,
+    };
+    let attempt = match lockout::reserve(conn, &subject, Policy::of(&state.config.auth)).await? {
+        Ok(attempt) => attempt,
+        Err(until) => {
+            state.security.emit(
+                SecurityEvent::failure(Action::Login, "locked_out")
+                    .device(body.device_id)
+                    .source(peer.ip),
+            );
+            return Err(locked_out(until).into());
+        }
+    };
+    let member = find_staff(conn, lab_id, &login).await?;
+    let revoked_locally = match &member {
+        Some(m) => {
+            diesel::select(diesel::dsl::exists(staff_revocations::table.find(m.id)))
+                .get_result(conn)
+                .await?
+        }
+        None => false,
+    };
+    let pin_ok = verify_blocking(
+        body.pin.expose().to_owned(),
+        member.as_ref().map(|m| m.pin_hash.clone()),
+    )
+    .await;
+    match member {
+        Some(m) if pin_ok && m.active && !revoked_locally => {
+            lockout::succeeded(conn, attempt).await?;
+            Ok(m)
+        }
+        other => {
+            let reason = match &other {
+                None => "unknown_login",
+                Some(_) if !pin_ok => "bad_pin",
+                Some(_) => "staff_revoked",
+            };
+            let mut event = SecurityEvent::failure(Action::Login, reason)
+                .device(body.device_id)
+                .source(peer.ip);
+            if let Some(m) = &other {
+                event = event.staff(m.id);
+            }
+            state.security.emit(event.clone());
+            if attempt.locks {
+                state.security.emit(SecurityEvent {
+                    action: Action::Lockout,
+                    reason: Some("too_many_failures"),
+                    ..event
+                });
+            }
+            Err(invalid_credentials().into())
+        }
+    }
+}
+
+async fn find_staff(conn: &mut AsyncPgConnection, lab_id: Uuid, login: &str) -> QueryResult<Option<StaffRow>> {
+    staff::table
+        .filter(staff::lab_id.eq(lab_id))
+        .filter(staff::login.eq(login))
+        .select((
+            staff::id,
+            staff::login,
+            staff::display_name,
+            staff::role,
+            staff::pin_hash,
+            staff::active,
+        ))
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// A session just opened, with its refresh token.
+struct OpenedSession {
+    session_id: Uuid,
+    refresh: String,
+    refresh_expires: OffsetDateTime,
+    grace_until: OffsetDateTime,
+}
+
+/// Opens a session of `staff_id` on `device_id` (bound to the peer's certificate, if any), issues
+/// its first refresh token and notes the device as seen.
+async fn open_session(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    peer: &Peer,
+    device_id: Uuid,
+    staff_id: Uuid,
+    now: OffsetDateTime,
+) -> Result<OpenedSession, ApiError> {
+    let cert_sha256 = peer.certificate.as_ref().map(|c| sha256_hex(&c.0));
+    let grace_until = now + Duration::hours(i64::try_from(state.config.auth.offline_grace_h).unwrap_or(48));
+    let session_id = Uuid::now_v7();
+    let refresh = random_token(32);
+    let refresh_expires = refresh_expiry(state, now, grace_until);
+    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        diesel::insert_into(auth_sessions::table)
+            .values((
+                auth_sessions::id.eq(session_id),
+                auth_sessions::device_id.eq(device_id),
+                auth_sessions::staff_id.eq(staff_id),
+                auth_sessions::cert_sha256.eq(cert_sha256),
+                auth_sessions::expires_at.eq(grace_until),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+    .await?;
+    insert_refresh_token(conn, session_id, &refresh, refresh_expires).await?;
+    diesel::update(devices::table.find(device_id))
+        .set(devices::last_seen_at.eq(now))
+        .execute(conn)
+        .await?;
+    Ok(OpenedSession {
+        session_id,
+        refresh,
+        refresh_expires,
+        grace_until,
     })
 }
 
@@ -315,111 +360,23 @@ struct SessionRow {
 
 /// `POST /v1/auth/refresh`: a spent refresh token for a new pair. Presenting a token that was already
 /// spent means it was copied: the whole session is revoked.
-pub async fn refresh(state: &AppState, req: &HttpRequest, body: RefreshRequest) -> Result<TokenResponse, ApiError> {
-    let ip = client_ip(&state.config.access, req);
-    limit_attempts(state, "refresh", None, ip).await?;
+pub async fn refresh(state: &AppState, peer: &Peer, body: RefreshRequest) -> Result<TokenResponse, ApiError> {
+    limit_attempts(state, "refresh", None, peer.ip).await?;
     let lab = state.lab().await?;
     let mut conn = state.pool.get().await?;
     let device = check_device(
         state,
         &mut conn,
-        req,
+        peer,
         body.device_id,
         &body.device_secret,
         Action::Refresh,
     )
     .await?;
     limit_attempts(state, "refresh", Some(body.device_id), None).await?;
-    let hash = token_hash(body.refresh_token.expose());
-    let refused = |reason: &'static str| {
-        state.security.emit(
-            SecurityEvent::failure(Action::Refresh, reason)
-                .device(body.device_id)
-                .source(ip),
-        );
-        ApiError::from(super::principal::invalid_token())
-    };
-    let token: RefreshRow = refresh_tokens::table
-        .find(&hash)
-        .select((
-            refresh_tokens::session_id,
-            refresh_tokens::expires_at,
-            refresh_tokens::used_at,
-        ))
-        .first(&mut conn)
-        .await
-        .optional()?
-        .ok_or_else(|| refused("unknown_refresh_token"))?;
-    let session: SessionRow = auth_sessions::table
-        .find(token.session_id)
-        .select((
-            auth_sessions::device_id,
-            auth_sessions::staff_id,
-            auth_sessions::cert_sha256,
-            auth_sessions::expires_at,
-            auth_sessions::revoked_at,
-        ))
-        .first(&mut conn)
-        .await?;
-    if session.device_id != body.device_id {
-        return Err(refused("other_device"));
-    }
-    // Spend the token atomically: of two concurrent uses, exactly one wins; the other is a reuse.
-    let spent = diesel::update(
-        refresh_tokens::table
-            .find(&hash)
-            .filter(refresh_tokens::used_at.is_null()),
-    )
-    .set(refresh_tokens::used_at.eq(OffsetDateTime::now_utc()))
-    .execute(&mut conn)
-    .await?;
-    if token.used_at.is_some() || spent == 0 {
-        revoke_session(state, &mut conn, token.session_id, "refresh_token_reuse").await?;
-        state.security.emit(
-            SecurityEvent::failure(Action::RefreshReuse, "spent_token_presented")
-                .staff(session.staff_id)
-                .device(body.device_id)
-                .source(ip),
-        );
-        return Err(super::principal::invalid_token().into());
-    }
-    let now = OffsetDateTime::now_utc();
-    if session.revoked_at.is_some() {
-        return Err(refused("session_revoked"));
-    }
-    if session.expires_at <= now {
-        state
-            .security
-            .emit(SecurityEvent::failure(Action::Refresh, "offline_grace_expired").device(body.device_id));
-        return Err(ProblemError::new(ErrorCode::OfflineGraceExpired)
-            .detail("the session is older than the offline grace bound: log in with the PIN again")
-            .into());
-    }
-    if token.expires_at <= now {
-        return Err(refused("refresh_token_expired"));
-    }
-    let member: StaffRow = staff::table
-        .find(session.staff_id)
-        .select((
-            staff::id,
-            staff::login,
-            staff::display_name,
-            staff::role,
-            staff::pin_hash,
-            staff::active,
-        ))
-        .first(&mut conn)
-        .await?;
-    let revoked_locally: bool = diesel::select(diesel::dsl::exists(staff_revocations::table.find(member.id)))
-        .get_result(&mut conn)
-        .await?;
-    if !member.active || revoked_locally {
-        return Err(refused("staff_revoked"));
-    }
-    let certificate = peer_certificate(req);
-    if session.cert_sha256.as_deref() != certificate.as_ref().map(|c| sha256_hex(&c.0)).as_deref() {
-        return Err(refused("certificate_mismatch"));
-    }
+    let spent = spend_refresh_token(state, &mut conn, peer, &body).await?;
+    let (token, session, now) = (spent.token, spent.session, spent.now);
+    let member = check_session_staff(state, &mut conn, peer, body.device_id, &session).await?;
     let new_refresh = random_token(32);
     let refresh_expires = refresh_expiry(state, now, session.expires_at);
     insert_refresh_token(&mut conn, token.session_id, &new_refresh, refresh_expires).await?;
@@ -428,7 +385,10 @@ pub async fn refresh(state: &AppState, req: &HttpRequest, body: RefreshRequest) 
         .execute(&mut conn)
         .await?;
     let role = parse_role(&member.role)?;
-    let cnf = certificate.map(|cert| Confirmation::of_certificate(&cert.0));
+    let cnf = peer
+        .certificate
+        .as_ref()
+        .map(|cert| Confirmation::of_certificate(&cert.0));
     let access = state
         .tokens
         .issue(member.id, body.device_id, role, token.session_id, cnf)?;
@@ -436,7 +396,7 @@ pub async fn refresh(state: &AppState, req: &HttpRequest, body: RefreshRequest) 
         SecurityEvent::success(Action::Refresh)
             .staff(member.id)
             .device(body.device_id)
-            .source(ip),
+            .source(peer.ip),
     );
     Ok(TokenResponse {
         access_token: Secret::new(access.token),
@@ -458,6 +418,128 @@ pub async fn refresh(state: &AppState, req: &HttpRequest, body: RefreshRequest) 
             offline_grace_until: session.expires_at,
         },
     })
+}
+
+/// A refresh refused: the security event, and the answer (the same for every reason).
+fn refresh_refused(state: &AppState, peer: &Peer, device_id: Uuid, reason: &'static str) -> ApiError {
+    state.security.emit(
+        SecurityEvent::failure(Action::Refresh, reason)
+            .device(device_id)
+            .source(peer.ip),
+    );
+    ApiError::from(super::principal::invalid_token())
+}
+
+/// A refresh token just spent, its session, and the time it was checked at.
+struct SpentToken {
+    token: RefreshRow,
+    session: SessionRow,
+    now: OffsetDateTime,
+}
+
+/// Spends `body`'s refresh token, if it is this device's, unspent, unexpired, of a live session.
+/// A token spent before revokes its session.
+async fn spend_refresh_token(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    peer: &Peer,
+    body: &RefreshRequest,
+) -> Result<SpentToken, ApiError> {
+    let hash = token_hash(body.refresh_token.expose());
+    let refused = |reason: &'static str| refresh_refused(state, peer, body.device_id, reason);
+    let token: RefreshRow = refresh_tokens::table
+        .find(&hash)
+        .select((
+            refresh_tokens::session_id,
+            refresh_tokens::expires_at,
+            refresh_tokens::used_at,
+        ))
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| refused("unknown_refresh_token"))?;
+    let session: SessionRow = auth_sessions::table
+        .find(token.session_id)
+        .select((
+            auth_sessions::device_id,
+            auth_sessions::staff_id,
+            auth_sessions::cert_sha256,
+            auth_sessions::expires_at,
+            auth_sessions::revoked_at,
+        ))
+        .first(conn)
+        .await?;
+    if session.device_id != body.device_id {
+        return Err(refused("other_device"));
+    }
+    // Spend the token atomically: of two concurrent uses, exactly one wins; the other is a reuse.
+    let spent = diesel::update(
+        refresh_tokens::table
+            .find(&hash)
+            .filter(refresh_tokens::used_at.is_null()),
+    )
+    .set(refresh_tokens::used_at.eq(OffsetDateTime::now_utc()))
+    .execute(conn)
+    .await?;
+    if token.used_at.is_some() || spent == 0 {
+        revoke_session(state, conn, token.session_id, "refresh_token_reuse").await?;
+        state.security.emit(
+            SecurityEvent::failure(Action::RefreshReuse, "spent_token_presented")
+                .staff(session.staff_id)
+                .device(body.device_id)
+                .source(peer.ip),
+        );
+        return Err(super::principal::invalid_token().into());
+    }
+    let now = OffsetDateTime::now_utc();
+    if session.revoked_at.is_some() {
+        return Err(refused("session_revoked"));
+    }
+    if session.expires_at <= now {
+        state
+            .security
+            .emit(SecurityEvent::failure(Action::Refresh, "offline_grace_expired").device(body.device_id));
+        return Err(ProblemError::new(ErrorCode::OfflineGraceExpired)
+            .detail("the session is older than the offline grace bound: log in with the PIN again")
+            .into());
+    }
+    if token.expires_at <= now {
+        return Err(refused("refresh_token_expired"));
+    }
+    Ok(SpentToken { token, session, now })
+}
+
+/// The session's staff member, if still active here, on the certificate the session was opened with.
+async fn check_session_staff(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    peer: &Peer,
+    device_id: Uuid,
+    session: &SessionRow,
+) -> Result<StaffRow, ApiError> {
+    let member: StaffRow = staff::table
+        .find(session.staff_id)
+        .select((
+            staff::id,
+            staff::login,
+            staff::display_name,
+            staff::role,
+            staff::pin_hash,
+            staff::active,
+        ))
+        .first(conn)
+        .await?;
+    let revoked_locally: bool = diesel::select(diesel::dsl::exists(staff_revocations::table.find(member.id)))
+        .get_result(conn)
+        .await?;
+    if !member.active || revoked_locally {
+        return Err(refresh_refused(state, peer, device_id, "staff_revoked"));
+    }
+    let presented = peer.certificate.as_ref().map(|c| sha256_hex(&c.0));
+    if session.cert_sha256.as_deref() != presented.as_deref() {
+        return Err(refresh_refused(state, peer, device_id, "certificate_mismatch"));
+    }
+    Ok(member)
 }
 
 /// `POST /v1/auth/logout`: ends the caller's session (every token of it).

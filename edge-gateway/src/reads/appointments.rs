@@ -9,9 +9,10 @@ use labedge_service::error::ApiError;
 use mobile_contracts::AppointmentList;
 use time::Date;
 
-use super::store::{self, APPOINTMENT_COLUMNS};
+use super::render;
 use super::{Audited, Caller};
 use crate::state::AppState;
+use crate::store::reads::{self as store, APPOINTMENT_COLUMNS};
 
 /// The appointments of a local day in `timezone` the caller may list, by time.
 pub async fn of_day_rows(
@@ -47,7 +48,7 @@ pub async fn of_day(state: &AppState, caller: &Caller, date: Date) -> Result<Aud
     drop(conn);
     let items = rows
         .iter()
-        .map(store::render_appointment)
+        .map(render::render_appointment)
         .collect::<Result<Vec<_>, _>>()?;
     let audit = rows
         .iter()

@@ -54,8 +54,8 @@ pub mod appointments;
 pub mod cached;
 pub mod patients;
 pub mod prescriptions;
+pub mod render;
 pub mod rounds;
-pub mod store;
 
 /// Who is reading, in which lab, under which request: what scoping and the audit need.
 #[derive(Clone, Debug)]

@@ -19,10 +19,11 @@ use mobile_contracts::{
 };
 use uuid::Uuid;
 
-use super::store::{self, PATIENT_COLUMNS};
+use super::render;
 use super::{Audited, Caller, cached};
 use crate::cache::keys;
 use crate::state::AppState;
+use crate::store::reads::{self as store, PATIENT_COLUMNS};
 
 /// Accented letters folded by the search keys' `translate(…)` in the edge migration, and what they
 /// become: the two must stay in step.
@@ -130,7 +131,7 @@ pub async fn search_page(
     drop(conn);
     let items = rows
         .iter()
-        .map(|row| store::render_summary(row, caller.role))
+        .map(|row| render::render_summary(row, caller.role))
         .collect::<Result<Vec<_>, _>>()?;
     let mut audit: Vec<_> = rows
         .iter()
@@ -196,7 +197,7 @@ pub async fn get(
 ) -> Result<Audited<Patient>, ApiError> {
     let (row, ()) = tokio::try_join!(patient_row(state, id, cached), ensure_in_scope(state, caller, id))?;
     Ok(Audited {
-        body: store::render_patient(&row, caller.role)?,
+        body: render::render_patient(&row, caller.role)?,
         audit: vec![caller.audit("patient.read", Some(id), Some(format!("patient:{id}")))],
     })
 }

@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::patients::ensure_in_scope;
-use super::{Audited, Caller, cached, store};
+use super::{Audited, Caller, cached};
 use crate::cache::keys;
 use crate::state::AppState;
+use crate::store::reads as store;
 
 /// What Redis keeps under [`keys::prescription`]: the prescription as every role sees it, and its
 /// lab (a prescription of another lab is a 404).

@@ -18,9 +18,10 @@ use mobile_contracts::{Round, RoundVisit, tube_plan};
 use time::Date;
 use uuid::Uuid;
 
-use super::store::{self, APPOINTMENT_COLUMNS, LoadedPrescription};
+use super::render;
 use super::{Audited, Caller};
 use crate::state::AppState;
+use crate::store::reads::{self as store, APPOINTMENT_COLUMNS, LoadedPrescription};
 
 /// The caller's home visits of a local day in `timezone`, in round order.
 pub async fn home_visits(
@@ -93,8 +94,8 @@ pub async fn round(state: &AppState, caller: &Caller, date: Date) -> Result<Audi
             .collect();
         out.push(RoundVisit {
             position: u16::try_from(out.len() + 1).unwrap_or(u16::MAX),
-            appointment: store::render_appointment(visit)?,
-            patient: store::render_patient(patient, caller.role)?,
+            appointment: render::render_appointment(visit)?,
+            patient: render::render_patient(patient, caller.role)?,
             prescriptions: visit_prescriptions.iter().map(|p| p.prescription.clone()).collect(),
             tube_plan: tube_plan(&tubes),
         });

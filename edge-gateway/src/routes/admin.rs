@@ -4,7 +4,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use labedge_service::error::ApiError;
 use labedge_service::http::{OptionalJson, ValidatedJson};
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use crate::auth::admin::{self, AdminLogin, AdminSession};
-use crate::auth::{enroll, lockout, manage};
+use crate::auth::{Peer, enroll, lockout, manage};
 use crate::security::{Action, SecurityEvent};
 use crate::state::AppState;
 
@@ -56,10 +56,10 @@ pub async fn no_store(
 /// Password login of a lab admin: sets the session cookie, returns the CSRF token.
 async fn login(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    peer: Peer,
     body: ValidatedJson<AdminLogin>,
 ) -> Result<HttpResponse, ApiError> {
-    let (view, cookie) = admin::login(&state, &req, body.0).await?;
+    let (view, cookie) = admin::login(&state, &peer, body.0).await?;
     Ok(HttpResponse::Ok().cookie(cookie).json(view))
 }
 

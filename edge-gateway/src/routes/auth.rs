@@ -1,12 +1,12 @@
 //! Tablet routes of enrollment and staff sessions.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use labedge_service::error::ApiError;
 use labedge_service::http::{OptionalJson, ValidatedJson};
 use mobile_contracts::routes;
 use mobile_contracts::{EnrollRequest, LoginRequest, LogoutRequest, RefreshRequest};
 
-use crate::auth::{Principal, enroll, sessions};
+use crate::auth::{Peer, Principal, enroll, sessions};
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -21,10 +21,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Trades a one-time enrollment code for the tablet's device id and secret.
 async fn enroll_device(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    peer: Peer,
     body: ValidatedJson<EnrollRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let enrolled = enroll::enroll(&state, &req, body.0).await?;
+    let enrolled = enroll::enroll(&state, &peer, body.0).await?;
     Ok(HttpResponse::Created()
         .insert_header(("cache-control", "no-store"))
         .json(enrolled))
@@ -33,10 +33,10 @@ async fn enroll_device(
 /// Staff login with a PIN on an enrolled device.
 async fn login(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    peer: Peer,
     body: ValidatedJson<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let tokens = sessions::login(&state, &req, body.0).await?;
+    let tokens = sessions::login(&state, &peer, body.0).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .json(tokens))
@@ -45,10 +45,10 @@ async fn login(
 /// A refresh token for a new token pair.
 async fn refresh(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    peer: Peer,
     body: ValidatedJson<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let tokens = sessions::refresh(&state, &req, body.0).await?;
+    let tokens = sessions::refresh(&state, &peer, body.0).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .json(tokens))

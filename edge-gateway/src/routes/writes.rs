@@ -1,19 +1,20 @@
 //! Tablet writes: collections, appointment changes, offline batches.
 
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::dev::Payload;
+use actix_web::http::{StatusCode, header};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use labedge_service::error::ApiError;
 use labedge_service::http::{ProblemError, RequestId, ValidatedJson};
-use mobile_contracts::headers::{IF_MATCH, parse_if_match};
+use mobile_contracts::headers::{IDEMPOTENCY_KEY, IF_MATCH, is_valid_idempotency_key, parse_if_match};
 use mobile_contracts::problem::ErrorCode;
 use mobile_contracts::routes;
 use mobile_contracts::{AppointmentPatch, NewCollection, SyncPushRequest};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::state::AppState;
-use crate::writes::idempotency::IdempotencyKey;
-use crate::writes::{self, Written, push};
+use crate::writes::{self, Answered, AppointmentChange, push};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -27,17 +28,43 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-fn answer(written: Written) -> HttpResponse {
-    let status = actix_web::http::StatusCode::from_u16(written.status).unwrap_or(actix_web::http::StatusCode::OK);
+/// The `Idempotency-Key` header of a write: required.
+#[derive(Clone, Debug)]
+pub struct IdempotencyKey(pub String);
+
+impl FromRequest for IdempotencyKey {
+    type Error = ProblemError;
+    type Future = std::future::Ready<Result<Self, ProblemError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let key = req
+            .headers()
+            .get(IDEMPOTENCY_KEY)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+        std::future::ready(match key {
+            None | Some("") => Err(ProblemError::new(ErrorCode::IdempotencyKeyMissing)
+                .detail("every write carries an Idempotency-Key header (a UUID the tablet makes per write)")),
+            Some(key) if !is_valid_idempotency_key(key) => {
+                Err(ProblemError::new(ErrorCode::BadRequest).detail("the Idempotency-Key header is malformed"))
+            }
+            Some(key) => Ok(IdempotencyKey(key.to_owned())),
+        })
+    }
+}
+
+/// A write's answer: `no-store`, marked when it replays an earlier one, with the appointment's
+/// version as `ETag` when there is one.
+fn answer<T: Serialize>(status: StatusCode, answered: Answered<T>, version: Option<i64>) -> HttpResponse {
     let mut response = HttpResponse::build(status);
     response.insert_header((header::CACHE_CONTROL, "no-store"));
-    if written.replayed {
+    if answered.replayed {
         response.insert_header(("idempotent-replayed", "true"));
     }
-    if let Some(version) = written.body.get("version").and_then(serde_json::Value::as_i64) {
+    if let Some(version) = version {
         response.insert_header((header::ETAG, mobile_contracts::headers::etag(version)));
     }
-    response.json(written.body)
+    response.json(answered.value)
 }
 
 /// Records a specimen collection; 201 once it is committed at the gateway (the relay takes it to the
@@ -49,8 +76,8 @@ async fn collections(
     key: IdempotencyKey,
     body: ValidatedJson<NewCollection>,
 ) -> Result<HttpResponse, ApiError> {
-    let written = writes::record_collection(&state, &principal, &key.0, body.0, &RequestId::of(&req)).await?;
-    Ok(answer(written))
+    let answered = writes::record_collection(&state, &principal, &key.0, body.0, &RequestId::of(&req)).await?;
+    Ok(answer(StatusCode::CREATED, answered, None))
 }
 
 /// Changes an appointment's status against the version the tablet saw (`If-Match`).
@@ -72,17 +99,14 @@ async fn appointment(
             ProblemError::new(ErrorCode::BadRequest).detail("If-Match must be an appointment version such as \"3\"")
         })?,
     };
-    let written = writes::update_appointment(
-        &state,
-        &principal,
-        &key.0,
-        id.into_inner(),
+    let change = AppointmentChange {
+        id: id.into_inner(),
         if_version,
-        body.0,
-        &RequestId::of(&req),
-    )
-    .await?;
-    Ok(answer(written))
+        patch: body.0,
+    };
+    let answered = writes::update_appointment(&state, &principal, &key.0, change, &RequestId::of(&req)).await?;
+    let version = answered.value.version;
+    Ok(answer(StatusCode::OK, answered, Some(version)))
 }
 
 /// Largest push body: 500 mutations of a few kilobytes each.

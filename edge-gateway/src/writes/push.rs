@@ -5,7 +5,7 @@ use labedge_service::error::ApiError;
 use mobile_contracts::problem::ErrorCode;
 use mobile_contracts::{MutationOp, MutationOutcome, MutationResult, SyncPushRequest, SyncPushResponse};
 
-use super::{record_collection, update_appointment};
+use super::{AppointmentChange, record_collection, update_appointment};
 use crate::auth::Principal;
 use crate::state::AppState;
 
@@ -20,28 +20,40 @@ pub async fn push(
     let mut results = Vec::with_capacity(request.mutations.len());
     for mutation in request.mutations {
         let key = mutation.mutation_id.to_string();
+        // (replayed, status, the appointment's new version)
         let outcome = match mutation.op {
             MutationOp::CollectionCreate { collection } => {
-                record_collection(state, principal, &key, collection, request_id).await
+                record_collection(state, principal, &key, collection, request_id)
+                    .await
+                    .map(|answered| (answered.replayed, 201, None))
             }
             MutationOp::AppointmentUpdate {
                 appointment_id,
                 if_version,
                 patch,
-            } => update_appointment(state, principal, &key, appointment_id, if_version, patch, request_id).await,
+            } => {
+                let change = AppointmentChange {
+                    id: appointment_id,
+                    if_version,
+                    patch,
+                };
+                update_appointment(state, principal, &key, change, request_id)
+                    .await
+                    .map(|answered| (answered.replayed, 200, Some(answered.value.version)))
+            }
         };
         let result = match outcome {
-            Ok(written) => MutationResult {
+            Ok((replayed, status, current_version)) => MutationResult {
                 mutation_id: mutation.mutation_id,
-                outcome: if written.replayed {
+                outcome: if replayed {
                     MutationOutcome::Duplicate
                 } else {
                     MutationOutcome::Applied
                 },
-                status: written.status,
+                status,
                 problem: None,
                 // An applied appointment change tells the tablet its new version.
-                current_version: written.body.get("version").and_then(serde_json::Value::as_i64),
+                current_version,
             },
             Err(error) => {
                 let problem = error.to_problem();

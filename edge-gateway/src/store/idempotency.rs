@@ -4,43 +4,20 @@
 //! (after the write's scope and role checks, run again as for a first request: the caller may have
 //! lost the patient since); the same key with another body gets 422; a replay while the first is
 //! still being written gets 409.
+//!
+//! [`idempotent`] wraps a write: it claims the key, re-runs the scope check on a replay and answers
+//! the stored body, or runs the write and stores its answer, all in the caller's transaction.
 
-use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::idempotency_keys;
 use labedge_service::http::ProblemError;
-use mobile_contracts::headers::{IDEMPOTENCY_KEY, is_valid_idempotency_key};
 use mobile_contracts::problem::ErrorCode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
-
-/// The `Idempotency-Key` header of a write: required.
-#[derive(Clone, Debug)]
-pub struct IdempotencyKey(pub String);
-
-impl FromRequest for IdempotencyKey {
-    type Error = ProblemError;
-    type Future = std::future::Ready<Result<Self, ProblemError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let key = req
-            .headers()
-            .get(IDEMPOTENCY_KEY)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim);
-        std::future::ready(match key {
-            None | Some("") => Err(ProblemError::new(ErrorCode::IdempotencyKeyMissing)
-                .detail("every write carries an Idempotency-Key header (a UUID the tablet makes per write)")),
-            Some(key) if !is_valid_idempotency_key(key) => {
-                Err(ProblemError::new(ErrorCode::BadRequest).detail("the Idempotency-Key header is malformed"))
-            }
-            Some(key) => Ok(IdempotencyKey(key.to_owned())),
-        })
-    }
-}
 
 /// What a key found.
 #[derive(Debug)]
@@ -182,4 +159,66 @@ impl ClaimError {
             ClaimError::Database(_) => None,
         }
     }
+}
+
+/// A write under an idempotency key.
+#[derive(Clone, Copy, Debug)]
+pub struct Keyed<'a> {
+    /// Whose key.
+    pub scope: KeyScope,
+    /// The key.
+    pub key: &'a str,
+    /// [`request_hash`] of the write.
+    pub hash: &'a [u8],
+    /// The HTTP status its answer is stored with.
+    pub status: u16,
+}
+
+/// A write's answer, and whether it is the answer of an earlier identical write.
+#[derive(Debug)]
+pub struct Answered<T> {
+    /// The answer.
+    pub value: T,
+    /// Whether nothing was written this time.
+    pub replayed: bool,
+}
+
+impl<T> Answered<T> {
+    /// A write done now.
+    pub fn fresh(value: T) -> Self {
+        Self { value, replayed: false }
+    }
+
+    /// A write found already done.
+    pub fn replayed(value: T) -> Self {
+        Self { value, replayed: true }
+    }
+}
+
+/// Runs `write` once per key, inside the caller's transaction (which must be open: the claim's lock
+/// and the stored answer live and die with it). A replay runs `recheck` (the write's scope check)
+/// and returns the stored answer; a fresh write runs `write` and stores its answer as JSON, unless
+/// `write` itself found the work already done (`Answered::replayed`: nothing is stored then).
+pub async fn idempotent<T, E>(
+    conn: &mut AsyncPgConnection,
+    keyed: Keyed<'_>,
+    recheck: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<(), E>,
+    write: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<Answered<T>, E>,
+) -> Result<Answered<T>, E>
+where
+    T: Serialize + DeserializeOwned,
+    E: From<ClaimError> + From<diesel::result::Error>,
+{
+    if let Claim::Replay { body, .. } = claim(conn, keyed.scope, keyed.key, keyed.hash).await? {
+        recheck(conn).await?;
+        let value =
+            serde_json::from_value(body).map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+        return Ok(Answered::replayed(value));
+    }
+    let answered = write(conn).await?;
+    if !answered.replayed {
+        let body = serde_json::to_value(&answered.value).map_err(super::serde_failure)?;
+        store(conn, keyed.scope, keyed.key, keyed.hash, keyed.status, &body).await?;
+    }
+    Ok(answered)
 }

@@ -1,0 +1,17 @@
+//! The gateway's queries. Every function here takes one `&mut AsyncPgConnection` (never the pool or
+//! the app state), so that a caller composes several inside one transaction: a tablet write holds its
+//! row, its outbox entry, its idempotency record and its audit record in the same commit. Rules (who
+//! may do what, which dates are valid) stay in the services above; these functions only read and
+//! write rows.
+
+pub mod appointments;
+pub mod audit;
+pub mod collections;
+pub mod idempotency;
+pub mod outbox;
+pub mod reads;
+
+/// A JSON (de)serialisation failure inside a transaction, as the database error that rolls it back.
+pub(crate) fn serde_failure(e: serde_json::Error) -> diesel::result::Error {
+    diesel::result::Error::SerializationError(Box::new(e))
+}
