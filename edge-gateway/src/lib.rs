@@ -8,26 +8,26 @@
 //! Subcommands: `serve`, `migrate`, `check-config`, `rotate-signing-key`, `sync [--full]`,
 //! `audit verify|purge|checkpoint`.
 
-pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod conflicts;
 pub mod console;
 pub mod gauges;
 pub mod housekeeping;
-pub mod pull;
 pub mod ratelimit;
 pub mod reads;
 pub mod relay;
-pub mod resolve;
 pub mod routes;
-pub mod security;
+pub mod security_events;
 pub mod startup;
 pub mod state;
 pub mod store;
 pub mod sync;
+pub mod tablet_pull;
+pub mod vpn_gate;
 pub mod writes;
 
 /// The one error type of the handlers (shared with the API: see `labedge_service::error`).

@@ -22,7 +22,6 @@ use labedge_service::config::{ClientAuth, ListenConfig};
 use labedge_service::pki::CertAuthority;
 use tokio::sync::OnceCell;
 
-use crate::access::vpn_gate;
 use crate::audit::AuditLog;
 use crate::auth::keys::{Kek, KeyRing};
 use crate::auth::revocation::Revocations;
@@ -33,10 +32,11 @@ use crate::console::history::History;
 use crate::ratelimit::RateLimiter;
 use crate::relay::DrainState;
 use crate::routes::{self, Surface};
-use crate::security::SecurityLog;
+use crate::security_events::SecurityLog;
 use crate::state::AppState;
 use crate::sync::SyncStatus;
 use crate::sync::health::UpstreamHealth;
+use crate::vpn_gate::vpn_gate;
 use std::sync::RwLock;
 use tokio::sync::Notify;
 

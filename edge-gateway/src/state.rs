@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::console::history::History;
 use crate::ratelimit::RateLimiter;
 use crate::relay::DrainState;
-use crate::security::SecurityLog;
+use crate::security_events::SecurityLog;
 use crate::sync::SyncStatus;
 use crate::sync::health::UpstreamHealth;
 

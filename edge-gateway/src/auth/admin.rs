@@ -25,9 +25,9 @@ use validator::Validate;
 use super::Peer;
 use super::lockout::{self, Policy, Subject};
 use super::sessions::{invalid_credentials, limit_attempts, locked_out, token_hash, verify_blocking};
-use crate::access::client_ip;
-use crate::security::{Action, SecurityEvent};
+use crate::security_events::{Action, SecurityEvent};
 use crate::state::AppState;
+use crate::vpn_gate::client_ip;
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "labedge_admin";

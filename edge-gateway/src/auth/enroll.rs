@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::Peer;
 use super::sessions::limit_attempts;
-use crate::security::{Action, SecurityEvent};
+use crate::security_events::{Action, SecurityEvent};
 use crate::state::AppState;
 
 /// Letters and digits a person reads without confusion (no 0/O, 1/I/L).

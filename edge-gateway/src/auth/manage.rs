@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::revocation::RevokedKind;
-use crate::security::{Action, SecurityEvent};
+use crate::security_events::{Action, SecurityEvent};
 use crate::state::AppState;
 
 /// A device as the console lists it.

@@ -16,9 +16,9 @@ use uuid::Uuid;
 
 use super::revocation::{Binding, Standing};
 use super::tokens::{AccessClaims, Confirmation, Refusal};
-use crate::access::client_ip;
-use crate::security::{Action, SecurityEvent};
+use crate::security_events::{Action, SecurityEvent};
 use crate::state::AppState;
+use crate::vpn_gate::client_ip;
 
 /// An authenticated staff member on an enrolled device of this lab.
 #[derive(Clone, Debug)]

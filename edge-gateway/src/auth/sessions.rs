@@ -21,7 +21,7 @@ use super::lockout::{self, Policy, Subject};
 use super::principal::{Principal, device_revoked};
 use super::revocation::RevokedKind;
 use super::tokens::Confirmation;
-use crate::security::{Action, SecurityEvent};
+use crate::security_events::{Action, SecurityEvent};
 use crate::state::AppState;
 
 /// The one answer to bad device credentials, an unknown login and a wrong PIN alike.

@@ -13,7 +13,7 @@ use validator::Validate;
 
 use crate::auth::admin::{self, AdminLogin, AdminSession};
 use crate::auth::{Peer, enroll, lockout, manage};
-use crate::security::{Action, SecurityEvent};
+use crate::security_events::{Action, SecurityEvent};
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -148,14 +148,14 @@ async fn status(state: web::Data<AppState>, _session: AdminSession) -> Result<Ht
 
 /// Conflicts, open ones first.
 async fn conflicts(state: web::Data<AppState>, _session: AdminSession) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(crate::resolve::list_conflicts(&state).await?))
+    Ok(HttpResponse::Ok().json(crate::conflicts::list_conflicts(&state).await?))
 }
 
 /// How to resolve a conflict.
 #[derive(Debug, Deserialize, Validate)]
 #[serde(deny_unknown_fields)]
 struct Resolve {
-    resolution: crate::resolve::Resolution,
+    resolution: crate::conflicts::Resolution,
 }
 
 /// Resolves a conflict: keep the cloud's state, or send the tablet's change again.
@@ -165,13 +165,13 @@ async fn resolve_conflict(
     id: web::Path<Uuid>,
     body: ValidatedJson<Resolve>,
 ) -> Result<HttpResponse, ApiError> {
-    crate::resolve::resolve_conflict(&state, session.staff_id, id.into_inner(), body.0.resolution).await?;
+    crate::conflicts::resolve_conflict(&state, session.staff_id, id.into_inner(), body.0.resolution).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Dead letters, open ones first.
 async fn dead_letters(state: web::Data<AppState>, _session: AdminSession) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(crate::resolve::list_dead_letters(&state).await?))
+    Ok(HttpResponse::Ok().json(crate::conflicts::list_dead_letters(&state).await?))
 }
 
 /// Sends a dead letter again (as a new mutation).
@@ -180,7 +180,7 @@ async fn replay_dead_letter(
     session: AdminSession,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    crate::resolve::handle_dead_letter(&state, session.staff_id, id.into_inner(), true).await?;
+    crate::conflicts::handle_dead_letter(&state, session.staff_id, id.into_inner(), true).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -190,6 +190,6 @@ async fn discard_dead_letter(
     session: AdminSession,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    crate::resolve::handle_dead_letter(&state, session.staff_id, id.into_inner(), false).await?;
+    crate::conflicts::handle_dead_letter(&state, session.staff_id, id.into_inner(), false).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,9 +5,9 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use labedge_service::tls::peer_certificate;
 
-use crate::access::client_ip;
 use crate::auth::Peer;
 use crate::state::AppState;
+use crate::vpn_gate::client_ip;
 
 mod admin;
 

@@ -1,6 +1,6 @@
 //! Tablet reads and the delta pull. Each handler authenticates (`Principal`, any role), then reads
 //! its query (`ValidatedQuery`, after authentication, so that a caller without a valid session
-//! learns nothing from validation errors), calls a read of [`crate::reads`] or [`crate::pull`], and
+//! learns nothing from validation errors), calls a read of [`crate::reads`] or [`crate::tablet_pull`], and
 //! answers through [`respond`]: the read's audit is committed first (503 if it cannot be), then the
 //! JSON body goes out with an `ETag` (`If-None-Match` → 304) and `Cache-Control: private, no-cache`.
 //! Compression is the app's (`Compress`); the tag is weak (`W/"…"`) because the gzip and identity
@@ -18,9 +18,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::auth::Principal;
-use crate::pull;
 use crate::reads::{self, Audited, Caller};
 use crate::state::AppState;
+use crate::tablet_pull;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -158,6 +158,6 @@ async fn sync_pull(
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller(&state, &principal, &req).await?;
     let query = ValidatedQuery::<SyncPullQuery>::extract(&req).await?;
-    let read = pull::pull(&state, &caller, query.0.cursor.as_deref()).await?;
+    let read = tablet_pull::pull(&state, &caller, query.0.cursor.as_deref()).await?;
     respond(&state, &req, read).await
 }

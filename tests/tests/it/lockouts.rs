@@ -9,7 +9,7 @@
 use actix_web::http::Method;
 use actix_web::test::TestRequest;
 use futures_util::future::join_all;
-use labedge_edge_gateway::security::Action;
+use labedge_edge_gateway::security_events::Action;
 use labedge_tests::app::TestResponse;
 use labedge_tests::gateway::{ADMIN, ADMIN_PASSWORD, Device, NURSE, TestGateway};
 use mobile_contracts::problem::ErrorCode;

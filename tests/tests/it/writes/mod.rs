@@ -11,7 +11,7 @@ use actix_web::test::TestRequest;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
-use labedge_edge_gateway::resolve::{ConflictView, DeadLetterView};
+use labedge_edge_gateway::conflicts::{ConflictView, DeadLetterView};
 use labedge_protocol::relay::{RelayedMutation, RelayedOp};
 use labedge_schema::edge::schema::{appointments, audit_log, collection_tubes, collections, idempotency_keys, outbox};
 use labedge_schema::sync::AppointmentRow;

@@ -20,7 +20,7 @@ use labedge_service::http::ProblemError;
 use mobile_contracts::problem::ErrorCode;
 
 use crate::config::AccessConfig;
-use crate::security::{Action, SecurityEvent};
+use crate::security_events::{Action, SecurityEvent};
 use crate::state::AppState;
 
 /// Which networks a route is open to.

@@ -254,9 +254,9 @@ async fn gateways(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         .json(body))
 }
 
-const PAGE_TEMPLATE: &str = include_str!("central/page.html");
-const PAGE_STYLE: &str = include_str!("central/page.css");
-const PAGE_SCRIPT: &str = include_str!("central/page.js");
+const PAGE_TEMPLATE: &str = include_str!("page.html");
+const PAGE_STYLE: &str = include_str!("page.css");
+const PAGE_SCRIPT: &str = include_str!("page.js");
 
 /// The page, with its style and script inline, and the Content-Security-Policy that allows exactly
 /// those two (by hash) and requests to this origin only.
