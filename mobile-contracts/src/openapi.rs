@@ -166,7 +166,7 @@ fn sorted(value: Value) -> Value {
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn enroll() {}
 
 #[utoipa::path(
@@ -188,7 +188,7 @@ fn enroll() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn login() {}
 
 #[utoipa::path(
@@ -210,7 +210,7 @@ fn login() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn refresh() {}
 
 #[utoipa::path(
@@ -233,7 +233,7 @@ fn refresh() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn logout() {}
 
 #[utoipa::path(
@@ -251,7 +251,7 @@ fn logout() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn me() {}
 
 #[utoipa::path(
@@ -272,7 +272,7 @@ fn me() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn search_patients() {}
 
 #[utoipa::path(
@@ -293,7 +293,7 @@ fn search_patients() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn get_patient() {}
 
 #[utoipa::path(
@@ -314,7 +314,7 @@ fn get_patient() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn list_patient_prescriptions() {}
 
 #[utoipa::path(
@@ -335,7 +335,7 @@ fn list_patient_prescriptions() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn get_prescription() {}
 
 #[utoipa::path(
@@ -355,7 +355,7 @@ fn get_prescription() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn get_round() {}
 
 #[utoipa::path(
@@ -375,7 +375,7 @@ fn get_round() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn list_appointments() {}
 
 #[utoipa::path(
@@ -407,7 +407,7 @@ fn list_appointments() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn update_appointment() {}
 
 #[utoipa::path(
@@ -435,7 +435,7 @@ fn update_appointment() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn create_collection() {}
 
 #[utoipa::path(
@@ -458,7 +458,7 @@ fn create_collection() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn sync_push() {}
 
 #[utoipa::path(
@@ -479,7 +479,7 @@ fn sync_push() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn sync_pull() {}
 
 #[utoipa::path(
@@ -491,7 +491,7 @@ fn sync_pull() {}
         (status = 200, description = "The process is up.", body = Health)
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn healthz() {}
 
 #[utoipa::path(
@@ -504,7 +504,7 @@ fn healthz() {}
         (status = 503, description = "Not ready (database down, migrations pending, standby…); same body, for probes and load balancers.", body = Readiness)
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn readyz() {}
 
 #[utoipa::path(
@@ -517,7 +517,7 @@ fn readyz() {}
         (status = 403, description = "`peer_not_allowed`: metrics are for the monitoring network only.", body = Problem, content_type = "application/problem+json")
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn metrics() {}
 
 #[utoipa::path(
@@ -529,7 +529,7 @@ fn metrics() {}
         (status = 200, description = "This document.", body = Object, content_type = "application/json")
     )
 )]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
 fn openapi_json() {}
 
 #[cfg(test)]

@@ -573,7 +573,7 @@ mod tests {
     fn json_errors_do_not_echo_values() {
         #[derive(Debug, Deserialize)]
         #[serde(deny_unknown_fields)]
-        #[allow(dead_code)]
+        #[expect(dead_code, reason = "only its deserialisation is tested")]
         struct Body {
             count: u32,
         }

@@ -3,7 +3,6 @@
 //! Regenerate it with:
 //! `UPDATE_OPENAPI=1 cargo test -p mobile-contracts --all-features --test openapi_fresh`
 #![cfg(feature = "openapi")]
-#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 

@@ -5,7 +5,7 @@
 //! ```
 //! (The drift test does the same on a fresh database of its own and can rewrite the files.)
 
-#![allow(clippy::print_stdout)]
+#![expect(clippy::print_stdout, reason = "the example prints the schema")]
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use labedge_schema::db::{self, Database};

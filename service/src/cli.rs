@@ -74,7 +74,7 @@ pub fn finish<C: ServiceConfig>(
 }
 
 /// Command output (the one place a CLI writes to standard output).
-#[allow(clippy::print_stdout)]
+#[expect(clippy::print_stdout, reason = "a command's output is its job")]
 pub fn print_out(text: &str) {
     print!("{text}");
 }

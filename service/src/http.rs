@@ -517,9 +517,9 @@ mod tests {
     #[derive(Debug, serde::Deserialize, Validate)]
     #[serde(deny_unknown_fields)]
     struct Body {
-        #[allow(dead_code)]
+        #[expect(dead_code, reason = "only its deserialisation is tested")]
         name: String,
-        #[allow(dead_code)]
+        #[expect(dead_code, reason = "only its deserialisation is tested")]
         items: Vec<u32>,
     }
 

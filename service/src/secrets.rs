@@ -35,7 +35,6 @@ pub fn random_token(bytes: usize) -> String {
 /// Fills `buf` from the operating system's random source.
 pub fn fill_random(buf: &mut [u8]) {
     // The OS random source failing is not something a service can work around.
-    #[allow(clippy::expect_used)]
     getrandom::fill(buf).expect("the operating system's random source failed");
 }
 

@@ -18,8 +18,6 @@
 //! PostgreSQL is reached at `LABEDGE_TEST_PG` (default `postgres://postgres@127.0.0.1:5432`) and
 //! Redis at `LABEDGE_TEST_REDIS` (default `redis://127.0.0.1:6379`).
 
-#![allow(clippy::unwrap_used)]
-
 pub mod app;
 pub mod cloud;
 pub mod cluster;

@@ -714,7 +714,7 @@ impl Clinic<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(clippy::too_many_arguments, reason = "one visit's every field, named at the call site")]
     fn home_visit(
         &mut self,
         lab: &Lab,

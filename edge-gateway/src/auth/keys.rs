@@ -92,7 +92,6 @@ impl Kek {
 
     fn key(&self) -> aead::LessSafeKey {
         // AES-256 takes any 32 bytes: this cannot fail.
-        #[allow(clippy::expect_used)]
         aead::LessSafeKey::new(aead::UnboundKey::new(&aead::AES_256_GCM, &self.0).expect("a 32-byte AES key"))
     }
 
@@ -103,7 +102,6 @@ impl Kek {
         fill_random(&mut nonce);
         let mut in_out = secret.to_vec();
         // Sealing fails only for inputs beyond AES-GCM's length limit (64 GiB).
-        #[allow(clippy::expect_used)]
         self.key()
             .seal_in_place_append_tag(
                 aead::Nonce::assume_unique_for_key(nonce),

@@ -13,8 +13,6 @@
 //! - admin console login brute force: lockout of the (login, address) after 5 failures, per-address
 //!   rate limit.
 
-#![allow(clippy::unwrap_used)]
-
 use actix_web::http::Method;
 use actix_web::test::TestRequest;
 use labedge_tests::app::TestResponse;

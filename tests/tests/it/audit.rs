@@ -4,8 +4,6 @@
 //! verifies from its anchor; signed checkpoints travel through the relay to the real cloud, which
 //! records them with their continuity, and refuses a forged signature or a fork.
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;

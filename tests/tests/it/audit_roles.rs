@@ -5,8 +5,6 @@
 //! retention, and calling the purge function on records inside the retention. The purge function
 //! works within the rule and the chain still verifies; `serve` refuses a role that could rewrite it.
 
-#![allow(clippy::unwrap_used)]
-
 use std::time::Duration;
 
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};

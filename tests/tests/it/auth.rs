@@ -1,8 +1,6 @@
 //! Tablet authentication and access control at the gateway (issue 3), against real PostgreSQL and
 //! Redis.
 
-#![allow(clippy::unwrap_used)]
-
 use std::sync::Arc;
 
 use actix_web::http::Method;

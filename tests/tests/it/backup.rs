@@ -3,8 +3,6 @@
 //! daily dump restores into a fresh database; the tape export carries both with checksums. The
 //! scripts of `deploy/backup/` are run as they are in production.
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -3,8 +3,6 @@
 //! are refused before they are read; the gateway's memory stays flat over 1,000 such requests; slow
 //! clients are cut off. The socket cases run against the real `edge-gateway` binary over raw TCP.
 
-#![allow(clippy::unwrap_used)]
-
 use std::time::{Duration, Instant};
 
 use actix_web::test::TestRequest;

@@ -4,8 +4,6 @@
 //! gateway with its state, feed lag, backlog and last contact; a backlog made at the lab shows in
 //! the next report; and without the central IT token, or with another, the view is refused.
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -2,8 +2,6 @@
 //! pending pushes per tablet, a patient's access history, reconciliations) in process, and the page
 //! itself driven in headless Chromium against the real binaries (`tests/browser/admin.mjs`).
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -5,8 +5,6 @@
 //! new one with `deploy/postgres/rejoin.sh`. Every acknowledged write is present exactly once at the
 //! end, and the measured failover time is printed.
 
-#![allow(clippy::unwrap_used)]
-
 use std::time::{Duration, Instant};
 
 use labedge_schema::db::{self, Database};

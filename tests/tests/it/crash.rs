@@ -6,8 +6,6 @@
 //! once, and nothing else is. The long run (`deploy/test.sh --long`) goes on until at least 10,000
 //! writes were acknowledged.
 
-#![allow(clippy::unwrap_used)]
-
 use std::time::{Duration, Instant};
 
 use labedge_tests::db::count_at as count;

@@ -1,8 +1,6 @@
 //! The deployment files are real: the three environments' configurations load and validate with
 //! the services' own loaders, and the systemd units carry the hardening and the migration step.
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::PathBuf;
 
 use labedge_service::config::Profile;

@@ -10,8 +10,6 @@
 //! `redis-server` killed by its pid, a private PostgreSQL cluster (the shared servers on 5432 and
 //! 6379 are never touched). The HTTP faults come from the fake upstream of `fake_upstream.rs`.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

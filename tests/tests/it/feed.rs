@@ -3,8 +3,6 @@
 //! against the gateway's own digest of the rows it received), the horizon job and the mutual-TLS
 //! credential.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use diesel::sql_types::{BigInt, Text};

@@ -17,8 +17,6 @@
 //! response body must match the contract, and an undeclared method must get 405 with `Allow`. The rule
 //! and its table are in docs/api-design.md ("Fuzzing the contract"). About 90 s in CI on 2 cores.
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;

@@ -4,8 +4,6 @@
 //! of no known kind the most restrictive class. With `[admin] addr` and `[monitoring] addr` set, the
 //! tablet listener has no such route at all, whatever the path and whoever asks.
 
-#![allow(clippy::unwrap_used)]
-
 use actix_web::http::Method;
 use actix_web::test::TestRequest;
 use labedge_edge_gateway::routes::Surface;

@@ -4,8 +4,6 @@
 //! `/metrics` for the supervision only; enrollment checks its code before signing or hashing.
 //! (IPv4-mapped peers: `gate.rs`; request ids: `ops.rs`; `collected_at` in the past: `time.rs`.)
 
-#![allow(clippy::unwrap_used)]
-
 use actix_web::test::TestRequest;
 use diesel_async::SimpleAsyncConnection;
 use labedge_edge_gateway::housekeeping;

@@ -2,8 +2,6 @@
 //! a verdict per item, collections in bulk with bad ones rejected alone, appointment changes checked
 //! against their version and the status transitions, another lab refused.
 
-#![allow(clippy::unwrap_used)]
-
 use actix_web::test::TestRequest;
 use diesel_async::RunQueryDsl;
 use labedge_api::demo::SeedArgs;

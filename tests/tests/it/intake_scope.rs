@@ -5,8 +5,6 @@
 //! per lab, so that A can neither take B's upcoming labels nor read B's outcomes; and the database
 //! refuses the same rows when the intake's code is bypassed.
 
-#![allow(clippy::unwrap_used)]
-
 use actix_web::test::TestRequest;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};

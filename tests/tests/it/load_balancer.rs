@@ -3,8 +3,6 @@
 //! Only the instance whose database is the primary gets traffic (the health check reads `/readyz`);
 //! when the primary is lost and the standby promoted, traffic moves to the other instance by itself.
 
-#![allow(clippy::unwrap_used)]
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

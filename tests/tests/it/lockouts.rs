@@ -4,8 +4,6 @@
 //! repeat; a lab admin lifts them from the console; the per-device rate limit counts only devices
 //! whose credentials were checked.
 
-#![allow(clippy::unwrap_used)]
-
 use actix_web::http::Method;
 use actix_web::test::TestRequest;
 use futures_util::future::join_all;

@@ -4,8 +4,6 @@
 //! the production filter built from `log.filter = "debug"`), on the test's thread, while tablets
 //! search, read, write and fail at the in-process gateway.
 
-#![allow(clippy::unwrap_used)]
-
 use std::io;
 use std::sync::{Arc, Mutex, Once};
 

@@ -6,8 +6,6 @@
 //! be what `docs/metrics.md` says (names, types, labels, label values). A second test keeps the doc
 //! and the code's metric names equal.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

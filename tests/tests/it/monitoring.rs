@@ -8,8 +8,6 @@
 //! promtool comes from Debian's `prometheus` package and rsyslogd from `rsyslog` and
 //! `rsyslog-gnutls` (`deploy/lib/services.sh` installs them); a missing tool fails the test.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

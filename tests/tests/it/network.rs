@@ -4,8 +4,6 @@
 //! A proximity lab reaches the cloud's and the central lab's APIs but not another lab; a tablet
 //! reaches its gateway's tablet port and nothing else.
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 

@@ -1,7 +1,5 @@
 //! Health, readiness, metrics and errors of both services, in process.
 
-#![allow(clippy::unwrap_used)]
-
 use labedge_schema::db::Database;
 use labedge_tests::app::TestApp;
 use labedge_tests::db::TestDb;

@@ -2,8 +2,6 @@
 //! returns; slow, failing and throttling upstreams; a half-rejected batch; failover and return; a
 //! standby never written to; late commits not left behind; conflicts recorded, not overwritten.
 
-#![allow(clippy::unwrap_used)]
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

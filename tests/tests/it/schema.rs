@@ -1,8 +1,6 @@
 //! The schema crate's contract with its migrations: `schema.rs` is what the migrations produce, and
 //! every migration runs both ways.
 
-#![allow(clippy::unwrap_used)]
-
 use labedge_schema::db::{self, Database};
 use labedge_schema::introspect::print_schema;
 use labedge_tests::db::TestDb;

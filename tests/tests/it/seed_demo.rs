@@ -2,8 +2,6 @@
 //! tablets and gateways rely on (valid NIRs, staff who can log in, ordered home rounds, consistent
 //! prescriptions) and the change feed must hear of every row.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::{BTreeMap, HashMap};
 
 use diesel::prelude::*;

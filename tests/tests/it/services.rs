@@ -1,7 +1,5 @@
 //! The real binaries: configuration errors, migrations, provisioning, HTTPS, graceful stop.
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,8 +1,6 @@
 //! Issue 12 item 6: certificate binding follows the device, the signing keys are sealed at rest, and a
 //! leaked key is retired at once. Against real PostgreSQL and Redis.
 
-#![allow(clippy::unwrap_used)]
-
 use base64::Engine as _;
 use labedge_tests::gateway::{NURSE, TestGateway};
 use mobile_contracts::problem::ErrorCode;

@@ -2,8 +2,6 @@
 //! interval, staff deactivations, reconciliation of tampered rows, login with the cloud stopped —
 //! against the real API served over TLS with the gateway's client certificate.
 
-#![allow(clippy::unwrap_used)]
-
 use std::time::{Duration, Instant};
 
 use diesel_async::SimpleAsyncConnection;

@@ -5,8 +5,6 @@
 //! day pushes collections made a day ago) down to two days before its prescription was issued, and
 //! refused before that (issue 12: a collection dated 1900-01-01 was accepted). Tokens are issued and checked on the gateway's clock only.
 
-#![allow(clippy::unwrap_used)]
-
 use actix_web::test::TestRequest;
 use base64::Engine as _;
 use diesel_async::RunQueryDsl;

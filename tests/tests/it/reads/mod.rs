@@ -1,8 +1,6 @@
 //! Tablet reads at the gateway (patients, prescriptions and tube plans, rounds, appointments), their
 //! audit and hash chain, the cache, and the delta pull, against real PostgreSQL and Redis.
 
-#![allow(clippy::unwrap_used)]
-
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;

@@ -5,8 +5,6 @@
 //! appointment changes follow the state machine against the version seen; the lab admin resolves
 //! conflicts and dead letters in the console.
 
-#![allow(clippy::unwrap_used)]
-
 use actix_web::test::TestRequest;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
