@@ -166,7 +166,10 @@ fn sorted(value: Value) -> Value {
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn enroll() {}
 
 #[utoipa::path(
@@ -188,7 +191,10 @@ fn enroll() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn login() {}
 
 #[utoipa::path(
@@ -210,7 +216,10 @@ fn login() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn refresh() {}
 
 #[utoipa::path(
@@ -233,7 +242,10 @@ fn refresh() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn logout() {}
 
 #[utoipa::path(
@@ -251,7 +263,10 @@ fn logout() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn me() {}
 
 #[utoipa::path(
@@ -272,7 +287,10 @@ fn me() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn search_patients() {}
 
 #[utoipa::path(
@@ -293,7 +311,10 @@ fn search_patients() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn get_patient() {}
 
 #[utoipa::path(
@@ -314,7 +335,10 @@ fn get_patient() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn list_patient_prescriptions() {}
 
 #[utoipa::path(
@@ -335,7 +359,10 @@ fn list_patient_prescriptions() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn get_prescription() {}
 
 #[utoipa::path(
@@ -355,7 +382,10 @@ fn get_prescription() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn get_round() {}
 
 #[utoipa::path(
@@ -375,7 +405,10 @@ fn get_round() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn list_appointments() {}
 
 #[utoipa::path(
@@ -407,7 +440,10 @@ fn list_appointments() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn update_appointment() {}
 
 #[utoipa::path(
@@ -435,7 +471,10 @@ fn update_appointment() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn create_collection() {}
 
 #[utoipa::path(
@@ -458,7 +497,10 @@ fn create_collection() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn sync_push() {}
 
 #[utoipa::path(
@@ -479,7 +521,10 @@ fn sync_push() {}
         (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn sync_pull() {}
 
 #[utoipa::path(
@@ -491,7 +536,10 @@ fn sync_pull() {}
         (status = 200, description = "The process is up.", body = Health)
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn healthz() {}
 
 #[utoipa::path(
@@ -504,7 +552,10 @@ fn healthz() {}
         (status = 503, description = "Not ready (database down, migrations pending, standby…); same body, for probes and load balancers.", body = Readiness)
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn readyz() {}
 
 #[utoipa::path(
@@ -517,7 +568,10 @@ fn readyz() {}
         (status = 403, description = "`peer_not_allowed`: metrics are for the monitoring network only.", body = Problem, content_type = "application/problem+json")
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn metrics() {}
 
 #[utoipa::path(
@@ -529,7 +583,10 @@ fn metrics() {}
         (status = 200, description = "This document.", body = Object, content_type = "application/json")
     )
 )]
-#[expect(dead_code, reason = "a route's documentation for utoipa; the handler lives in the gateway")]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
 fn openapi_json() {}
 
 #[cfg(test)]

@@ -714,7 +714,10 @@ impl Clinic<'_> {
         }
     }
 
-    #[expect(clippy::too_many_arguments, reason = "one visit's every field, named at the call site")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one visit's every field, named at the call site"
+    )]
     fn home_visit(
         &mut self,
         lab: &Lab,
