@@ -17,6 +17,7 @@ pub mod intake;
 pub mod manage;
 pub mod provision;
 pub mod routes;
+pub mod security;
 pub mod startup;
 pub mod state;
 

@@ -94,24 +94,7 @@ async fn metrics(state: web::Data<AppState>, req: actix_web::HttpRequest) -> Res
     let peer = req.peer_addr().map(|addr| addr.ip().to_canonical());
     let allowed = peer.is_some_and(|ip| state.config.monitoring.ranges.iter().any(|net| net.contains(&ip)));
     if !allowed {
-        tracing::event!(
-            target: "security",
-            tracing::Level::WARN,
-            event.kind = "security",
-            event.category = "network",
-            event.action = "peer_refused",
-            event.outcome = "failure",
-            event.reason = "outside_allowed_networks",
-            source.ip = %peer.map(|ip| ip.to_string()).unwrap_or_default(),
-            "security event"
-        );
-        ::metrics::counter!(
-            "labedge_security_events_total",
-            "action" => "peer_refused",
-            "outcome" => "failure",
-            "reason" => "outside_allowed_networks"
-        )
-        .increment(1);
+        crate::security::refused(&req, "network", "peer_refused", "outside_allowed_networks");
         return Err(ProblemError::new(ErrorCode::PeerNotAllowed).detail("this address may not read the metrics"));
     }
     Ok(metrics_response(&state.metrics))

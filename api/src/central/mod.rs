@@ -204,7 +204,7 @@ fn check_access(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
     }
     let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     token_accepted(config, presented).map_err(|refusal| {
-        security_event(req, refusal);
+        crate::security::refused(req, "authentication", "central_refused", refusal.as_str());
         let challenge = match refusal {
             Refusal::MissingToken => "Bearer realm=\"labedge-central\"",
             Refusal::UnknownToken => "Bearer realm=\"labedge-central\", error=\"invalid_token\"",
@@ -214,28 +214,6 @@ fn check_access(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
             .header(header::WWW_AUTHENTICATE, challenge)
             .into()
     })
-}
-
-fn security_event(req: &HttpRequest, refusal: Refusal) {
-    let source = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-    tracing::event!(
-        target: "security",
-        tracing::Level::WARN,
-        event.kind = "security",
-        event.category = "authentication",
-        event.action = "central_refused",
-        event.outcome = "failure",
-        event.reason = refusal.as_str(),
-        source.ip = %source,
-        "security event"
-    );
-    metrics::counter!(
-        "labedge_security_events_total",
-        "action" => "central_refused",
-        "outcome" => "failure",
-        "reason" => refusal.as_str()
-    )
-    .increment(1);
 }
 
 /// Every lab's gateway, for central IT.

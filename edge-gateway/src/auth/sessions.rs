@@ -170,19 +170,13 @@ pub async fn login(state: &AppState, peer: &Peer, body: LoginRequest) -> Result<
     let role = parse_role(&member.role)?;
     let now = OffsetDateTime::now_utc();
     let opened = open_session(state, &mut conn, peer, body.device_id, member.id, now).await?;
-    let cnf = peer
-        .certificate
-        .as_ref()
-        .map(|cert| Confirmation::of_certificate(&cert.0));
-    let access = state
-        .tokens
-        .issue(member.id, body.device_id, role, opened.session_id, cnf)?;
-    state.security.emit(
-        SecurityEvent::success(Action::Login)
-            .staff(member.id)
-            .device(body.device_id)
-            .source(peer.ip),
-    );
+    let session = SessionOf {
+        staff: member.id,
+        device: body.device_id,
+        role,
+        id: opened.session_id,
+    };
+    let access = issue_access(state, peer, session, Action::Login)?;
     let grace_until = opened.grace_until;
     Ok(TokenResponse {
         access_token: Secret::new(access.token),
@@ -385,19 +379,13 @@ pub async fn refresh(state: &AppState, peer: &Peer, body: RefreshRequest) -> Res
         .execute(&mut conn)
         .await?;
     let role = parse_role(&member.role)?;
-    let cnf = peer
-        .certificate
-        .as_ref()
-        .map(|cert| Confirmation::of_certificate(&cert.0));
-    let access = state
-        .tokens
-        .issue(member.id, body.device_id, role, token.session_id, cnf)?;
-    state.security.emit(
-        SecurityEvent::success(Action::Refresh)
-            .staff(member.id)
-            .device(body.device_id)
-            .source(peer.ip),
-    );
+    let access_of = SessionOf {
+        staff: member.id,
+        device: body.device_id,
+        role,
+        id: token.session_id,
+    };
+    let access = issue_access(state, peer, access_of, Action::Refresh)?;
     Ok(TokenResponse {
         access_token: Secret::new(access.token),
         token_type: TokenType::Bearer,
@@ -607,6 +595,39 @@ pub async fn revoke_session(
     .await?;
     state.revocations.revoked(RevokedKind::Session, session).await;
     Ok(())
+}
+
+/// Whose session an access token is for.
+#[derive(Clone, Copy, Debug)]
+struct SessionOf {
+    staff: Uuid,
+    device: Uuid,
+    role: Role,
+    id: Uuid,
+}
+
+/// An access token of `session`, bound to the peer's certificate when the request came over mutual
+/// TLS, and the security event of the login or refresh (`action`) that earned it.
+fn issue_access(
+    state: &AppState,
+    peer: &Peer,
+    session: SessionOf,
+    action: Action,
+) -> Result<super::tokens::Issued, ApiError> {
+    let cnf = peer
+        .certificate
+        .as_ref()
+        .map(|cert| Confirmation::of_certificate(&cert.0));
+    let access = state
+        .tokens
+        .issue(session.staff, session.device, session.role, session.id, cnf)?;
+    state.security.emit(
+        SecurityEvent::success(action)
+            .staff(session.staff)
+            .device(session.device)
+            .source(peer.ip),
+    );
+    Ok(access)
 }
 
 fn parse_role(role: &str) -> Result<Role, ApiError> {
