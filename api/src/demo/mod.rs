@@ -174,6 +174,13 @@ pub struct SeedSummary {
     pub elapsed: Duration,
 }
 
+impl SeedSummary {
+    /// The proximity labs, in the order they were made.
+    pub fn proximity_labs(&self) -> impl Iterator<Item = &SeededLab> {
+        self.labs.iter().filter(|l| l.kind == "proximity")
+    }
+}
+
 impl fmt::Display for SeedSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.counts;

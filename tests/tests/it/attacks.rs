@@ -99,11 +99,9 @@ fn assert_refused(response: &TestResponse, case: &str, allowed: &[u16], secrets:
 
 async fn revoke(gw: &TestGateway, device: Uuid) {
     let admin = gw.admin_login().await;
-    gw.from_admin_network(
+    gw.console(&admin,
         TestRequest::post()
-            .uri(&format!("/admin/v1/devices/{device}/revoke"))
-            .insert_header(("cookie", admin.cookie.clone()))
-            .insert_header(("x-csrf-token", admin.csrf.clone())),
+            .uri(&format!("/admin/v1/devices/{device}/revoke")),
     )
     .await
     .expect(200);

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use diesel_async::SimpleAsyncConnection;
 use labedge_service::config::SecretString;
 use labedge_tests::app::TestApp;
-use labedge_tests::gateway::{ADMIN, ADMIN_PASSWORD, HOME_SAMPLER, NURSE, TestGateway};
+use labedge_tests::gateway::{ADMIN, ADMIN_PASSWORD, HOME_SAMPLER, NURSE, TestGateway, forge_token, token_part};
 use mobile_contracts::problem::ErrorCode;
 use mobile_contracts::{EnrollRequest, Me, RefreshRequest, Role, Secret, TokenResponse};
 
@@ -58,11 +58,11 @@ async fn a_tablet_enrolls_a_nurse_logs_in_and_out() {
     // The access token carries every claim the contract promises.
     let token = tokens.access_token.expose();
     let header: serde_json::Value =
-        serde_json::from_slice(&B64.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+        token_part(token, 0);
     assert_eq!(header["alg"], "HS256");
     assert!(header["kid"].is_string());
     let claims: serde_json::Value =
-        serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+        token_part(token, 1);
     for claim in [
         "sub", "device", "lab", "role", "jti", "iat", "nbf", "exp", "iss", "aud", "sid",
     ] {
@@ -261,11 +261,9 @@ async fn a_revoked_device_is_refused_on_its_very_next_request_and_told_to_wipe()
         .expect(200);
 
     let admin = gw.admin_login().await;
-    gw.from_admin_network(
+    gw.console(&admin,
         TestRequest::post()
-            .uri(&format!("/admin/v1/devices/{}/revoke", device.id))
-            .insert_header(("cookie", admin.cookie.clone()))
-            .insert_header(("x-csrf-token", admin.csrf.clone())),
+            .uri(&format!("/admin/v1/devices/{}/revoke", device.id)),
     )
     .await
     .expect(200);
@@ -296,11 +294,9 @@ async fn a_revoked_staff_member_is_refused_on_the_next_request() {
     let gw = TestGateway::start().await;
     let (device, tokens) = gw.nurse_tablet().await;
     let admin = gw.admin_login().await;
-    gw.from_admin_network(
+    gw.console(&admin,
         TestRequest::post()
             .uri(&format!("/admin/v1/staff/{}/revoke", gw.staff_id(NURSE.0)))
-            .insert_header(("cookie", admin.cookie.clone()))
-            .insert_header(("x-csrf-token", admin.csrf.clone()))
             .set_json(serde_json::json!({"reason": "left the lab"})),
     )
     .await
@@ -311,11 +307,9 @@ async fn a_revoked_staff_member_is_refused_on_the_next_request() {
     );
     gw.try_login(&device, NURSE.0, NURSE.1).await.expect(401);
     // An unknown staff id is a 404, not a silent success.
-    gw.from_admin_network(
+    gw.console(&admin,
         TestRequest::post()
-            .uri(&format!("/admin/v1/staff/{}/revoke", uuid::Uuid::now_v7()))
-            .insert_header(("cookie", admin.cookie.clone()))
-            .insert_header(("x-csrf-token", admin.csrf.clone())),
+            .uri(&format!("/admin/v1/staff/{}/revoke", uuid::Uuid::now_v7())),
     )
     .await
     .expect(404);
@@ -331,11 +325,9 @@ async fn revocation_falls_back_to_postgresql_and_fails_closed_without_both() {
         .await
         .expect(200);
     let admin = gw.admin_login().await;
-    gw.from_admin_network(
+    gw.console(&admin,
         TestRequest::post()
-            .uri(&format!("/admin/v1/devices/{}/revoke", device.id))
-            .insert_header(("cookie", admin.cookie.clone()))
-            .insert_header(("x-csrf-token", admin.csrf.clone())),
+            .uri(&format!("/admin/v1/devices/{}/revoke", device.id)),
     )
     .await
     .expect(200);
@@ -361,36 +353,19 @@ async fn revocation_falls_back_to_postgresql_and_fails_closed_without_both() {
     assert!(closed.header("retry-after").is_some());
 }
 
-fn forge(header: serde_json::Value, claims: &serde_json::Value, secret: &[u8]) -> String {
-    use hmac_sign::sign;
-    let head = B64.encode(header.to_string());
-    let body = B64.encode(claims.to_string());
-    let signature = sign(secret, format!("{head}.{body}").as_bytes());
-    format!("{head}.{body}.{}", B64.encode(signature))
-}
-
-/// HMAC-SHA256 through jsonwebtoken, so that a forged token is signed exactly as a real one would be.
-mod hmac_sign {
-    pub fn sign(secret: &[u8], message: &[u8]) -> Vec<u8> {
-        let key = jsonwebtoken::EncodingKey::from_secret(secret).unwrap();
-        let signed = jsonwebtoken::crypto::sign(message, &key, jsonwebtoken::Algorithm::HS256).unwrap();
-        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, signed).unwrap()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_token_attack_of_the_list_gets_401_invalid_token() {
     let gw = TestGateway::start().await;
     let (_, tokens) = gw.nurse_tablet().await;
     let good = tokens.access_token.expose().to_owned();
     let header: serde_json::Value =
-        serde_json::from_slice(&B64.decode(good.split('.').next().unwrap()).unwrap()).unwrap();
+        token_part(&good, 0);
     let claims: serde_json::Value =
-        serde_json::from_slice(&B64.decode(good.split('.').nth(1).unwrap()).unwrap()).unwrap();
+        token_part(&good, 1);
     let kid = header["kid"].clone();
     let secret: Vec<u8> = gw.signing_secret(kid.as_str().unwrap()).await;
     // The forging works: the real key and claims give a token the gateway accepts.
-    let reforged = forge(header.clone(), &claims, &secret);
+    let reforged = forge_token(&header, &claims, &secret);
     gw.app.get_authed("/v1/me", &reforged).await.expect(200);
 
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -411,45 +386,45 @@ async fn every_token_attack_of_the_list_gets_401_invalid_token() {
         ("alg none", none_token),
         (
             "HS256 signed with public material",
-            forge(header.clone(), &claims, &public_material),
+            forge_token(&header, &claims, &public_material),
         ),
         (
             "unknown kid",
-            forge(
+            forge_token(&
                 serde_json::json!({"alg": "HS256", "kid": "k-not-in-the-ring"}),
                 &claims,
                 &secret,
             ),
         ),
-        ("no kid", forge(serde_json::json!({"alg": "HS256"}), &claims, &secret)),
+        ("no kid", forge_token(&serde_json::json!({"alg": "HS256"}), &claims, &secret)),
         (
             "wrong audience",
-            forge(header.clone(), &with("aud", "labedge-tablet-api/OTHER".into()), &secret),
+            forge_token(&header, &with("aud", "labedge-tablet-api/OTHER".into()), &secret),
         ),
         (
             "wrong issuer",
-            forge(header.clone(), &with("iss", "labedge-gateway/OTHER".into()), &secret),
+            forge_token(&header, &with("iss", "labedge-gateway/OTHER".into()), &secret),
         ),
         (
             "expired",
-            forge(header.clone(), &with("exp", (now - 120).into()), &secret),
+            forge_token(&header, &with("exp", (now - 120).into()), &secret),
         ),
         (
             "nbf in the future",
-            forge(header.clone(), &with("nbf", (now + 300).into()), &secret),
+            forge_token(&header, &with("nbf", (now + 300).into()), &secret),
         ),
         (
             "iat in the future",
-            forge(header.clone(), &with("iat", (now + 300).into()), &secret),
+            forge_token(&header, &with("iat", (now + 300).into()), &secret),
         ),
-        ("no exp", forge(header.clone(), &without_exp, &secret)),
+        ("no exp", forge_token(&header, &without_exp, &secret)),
         (
             "another lab in the claims",
-            forge(header.clone(), &with("lab", "OTHER".into()), &secret),
+            forge_token(&header, &with("lab", "OTHER".into()), &secret),
         ),
         (
             "RS256 header",
-            forge(serde_json::json!({"alg": "RS256", "kid": kid}), &claims, &secret),
+            forge_token(&serde_json::json!({"alg": "RS256", "kid": kid}), &claims, &secret),
         ),
         ("tampered claims", {
             let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
@@ -517,7 +492,7 @@ async fn rotating_the_signing_key_logs_nobody_out() {
     let (device, before) = gw.nurse_tablet().await;
     let kid_of = |token: &str| -> String {
         let header: serde_json::Value =
-            serde_json::from_slice(&B64.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+            token_part(token, 0);
         header["kid"].as_str().unwrap().to_owned()
     };
     let (new_kid, retired) = labedge_edge_gateway::auth::keys::rotate(
@@ -700,11 +675,9 @@ async fn the_admin_console_session_is_strict() {
     .await
     .expect(401);
     // Logout ends the session.
-    gw.from_admin_network(
+    gw.console(&admin,
         TestRequest::post()
-            .uri("/admin/v1/logout")
-            .insert_header(("cookie", admin.cookie.clone()))
-            .insert_header(("x-csrf-token", admin.csrf.clone())),
+            .uri("/admin/v1/logout"),
     )
     .await
     .expect(204);

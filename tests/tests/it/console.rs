@@ -23,17 +23,8 @@ use uuid::Uuid;
 // ------------------------------------------------------------------------------------------------
 // Helpers.
 
-async fn console(gw: &TestGateway, admin: &AdminCookie, request: TestRequest) -> TestResponse {
-    gw.from_admin_network(
-        request
-            .insert_header(("cookie", admin.cookie.clone()))
-            .insert_header(("x-csrf-token", admin.csrf.clone())),
-    )
-    .await
-}
-
 async fn console_get(gw: &TestGateway, admin: &AdminCookie, path: &str) -> TestResponse {
-    console(gw, admin, TestRequest::get().uri(path)).await
+    gw.console(admin, TestRequest::get().uri(path)).await
 }
 
 /// A lab with a patient, their prescription and the catalog, and a nurse logged in on a tablet:
@@ -158,7 +149,7 @@ async fn every_console_route_needs_an_admin_session() {
 async fn an_enrollment_code_comes_with_its_qr_code() {
     let gw = TestGateway::start().await;
     let admin = gw.admin_login().await;
-    let code: Value = console(&gw, &admin, TestRequest::post().uri("/admin/v1/enrollment-codes"))
+    let code: Value = gw.console(&admin, TestRequest::post().uri("/admin/v1/enrollment-codes"))
         .await
         .expect(201)
         .json();
@@ -168,7 +159,7 @@ async fn an_enrollment_code_comes_with_its_qr_code() {
     assert!(svg.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{svg}");
     assert!(svg.ends_with("</svg>"));
     // The QR code is the code's own: another code, another picture.
-    let other: Value = console(&gw, &admin, TestRequest::post().uri("/admin/v1/enrollment-codes"))
+    let other: Value = gw.console(&admin, TestRequest::post().uri("/admin/v1/enrollment-codes"))
         .await
         .expect(201)
         .json();

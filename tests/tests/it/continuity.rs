@@ -8,8 +8,9 @@
 use std::time::{Duration, Instant};
 
 use labedge_schema::db::{self, Database};
+use labedge_tests::tablet::ReadJson;
 use labedge_tests::cluster::{PgCluster, PgDir, deploy_script, replicated_pair, shell};
-use labedge_tests::db::count_at as count;
+use labedge_tests::db::{collections_among, count_at as count};
 use labedge_tests::stack::Stack;
 use labedge_tests::tablet;
 
@@ -126,17 +127,13 @@ async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_w
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let ids = acknowledged
-        .iter()
-        .map(|id| format!("'{id}'"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let among = collections_among(&acknowledged);
     let expected = acknowledged.len() as i64;
     assert!(expected > before, "writes went on through the failover");
     assert_eq!(
         count(
             &central_url,
-            &format!("SELECT count(*) AS n FROM collections WHERE id IN ({ids})")
+            &among
         )
         .await,
         expected,
@@ -167,12 +164,8 @@ async fn futures_roles(client: &reqwest::Client, urls: &[&str]) -> Vec<String> {
     for url in urls {
         let ready: serde_json::Value = client
             .get(format!("{url}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .read_json()
+            .await;
         roles.push(ready["role"].as_str().unwrap_or("none").to_owned());
     }
     roles

@@ -33,22 +33,8 @@ struct Lab {
 }
 
 async fn lab() -> Lab {
-    let cloud = TestCloud::start().await;
-    let summary = cloud
-        .seed(&SeedArgs {
-            patients: 150,
-            proximity_labs: 2,
-            ..SeedArgs::default()
-        })
-        .await;
-    let code = summary
-        .labs
-        .iter()
-        .find(|l| l.kind == "proximity")
-        .unwrap()
-        .code
-        .clone();
-    let credential = cloud.credential(&code).await;
+    let (cloud, summary) = TestCloud::seeded(150, 2).await;
+    let code = summary.proximity_labs().next().unwrap().code.clone();
     let visits: Vec<Visit> = diesel::sql_query(format!(
         "SELECT a.id AS appointment, a.patient_id AS patient, a.prescription_id AS prescription, s.id AS staff, a.version \
          FROM appointments a JOIN labs l ON l.id = a.lab_id JOIN staff s ON s.lab_id = l.id AND s.role = 'nurse' \
@@ -57,10 +43,7 @@ async fn lab() -> Lab {
     .load(&mut cloud.db.conn().await)
     .await
     .unwrap();
-    let state =
-        labedge_api::startup::build_state(labedge_tests::fixtures::api_config(cloud.db.url(), &cloud.pki.dir)).unwrap();
-    let mut app = TestApp::new(labedge_api::startup::app(state)).await;
-    app.certificate = Some(credential.der);
+    let app = cloud.gateway_app(&code).await;
     Lab {
         cloud,
         app,

@@ -59,23 +59,9 @@ async fn visits(conn: &mut AsyncPgConnection, code: &str) -> Vec<Visit> {
 
 /// Two proximity labs, each with its gateway credential, and no patient seen by both.
 async fn labs() -> Labs {
-    let cloud = TestCloud::start().await;
-    let summary = cloud
-        .seed(&SeedArgs {
-            patients: 150,
-            proximity_labs: 2,
-            ..SeedArgs::default()
-        })
-        .await;
-    let codes: Vec<String> = summary
-        .labs
-        .iter()
-        .filter(|l| l.kind == "proximity")
-        .map(|l| l.code.clone())
-        .collect();
-    let state =
-        labedge_api::startup::build_state(labedge_tests::fixtures::api_config(cloud.db.url(), &cloud.pki.dir)).unwrap();
-    let app = TestApp::new(labedge_api::startup::app(state)).await;
+    let (cloud, summary) = TestCloud::seeded(150, 2).await;
+    let codes: Vec<String> = summary.proximity_labs().map(|l| l.code.clone()).collect();
+    let app = cloud.app().await;
     let mut conn = cloud.db.conn().await;
     let mut gateways = Vec::new();
     for code in &codes[..2] {

@@ -2,7 +2,7 @@
 //! leaked key is retired at once. Against real PostgreSQL and Redis.
 
 use base64::Engine as _;
-use labedge_tests::gateway::{NURSE, TestGateway};
+use labedge_tests::gateway::{NURSE, TestGateway, forge_token, token_part};
 use mobile_contracts::problem::ErrorCode;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -10,24 +10,6 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
 fn assert_invalid_token(response: &labedge_tests::app::TestResponse, case: &str) {
     assert_eq!(response.status.as_u16(), 401, "{case}: {}", response.text());
     assert_eq!(response.problem().code, ErrorCode::InvalidToken, "{case}");
-}
-
-fn part(token: &str, i: usize) -> serde_json::Value {
-    serde_json::from_slice(&B64.decode(token.split('.').nth(i).unwrap()).unwrap()).unwrap()
-}
-
-/// A token signed with `secret` exactly as the gateway signs its own.
-fn forge(header: &serde_json::Value, claims: &serde_json::Value, secret: &[u8]) -> String {
-    let head = B64.encode(header.to_string());
-    let body = B64.encode(claims.to_string());
-    let key = jsonwebtoken::EncodingKey::from_secret(secret).unwrap();
-    let signature = jsonwebtoken::crypto::sign(
-        format!("{head}.{body}").as_bytes(),
-        &key,
-        jsonwebtoken::Algorithm::HS256,
-    )
-    .unwrap();
-    format!("{head}.{body}.{signature}")
 }
 
 fn enrollment_csr() -> String {
@@ -54,20 +36,20 @@ async fn a_token_without_cnf_is_refused_for_a_certificate_bound_device() {
     // The same claims without `cnf`, signed with the ring's own key: what a stale or forged token
     // of this device would look like. The device record says it is bound, so the token is refused,
     // with its certificate or without.
-    let header = part(&good, 0);
-    let mut claims = part(&good, 1);
+    let header = token_part(&good, 0);
+    let mut claims = token_part(&good, 1);
     claims.as_object_mut().unwrap().remove("cnf");
     let secret = gw.signing_secret(header["kid"].as_str().unwrap()).await;
     assert_eq!(
         gw.app
-            .get_authed("/v1/me", &forge(&header, &part(&good, 1), &secret))
+            .get_authed("/v1/me", &forge_token(&header, &token_part(&good, 1), &secret))
             .await
             .status
             .as_u16(),
         200,
         "the forging signs as the gateway does"
     );
-    let unbound = forge(&header, &claims, &secret);
+    let unbound = forge_token(&header, &claims, &secret);
     assert_invalid_token(
         &gw.app.get_authed("/v1/me", &unbound).await,
         "no cnf, over its certificate",
@@ -84,7 +66,7 @@ async fn a_token_without_cnf_is_refused_for_a_certificate_bound_device() {
     rebound["cnf"] = serde_json::json!({"x5t#S256": B64.encode(<sha2::Sha256 as sha2::Digest>::digest(other.der()))});
     gw.app.certificate = Some(other.der().to_vec());
     assert_invalid_token(
-        &gw.app.get_authed("/v1/me", &forge(&header, &rebound, &secret)).await,
+        &gw.app.get_authed("/v1/me", &forge_token(&header, &rebound, &secret)).await,
         "cnf and connection agree on another certificate",
     );
     let metrics = labedge_service::metrics::install().render();
@@ -144,11 +126,11 @@ async fn a_dump_of_the_signing_keys_cannot_mint_a_token() {
     let (_, tokens) = gw.nurse_tablet().await;
     let good = tokens.access_token.expose().to_owned();
     gw.app.get_authed("/v1/me", &good).await.expect(200);
-    let (header, claims) = (part(&good, 0), part(&good, 1));
+    let (header, claims) = (token_part(&good, 0), token_part(&good, 1));
     let candidates = dumped_byte_strings(&gw).await;
     for candidate in &candidates {
         assert_invalid_token(
-            &gw.app.get_authed("/v1/me", &forge(&header, &claims, candidate)).await,
+            &gw.app.get_authed("/v1/me", &forge_token(&header, &claims, candidate)).await,
             "a token signed with bytes from the dump",
         );
     }
@@ -181,10 +163,10 @@ async fn keys_written_in_plaintext_before_sealing_are_sealed_at_start() {
     // The plaintext is gone from the table; the key in use still verifies its tokens and signs.
     let dump = dumped_byte_strings(&gw).await;
     assert!(!dump.iter().any(|b| b == &legacy || b == &old), "no plaintext key left");
-    let mut header = part(&good, 0);
+    let mut header = token_part(&good, 0);
     header["kid"] = "k-legacy".into();
     gw.app
-        .get_authed("/v1/me", &forge(&header, &part(&good, 1), &legacy))
+        .get_authed("/v1/me", &forge_token(&header, &token_part(&good, 1), &legacy))
         .await
         .expect(200);
     assert_eq!(gw.state.keys.signing().unwrap().0, "k-legacy");
@@ -197,7 +179,7 @@ async fn retiring_a_leaked_key_refuses_its_tokens_on_the_next_request() {
     let (device, tokens) = gw.nurse_tablet().await;
     let leaked = tokens.access_token.expose().to_owned();
     gw.app.get_authed("/v1/me", &leaked).await.expect(200);
-    let kid = part(&leaked, 0)["kid"].as_str().unwrap().to_owned();
+    let kid = token_part(&leaked, 0)["kid"].as_str().unwrap().to_owned();
 
     // Retired from another connection, as `edge-gateway retire-signing-key` does from another process.
     let started = std::time::Instant::now();
@@ -253,7 +235,7 @@ async fn retiring_a_leaked_key_refuses_its_tokens_on_the_next_request() {
         .await
         .expect(200)
         .json();
-    assert_eq!(part(refreshed.access_token.expose(), 0)["kid"], new_signer.as_str());
+    assert_eq!(token_part(refreshed.access_token.expose(), 0)["kid"], new_signer.as_str());
     gw.app
         .get_authed("/v1/me", refreshed.access_token.expose())
         .await
@@ -278,18 +260,9 @@ async fn the_retire_signing_key_command_reaches_a_running_gateway_at_once() {
         async move { request.send().await.unwrap().status().as_u16() }
     };
     assert_eq!(me(leaked.clone()).await, 200);
-    let kid = part(&leaked, 0)["kid"].as_str().unwrap().to_owned();
+    let kid = token_part(&leaked, 0)["kid"].as_str().unwrap().to_owned();
     let config = real.dir.path().join("edge-gateway.toml");
-    let kek = real
-        .gw
-        .state
-        .config
-        .auth
-        .key_encryption_key
-        .as_ref()
-        .unwrap()
-        .expose()
-        .to_owned();
+    let kek = real.gw.key_encryption_key();
     let env = [
         ("LABEDGE_GATEWAY_DATABASE__URL", real.gw.db.url()),
         ("LABEDGE_GATEWAY_AUTH__KEY_ENCRYPTION_KEY", kek.as_str()),

@@ -16,25 +16,13 @@ use mobile_contracts::problem::ErrorCode;
 const LAB: &str = "VILLEURBANNE";
 
 async fn cloud_and_gateway() -> (TestCloud, TestGateway, Upstreams, labedge_api::demo::SeedSummary) {
-    let cloud = TestCloud::start().await;
-    let summary = cloud
-        .seed(&SeedArgs {
-            patients: 400,
-            proximity_labs: 2,
-            ..SeedArgs::default()
+    let (cloud, summary) = TestCloud::seeded(400, 2).await;
+    let (gateway, upstreams) = cloud
+        .gateway(LAB, |c| {
+            c.upstream.request_timeout_ms = 10_000;
+            c.sync.interval_ms = 200;
         })
         .await;
-    let credential = cloud.credential(LAB).await;
-    let url = cloud.url();
-    let gateway = TestGateway::start_empty(LAB, |c| {
-        c.upstream = credential.upstream(url, 10_000);
-        c.sync.interval_ms = 200;
-    })
-    .await;
-    let health = std::sync::Arc::new(labedge_edge_gateway::sync::health::UpstreamHealth::new(vec![
-        "cloud".into(),
-    ]));
-    let upstreams = Upstreams::from_config(&gateway.state.config.upstream, health).unwrap();
     (cloud, gateway, upstreams, summary)
 }
 
