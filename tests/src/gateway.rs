@@ -209,7 +209,7 @@ impl TestGateway {
             .json();
         Device {
             id: enrolled.device_id,
-            secret: enrolled.device_secret.expose().to_owned(),
+            secret: enrolled.device_secret.expose_secret().to_owned(),
             enrolled,
         }
     }
@@ -266,7 +266,7 @@ impl TestGateway {
             .key_encryption_key
             .as_ref()
             .expect("the test gateway's KEK")
-            .expose()
+            .expose_secret()
             .to_owned()
     }
 

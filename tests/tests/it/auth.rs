@@ -56,7 +56,7 @@ async fn a_tablet_enrolls_a_nurse_logs_in_and_out() {
     );
 
     // The access token carries every claim the contract promises.
-    let token = tokens.access_token.expose();
+    let token = tokens.access_token.expose_secret();
     let header: serde_json::Value =
         token_part(token, 0);
     assert_eq!(header["alg"], "HS256");
@@ -85,7 +85,7 @@ async fn a_tablet_enrolls_a_nurse_logs_in_and_out() {
         .await
         .expect(204);
     assert_invalid_token(&gw.app.get_authed("/v1/me", token).await, "after logout");
-    refresh(&gw, &device, tokens.refresh_token.expose()).await.expect(401);
+    refresh(&gw, &device, tokens.refresh_token.expose_secret()).await.expect(401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,24 +227,24 @@ async fn login_attempts_are_rate_limited_per_device_and_per_address() {
 async fn a_spent_refresh_token_presented_again_revokes_its_whole_session() {
     let gw = TestGateway::start().await;
     let (device, first) = gw.nurse_tablet().await;
-    let second: TokenResponse = refresh(&gw, &device, first.refresh_token.expose())
+    let second: TokenResponse = refresh(&gw, &device, first.refresh_token.expose_secret())
         .await
         .expect(200)
         .json();
-    assert_ne!(second.refresh_token.expose(), first.refresh_token.expose());
+    assert_ne!(second.refresh_token.expose_secret(), first.refresh_token.expose_secret());
     gw.app
-        .get_authed("/v1/me", second.access_token.expose())
+        .get_authed("/v1/me", second.access_token.expose_secret())
         .await
         .expect(200);
 
     // The first refresh token again: a copy is in someone else's hands.
-    assert_invalid_token(&refresh(&gw, &device, first.refresh_token.expose()).await, "reuse");
+    assert_invalid_token(&refresh(&gw, &device, first.refresh_token.expose_secret()).await, "reuse");
     assert_invalid_token(
-        &refresh(&gw, &device, second.refresh_token.expose()).await,
+        &refresh(&gw, &device, second.refresh_token.expose_secret()).await,
         "family revoked",
     );
     assert_invalid_token(
-        &gw.app.get_authed("/v1/me", second.access_token.expose()).await,
+        &gw.app.get_authed("/v1/me", second.access_token.expose_secret()).await,
         "session revoked",
     );
     // A new PIN login starts a new session.
@@ -256,7 +256,7 @@ async fn a_revoked_device_is_refused_on_its_very_next_request_and_told_to_wipe()
     let gw = TestGateway::start().await;
     let (device, tokens) = gw.nurse_tablet().await;
     gw.app
-        .get_authed("/v1/me", tokens.access_token.expose())
+        .get_authed("/v1/me", tokens.access_token.expose_secret())
         .await
         .expect(200);
 
@@ -270,7 +270,7 @@ async fn a_revoked_device_is_refused_on_its_very_next_request_and_told_to_wipe()
 
     let refused = gw
         .app
-        .get_authed("/v1/me", tokens.access_token.expose())
+        .get_authed("/v1/me", tokens.access_token.expose_secret())
         .await
         .expect(403);
     assert_eq!(refused.problem().code, ErrorCode::DeviceRevoked);
@@ -286,7 +286,7 @@ async fn a_revoked_device_is_refused_on_its_very_next_request_and_told_to_wipe()
         "revocation in redis"
     );
     gw.try_login(&device, NURSE.0, NURSE.1).await.expect(403);
-    refresh(&gw, &device, tokens.refresh_token.expose()).await.expect(403);
+    refresh(&gw, &device, tokens.refresh_token.expose_secret()).await.expect(403);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,7 +302,7 @@ async fn a_revoked_staff_member_is_refused_on_the_next_request() {
     .await
     .expect(204);
     assert_invalid_token(
-        &gw.app.get_authed("/v1/me", tokens.access_token.expose()).await,
+        &gw.app.get_authed("/v1/me", tokens.access_token.expose_secret()).await,
         "staff revoked",
     );
     gw.try_login(&device, NURSE.0, NURSE.1).await.expect(401);
@@ -321,7 +321,7 @@ async fn revocation_falls_back_to_postgresql_and_fails_closed_without_both() {
     let gw = TestGateway::start_with("TEST-LAB", |c| c.redis.url = SecretString::new("redis://127.0.0.1:1")).await;
     let (device, tokens) = gw.nurse_tablet().await;
     gw.app
-        .get_authed("/v1/me", tokens.access_token.expose())
+        .get_authed("/v1/me", tokens.access_token.expose_secret())
         .await
         .expect(200);
     let admin = gw.admin_login().await;
@@ -332,7 +332,7 @@ async fn revocation_falls_back_to_postgresql_and_fails_closed_without_both() {
     .await
     .expect(200);
     gw.app
-        .get_authed("/v1/me", tokens.access_token.expose())
+        .get_authed("/v1/me", tokens.access_token.expose_secret())
         .await
         .expect(403);
 
@@ -348,7 +348,7 @@ async fn revocation_falls_back_to_postgresql_and_fails_closed_without_both() {
         dead.pool.clone(),
     ));
     let app = TestApp::new(labedge_edge_gateway::startup::app(dead)).await;
-    let closed = app.get_authed("/v1/me", other.access_token.expose()).await.expect(503);
+    let closed = app.get_authed("/v1/me", other.access_token.expose_secret()).await.expect(503);
     assert_eq!(closed.problem().code, ErrorCode::ServiceUnavailable);
     assert!(closed.header("retry-after").is_some());
 }
@@ -357,7 +357,7 @@ async fn revocation_falls_back_to_postgresql_and_fails_closed_without_both() {
 async fn every_token_attack_of_the_list_gets_401_invalid_token() {
     let gw = TestGateway::start().await;
     let (_, tokens) = gw.nurse_tablet().await;
-    let good = tokens.access_token.expose().to_owned();
+    let good = tokens.access_token.expose_secret().to_owned();
     let header: serde_json::Value =
         token_part(&good, 0);
     let claims: serde_json::Value =
@@ -477,11 +477,11 @@ async fn a_token_of_another_labs_gateway_is_refused() {
     let (_, b_tokens) = lab_b.nurse_tablet().await;
     lab_b
         .app
-        .get_authed("/v1/me", b_tokens.access_token.expose())
+        .get_authed("/v1/me", b_tokens.access_token.expose_secret())
         .await
         .expect(200);
     assert_invalid_token(
-        &lab_a.app.get_authed("/v1/me", b_tokens.access_token.expose()).await,
+        &lab_a.app.get_authed("/v1/me", b_tokens.access_token.expose_secret()).await,
         "lab B's token at lab A",
     );
 }
@@ -505,14 +505,14 @@ async fn rotating_the_signing_key_logs_nobody_out() {
     assert_eq!(retired, 0, "the previous key still verifies live tokens");
     gw.state.keys.reload(&mut gw.db.conn().await).await.unwrap();
     gw.app
-        .get_authed("/v1/me", before.access_token.expose())
+        .get_authed("/v1/me", before.access_token.expose_secret())
         .await
         .expect(200);
     let after = gw.login(&device, NURSE.0, NURSE.1).await;
-    assert_eq!(kid_of(after.access_token.expose()), new_kid);
-    assert_ne!(kid_of(before.access_token.expose()), new_kid);
+    assert_eq!(kid_of(after.access_token.expose_secret()), new_kid);
+    assert_ne!(kid_of(before.access_token.expose_secret()), new_kid);
     gw.app
-        .get_authed("/v1/me", after.access_token.expose())
+        .get_authed("/v1/me", after.access_token.expose_secret())
         .await
         .expect(200);
 }
@@ -541,7 +541,7 @@ async fn certificate_bound_tokens_are_refused_without_their_certificate() {
     gw.app.certificate = Some(der.clone());
     let tokens = gw.login(&device, NURSE.0, NURSE.1).await;
     let claims: serde_json::Value = serde_json::from_slice(
-        &B64.decode(tokens.access_token.expose().split('.').nth(1).unwrap())
+        &B64.decode(tokens.access_token.expose_secret().split('.').nth(1).unwrap())
             .unwrap(),
     )
     .unwrap();
@@ -550,7 +550,7 @@ async fn certificate_bound_tokens_are_refused_without_their_certificate() {
         B64.encode(<sha2::Sha256 as sha2::Digest>::digest(&der))
     );
     gw.app
-        .get_authed("/v1/me", tokens.access_token.expose())
+        .get_authed("/v1/me", tokens.access_token.expose_secret())
         .await
         .expect(200);
 
@@ -562,12 +562,12 @@ async fn certificate_bound_tokens_are_refused_without_their_certificate() {
         .unwrap();
     gw.app.certificate = Some(other.der().to_vec());
     assert_invalid_token(
-        &gw.app.get_authed("/v1/me", tokens.access_token.expose()).await,
+        &gw.app.get_authed("/v1/me", tokens.access_token.expose_secret()).await,
         "another certificate",
     );
     gw.app.certificate = None;
     assert_invalid_token(
-        &gw.app.get_authed("/v1/me", tokens.access_token.expose()).await,
+        &gw.app.get_authed("/v1/me", tokens.access_token.expose_secret()).await,
         "no certificate",
     );
 }
@@ -655,7 +655,7 @@ async fn the_admin_console_session_is_strict() {
     gw.from_admin_network(
         TestRequest::get()
             .uri("/admin/v1/devices")
-            .insert_header(("authorization", format!("Bearer {}", tokens.access_token.expose()))),
+            .insert_header(("authorization", format!("Bearer {}", tokens.access_token.expose_secret()))),
     )
     .await
     .expect(403);
@@ -700,7 +700,7 @@ async fn past_the_offline_grace_bound_staff_log_in_with_their_pin_again() {
         .batch_execute("UPDATE auth_sessions SET expires_at = now() - interval '1 minute'")
         .await
         .unwrap();
-    let expired = refresh(&gw, &device, tokens.refresh_token.expose()).await.expect(401);
+    let expired = refresh(&gw, &device, tokens.refresh_token.expose_secret()).await.expect(401);
     assert_eq!(expired.problem().code, ErrorCode::OfflineGraceExpired);
     gw.login(&device, NURSE.0, NURSE.1).await;
 }

@@ -27,7 +27,7 @@ async fn lab(gw: &TestGateway) -> (Uuid, Uuid, String) {
     let rx = prescription(gw.lab_id, p.id, today, &["NFS"]);
     edge_data::upsert_prescriptions(gw, std::slice::from_ref(&rx)).await;
     let (_, tokens) = gw.nurse_tablet().await;
-    (p.id, rx.prescription.id, tokens.access_token.expose().to_owned())
+    (p.id, rx.prescription.id, tokens.access_token.expose_secret().to_owned())
 }
 
 fn nested(depth: usize) -> Vec<u8> {
@@ -349,7 +349,7 @@ fn header_value<'a>(head: &'a str, name: &str) -> &'a str {
 async fn a_body_over_the_limit_is_refused_before_it_is_sent() {
     let real = RealGateway::start("TEST-LAB", 1, |_| {}).await;
     let (_, tokens) = real.gw.nurse_tablet().await;
-    let token = tokens.access_token.expose().to_owned();
+    let token = tokens.access_token.expose_secret().to_owned();
     let limit = real.gw.state.config.http.max_body_bytes;
 
     // Declared 50 MB, 1 KiB sent: the 413 comes back while the client is still "sending".
@@ -472,7 +472,7 @@ async fn memory_stays_flat_over_1000_bad_requests() {
 async fn slow_clients_are_cut_off() {
     let real = RealGateway::start("TEST-LAB", 1, |_| {}).await;
     let (_, tokens) = real.gw.nurse_tablet().await;
-    let token = tokens.access_token.expose().to_owned();
+    let token = tokens.access_token.expose_secret().to_owned();
     let timeout_ms = real.gw.state.config.http.client_request_timeout_ms;
 
     // A request head sent one byte every 2 s: cut off at the head timeout.

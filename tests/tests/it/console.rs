@@ -41,7 +41,7 @@ async fn lab_with_a_nurse(gw: &TestGateway) -> (Uuid, Uuid, Uuid, String) {
         someone.id,
         rx.prescription.id,
         device.id,
-        tokens.access_token.expose().to_owned(),
+        tokens.access_token.expose_secret().to_owned(),
     )
 }
 
@@ -236,7 +236,7 @@ async fn pending_pushes_are_counted_per_tablet() {
     write_collection(&gw, &token, patient, rx).await;
     let other = gw.enroll(None).await;
     let other_token = gw.login(&other, NURSE.0, NURSE.1).await;
-    write_collection(&gw, other_token.access_token.expose(), patient, rx).await;
+    write_collection(&gw, other_token.access_token.expose_secret(), patient, rx).await;
     // An entry already acknowledged by the cloud is not pending.
     gw.db
         .conn()

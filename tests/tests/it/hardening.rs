@@ -64,14 +64,14 @@ async fn a_key_used_by_one_staff_member_is_never_answered_to_another_on_the_same
     let key = Uuid::now_v7().to_string();
     let mut body = collection(patient, rx, &["EDTA"]);
     body.collected_at = OffsetDateTime::now_utc();
-    post_collection(&gw, nurse.access_token.expose(), &key, &body)
+    post_collection(&gw, nurse.access_token.expose_secret(), &key, &body)
         .await
         .expect(201);
     // Another member on the same tablet, whose round does not hold this patient any more (the
     // visit reassigned), replays the nurse's request byte for byte.
     unassign_every_visit(&gw).await;
     let sampler = gw.login(&device, HOME_SAMPLER.0, HOME_SAMPLER.1).await;
-    let replay = post_collection(&gw, sampler.access_token.expose(), &key, &body).await;
+    let replay = post_collection(&gw, sampler.access_token.expose_secret(), &key, &body).await;
     assert_eq!(
         replay.status.as_u16(),
         422,
@@ -80,7 +80,7 @@ async fn a_key_used_by_one_staff_member_is_never_answered_to_another_on_the_same
     );
     assert_eq!(replay.problem().errors[0].pointer, "/patient_id");
     // The nurse's own replay still gets the stored answer.
-    post_collection(&gw, nurse.access_token.expose(), &key, &body)
+    post_collection(&gw, nurse.access_token.expose_secret(), &key, &body)
         .await
         .expect(201);
 }
@@ -93,7 +93,7 @@ async fn a_replay_is_checked_against_scope_and_role_like_a_first_request() {
         let tokens = gw.login(&device, HOME_SAMPLER.0, HOME_SAMPLER.1).await;
         (device, tokens)
     };
-    let token = sampler.access_token.expose().to_owned();
+    let token = sampler.access_token.expose_secret().to_owned();
     let key = Uuid::now_v7().to_string();
     let mut body = collection(patient, rx, &["EDTA"]);
     body.collected_at = OffsetDateTime::now_utc();

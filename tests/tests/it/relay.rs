@@ -438,7 +438,7 @@ async fn real_cloud() -> (TestCloud, TestGateway, Upstreams, String) {
     let admin = gw.admin_login_as(&lab.logins.lab_admin, "labedge-admin").await;
     let device = gw.enroll_with(&admin, None).await;
     let tokens = gw.login(&device, lab.logins.nurse.as_deref().unwrap(), "1234").await;
-    (cloud, gw, upstreams, tokens.access_token.expose().to_owned())
+    (cloud, gw, upstreams, tokens.access_token.expose_secret().to_owned())
 }
 
 #[derive(diesel::QueryableByName)]

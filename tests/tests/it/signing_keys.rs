@@ -30,7 +30,7 @@ async fn a_token_without_cnf_is_refused_for_a_certificate_bound_device() {
     let der = labedge_service::tls::parse_certs(&cert_pem).unwrap().remove(0).to_vec();
     gw.app.certificate = Some(der.clone());
     let tokens = gw.login(&device, NURSE.0, NURSE.1).await;
-    let good = tokens.access_token.expose().to_owned();
+    let good = tokens.access_token.expose_secret().to_owned();
     gw.app.get_authed("/v1/me", &good).await.expect(200);
 
     // The same claims without `cnf`, signed with the ring's own key: what a stale or forged token
@@ -80,7 +80,7 @@ async fn a_token_without_cnf_is_refused_for_a_certificate_bound_device() {
     gw.app.certificate = None;
     let (_, plain) = gw.nurse_tablet().await;
     gw.app
-        .get_authed("/v1/me", plain.access_token.expose())
+        .get_authed("/v1/me", plain.access_token.expose_secret())
         .await
         .expect(200);
 }
@@ -124,7 +124,7 @@ async fn dumped_byte_strings(gw: &TestGateway) -> Vec<Vec<u8>> {
 async fn a_dump_of_the_signing_keys_cannot_mint_a_token() {
     let gw = TestGateway::start().await;
     let (_, tokens) = gw.nurse_tablet().await;
-    let good = tokens.access_token.expose().to_owned();
+    let good = tokens.access_token.expose_secret().to_owned();
     gw.app.get_authed("/v1/me", &good).await.expect(200);
     let (header, claims) = (token_part(&good, 0), token_part(&good, 1));
     let candidates = dumped_byte_strings(&gw).await;
@@ -140,7 +140,7 @@ async fn a_dump_of_the_signing_keys_cannot_mint_a_token() {
 async fn keys_written_in_plaintext_before_sealing_are_sealed_at_start() {
     let gw = TestGateway::start().await;
     let (_, tokens) = gw.nurse_tablet().await;
-    let good = tokens.access_token.expose().to_owned();
+    let good = tokens.access_token.expose_secret().to_owned();
     // Two keys as the previous version stored them: one in use (the newest: it signs), one retired.
     let mut legacy = [0u8; 32];
     labedge_service::secrets::fill_random(&mut legacy);
@@ -177,7 +177,7 @@ async fn keys_written_in_plaintext_before_sealing_are_sealed_at_start() {
 async fn retiring_a_leaked_key_refuses_its_tokens_on_the_next_request() {
     let gw = TestGateway::start().await;
     let (device, tokens) = gw.nurse_tablet().await;
-    let leaked = tokens.access_token.expose().to_owned();
+    let leaked = tokens.access_token.expose_secret().to_owned();
     gw.app.get_authed("/v1/me", &leaked).await.expect(200);
     let kid = token_part(&leaked, 0)["kid"].as_str().unwrap().to_owned();
 
@@ -227,7 +227,7 @@ async fn retiring_a_leaked_key_refuses_its_tokens_on_the_next_request() {
     let request = mobile_contracts::RefreshRequest {
         device_id: device.id,
         device_secret: mobile_contracts::Secret::new(device.secret.clone()),
-        refresh_token: mobile_contracts::Secret::new(tokens.refresh_token.expose()),
+        refresh_token: mobile_contracts::Secret::new(tokens.refresh_token.expose_secret()),
     };
     let refreshed: mobile_contracts::TokenResponse = gw
         .app
@@ -235,14 +235,14 @@ async fn retiring_a_leaked_key_refuses_its_tokens_on_the_next_request() {
         .await
         .expect(200)
         .json();
-    assert_eq!(token_part(refreshed.access_token.expose(), 0)["kid"], new_signer.as_str());
+    assert_eq!(token_part(refreshed.access_token.expose_secret(), 0)["kid"], new_signer.as_str());
     gw.app
-        .get_authed("/v1/me", refreshed.access_token.expose())
+        .get_authed("/v1/me", refreshed.access_token.expose_secret())
         .await
         .expect(200);
     let fresh = gw.login(&device, NURSE.0, NURSE.1).await;
     gw.app
-        .get_authed("/v1/me", fresh.access_token.expose())
+        .get_authed("/v1/me", fresh.access_token.expose_secret())
         .await
         .expect(200);
 }
@@ -253,7 +253,7 @@ async fn retiring_a_leaked_key_refuses_its_tokens_on_the_next_request() {
 async fn the_retire_signing_key_command_reaches_a_running_gateway_at_once() {
     let real = labedge_tests::real_gateway::RealGateway::start("TEST-LAB", 1, |_| {}).await;
     let (device, tokens) = real.gw.nurse_tablet().await;
-    let leaked = tokens.access_token.expose().to_owned();
+    let leaked = tokens.access_token.expose_secret().to_owned();
     let client = reqwest::Client::new();
     let me = |token: String| {
         let request = client.get(format!("{}/v1/me", real.url)).bearer_auth(token);
@@ -302,7 +302,7 @@ async fn the_retire_signing_key_command_reaches_a_running_gateway_at_once() {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     let fresh = real.gw.login(&device, NURSE.0, NURSE.1).await;
-    assert_eq!(me(fresh.access_token.expose().to_owned()).await, 200);
+    assert_eq!(me(fresh.access_token.expose_secret().to_owned()).await, 200);
 }
 
 #[test]

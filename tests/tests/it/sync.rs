@@ -166,7 +166,7 @@ async fn a_staff_member_deactivated_in_the_cloud_is_refused_after_the_next_pull(
         .unwrap();
     let (_, tokens) = tablet(&gw, &nurse).await;
     gw.app
-        .get_authed("/v1/me", tokens.access_token.expose())
+        .get_authed("/v1/me", tokens.access_token.expose_secret())
         .await
         .expect(200);
     cloud
@@ -182,7 +182,7 @@ async fn a_staff_member_deactivated_in_the_cloud_is_refused_after_the_next_pull(
     sync::pull(&gw.state, &upstreams, &status).await.unwrap();
     let refused = gw
         .app
-        .get_authed("/v1/me", tokens.access_token.expose())
+        .get_authed("/v1/me", tokens.access_token.expose_secret())
         .await
         .expect(401);
     assert_eq!(refused.problem().code, ErrorCode::InvalidToken);
@@ -251,7 +251,7 @@ async fn staff_log_in_with_the_cloud_stopped() {
     let (_, tokens) = tablet(&gw, lab.logins.home_sampler.as_deref().unwrap()).await;
     let me: mobile_contracts::Me = gw
         .app
-        .get_authed("/v1/me", tokens.access_token.expose())
+        .get_authed("/v1/me", tokens.access_token.expose_secret())
         .await
         .expect(200)
         .json();

@@ -51,7 +51,7 @@ async fn a_tablet_clock_a_day_off_dates_collections_by_the_documented_rule() {
     let rx = prescription(gw.lab_id, p.id, today - Duration::days(10), &["NFS"]);
     edge_data::upsert_prescriptions(&gw, std::slice::from_ref(&rx)).await;
     let (_, tokens) = gw.nurse_tablet().await;
-    let token = tokens.access_token.expose().to_owned();
+    let token = tokens.access_token.expose_secret().to_owned();
     let issued = (today - Duration::days(10)).midnight().assume_utc();
     let body = |offset: Duration| {
         let mut c = edge_data::collection(p.id, rx.prescription.id, &["EDTA"]);
@@ -129,7 +129,7 @@ async fn a_tablet_clock_a_day_off_dates_collections_by_the_documented_rule() {
 async fn tokens_are_issued_and_checked_on_the_gateways_clock_whatever_the_tablets_says() {
     let gw = TestGateway::start().await;
     let (_, tokens) = gw.nurse_tablet().await;
-    let token = tokens.access_token.expose().to_owned();
+    let token = tokens.access_token.expose_secret().to_owned();
     // The token carries the gateway's times; the tablet is told a duration, not an instant.
     let claims = token_part(&token, 1);
     let now = OffsetDateTime::now_utc().unix_timestamp();
