@@ -132,8 +132,8 @@ impl TestCloud {
             adjust(c);
         })
         .await;
-        let upstreams =
-            Upstreams::from_config(&gw.state.config.upstream, Arc::clone(&gw.state.upstream_health)).expect("upstreams");
+        let upstreams = Upstreams::from_config(&gw.state.config.upstream, Arc::clone(&gw.state.upstream_health))
+            .expect("upstreams");
         (gw, upstreams)
     }
 

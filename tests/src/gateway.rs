@@ -173,10 +173,7 @@ impl TestGateway {
     /// A one-time enrollment code, created through the console.
     pub async fn enrollment_code(&self, admin: &AdminCookie) -> String {
         let response = self
-            .console(admin,
-                TestRequest::post()
-                    .uri("/admin/v1/enrollment-codes"),
-            )
+            .console(admin, TestRequest::post().uri("/admin/v1/enrollment-codes"))
             .await
             .expect(201);
         response.json::<serde_json::Value>()["code"]

@@ -12,9 +12,7 @@ use super::catalog::{self, Audience, EXAMS, Exam, PANELS, Panel, TUBE_TYPES, Tub
 use super::clock;
 use super::names::{self, Commune, Era, LabSite};
 use super::rng::Rng;
-use super::rows::{
-    AppointmentRow, LabRow, PatientRow, PrescribedExamRow, PrescriptionRow, StaffRow,
-};
+use super::rows::{AppointmentRow, LabRow, PatientRow, PrescribedExamRow, PrescriptionRow, StaffRow};
 
 /// OID of an INS whose matricule is the NIR.
 pub const INS_OID_NIR: &str = "1.2.250.1.213.1.4.8";

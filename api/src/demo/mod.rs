@@ -307,7 +307,9 @@ pub async fn seed_into(conn: &mut AsyncPgConnection, args: &SeedArgs) -> anyhow:
 async fn refuse_if_seeded(conn: &mut AsyncPgConnection) -> anyhow::Result<()> {
     let existing: i64 = labs::table.count().get_result(conn).await.context("count the labs")?;
     if existing > 0 {
-        bail!("the database is already seeded: it holds {existing} lab(s), and labedge-demo only fills an empty database");
+        bail!(
+            "the database is already seeded: it holds {existing} lab(s), and labedge-demo only fills an empty database"
+        );
     }
     Ok(())
 }

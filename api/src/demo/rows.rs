@@ -2,9 +2,7 @@
 //! that multi-row inserts stay under PostgreSQL's limit.
 
 use diesel::Insertable;
-use labedge_schema::cloud::schema::{
-    appointments, labs, patients, prescribed_exams, prescriptions, staff,
-};
+use labedge_schema::cloud::schema::{appointments, labs, patients, prescribed_exams, prescriptions, staff};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 

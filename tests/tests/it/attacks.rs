@@ -99,9 +99,9 @@ fn assert_refused(response: &TestResponse, case: &str, allowed: &[u16], secrets:
 
 async fn revoke(gw: &TestGateway, device: Uuid) {
     let admin = gw.admin_login().await;
-    gw.console(&admin,
-        TestRequest::post()
-            .uri(&format!("/admin/v1/devices/{device}/revoke")),
+    gw.console(
+        &admin,
+        TestRequest::post().uri(&format!("/admin/v1/devices/{device}/revoke")),
     )
     .await
     .expect(200);
@@ -295,11 +295,10 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
     let (_, nurse) = gw.nurse_tablet().await;
     for path in ["/admin/v1/devices", "/admin/v1/security-events", "/admin/v1/session"] {
         let r = gw
-            .from_admin_network(
-                TestRequest::get()
-                    .uri(path)
-                    .insert_header(("authorization", format!("Bearer {}", nurse.access_token.expose_secret()))),
-            )
+            .from_admin_network(TestRequest::get().uri(path).insert_header((
+                "authorization",
+                format!("Bearer {}", nurse.access_token.expose_secret()),
+            )))
             .await;
         let status = assert_refused(&r, &format!("tablet token on {path}"), &[401, 403], &secrets);
         figures.push(format!("GET {path} (tablet token): {status}"));

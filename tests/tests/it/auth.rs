@@ -57,12 +57,10 @@ async fn a_tablet_enrolls_a_nurse_logs_in_and_out() {
 
     // The access token carries every claim the contract promises.
     let token = tokens.access_token.expose_secret();
-    let header: serde_json::Value =
-        token_part(token, 0);
+    let header: serde_json::Value = token_part(token, 0);
     assert_eq!(header["alg"], "HS256");
     assert!(header["kid"].is_string());
-    let claims: serde_json::Value =
-        token_part(token, 1);
+    let claims: serde_json::Value = token_part(token, 1);
     for claim in [
         "sub", "device", "lab", "role", "jti", "iat", "nbf", "exp", "iss", "aud", "sid",
     ] {
@@ -85,7 +83,9 @@ async fn a_tablet_enrolls_a_nurse_logs_in_and_out() {
         .await
         .expect(204);
     assert_invalid_token(&gw.app.get_authed("/v1/me", token).await, "after logout");
-    refresh(&gw, &device, tokens.refresh_token.expose_secret()).await.expect(401);
+    refresh(&gw, &device, tokens.refresh_token.expose_secret())
+        .await
+        .expect(401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,14 +231,20 @@ async fn a_spent_refresh_token_presented_again_revokes_its_whole_session() {
         .await
         .expect(200)
         .json();
-    assert_ne!(second.refresh_token.expose_secret(), first.refresh_token.expose_secret());
+    assert_ne!(
+        second.refresh_token.expose_secret(),
+        first.refresh_token.expose_secret()
+    );
     gw.app
         .get_authed("/v1/me", second.access_token.expose_secret())
         .await
         .expect(200);
 
     // The first refresh token again: a copy is in someone else's hands.
-    assert_invalid_token(&refresh(&gw, &device, first.refresh_token.expose_secret()).await, "reuse");
+    assert_invalid_token(
+        &refresh(&gw, &device, first.refresh_token.expose_secret()).await,
+        "reuse",
+    );
     assert_invalid_token(
         &refresh(&gw, &device, second.refresh_token.expose_secret()).await,
         "family revoked",
@@ -261,9 +267,9 @@ async fn a_revoked_device_is_refused_on_its_very_next_request_and_told_to_wipe()
         .expect(200);
 
     let admin = gw.admin_login().await;
-    gw.console(&admin,
-        TestRequest::post()
-            .uri(&format!("/admin/v1/devices/{}/revoke", device.id)),
+    gw.console(
+        &admin,
+        TestRequest::post().uri(&format!("/admin/v1/devices/{}/revoke", device.id)),
     )
     .await
     .expect(200);
@@ -286,7 +292,9 @@ async fn a_revoked_device_is_refused_on_its_very_next_request_and_told_to_wipe()
         "revocation in redis"
     );
     gw.try_login(&device, NURSE.0, NURSE.1).await.expect(403);
-    refresh(&gw, &device, tokens.refresh_token.expose_secret()).await.expect(403);
+    refresh(&gw, &device, tokens.refresh_token.expose_secret())
+        .await
+        .expect(403);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,7 +302,8 @@ async fn a_revoked_staff_member_is_refused_on_the_next_request() {
     let gw = TestGateway::start().await;
     let (device, tokens) = gw.nurse_tablet().await;
     let admin = gw.admin_login().await;
-    gw.console(&admin,
+    gw.console(
+        &admin,
         TestRequest::post()
             .uri(&format!("/admin/v1/staff/{}/revoke", gw.staff_id(NURSE.0)))
             .set_json(serde_json::json!({"reason": "left the lab"})),
@@ -307,9 +316,9 @@ async fn a_revoked_staff_member_is_refused_on_the_next_request() {
     );
     gw.try_login(&device, NURSE.0, NURSE.1).await.expect(401);
     // An unknown staff id is a 404, not a silent success.
-    gw.console(&admin,
-        TestRequest::post()
-            .uri(&format!("/admin/v1/staff/{}/revoke", uuid::Uuid::now_v7())),
+    gw.console(
+        &admin,
+        TestRequest::post().uri(&format!("/admin/v1/staff/{}/revoke", uuid::Uuid::now_v7())),
     )
     .await
     .expect(404);
@@ -325,9 +334,9 @@ async fn revocation_falls_back_to_postgresql_and_fails_closed_without_both() {
         .await
         .expect(200);
     let admin = gw.admin_login().await;
-    gw.console(&admin,
-        TestRequest::post()
-            .uri(&format!("/admin/v1/devices/{}/revoke", device.id)),
+    gw.console(
+        &admin,
+        TestRequest::post().uri(&format!("/admin/v1/devices/{}/revoke", device.id)),
     )
     .await
     .expect(200);
@@ -348,7 +357,10 @@ async fn revocation_falls_back_to_postgresql_and_fails_closed_without_both() {
         dead.pool.clone(),
     ));
     let app = TestApp::new(labedge_edge_gateway::startup::app(dead)).await;
-    let closed = app.get_authed("/v1/me", other.access_token.expose_secret()).await.expect(503);
+    let closed = app
+        .get_authed("/v1/me", other.access_token.expose_secret())
+        .await
+        .expect(503);
     assert_eq!(closed.problem().code, ErrorCode::ServiceUnavailable);
     assert!(closed.header("retry-after").is_some());
 }
@@ -358,10 +370,8 @@ async fn every_token_attack_of_the_list_gets_401_invalid_token() {
     let gw = TestGateway::start().await;
     let (_, tokens) = gw.nurse_tablet().await;
     let good = tokens.access_token.expose_secret().to_owned();
-    let header: serde_json::Value =
-        token_part(&good, 0);
-    let claims: serde_json::Value =
-        token_part(&good, 1);
+    let header: serde_json::Value = token_part(&good, 0);
+    let claims: serde_json::Value = token_part(&good, 1);
     let kid = header["kid"].clone();
     let secret: Vec<u8> = gw.signing_secret(kid.as_str().unwrap()).await;
     // The forging works: the real key and claims give a token the gateway accepts.
@@ -390,13 +400,16 @@ async fn every_token_attack_of_the_list_gets_401_invalid_token() {
         ),
         (
             "unknown kid",
-            forge_token(&
-                serde_json::json!({"alg": "HS256", "kid": "k-not-in-the-ring"}),
+            forge_token(
+                &serde_json::json!({"alg": "HS256", "kid": "k-not-in-the-ring"}),
                 &claims,
                 &secret,
             ),
         ),
-        ("no kid", forge_token(&serde_json::json!({"alg": "HS256"}), &claims, &secret)),
+        (
+            "no kid",
+            forge_token(&serde_json::json!({"alg": "HS256"}), &claims, &secret),
+        ),
         (
             "wrong audience",
             forge_token(&header, &with("aud", "labedge-tablet-api/OTHER".into()), &secret),
@@ -481,7 +494,10 @@ async fn a_token_of_another_labs_gateway_is_refused() {
         .await
         .expect(200);
     assert_invalid_token(
-        &lab_a.app.get_authed("/v1/me", b_tokens.access_token.expose_secret()).await,
+        &lab_a
+            .app
+            .get_authed("/v1/me", b_tokens.access_token.expose_secret())
+            .await,
         "lab B's token at lab A",
     );
 }
@@ -491,8 +507,7 @@ async fn rotating_the_signing_key_logs_nobody_out() {
     let gw = TestGateway::start().await;
     let (device, before) = gw.nurse_tablet().await;
     let kid_of = |token: &str| -> String {
-        let header: serde_json::Value =
-            token_part(token, 0);
+        let header: serde_json::Value = token_part(token, 0);
         header["kid"].as_str().unwrap().to_owned()
     };
     let (new_kid, retired) = labedge_edge_gateway::auth::keys::rotate(
@@ -652,11 +667,10 @@ async fn the_admin_console_session_is_strict() {
         .await
         .expect(401);
     let (_, tokens) = gw.nurse_tablet().await;
-    gw.from_admin_network(
-        TestRequest::get()
-            .uri("/admin/v1/devices")
-            .insert_header(("authorization", format!("Bearer {}", tokens.access_token.expose_secret()))),
-    )
+    gw.from_admin_network(TestRequest::get().uri("/admin/v1/devices").insert_header((
+        "authorization",
+        format!("Bearer {}", tokens.access_token.expose_secret()),
+    )))
     .await
     .expect(403);
     // A nurse has no console password; a wrong password is refused.
@@ -675,12 +689,9 @@ async fn the_admin_console_session_is_strict() {
     .await
     .expect(401);
     // Logout ends the session.
-    gw.console(&admin,
-        TestRequest::post()
-            .uri("/admin/v1/logout"),
-    )
-    .await
-    .expect(204);
+    gw.console(&admin, TestRequest::post().uri("/admin/v1/logout"))
+        .await
+        .expect(204);
     gw.from_admin_network(
         TestRequest::get()
             .uri("/admin/v1/session")
@@ -700,7 +711,9 @@ async fn past_the_offline_grace_bound_staff_log_in_with_their_pin_again() {
         .batch_execute("UPDATE auth_sessions SET expires_at = now() - interval '1 minute'")
         .await
         .unwrap();
-    let expired = refresh(&gw, &device, tokens.refresh_token.expose_secret()).await.expect(401);
+    let expired = refresh(&gw, &device, tokens.refresh_token.expose_secret())
+        .await
+        .expect(401);
     assert_eq!(expired.problem().code, ErrorCode::OfflineGraceExpired);
     gw.login(&device, NURSE.0, NURSE.1).await;
 }

@@ -149,7 +149,8 @@ async fn every_console_route_needs_an_admin_session() {
 async fn an_enrollment_code_comes_with_its_qr_code() {
     let gw = TestGateway::start().await;
     let admin = gw.admin_login().await;
-    let code: Value = gw.console(&admin, TestRequest::post().uri("/admin/v1/enrollment-codes"))
+    let code: Value = gw
+        .console(&admin, TestRequest::post().uri("/admin/v1/enrollment-codes"))
         .await
         .expect(201)
         .json();
@@ -159,7 +160,8 @@ async fn an_enrollment_code_comes_with_its_qr_code() {
     assert!(svg.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{svg}");
     assert!(svg.ends_with("</svg>"));
     // The QR code is the code's own: another code, another picture.
-    let other: Value = gw.console(&admin, TestRequest::post().uri("/admin/v1/enrollment-codes"))
+    let other: Value = gw
+        .console(&admin, TestRequest::post().uri("/admin/v1/enrollment-codes"))
         .await
         .expect(201)
         .json();

@@ -8,11 +8,11 @@
 use std::time::{Duration, Instant};
 
 use labedge_schema::db::{self, Database};
-use labedge_tests::tablet::ReadJson;
 use labedge_tests::cluster::{PgCluster, PgDir, deploy_script, replicated_pair, shell};
 use labedge_tests::db::{collections_among, count_at as count};
 use labedge_tests::stack::Stack;
 use labedge_tests::tablet;
+use labedge_tests::tablet::ReadJson;
 
 /// The last `n` lines of a process's output.
 fn tail(output: &str, n: usize) -> String {
@@ -130,15 +130,7 @@ async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_w
     let among = collections_among(&acknowledged);
     let expected = acknowledged.len() as i64;
     assert!(expected > before, "writes went on through the failover");
-    assert_eq!(
-        count(
-            &central_url,
-            &among
-        )
-        .await,
-        expected,
-        "none lost"
-    );
+    assert_eq!(count(&central_url, &among).await, expected, "none lost");
     assert_eq!(
         count(&central_url, "SELECT count(*) AS n FROM collections").await,
         expected,
@@ -162,10 +154,7 @@ async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_w
 async fn futures_roles(client: &reqwest::Client, urls: &[&str]) -> Vec<String> {
     let mut roles = Vec::new();
     for url in urls {
-        let ready: serde_json::Value = client
-            .get(format!("{url}/readyz"))
-            .read_json()
-            .await;
+        let ready: serde_json::Value = client.get(format!("{url}/readyz")).read_json().await;
         roles.push(ready["role"].as_str().unwrap_or("none").to_owned());
     }
     roles

@@ -140,14 +140,7 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
     }
     let among = collections_among(&acknowledged);
     let expected = acknowledged.len() as i64;
-    assert_eq!(
-        count(
-            &edge_url,
-            &among
-        )
-        .await,
-        expected
-    );
+    assert_eq!(count(&edge_url, &among).await, expected);
     assert_eq!(
         count(&edge_url, "SELECT count(*) AS n FROM collections").await,
         expected,
@@ -158,15 +151,7 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
         expected,
         "one outbox entry per write"
     );
-    assert_eq!(
-        count(
-            &cloud_url,
-            &among
-        )
-        .await,
-        expected,
-        "none lost"
-    );
+    assert_eq!(count(&cloud_url, &among).await, expected, "none lost");
     assert_eq!(
         count(&cloud_url, "SELECT count(*) AS n FROM collections").await,
         expected,

@@ -157,23 +157,11 @@ impl Lab {
         let edge = &self.edge_url;
         let cloud = &self.cloud_url;
         assert_eq!(
-            count(
-                edge,
-                &among
-            )
-            .await,
+            count(edge, &among).await,
             n,
             "every acknowledged write is at the gateway"
         );
-        assert_eq!(
-            count(
-                cloud,
-                &among
-            )
-            .await,
-            n,
-            "none lost"
-        );
+        assert_eq!(count(cloud, &among).await, n, "none lost");
         assert_eq!(
             count(cloud, "SELECT count(*) AS n FROM collections").await,
             count(edge, "SELECT count(*) AS n FROM collections").await,
@@ -244,11 +232,7 @@ async fn the_tablets_do_not_feel_the_cloud_down_slow_failing_throttling_or_half_
     lab.sent(&before_fake, Duration::from_secs(90)).await;
     let among = collections_among(&before_fake);
     assert_eq!(
-        count(
-            &lab.cloud_url,
-            &among
-        )
-        .await,
+        count(&lab.cloud_url, &among).await,
         i64::try_from(before_fake.len()).unwrap(),
         "what was acknowledged while the cloud was down reached it"
     );

@@ -255,9 +255,9 @@ async fn every_admin_json_answer_is_no_store_errors_included() {
     }
     // State changes too, refused ones included.
     let revoke = gw
-        .console(&admin,
-            TestRequest::post()
-                .uri(&format!("/admin/v1/devices/{}/revoke", device.id)),
+        .console(
+            &admin,
+            TestRequest::post().uri(&format!("/admin/v1/devices/{}/revoke", device.id)),
         )
         .await
         .expect(200);

@@ -7,11 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use labedge_schema::db::{self, Database};
-use labedge_tests::tablet::ReadJson;
 use labedge_tests::cluster::{PgDir, deploy_script, free_port, replicated_pair, shell};
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::spawn::{Spawned, output_text, run};
 use labedge_tests::stack::ApiFile;
+use labedge_tests::tablet::ReadJson;
 
 /// HAProxy in the foreground, killed when the test ends.
 struct Haproxy(Child);
@@ -152,7 +152,7 @@ async fn only_the_instance_on_the_primary_gets_traffic_and_traffic_follows_a_pro
     let direct_2: serde_json::Value = client
         .get(format!("https://localhost:{port_2}/readyz"))
         .read_json()
-            .await;
+        .await;
     assert_eq!(direct_2["role"], "standby", "{direct_2}");
     for _ in 0..30 {
         assert_eq!(role_through(&client, &through).await.as_deref(), Ok("primary"));

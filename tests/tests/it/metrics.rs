@@ -10,10 +10,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use diesel_async::RunQueryDsl;
-use labedge_tests::tablet::ReadJson;
 use labedge_tests::prometheus::{Scrape, documented_label_values, documented_metrics, metric_names_in_code};
 use labedge_tests::stack::Stack;
 use labedge_tests::tablet;
+use labedge_tests::tablet::ReadJson;
 use mobile_contracts::routes::{self, with_id};
 use uuid::Uuid;
 
@@ -69,12 +69,12 @@ async fn both_services_export_the_documented_series_after_real_traffic() {
         .header("cookie", &admin.0)
         .header("x-csrf-token", &admin.1)
         .read_json()
-            .await;
+        .await;
     let enrolled: serde_json::Value = client
         .post(format!("{gw}{}", routes::ENROLL))
         .json(&serde_json::json!({"code": code["code"], "label": "Tablette metrics"}))
         .read_json()
-            .await;
+        .await;
     let device_secret = enrolled["device_secret"].as_str().unwrap().to_owned();
     let nurse = stack.lab.logins.nurse.clone().unwrap();
     let login = |pin: &str| {
@@ -86,8 +86,7 @@ async fn both_services_export_the_documented_series_after_real_traffic() {
     let bad_pin = [("action", "login"), ("outcome", "failure"), ("reason", "bad_pin")];
     assert_eq!(before.sum("labedge_security_events_total", &bad_pin), 0.0);
     assert_eq!(login(WRONG_PIN).send().await.unwrap().status().as_u16(), 401);
-    let tokens: serde_json::Value = login("1234").read_json()
-            .await;
+    let tokens: serde_json::Value = login("1234").read_json().await;
     let token = tokens["access_token"].as_str().unwrap().to_owned();
     let refresh_token = tokens["refresh_token"].as_str().unwrap_or_default().to_owned();
 

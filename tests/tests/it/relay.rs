@@ -515,14 +515,7 @@ async fn writes_are_acknowledged_while_the_cloud_is_down_and_applied_exactly_onc
     drain(&relay, 20).await;
     let mut conn = cloud.db.conn().await;
     let among = collections_among(&collections);
-    assert_eq!(
-        count(
-            &mut conn,
-            &among
-        )
-        .await,
-        collections.len() as i64
-    );
+    assert_eq!(count(&mut conn, &among).await, collections.len() as i64);
     assert_eq!(
         count(&mut conn, "SELECT count(*) AS n FROM applied_mutations").await,
         collections.len() as i64
@@ -544,14 +537,7 @@ async fn writes_are_acknowledged_while_the_cloud_is_down_and_applied_exactly_onc
         .await,
         collections.len() as i64
     );
-    assert_eq!(
-        count(
-            &mut conn,
-            &among
-        )
-        .await,
-        collections.len() as i64
-    );
+    assert_eq!(count(&mut conn, &among).await, collections.len() as i64);
 
     // The drain and the feed's catch-up afterwards are measured and shown.
     let times = gw.state.drain.times();

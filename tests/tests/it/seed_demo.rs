@@ -534,7 +534,10 @@ fn the_production_api_has_no_demo_command_and_labedge_demo_has_it() {
     let help = run("api", &["--help"], &[]);
     let text = output_text(&help);
     assert!(help.status.success(), "{text}");
-    assert!(text.contains("provision-gateway"), "the API's commands are listed: {text}");
+    assert!(
+        text.contains("provision-gateway"),
+        "the API's commands are listed: {text}"
+    );
     assert!(!text.contains("seed"), "no demo command in the production API: {text}");
     let refused = run("api", &["seed-demo"], &[]);
     assert!(!refused.status.success(), "{}", output_text(&refused));

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use diesel_async::SimpleAsyncConnection;
 use labedge_schema::db::Database;
-use labedge_tests::tablet::ReadJson;
 use labedge_tests::db::TestDb;
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::spawn::{Spawned, output_text, run};
+use labedge_tests::tablet::ReadJson;
 use mobile_contracts::ops::{DatabaseRole, Health, Readiness};
 
 fn write(path: &Path, text: &str) {
@@ -235,17 +235,17 @@ async fn a_provisioned_lab_runs_its_gateway_beside_the_api_over_https_and_both_s
     let health: Health = client
         .get(format!("https://localhost:{}/healthz", api_addr.port()))
         .read_json()
-            .await;
+        .await;
     assert_eq!(health.service, "api");
     let ready: Readiness = client
         .get(format!("https://127.0.0.1:{}/readyz", api_addr.port()))
         .read_json()
-            .await;
+        .await;
     assert_eq!(ready.role, Some(DatabaseRole::Primary));
     let health: Health = client
         .get(format!("https://localhost:{}/healthz", gw_addr.port()))
         .read_json()
-            .await;
+        .await;
     assert_eq!(health.service, "edge-gateway");
 
     // Plain HTTP on the TLS port is refused.

@@ -66,7 +66,9 @@ async fn a_token_without_cnf_is_refused_for_a_certificate_bound_device() {
     rebound["cnf"] = serde_json::json!({"x5t#S256": B64.encode(<sha2::Sha256 as sha2::Digest>::digest(other.der()))});
     gw.app.certificate = Some(other.der().to_vec());
     assert_invalid_token(
-        &gw.app.get_authed("/v1/me", &forge_token(&header, &rebound, &secret)).await,
+        &gw.app
+            .get_authed("/v1/me", &forge_token(&header, &rebound, &secret))
+            .await,
         "cnf and connection agree on another certificate",
     );
     let metrics = labedge_service::metrics::install().render();
@@ -130,7 +132,9 @@ async fn a_dump_of_the_signing_keys_cannot_mint_a_token() {
     let candidates = dumped_byte_strings(&gw).await;
     for candidate in &candidates {
         assert_invalid_token(
-            &gw.app.get_authed("/v1/me", &forge_token(&header, &claims, candidate)).await,
+            &gw.app
+                .get_authed("/v1/me", &forge_token(&header, &claims, candidate))
+                .await,
             "a token signed with bytes from the dump",
         );
     }
@@ -235,7 +239,10 @@ async fn retiring_a_leaked_key_refuses_its_tokens_on_the_next_request() {
         .await
         .expect(200)
         .json();
-    assert_eq!(token_part(refreshed.access_token.expose_secret(), 0)["kid"], new_signer.as_str());
+    assert_eq!(
+        token_part(refreshed.access_token.expose_secret(), 0)["kid"],
+        new_signer.as_str()
+    );
     gw.app
         .get_authed("/v1/me", refreshed.access_token.expose_secret())
         .await

@@ -3,7 +3,8 @@
 use super::*;
 
 async fn backlog(gw: &TestGateway, admin: &AdminCookie) -> (i64, i64, i64) {
-    let status: serde_json::Value = gw.console(admin, TestRequest::get().uri("/admin/v1/status"))
+    let status: serde_json::Value = gw
+        .console(admin, TestRequest::get().uri("/admin/v1/status"))
         .await
         .expect(200)
         .json();
@@ -98,7 +99,8 @@ async fn the_lab_admin_resolves_conflicts_and_replays_or_discards_dead_letters()
         "(pending, dead letters, conflicts)"
     );
 
-    let conflicts: Vec<ConflictView> = gw.console(&admin, TestRequest::get().uri("/admin/v1/conflicts"))
+    let conflicts: Vec<ConflictView> = gw
+        .console(&admin, TestRequest::get().uri("/admin/v1/conflicts"))
         .await
         .expect(200)
         .json();
@@ -112,7 +114,8 @@ async fn the_lab_admin_resolves_conflicts_and_replays_or_discards_dead_letters()
             .iter()
             .all(|c| c.resolved_at.is_none() && c.resolution.is_none())
     );
-    let dead: Vec<DeadLetterView> = gw.console(&admin, TestRequest::get().uri("/admin/v1/dead-letters"))
+    let dead: Vec<DeadLetterView> = gw
+        .console(&admin, TestRequest::get().uri("/admin/v1/dead-letters"))
         .await
         .expect(200)
         .json();
@@ -193,7 +196,8 @@ async fn the_lab_admin_resolves_conflicts_and_replays_or_discards_dead_letters()
     // keep_server: nothing to send.
     gw.console(&admin, resolve(kept, "keep_server")).await.expect(204);
     assert_eq!(outbox_rows(gw).await.len(), 5);
-    let conflicts: Vec<ConflictView> = gw.console(&admin, TestRequest::get().uri("/admin/v1/conflicts"))
+    let conflicts: Vec<ConflictView> = gw
+        .console(&admin, TestRequest::get().uri("/admin/v1/conflicts"))
         .await
         .expect(200)
         .json();
@@ -219,7 +223,8 @@ async fn the_lab_admin_resolves_conflicts_and_replays_or_discards_dead_letters()
     assert_eq!(requeued.mutation().op, sent[2].mutation().op);
     gw.console(&admin, dead_letter(discarded, "discard")).await.expect(204);
     assert_eq!(outbox_rows(gw).await.len(), 6);
-    let dead: Vec<DeadLetterView> = gw.console(&admin, TestRequest::get().uri("/admin/v1/dead-letters"))
+    let dead: Vec<DeadLetterView> = gw
+        .console(&admin, TestRequest::get().uri("/admin/v1/dead-letters"))
         .await
         .expect(200)
         .json();
