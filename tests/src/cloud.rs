@@ -11,13 +11,42 @@ use diesel_async::SimpleAsyncConnection;
 use labedge_api::demo::{SeedArgs, SeedSummary};
 use labedge_edge_gateway::config::{Config as GatewayConfig, Endpoint, UpstreamConfig};
 use labedge_edge_gateway::sync::{self, upstream::Upstreams};
+use labedge_protocol::relay::RelayedMutation;
 use labedge_schema::db::Database;
 use labedge_service::pki::write_private;
+use uuid::Uuid;
 
 use crate::app::TestApp;
 use crate::db::TestDb;
 use crate::fixtures::{TestPki, api_config, tls_listener};
 use crate::gateway::TestGateway;
+
+/// A collection of `patient` at `appointment` for `prescription`, recorded by `staff` on a new
+/// device, with one EDTA tube `barcode`, as a gateway relays it.
+pub fn relayed_collection(
+    patient: Uuid,
+    appointment: Uuid,
+    prescription: Uuid,
+    staff: Uuid,
+    barcode: &str,
+) -> RelayedMutation {
+    RelayedMutation {
+        mutation_id: Uuid::now_v7(),
+        recorded_at: time::OffsetDateTime::now_utc(),
+        staff_id: Some(staff),
+        device_id: Some(Uuid::now_v7()),
+        op: serde_json::from_value(serde_json::json!({
+            "kind": "collection.create",
+            "collection": {
+                "id": Uuid::now_v7(), "patient_id": patient, "appointment_id": appointment,
+                "prescription_id": prescription, "collected_at": "2026-11-28T08:00:00Z",
+                "identity_checked": true, "identity_check_method": "health_card",
+                "tubes": [{"barcode": barcode, "tube_type": "EDTA"}]
+            }
+        }))
+        .expect("a collection.create"),
+    }
+}
 
 /// A running cloud API.
 #[derive(Debug)]

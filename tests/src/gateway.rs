@@ -142,6 +142,16 @@ impl TestGateway {
         .await
     }
 
+    /// Revokes device `device` through the console, as `admin` (200 expected).
+    pub async fn revoke_device(&self, admin: &AdminCookie, device: Uuid) -> TestResponse {
+        self.console(
+            admin,
+            TestRequest::post().uri(&format!("/admin/v1/devices/{device}/revoke")),
+        )
+        .await
+        .expect(200)
+    }
+
     fn app_clone(&self) -> TestApp {
         self.app.clone()
     }

@@ -99,12 +99,7 @@ fn assert_refused(response: &TestResponse, case: &str, allowed: &[u16], secrets:
 
 async fn revoke(gw: &TestGateway, device: Uuid) {
     let admin = gw.admin_login().await;
-    gw.console(
-        &admin,
-        TestRequest::post().uri(&format!("/admin/v1/devices/{device}/revoke")),
-    )
-    .await
-    .expect(200);
+    gw.revoke_device(&admin, device).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -267,12 +267,7 @@ async fn a_revoked_device_is_refused_on_its_very_next_request_and_told_to_wipe()
         .expect(200);
 
     let admin = gw.admin_login().await;
-    gw.console(
-        &admin,
-        TestRequest::post().uri(&format!("/admin/v1/devices/{}/revoke", device.id)),
-    )
-    .await
-    .expect(200);
+    gw.revoke_device(&admin, device.id).await;
 
     let refused = gw
         .app
@@ -334,12 +329,7 @@ async fn revocation_falls_back_to_postgresql_and_fails_closed_without_both() {
         .await
         .expect(200);
     let admin = gw.admin_login().await;
-    gw.console(
-        &admin,
-        TestRequest::post().uri(&format!("/admin/v1/devices/{}/revoke", device.id)),
-    )
-    .await
-    .expect(200);
+    gw.revoke_device(&admin, device.id).await;
     gw.app
         .get_authed("/v1/me", tokens.access_token.expose_secret())
         .await

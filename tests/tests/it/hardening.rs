@@ -254,13 +254,7 @@ async fn every_admin_json_answer_is_no_store_errors_included() {
         }
     }
     // State changes too, refused ones included.
-    let revoke = gw
-        .console(
-            &admin,
-            TestRequest::post().uri(&format!("/admin/v1/devices/{}/revoke", device.id)),
-        )
-        .await
-        .expect(200);
+    let revoke = gw.revoke_device(&admin, device.id).await;
     assert_eq!(revoke.header("cache-control").as_deref(), Some("no-store"));
     assert!(checked >= 24);
 }

@@ -12,7 +12,7 @@ use labedge_api::demo::SeedArgs;
 use labedge_api::intake::Reason;
 use labedge_protocol::relay::{AckOutcome, MutationAcks, RelayedMutation, RelayedOp};
 use labedge_tests::app::TestApp;
-use labedge_tests::cloud::TestCloud;
+use labedge_tests::cloud::{TestCloud, relayed_collection};
 use uuid::Uuid;
 
 #[derive(diesel::QueryableByName, Clone, Copy, Debug)]
@@ -84,22 +84,13 @@ async fn labs() -> Labs {
 }
 
 fn collection(visit: &Visit, barcode: &str) -> RelayedMutation {
-    RelayedMutation {
-        mutation_id: Uuid::now_v7(),
-        recorded_at: time::OffsetDateTime::now_utc(),
-        staff_id: Some(visit.staff),
-        device_id: Some(Uuid::now_v7()),
-        op: serde_json::from_value(serde_json::json!({
-            "kind": "collection.create",
-            "collection": {
-                "id": Uuid::now_v7(), "patient_id": visit.patient, "appointment_id": visit.appointment,
-                "prescription_id": visit.prescription, "collected_at": "2026-11-28T08:00:00Z",
-                "identity_checked": true, "identity_check_method": "health_card",
-                "tubes": [{"barcode": barcode, "tube_type": "EDTA"}]
-            }
-        }))
-        .unwrap(),
-    }
+    relayed_collection(
+        visit.patient,
+        visit.appointment,
+        visit.prescription,
+        visit.staff,
+        barcode,
+    )
 }
 
 /// `mutation` with its collection changed by `change`.
