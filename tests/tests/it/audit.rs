@@ -5,11 +5,9 @@
 //! records them with their continuity, and refuses a forged signature or a fork.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use labedge_api::demo::SeedArgs;
 use labedge_edge_gateway::audit::checkpoint::{self, Signer, checkpoint_now, checkpoint_op};
 use labedge_edge_gateway::audit::retention::{PurgeError, purge_expired};
 use labedge_edge_gateway::audit::verify::verify;
@@ -21,7 +19,7 @@ use labedge_edge_gateway::sync;
 use labedge_edge_gateway::sync::upstream::Upstreams;
 use labedge_protocol::relay::checkpoint::{SignedHead, signed_bytes};
 use labedge_protocol::relay::{AckOutcome, MutationAck, MutationAcks, MutationBatch, RelayedMutation};
-use labedge_tests::cloud::{Credential, TestCloud};
+use labedge_tests::cloud::TestCloud;
 use labedge_tests::db::count;
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::gateway::TestGateway;

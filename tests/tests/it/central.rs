@@ -11,7 +11,6 @@ use labedge_tests::stack::Stack;
 use labedge_tests::tablet;
 use mobile_contracts::routes;
 use serde_json::Value;
-use uuid::Uuid;
 
 const TOKEN: &str = "central-it-token-for-the-central-test";
 

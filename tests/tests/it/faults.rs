@@ -152,7 +152,7 @@ impl Lab {
     /// Asserts that each acknowledged collection was recorded once at the gateway and is in the
     /// cloud exactly once, and that the cloud has nothing else.
     async fn all_in_the_cloud_once(&self, acknowledged: &[Uuid]) {
-        let among = collections_among(&acknowledged);
+        let among = collections_among(acknowledged);
         let n = i64::try_from(acknowledged.len()).unwrap();
         let edge = &self.edge_url;
         let cloud = &self.cloud_url;

@@ -4,7 +4,6 @@
 
 use actix_web::test::TestRequest;
 use diesel_async::RunQueryDsl;
-use labedge_api::demo::SeedArgs;
 use labedge_protocol::relay::{AckOutcome, MutationAcks, RelayedMutation, RelayedOp};
 use labedge_tests::app::TestApp;
 use labedge_tests::cloud::{TestCloud, relayed_collection};

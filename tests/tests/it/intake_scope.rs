@@ -8,7 +8,6 @@
 use actix_web::test::TestRequest;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use labedge_api::demo::SeedArgs;
 use labedge_api::intake::Reason;
 use labedge_protocol::relay::{AckOutcome, MutationAcks, RelayedMutation, RelayedOp};
 use labedge_tests::app::TestApp;

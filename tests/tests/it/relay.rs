@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use actix_web::test::TestRequest;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
-use labedge_api::demo::SeedArgs;
 use labedge_edge_gateway::config::{Endpoint, UpstreamConfig};
 use labedge_edge_gateway::relay::{Pass, Relay};
 use labedge_edge_gateway::sync::health::UpstreamMode;

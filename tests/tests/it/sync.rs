@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use diesel_async::SimpleAsyncConnection;
-use labedge_api::demo::SeedArgs;
 use labedge_edge_gateway::sync::upstream::Upstreams;
 use labedge_edge_gateway::sync::{self, SyncStatus};
 use labedge_schema::sync::{Checksums, Entity, digest};

@@ -6,11 +6,9 @@
 //! refused before that (issue 12: a collection dated 1900-01-01 was accepted). Tokens are issued and checked on the gateway's clock only.
 
 use actix_web::test::TestRequest;
-use base64::Engine as _;
 use diesel_async::RunQueryDsl;
-use labedge_api::demo::SeedArgs;
 use labedge_protocol::relay::{AckOutcome, MutationAcks, RelayedMutation};
-use labedge_tests::app::{TestApp, TestResponse};
+use labedge_tests::app::TestResponse;
 use labedge_tests::cloud::TestCloud;
 use labedge_tests::edge_data::{self, patient, prescription};
 use labedge_tests::gateway::{TestGateway, forge_token, token_part};
