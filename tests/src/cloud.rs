@@ -21,31 +21,56 @@ use crate::db::TestDb;
 use crate::fixtures::{TestPki, api_config, tls_listener};
 use crate::gateway::TestGateway;
 
-/// A collection of `patient` at `appointment` for `prescription`, recorded by `staff` on a new
-/// device, with one EDTA tube `barcode`, as a gateway relays it.
-pub fn relayed_collection(
-    patient: Uuid,
-    appointment: Uuid,
-    prescription: Uuid,
-    staff: Uuid,
-    barcode: &str,
-) -> RelayedMutation {
+/// A scheduled visit of a lab in the cloud's database, as the intake tests select it (`l.id AS lab,
+/// a.id AS appointment, … s.id AS staff, a.version`).
+#[derive(diesel::QueryableByName, Clone, Copy, Debug)]
+pub struct Visit {
+    /// The lab.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub lab: Uuid,
+    /// The appointment.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub appointment: Uuid,
+    /// Its patient.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub patient: Uuid,
+    /// Its prescription.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub prescription: Uuid,
+    /// A nurse of the lab.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub staff: Uuid,
+    /// The appointment's version.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub version: i64,
+}
+
+/// A mutation `op` (its JSON, `kind` included) recorded now by `staff` on a new device, as a gateway
+/// relays it.
+pub fn relayed(staff: Uuid, op: serde_json::Value) -> RelayedMutation {
     RelayedMutation {
         mutation_id: Uuid::now_v7(),
         recorded_at: time::OffsetDateTime::now_utc(),
         staff_id: Some(staff),
         device_id: Some(Uuid::now_v7()),
-        op: serde_json::from_value(serde_json::json!({
+        op: serde_json::from_value(op).expect("a relayed operation"),
+    }
+}
+
+/// A collection at `visit` by its nurse, with one EDTA tube `barcode` (see [`relayed`]).
+pub fn relayed_collection(visit: &Visit, barcode: &str) -> RelayedMutation {
+    relayed(
+        visit.staff,
+        serde_json::json!({
             "kind": "collection.create",
             "collection": {
-                "id": Uuid::now_v7(), "patient_id": patient, "appointment_id": appointment,
-                "prescription_id": prescription, "collected_at": "2026-11-28T08:00:00Z",
+                "id": Uuid::now_v7(), "patient_id": visit.patient, "appointment_id": visit.appointment,
+                "prescription_id": visit.prescription, "collected_at": "2026-11-28T08:00:00Z",
                 "identity_checked": true, "identity_check_method": "health_card",
                 "tubes": [{"barcode": barcode, "tube_type": "EDTA"}]
             }
-        }))
-        .expect("a collection.create"),
-    }
+        }),
+    )
 }
 
 /// A running cloud API.
