@@ -656,7 +656,7 @@ impl AuthConfig {
             "must be between 1 and 825",
         );
         if let Some(kek) = &self.key_encryption_key
-            && let Err(message) = crate::auth::keys::Kek::from_base64(kek.expose())
+            && let Err(message) = crate::auth::keys::Kek::from_base64(kek.expose_secret())
         {
             issues.push(ConfigIssue::new(crate::auth::keys::KEK_CONFIG_KEY, message));
         }

@@ -80,7 +80,8 @@ impl Kek {
         let Some(text) = &auth.key_encryption_key else {
             return Err(vec![ConfigIssue::new(KEK_CONFIG_KEY, missing_kek_message())].into());
         };
-        Self::from_base64(text.expose()).map_err(|message| vec![ConfigIssue::new(KEK_CONFIG_KEY, message)].into())
+        Self::from_base64(text.expose_secret())
+            .map_err(|message| vec![ConfigIssue::new(KEK_CONFIG_KEY, message)].into())
     }
 
     /// A new random KEK, in base64 (tests, `api provision-gateway`).

@@ -89,7 +89,7 @@ async fn check_device(
     let ip = peer.ip;
     let device = devices::credentials(conn, device_id).await?;
     let hash = device.as_ref().map(|d| d.secret_hash.clone());
-    if !verify_blocking(secret.expose().to_owned(), hash).await {
+    if !verify_blocking(secret.expose_secret().to_owned(), hash).await {
         state.security.emit(
             SecurityEvent::failure(action, "bad_device_credentials")
                 .device(device_id)
@@ -213,7 +213,7 @@ async fn check_staff(
         None => false,
     };
     let pin_ok = verify_blocking(
-        body.pin.expose().to_owned(),
+        body.pin.expose_secret().to_owned(),
         member.as_ref().map(|m| m.pin_hash.clone()),
     )
     .await;
@@ -348,7 +348,7 @@ async fn spend_refresh_token(
     peer: &Peer,
     body: &RefreshRequest,
 ) -> Result<SpentToken, ApiError> {
-    let hash = token_hash(body.refresh_token.expose());
+    let hash = token_hash(body.refresh_token.expose_secret());
     let refused = |reason: &'static str| refresh_refused(state, peer, body.device_id, reason);
     let token = stored::refresh_token(conn, &hash)
         .await?
