@@ -1,5 +1,6 @@
-//! Building and running the API: `Application::build` checks the database and binds the listener;
-//! [`app`] is the actix `App` both the server and the in-process tests use.
+//! Building and running the API: `Application::build` checks the database, binds the listener and
+//! starts the background workers (the feed horizon), which `run_until_stopped` stops after the HTTP
+//! drain; [`app`] is the actix `App` both the server and the in-process tests use.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use actix_web::{App, HttpServer, web};
 use labedge_schema::db::{self, Database};
 use labedge_service::http::{BodyLimit, not_found, path_config, request_telemetry};
 use labedge_service::startup::ensure_migrated;
+use labedge_service::workers::Workers;
 use labedge_service::{metrics, server};
 
 use crate::config::Config;
@@ -24,6 +26,7 @@ pub struct Application {
     server: Server,
     addr: SocketAddr,
     state: AppState,
+    workers: Workers,
 }
 
 impl std::fmt::Debug for Application {
@@ -35,20 +38,23 @@ impl std::fmt::Debug for Application {
 }
 
 impl Application {
-    /// Checks migrations, builds the state and binds the listener.
+    /// Checks migrations, builds the state, binds the listener and starts the background workers.
     pub async fn build(config: Config) -> Result<Self, StartError> {
         ensure_migrated(config.database.url.expose_secret(), Database::Cloud, "api").await?;
         let state = build_state(config)?;
-        // Appointments entering the feed window as days pass: announced at start, then periodically.
-        crate::feed::horizon::spawn(state.pool.clone(), state.config.feed.clone());
         let listen = state.config.http.clone();
         let app_state = state.clone();
         let server = HttpServer::new(move || app(app_state.clone()));
         let (server, addr) = server::bind(server, &listen)?;
+        let mut workers = Workers::new();
+        // Appointments entering the feed window as days pass: announced at start, then periodically.
+        let (pool, feed) = (state.pool.clone(), state.config.feed.clone());
+        workers.spawn("feed horizon", |stop| crate::feed::horizon::run(pool, feed, stop));
         Ok(Self {
             server: server.run(),
             addr,
             state,
+            workers,
         })
     }
 
@@ -68,10 +74,11 @@ impl Application {
     }
 
     /// Serves until SIGTERM or SIGINT, then stops gracefully: no new connections, in-flight requests
-    /// finish within `http.shutdown_timeout_s`.
+    /// finish within `http.shutdown_timeout_s`; then the background workers are stopped and awaited
+    /// up to [`STOP_TIMEOUT`](labedge_service::workers::STOP_TIMEOUT).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tracing::info!(addr = %self.addr, "api listening");
-        self.server.await
+        self.workers.stop_after(self.server).await
     }
 }
 

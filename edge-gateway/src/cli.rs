@@ -10,7 +10,6 @@ use labedge_service::cli::{self, print_out};
 
 use crate::config::Config;
 use crate::startup::Application;
-use crate::sync::Worker;
 use crate::sync::upstream::Upstreams;
 
 /// LabEdge edge gateway.
@@ -89,18 +88,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             crate::audit::roles::check_serving_role(&config).await?;
-            let app = Application::build(config).await?;
-            let state = app.state().clone();
-            if state.config.sync.enabled || state.config.relay.enabled {
-                let upstreams = Upstreams::from_config(&state.config.upstream, Arc::clone(&state.upstream_health))?;
-                if state.config.sync.enabled {
-                    tokio::spawn(Worker::new(state.clone(), upstreams.clone()).run());
-                }
-                if state.config.relay.enabled {
-                    tokio::spawn(crate::relay::Relay::new(state.clone(), upstreams).run());
-                }
-            }
-            app.run_until_stopped().await?;
+            Application::build(config).await?.run_until_stopped().await?;
         }
         Command::Sync { full } => sync_now(config, full).await?,
         Command::Migrate => {

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use labedge_schema::db::PgPool;
+use labedge_service::workers::Workers;
 
 use crate::config::Config;
 use crate::state::AppState;
@@ -92,17 +93,19 @@ pub fn refresh_upstream_state(health: &UpstreamHealth) {
     metrics::gauge!("labedge_upstream_state_since_timestamp_seconds").set(since.unix_timestamp() as f64);
 }
 
-/// Starts the task that refreshes the gauges now and every [`REFRESH_EVERY`].
-pub fn spawn(state: &AppState) {
+/// Registers the worker that refreshes the gauges now and every [`REFRESH_EVERY`].
+pub fn start(state: &AppState, workers: &mut Workers) {
     let files = certificate_files(&state.config);
     let pool = state.pool.clone();
     let health = Arc::clone(&state.upstream_health);
-    tokio::spawn(async move {
+    workers.spawn("gauges", |stop| async move {
         // A certificate that cannot be read is logged when it becomes so, not every minute.
         let mut warned: HashSet<&'static str> = HashSet::new();
         let mut tick = tokio::time::interval(REFRESH_EVERY);
         loop {
-            tick.tick().await;
+            if stop.until(tick.tick()).await.is_none() {
+                return;
+            }
             refresh_upstream_state(&health);
             if let Err(e) = refresh_tablets(&pool).await {
                 tracing::debug!(error = format!("{e:#}"), "tablet gauges not refreshed");

@@ -15,6 +15,7 @@ use std::time::Duration as StdDuration;
 use diesel::QueryResult;
 use diesel_async::AsyncPgConnection;
 use labedge_schema::db::PgPool;
+use labedge_service::workers::Stop;
 use time::{Duration, OffsetDateTime};
 
 use crate::store::{admin_sessions, enrollment_codes, idempotency, sessions};
@@ -66,9 +67,11 @@ pub async fn purge(conn: &mut AsyncPgConnection, now: OffsetDateTime) -> QueryRe
     })
 }
 
-/// Runs [`purge`] every hour, the first time a minute after the start.
-pub async fn run(pool: PgPool) {
-    tokio::time::sleep(StdDuration::from_secs(60)).await;
+/// Runs [`purge`] every hour, the first time a minute after the start, until the service stops.
+pub async fn run(pool: PgPool, stop: Stop) {
+    if !stop.sleep(StdDuration::from_secs(60)).await {
+        return;
+    }
     loop {
         let outcome = match pool.get().await {
             Ok(mut conn) => purge(&mut conn, OffsetDateTime::now_utc())
@@ -89,6 +92,8 @@ pub async fn run(pool: PgPool) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "housekeeping pass failed; next in an hour"),
         }
-        tokio::time::sleep(INTERVAL).await;
+        if !stop.sleep(INTERVAL).await {
+            return;
+        }
     }
 }

@@ -18,10 +18,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use labedge_protocol::relay::{AckOutcome, MutationAcks, MutationBatch, RelayedMutation};
+use labedge_protocol::relay::{AckOutcome, MutationAck, MutationAcks, MutationBatch, RelayedMutation};
 use labedge_schema::edge::schema::{conflicts, dead_letters, outbox};
+use labedge_service::workers::Stop;
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -158,23 +160,34 @@ impl Relay {
         }
     }
 
-    /// Runs until the process stops.
-    pub async fn run(self) {
+    /// Runs until the service stops: a pass, then (when idle) a wait for a new write or
+    /// `relay.idle_interval_ms`, or (when it failed) a backoff. The stop is seen between passes,
+    /// never during one.
+    pub async fn run(self, stop: Stop) {
         let idle = Duration::from_millis(self.state.config.relay.idle_interval_ms);
-        let mut backoff = Backoff::default();
+        let mut backoff = BACKOFF.build();
         loop {
-            match self.pass().await {
-                Ok(Pass::Sent(_)) => backoff.reset(),
+            let wait = match self.pass().await {
+                Ok(Pass::Sent(_)) => {
+                    backoff = BACKOFF.build();
+                    None
+                }
                 Ok(Pass::Idle) => {
-                    backoff.reset();
-                    let wakeup = self.state.relay_wakeup.notified();
-                    let _ = tokio::time::timeout(idle, wakeup).await;
+                    backoff = BACKOFF.build();
+                    Some(
+                        stop.until(tokio::time::timeout(idle, self.state.relay_wakeup.notified()))
+                            .await
+                            .is_some(),
+                    )
                 }
                 Err(e) => {
-                    let wait = backoff.next(e.retry_after());
+                    let wait = backoff_delay(&mut backoff, e.retry_after());
                     tracing::debug!(error = %e, wait_ms = wait.as_millis() as u64, "relay batch failed; backing off");
-                    tokio::time::sleep(wait).await;
+                    Some(stop.sleep(wait).await)
                 }
+            };
+            if wait == Some(false) || stop.is_stopped() {
+                return;
             }
             self.upstreams.probe_preferred().await;
             if let Err(e) = self.export_backlog().await {
@@ -185,145 +198,13 @@ impl Relay {
 
     /// Sends one batch and records the answers.
     pub async fn pass(&self) -> Result<Pass, RelayError> {
-        let size = if AtomicBool::load(&self.isolate, Ordering::Acquire) {
-            1
-        } else {
-            AtomicUsize::load(&self.batch_size, Ordering::Relaxed)
-        };
-        let lab = self.state.config.lab.clone();
-        let upstreams = self.upstreams.clone();
-        let drain = &self.state.drain;
-        let isolate = &self.isolate;
-        let outage = &self.outage;
-        let mut conn = self
-            .state
-            .pool
-            .get()
-            .await
-            .map_err(|e| RelayError::Database(e.to_string()))?;
-        let backlog = pending_count(&mut conn)
-            .await
-            .map_err(|e| RelayError::Database(e.to_string()))?;
-        // The closure answers `Ok(Err(..))` for an upstream failure, so that the attempts it counted
+        let mut conn = self.state.pool.get().await?;
+        let backlog = pending_count(&mut conn).await?;
+        // The batch answers `Ok(Err(..))` for an upstream failure, so that the attempts it counted
         // are committed rather than rolled back with an error.
-        let outcome = conn.transaction::<_, RelayError, _>(async move |conn| {
-            let rows: Vec<Pending> = outbox::table
-                .filter(outbox::sent_at.is_null())
-                .filter(diesel::dsl::not(diesel::dsl::exists(
-                    dead_letters::table
-                        .filter(dead_letters::entity_key.eq(outbox::entity_key))
-                        .filter(dead_letters::replayed_at.is_null())
-                        .filter(dead_letters::discarded_at.is_null()),
-                )))
-                .order((outbox::lane, outbox::seq))
-                .limit(i64::try_from(size).unwrap_or(500))
-                .select((
-                    outbox::seq,
-                    outbox::mutation_id,
-                    outbox::lane,
-                    outbox::kind,
-                    outbox::entity_key,
-                    outbox::payload,
-                    outbox::attempts,
-                ))
-                .for_update()
-                .skip_locked()
-                .load(conn)
-                .await?;
-            if rows.is_empty() {
-                return Ok(Ok(Pass::Idle));
-            }
-            let mut mutations = Vec::with_capacity(rows.len());
-            for row in &rows {
-                match serde_json::from_value::<RelayedMutation>(row.payload.clone()) {
-                    Ok(m) => mutations.push(m),
-                    Err(e) => {
-                        quarantine(conn, row, &format!("unreadable outbox entry: {e}")).await?;
-                    }
-                }
-            }
-            let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-            let answer = upstreams.post::<_, MutationAcks>(&format!("/v1/labs/{lab}/mutations"), &MutationBatch { mutations }).await;
-            let (acks, endpoint) = match answer {
-                Ok(answer) => answer,
-                Err(error) => {
-                    diesel::update(outbox::table.filter(outbox::seq.eq_any(&seqs)))
-                        .set((outbox::attempts.eq(outbox::attempts + 1), outbox::last_error.eq(error.to_string())))
-                        .execute(conn)
-                        .await?;
-                    if let UpstreamError::Refused { status, code, .. } = &error {
-                        // The upstream refuses the batch as a whole: find the entry it chokes on.
-                        if rows.len() == 1 {
-                            if rows[0].attempts + 1 >= POISON_ATTEMPTS {
-                                quarantine(conn, &rows[0], &format!("refused by the upstream: HTTP {status} {code}")).await?;
-                                isolate.store(false, Ordering::Release);
-                            }
-                        } else {
-                            isolate.store(true, Ordering::Release);
-                        }
-                    }
-                    if matches!(error, UpstreamError::Unreachable { .. }) {
-                        outage.store(true, Ordering::Release);
-                    }
-                    metrics::counter!("labedge_relay_batches_total", "result" => "failed").increment(1);
-                    return Ok(Err(error));
-                }
-            };
-            // The first batch that goes through after an outage starts the drain of the backlog.
-            if outage.swap(false, Ordering::AcqRel) && backlog > 0 {
-                drain.start(backlog);
-            }
-            let now = OffsetDateTime::now_utc();
-            let mut sent = 0;
-            let mut success = Vec::new();
-            for ack in acks.results {
-                let Some(row) = rows.iter().find(|r| r.mutation_id == ack.mutation_id) else { continue };
-                let outcome = match ack.outcome {
-                    AckOutcome::Applied => "applied",
-                    AckOutcome::Duplicate => "duplicate",
-                    AckOutcome::Conflict => "conflict",
-                    AckOutcome::Rejected => "rejected",
-                };
-                metrics::counter!("labedge_relay_mutations_total", "outcome" => outcome).increment(1);
-                match ack.outcome {
-                    AckOutcome::Applied | AckOutcome::Duplicate => success.push((row.seq, outcome)),
-                    AckOutcome::Conflict => {
-                        diesel::insert_into(conflicts::table)
-                            .values((
-                                conflicts::id.eq(Uuid::now_v7()),
-                                conflicts::outbox_seq.eq(row.seq),
-                                conflicts::mutation_id.eq(row.mutation_id),
-                                conflicts::entity_key.eq(&row.entity_key),
-                                conflicts::local_payload.eq(&row.payload),
-                                conflicts::server_version.eq(ack.current_version),
-                                conflicts::server_state.eq(&ack.current),
-                            ))
-                            .on_conflict_do_nothing()
-                            .execute(conn)
-                            .await?;
-                        mark(conn, row.seq, "conflict", &endpoint, now).await?;
-                        tracing::warn!(entity = %row.entity_key, "write conflicts with the cloud: kept for the lab admin");
-                    }
-                    AckOutcome::Rejected => {
-                        quarantine(conn, row, ack.reason.as_deref().unwrap_or("rejected by the upstream")).await?;
-                    }
-                }
-                sent += 1;
-            }
-            for (outcome, group) in [("applied", "applied"), ("duplicate", "duplicate")] {
-                let seqs: Vec<i64> = success.iter().filter(|(_, o)| *o == group).map(|(s, _)| *s).collect();
-                if !seqs.is_empty() {
-                    diesel::update(outbox::table.filter(outbox::seq.eq_any(&seqs)))
-                        .set((outbox::sent_at.eq(now), outbox::outcome.eq(outcome), outbox::upstream.eq(&endpoint)))
-                        .execute(conn)
-                        .await?;
-                }
-            }
-            isolate.store(false, Ordering::Release);
-            metrics::counter!("labedge_relay_batches_total", "result" => "sent").increment(1);
-            Ok(Ok(Pass::Sent(sent)))
-        })
-        .await?;
+        let outcome = conn
+            .transaction::<_, RelayError, _>(async move |conn| self.send_batch(conn, backlog).await)
+            .await?;
         if let Ok(Pass::Idle) = outcome {
             // An empty outbox ends a drain in progress.
             self.state.drain.finish();
@@ -331,16 +212,84 @@ impl Relay {
         outcome.map_err(RelayError::Upstream)
     }
 
+    /// Within the pass's transaction: reads the batch, posts it, records the upstream's answer.
+    async fn send_batch(
+        &self,
+        conn: &mut AsyncPgConnection,
+        backlog: i64,
+    ) -> Result<Result<Pass, UpstreamError>, RelayError> {
+        let rows = pending_batch(conn, self.batch_limit()).await?;
+        if rows.is_empty() {
+            return Ok(Ok(Pass::Idle));
+        }
+        let batch = MutationBatch {
+            mutations: readable_mutations(conn, &rows).await?,
+        };
+        let path = format!("/v1/labs/{}/mutations", self.state.config.lab);
+        let (acks, endpoint) = match self.upstreams.post::<_, MutationAcks>(&path, &batch).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                self.record_failure(conn, &rows, &error).await?;
+                metrics::counter!("labedge_relay_batches_total", "result" => "failed").increment(1);
+                return Ok(Err(error));
+            }
+        };
+        // The first batch that goes through after an outage starts the drain of the backlog.
+        if self.outage.swap(false, Ordering::AcqRel) && backlog > 0 {
+            self.state.drain.start(backlog);
+        }
+        let sent = record_acks(conn, &rows, acks, &endpoint).await?;
+        self.isolate.store(false, Ordering::Release);
+        metrics::counter!("labedge_relay_batches_total", "result" => "sent").increment(1);
+        Ok(Ok(Pass::Sent(sent)))
+    }
+
+    /// One entry at a time while a poison entry is being looked for, else `relay.batch_size`.
+    fn batch_limit(&self) -> usize {
+        // Called as functions: diesel's `RunQueryDsl::load` would shadow the atomics' `load`.
+        if AtomicBool::load(&self.isolate, Ordering::Acquire) {
+            1
+        } else {
+            AtomicUsize::load(&self.batch_size, Ordering::Relaxed)
+        }
+    }
+
+    /// The upstream did not take the batch: counts the attempt of each entry; a batch refused as a
+    /// whole (4xx) is split to find the entry it chokes on, which is quarantined once refused alone
+    /// [`POISON_ATTEMPTS`] times; an unreachable upstream marks an outage.
+    async fn record_failure(
+        &self,
+        conn: &mut AsyncPgConnection,
+        rows: &[Pending],
+        error: &UpstreamError,
+    ) -> QueryResult<()> {
+        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        diesel::update(outbox::table.filter(outbox::seq.eq_any(&seqs)))
+            .set((
+                outbox::attempts.eq(outbox::attempts + 1),
+                outbox::last_error.eq(error.to_string()),
+            ))
+            .execute(conn)
+            .await?;
+        if let UpstreamError::Refused { status, code, .. } = error {
+            match rows {
+                [row] if row.attempts + 1 >= POISON_ATTEMPTS => {
+                    quarantine(conn, row, &format!("refused by the upstream: HTTP {status} {code}")).await?;
+                    self.isolate.store(false, Ordering::Release);
+                }
+                [_] => {}
+                _ => self.isolate.store(true, Ordering::Release),
+            }
+        }
+        if matches!(error, UpstreamError::Unreachable { .. }) {
+            self.outage.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
     async fn export_backlog(&self) -> Result<(), RelayError> {
-        let mut conn = self
-            .state
-            .pool
-            .get()
-            .await
-            .map_err(|e| RelayError::Database(e.to_string()))?;
-        let backlog = backlog(&mut conn)
-            .await
-            .map_err(|e| RelayError::Database(e.to_string()))?;
+        let mut conn = self.state.pool.get().await?;
+        let backlog = backlog(&mut conn).await?;
         metrics::gauge!("labedge_outbox_pending").set(backlog.pending as f64);
         metrics::gauge!("labedge_outbox_oldest_pending_seconds").set(backlog.oldest_pending_seconds.unwrap_or(0.0));
         metrics::gauge!("labedge_dead_letters_open").set(backlog.dead_letters as f64);
@@ -349,14 +298,118 @@ impl Relay {
     }
 }
 
+/// Pending entries in commit-safe order (lane, then commit sequence), those of a record with an
+/// open dead letter left behind it, locked for this pass and skipped by any other.
+async fn pending_batch(conn: &mut AsyncPgConnection, size: usize) -> QueryResult<Vec<Pending>> {
+    outbox::table
+        .filter(outbox::sent_at.is_null())
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            dead_letters::table
+                .filter(dead_letters::entity_key.eq(outbox::entity_key))
+                .filter(dead_letters::replayed_at.is_null())
+                .filter(dead_letters::discarded_at.is_null()),
+        )))
+        .order((outbox::lane, outbox::seq))
+        .limit(i64::try_from(size).unwrap_or(500))
+        .select((
+            outbox::seq,
+            outbox::mutation_id,
+            outbox::lane,
+            outbox::kind,
+            outbox::entity_key,
+            outbox::payload,
+            outbox::attempts,
+        ))
+        .for_update()
+        .skip_locked()
+        .load(conn)
+        .await
+}
+
+/// The batch's mutations; an entry whose payload cannot be read is quarantined instead.
+async fn readable_mutations(conn: &mut AsyncPgConnection, rows: &[Pending]) -> QueryResult<Vec<RelayedMutation>> {
+    let mut mutations = Vec::with_capacity(rows.len());
+    for row in rows {
+        match serde_json::from_value::<RelayedMutation>(row.payload.clone()) {
+            Ok(m) => mutations.push(m),
+            Err(e) => quarantine(conn, row, &format!("unreadable outbox entry: {e}")).await?,
+        }
+    }
+    Ok(mutations)
+}
+
+/// Records each acknowledgement: applied and duplicate entries are marked sent, a conflict is kept
+/// for the lab admin, a rejection quarantined. An entry without an acknowledgement stays pending.
+/// Answers how many entries got one.
+async fn record_acks(
+    conn: &mut AsyncPgConnection,
+    rows: &[Pending],
+    acks: MutationAcks,
+    endpoint: &str,
+) -> QueryResult<usize> {
+    let now = OffsetDateTime::now_utc();
+    let mut sent = 0;
+    let mut success: Vec<(i64, &'static str)> = Vec::new();
+    for ack in acks.results {
+        let Some(row) = rows.iter().find(|r| r.mutation_id == ack.mutation_id) else {
+            continue;
+        };
+        let outcome = match ack.outcome {
+            AckOutcome::Applied => "applied",
+            AckOutcome::Duplicate => "duplicate",
+            AckOutcome::Conflict => "conflict",
+            AckOutcome::Rejected => "rejected",
+        };
+        metrics::counter!("labedge_relay_mutations_total", "outcome" => outcome).increment(1);
+        match ack.outcome {
+            AckOutcome::Applied | AckOutcome::Duplicate => success.push((row.seq, outcome)),
+            AckOutcome::Conflict => {
+                record_conflict(conn, row, &ack).await?;
+                mark(conn, &[row.seq], "conflict", endpoint, now).await?;
+            }
+            AckOutcome::Rejected => {
+                quarantine(conn, row, ack.reason.as_deref().unwrap_or("rejected by the upstream")).await?;
+            }
+        }
+        sent += 1;
+    }
+    for outcome in ["applied", "duplicate"] {
+        let seqs: Vec<i64> = success.iter().filter(|(_, o)| *o == outcome).map(|(s, _)| *s).collect();
+        if !seqs.is_empty() {
+            mark(conn, &seqs, outcome, endpoint, now).await?;
+        }
+    }
+    Ok(sent)
+}
+
+/// The cloud's record changed meanwhile: both versions are kept for the lab admin.
+async fn record_conflict(conn: &mut AsyncPgConnection, row: &Pending, ack: &MutationAck) -> QueryResult<()> {
+    diesel::insert_into(conflicts::table)
+        .values((
+            conflicts::id.eq(Uuid::now_v7()),
+            conflicts::outbox_seq.eq(row.seq),
+            conflicts::mutation_id.eq(row.mutation_id),
+            conflicts::entity_key.eq(&row.entity_key),
+            conflicts::local_payload.eq(&row.payload),
+            conflicts::server_version.eq(ack.current_version),
+            conflicts::server_state.eq(&ack.current),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    tracing::warn!(entity = %row.entity_key, "write conflicts with the cloud: kept for the lab admin");
+    Ok(())
+}
+
+/// Marks entries sent, with their outcome and the upstream that acknowledged them.
 async fn mark(
     conn: &mut AsyncPgConnection,
-    seq: i64,
+    seqs: &[i64],
     outcome: &str,
     endpoint: &str,
     now: OffsetDateTime,
 ) -> QueryResult<()> {
-    diesel::update(outbox::table.find(seq))
+    diesel::update(outbox::table.filter(outbox::seq.eq_any(seqs)))
         .set((
             outbox::sent_at.eq(now),
             outbox::outcome.eq(outcome),
@@ -463,6 +516,12 @@ impl From<diesel::result::Error> for RelayError {
     }
 }
 
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for RelayError {
+    fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        Self::Database(e.to_string())
+    }
+}
+
 impl RelayError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -472,28 +531,19 @@ impl RelayError {
     }
 }
 
-/// Exponential backoff with full jitter, 0.5 s to 30 s, never shorter than a `Retry-After`.
-#[derive(Debug, Default)]
-struct Backoff {
-    failures: u32,
-}
+/// The wait after a failed batch: exponential from 0.5 s, doubling up to 15 s, plus a random jitter
+/// of up to as much again (so 0.5–1 s, 1–2 s, … up to 15–30 s), for as long as batches fail.
+const BACKOFF: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(500))
+    .with_factor(2.0)
+    .with_max_delay(Duration::from_secs(15))
+    .with_jitter()
+    .without_max_times();
 
-impl Backoff {
-    fn reset(&mut self) {
-        self.failures = 0;
-    }
-
-    fn next(&mut self, retry_after: Option<Duration>) -> Duration {
-        self.failures = self.failures.saturating_add(1);
-        let ceiling = Duration::from_millis(500)
-            .saturating_mul(1 << self.failures.min(6))
-            .min(Duration::from_secs(30));
-        let mut random = [0u8; 2];
-        labedge_service::secrets::fill_random(&mut random);
-        let fraction = f64::from(u16::from_le_bytes(random)) / f64::from(u16::MAX);
-        let jittered = Duration::from_secs_f64(ceiling.as_secs_f64() * (0.5 + fraction / 2.0));
-        jittered.max(retry_after.unwrap_or_default())
-    }
+/// The next wait of `backoff`, never shorter than the upstream's `Retry-After`.
+fn backoff_delay(backoff: &mut ExponentialBackoff, retry_after: Option<Duration>) -> Duration {
+    let delay = backoff.next().unwrap_or(Duration::from_secs(30));
+    delay.max(retry_after.unwrap_or_default())
 }
 
 /// What `GET /admin/v1/status` shows.

@@ -1,18 +1,21 @@
-//! Building and running the gateway: `Application::build` checks the database and binds the tablet
-//! listener, and the console's and supervision's own listeners when the config gives them; [`app`]
-//! is the actix `App` both the server and the in-process tests use.
+//! Building and running the gateway: `Application::build` checks the database, binds the tablet
+//! listener, and the console's and supervision's own listeners when the config gives them, and
+//! starts the background workers (the sync and the relay when configured, the audit maintenance,
+//! housekeeping, gauges, the console's history); `run_until_stopped` drains the listeners on SIGTERM,
+//! then stops the workers. [`app`] is the actix `App` both the server and the in-process tests use.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Server, ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::ConnectionType;
 use actix_web::middleware::{Compress, Next, from_fn};
 use actix_web::{App, HttpServer, web};
 use labedge_schema::db::{self, Database};
 use labedge_service::http::{BodyLimit, method_not_allowed_problem, not_found, path_config, request_telemetry};
 use labedge_service::startup::ensure_migrated;
+use labedge_service::workers::Workers;
 use labedge_service::{metrics, server};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -30,12 +33,13 @@ use crate::cache::Redis;
 use crate::config::Config;
 use crate::console::history::History;
 use crate::ratelimit::RateLimiter;
-use crate::relay::DrainState;
+use crate::relay::{DrainState, Relay};
 use crate::routes::{self, Surface};
 use crate::security_events::SecurityLog;
 use crate::state::AppState;
-use crate::sync::SyncStatus;
 use crate::sync::health::UpstreamHealth;
+use crate::sync::upstream::Upstreams;
+use crate::sync::{SyncStatus, Worker};
 use crate::vpn_gate::vpn_gate;
 use std::sync::RwLock;
 use tokio::sync::Notify;
@@ -49,54 +53,38 @@ pub struct Application {
     /// The console's and supervision's listeners, when they have their own: (name, server, address).
     side: Vec<(&'static str, Server, SocketAddr)>,
     state: AppState,
+    workers: Workers,
 }
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Application")
             .field("addr", &self.addr)
+            .field("workers", &self.workers.names())
             .finish_non_exhaustive()
     }
 }
 
 impl Application {
-    /// Checks migrations, builds the state (Redis connects in the background) and binds the listener.
+    /// Checks migrations, builds the state (Redis connects in the background), binds the listeners
+    /// and starts the background workers.
     pub async fn build(config: Config) -> Result<Self, StartError> {
         ensure_migrated(config.database.url.expose_secret(), Database::Edge, "edge-gateway").await?;
         let state = build_state(config).await?;
-        crate::audit::spawn_maintenance(&state);
-        tokio::spawn(crate::housekeeping::run(state.pool.clone()));
-        crate::console::history::spawn_sampler(state.clone());
         let listen = tablet_listener(&state.config);
         let app_state = state.clone();
         // actix's own signal handling would stop accepting at once on SIGTERM, while `/readyz` still
         // said ready: `run_until_stopped` handles the signals itself, to drain first.
         let server = HttpServer::new(move || app(app_state.clone())).disable_signals();
         let (server, addr) = server::bind(server, &listen)?;
-        let mut side = Vec::new();
-        for (name, addr, surface) in [
-            ("admin console", state.config.admin.addr, Surface::ADMIN),
-            ("metrics", state.config.monitoring.addr, Surface::MONITORING),
-        ] {
-            let Some(addr) = addr else { continue };
-            // The same certificate and limits as the tablet listener, without asking browsers or
-            // Prometheus for a tablet certificate.
-            let listen = ListenConfig {
-                addr,
-                ..state.config.http.clone()
-            };
-            let app_state = state.clone();
-            let server = HttpServer::new(move || app_for(app_state.clone(), surface))
-                .disable_signals()
-                .workers(listen.workers.unwrap_or(1));
-            let (server, addr) = server::bind(server, &listen)?;
-            side.push((name, server.run(), addr));
-        }
+        let side = side_listeners(&state)?;
+        let workers = start_workers(&state)?;
         Ok(Self {
             server: server.run(),
             addr,
             side,
             state,
+            workers,
         })
     }
 
@@ -132,53 +120,116 @@ impl Application {
     /// Serves until SIGTERM or SIGINT, then stops gracefully: not ready first (`/readyz` answers 503
     /// and each connection is closed after its next answer) for `shutdown.drain_delay_ms` while still
     /// serving, then no new connections, and in-flight requests get `http.shutdown_timeout_s` to
-    /// finish. A second signal during the drain skips the rest of it.
+    /// finish. A second signal during the drain skips the rest of it. The background workers are
+    /// stopped last, once no request is left that could still need them (the relay sends what the
+    /// last writes queued), and awaited up to
+    /// [`STOP_TIMEOUT`](labedge_service::workers::STOP_TIMEOUT).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tracing::info!(addr = %self.addr, lab = %self.state.config.lab, "edge gateway listening");
         for (name, _, addr) in &self.side {
             tracing::info!(addr = %addr, "{name} listening");
         }
-        let handle = self.server.handle();
-        let side_handles: Vec<_> = self.side.iter().map(|(_, server, _)| server.handle()).collect();
-        let state = self.state.clone();
-        tokio::spawn(async move {
-            let stop_side = async || {
-                for side in &side_handles {
-                    side.stop(true).await;
-                }
-            };
-            let Ok(mut signals) = StopSignals::new() else {
-                tracing::error!("cannot listen for SIGTERM/SIGINT; stopping now");
-                handle.stop(true).await;
-                stop_side().await;
-                return;
-            };
-            signals.next().await;
-            state.shutting_down.store(true, Ordering::Release);
-            let drain = Duration::from_millis(state.config.shutdown.drain_delay_ms);
-            tracing::info!(
-                drain_ms = drain.as_millis() as u64,
-                "shutdown asked: reporting not ready, draining"
-            );
-            // Whatever sends traffic here (a health-checking proxy, tablets reconnecting) has this
-            // long to notice; requests keep being served meanwhile.
-            let _ = tokio::time::timeout(drain, signals.next()).await;
-            // Stop accepting first, and let the connections answered with `Connection: close`
-            // during the drain finish closing, before the workers are told to stop: stopping them
-            // straight away, while they were still being handed new connections, cut requests off
-            // mid-way (`faults::sigterm_under_load_drains_first_and_loses_nothing` saw a few in 20
-            // restarts; none since). What stays open (an idle keep-alive connection, a slow request)
-            // then gets `http.shutdown_timeout_s`.
-            handle.pause().await;
-            tokio::time::sleep(CLOSE_GRACE).await;
-            tracing::info!("drained: no new connections; in-flight requests finishing");
-            handle.stop(true).await;
-            stop_side().await;
-        });
+        let side_handles = self.side.iter().map(|(_, server, _)| server.handle()).collect();
+        tokio::spawn(drain_on_signal(self.state.clone(), self.server.handle(), side_handles));
         let side = futures_util::future::try_join_all(self.side.into_iter().map(|(_, server, _)| server));
-        let (tablet, side) = tokio::join!(self.server, side);
+        let (tablet, side) = self.workers.stop_after(async { tokio::join!(self.server, side) }).await;
         tablet.and(side.map(|_| ()))
     }
+}
+
+/// Waits for SIGTERM or SIGINT, then drains (see [`Application::run_until_stopped`]) and stops the
+/// servers.
+async fn drain_on_signal(state: AppState, handle: ServerHandle, side_handles: Vec<ServerHandle>) {
+    let stop_side = async || {
+        for side in &side_handles {
+            side.stop(true).await;
+        }
+    };
+    let Ok(mut signals) = StopSignals::new() else {
+        tracing::error!("cannot listen for SIGTERM/SIGINT; stopping now");
+        handle.stop(true).await;
+        stop_side().await;
+        return;
+    };
+    signals.next().await;
+    state.shutting_down.store(true, Ordering::Release);
+    let drain = Duration::from_millis(state.config.shutdown.drain_delay_ms);
+    tracing::info!(
+        drain_ms = drain.as_millis() as u64,
+        "shutdown asked: reporting not ready, draining"
+    );
+    // Whatever sends traffic here (a health-checking proxy, tablets reconnecting) has this
+    // long to notice; requests keep being served meanwhile.
+    let _ = tokio::time::timeout(drain, signals.next()).await;
+    // Stop accepting first, and let the connections answered with `Connection: close`
+    // during the drain finish closing, before the workers are told to stop: stopping them
+    // straight away, while they were still being handed new connections, cut requests off
+    // mid-way (`faults::sigterm_under_load_drains_first_and_loses_nothing` saw a few in 20
+    // restarts; none since). What stays open (an idle keep-alive connection, a slow request)
+    // then gets `http.shutdown_timeout_s`.
+    handle.pause().await;
+    tokio::time::sleep(CLOSE_GRACE).await;
+    tracing::info!("drained: no new connections; in-flight requests finishing");
+    handle.stop(true).await;
+    stop_side().await;
+}
+
+/// The console's and supervision's own listeners, when the config gives them: the same certificate
+/// and limits as the tablet listener, without asking browsers or Prometheus for a tablet
+/// certificate.
+fn side_listeners(state: &AppState) -> Result<Vec<(&'static str, Server, SocketAddr)>, StartError> {
+    let mut side = Vec::new();
+    for (name, addr, surface) in [
+        ("admin console", state.config.admin.addr, Surface::ADMIN),
+        ("metrics", state.config.monitoring.addr, Surface::MONITORING),
+    ] {
+        let Some(addr) = addr else { continue };
+        let listen = ListenConfig {
+            addr,
+            ..state.config.http.clone()
+        };
+        let app_state = state.clone();
+        let server = HttpServer::new(move || app_for(app_state.clone(), surface))
+            .disable_signals()
+            .workers(listen.workers.unwrap_or(1));
+        let (server, addr) = server::bind(server, &listen)?;
+        side.push((name, server.run(), addr));
+    }
+    Ok(side)
+}
+
+/// The background workers of a serving gateway. The sync and the relay run when the config enables
+/// them (both need the upstreams).
+fn start_workers(state: &AppState) -> Result<Workers, StartError> {
+    let mut workers = Workers::new();
+    crate::audit::start_maintenance(state, &mut workers);
+    let pool = state.pool.clone();
+    workers.spawn("housekeeping", |stop| crate::housekeeping::run(pool, stop));
+    // Tablet counts, certificate expiries and the upstream state, refreshed every minute.
+    crate::gauges::start(state, &mut workers);
+    let sampled = state.clone();
+    workers.spawn("console history", |stop| async move {
+        // The sampler only reads and keeps its samples in memory: stopping it anywhere loses
+        // nothing, so it is aborted rather than taught the stop signal.
+        let sampler = crate::console::history::spawn_sampler(sampled);
+        let abort = sampler.abort_handle();
+        if stop.until(sampler).await.is_none() {
+            abort.abort();
+        }
+    });
+    let config = &state.config;
+    if config.sync.enabled || config.relay.enabled {
+        let upstreams = Upstreams::from_config(&config.upstream, Arc::clone(&state.upstream_health))?;
+        if config.sync.enabled {
+            let worker = Worker::new(state.clone(), upstreams.clone());
+            workers.spawn("sync", |stop| worker.run(stop));
+        }
+        if config.relay.enabled {
+            let relay = Relay::new(state.clone(), upstreams);
+            workers.spawn("relay", |stop| relay.run(stop));
+        }
+    }
+    Ok(workers)
 }
 
 /// Between no longer accepting and stopping the workers (see `run_until_stopped`).
@@ -284,8 +335,6 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         history,
         shutting_down: Arc::new(AtomicBool::new(false)),
     };
-    // Tablet counts, certificate expiries and the upstream state, refreshed every minute.
-    crate::gauges::spawn(&state);
     Ok(state)
 }
 

@@ -13,6 +13,8 @@
 //!   problem document.
 //! - [`telemetry`], [`metrics`]: logs and Prometheus metrics.
 //! - [`secrets`]: hashes of PINs and passwords, random tokens.
+//! - [`workers`]: the background workers of a serving process, stopped and awaited after the HTTP
+//!   drain.
 //!
 //! It depends on `labedge-schema` (the pool and migrations it checks) and never the other way
 //! round: the database crate builds without a server.
@@ -28,3 +30,4 @@ pub mod server;
 pub mod startup;
 pub mod telemetry;
 pub mod tls;
+pub mod workers;

@@ -5,6 +5,7 @@ use labedge_schema::db::{self, Database};
 use crate::config::ConfigError;
 use crate::pki::PkiError;
 use crate::server::ListenError;
+use crate::tls::TlsError;
 
 /// Why a service did not start.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,9 @@ pub enum StartError {
     /// The configuration lacks something only found at start (e.g. a key from the environment).
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The TLS material of a client (the gateway's upstream credential) is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// Refuses to serve while migrations of `database` are pending at `url` (read only: it works on a

@@ -33,7 +33,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use base64::Engine as _;
 use labedge_protocol::status::{GatewayReport, GatewayState, ReportReceipt};
-use labedge_service::http::{ProblemError, check_json_headers, parse_json, read_body};
+use labedge_service::http::ProblemError;
 use mobile_contracts::problem::{ErrorCode, Problem};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -43,7 +43,7 @@ use validator::Validate;
 
 use crate::ApiError;
 use crate::config::CentralConfig;
-use crate::feed::credential::authorize;
+use crate::feed::credential::authorized_body;
 use crate::state::AppState;
 
 /// Seconds without contact after which a gateway is shown degraded (three missed reports).
@@ -282,13 +282,8 @@ async fn report_status(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let credential = {
-        let mut conn = state.pool.get().await?;
-        authorize(&req, &mut conn, &lab).await?
-    };
-    check_json_headers(&req, MAX_REPORT_BYTES)?;
-    let body = read_body(payload.into_inner(), MAX_REPORT_BYTES).await?;
-    let report: GatewayReport = parse_json(&body)?;
+    let (credential, report): (_, GatewayReport) =
+        authorized_body(&state.pool, &req, &lab, payload, MAX_REPORT_BYTES).await?;
     report
         .validate()
         .map_err(|e| ProblemError::from(Problem::from_validation(&e)))?;

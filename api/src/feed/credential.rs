@@ -6,6 +6,8 @@ use actix_web::HttpRequest;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::cloud::schema::{gateways, labs};
+use labedge_schema::db::PgPool;
+use labedge_service::http::{check_json_headers, parse_json, read_body};
 use labedge_service::tls::{peer_certificate, sha256_hex};
 use mobile_contracts::problem::ErrorCode;
 use time::OffsetDateTime;
@@ -96,6 +98,25 @@ pub async fn lookup(
             last_contact,
         )),
     })
+}
+
+/// A gateway's POST: authenticates it ([`authorize`], with a connection given back at once), then
+/// reads its JSON body of at most `max_bytes`. The body of an unauthenticated caller or of another
+/// lab's path is refused unread.
+pub async fn authorized_body<T: serde::de::DeserializeOwned>(
+    pool: &PgPool,
+    req: &HttpRequest,
+    lab_code: &str,
+    payload: actix_web::web::Payload,
+    max_bytes: usize,
+) -> Result<(GatewayCredential, T), ApiError> {
+    let credential = {
+        let mut conn = pool.get().await?;
+        authorize(req, &mut conn, lab_code).await?
+    };
+    check_json_headers(req, max_bytes)?;
+    let body = read_body(payload.into_inner(), max_bytes).await?;
+    Ok((credential, parse_json(&body)?))
 }
 
 /// Authenticates the request's gateway and checks that `lab_code` (from the path) is its lab: 401

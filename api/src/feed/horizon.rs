@@ -13,6 +13,7 @@ use std::time::Duration;
 use diesel::sql_types::{BigInt, Bool, Nullable, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labedge_schema::db::PgPool;
+use labedge_service::workers::Stop;
 use time::OffsetDateTime;
 
 use super::scope::Window;
@@ -100,20 +101,17 @@ struct Recovery {
     in_recovery: bool,
 }
 
-/// Runs [`advance_horizon`] now and every `feed.horizon_interval_s`, on the primary only (a standby
-/// refuses writes, and the primary's job covers every lab). Failures are logged and retried at the
-/// next tick.
-pub fn spawn(pool: PgPool, feed: FeedConfig) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(Duration::from_secs(feed.horizon_interval_s.max(1)));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            if let Err(e) = run_once(&pool, &feed).await {
-                tracing::warn!(error = format!("{e:#}"), timezone = %feed.timezone, "feed horizon job failed; retrying at the next tick");
-            }
+/// Runs [`advance_horizon`] now and every `feed.horizon_interval_s` until the service stops, on the
+/// primary only (a standby refuses writes, and the primary's job covers every lab). Failures are
+/// logged and retried at the next tick.
+pub async fn run(pool: PgPool, feed: FeedConfig, stop: Stop) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(feed.horizon_interval_s.max(1)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while stop.until(ticks.tick()).await.is_some() {
+        if let Err(e) = run_once(&pool, &feed).await {
+            tracing::warn!(error = format!("{e:#}"), timezone = %feed.timezone, "feed horizon job failed; retrying at the next tick");
         }
-    })
+    }
 }
 
 async fn run_once(pool: &PgPool, feed: &FeedConfig) -> anyhow::Result<()> {

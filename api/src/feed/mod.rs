@@ -60,6 +60,7 @@ pub mod scope;
 pub mod snapshot;
 
 use diesel_async::AsyncPgConnection;
+use diesel_async::pg::TransactionBuilder;
 #[cfg(doc)]
 use labedge_schema::sync::FeedHead;
 use labedge_schema::sync::{Checksums, Entity, FeedPage, SnapshotPage};
@@ -69,7 +70,7 @@ use uuid::Uuid;
 pub use self::credential::GatewayCredential;
 pub use self::horizon::{HorizonRun, advance_horizon};
 pub use self::routes::configure;
-use self::scope::{Scope, Window};
+use self::scope::Scope;
 pub use self::snapshot::SnapshotRequest;
 use crate::config::FeedConfig;
 
@@ -85,14 +86,9 @@ pub async fn read_changes(
     limit: i64,
     now: Option<OffsetDateTime>,
 ) -> diesel::QueryResult<FeedPage> {
-    conn.build_transaction()
-        .repeatable_read()
-        .read_only()
+    snapshot_read(conn)
         .run(async move |conn| {
-            let scope = Scope {
-                lab_id,
-                window: Window::at(conn, feed, now).await?,
-            };
+            let scope = Scope::at(conn, feed, lab_id, now).await?;
             changes::page(conn, &scope, lab_code, after, limit).await
         })
         .await
@@ -108,14 +104,9 @@ pub async fn read_snapshot(
     request: SnapshotRequest<'_>,
     now: Option<OffsetDateTime>,
 ) -> diesel::QueryResult<SnapshotPage> {
-    conn.build_transaction()
-        .repeatable_read()
-        .read_only()
+    snapshot_read(conn)
         .run(async move |conn| {
-            let scope = Scope {
-                lab_id,
-                window: Window::at(conn, feed, now).await?,
-            };
+            let scope = Scope::at(conn, feed, lab_id, now).await?;
             snapshot::page(conn, &scope, entity, request).await
         })
         .await
@@ -133,15 +124,15 @@ pub async fn read_checksums(
     buckets: bool,
     now: Option<OffsetDateTime>,
 ) -> diesel::QueryResult<Checksums> {
-    conn.build_transaction()
-        .repeatable_read()
-        .read_only()
+    snapshot_read(conn)
         .run(async move |conn| {
-            let scope = Scope {
-                lab_id,
-                window: Window::at(conn, feed, now).await?,
-            };
+            let scope = Scope::at(conn, feed, lab_id, now).await?;
             checksums::compute(conn, &scope, lab_code, entities, buckets).await
         })
         .await
+}
+
+/// A `REPEATABLE READ` read-only transaction: every query of a page sees the same snapshot.
+fn snapshot_read(conn: &mut AsyncPgConnection) -> TransactionBuilder<'_, AsyncPgConnection> {
+    conn.build_transaction().repeatable_read().read_only()
 }

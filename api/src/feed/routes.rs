@@ -4,13 +4,14 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
+use labedge_schema::db::PooledConnection;
 use labedge_schema::sync::{Entity, FeedHead};
 use labedge_service::http::parse_query;
 use mobile_contracts::problem::{ErrorCode, FieldError, Problem};
 use serde::{Deserialize, Serialize};
 use validator::Validate;
 
-use super::credential::authorize;
+use super::credential::{GatewayCredential, authorize};
 use super::snapshot::SnapshotRequest;
 use crate::ApiError;
 use crate::config::FeedConfig;
@@ -95,6 +96,17 @@ fn feed_config(state: &AppState) -> &FeedConfig {
     &state.config.feed
 }
 
+/// A feed read: a connection, the authenticated gateway ([`authorize`]) and the parsed query string.
+async fn authorized_query<Q: serde::de::DeserializeOwned + Validate>(
+    state: &AppState,
+    req: &HttpRequest,
+    lab: &str,
+) -> Result<(PooledConnection, GatewayCredential, Q), ApiError> {
+    let mut conn = state.pool.get().await?;
+    let gateway = authorize(req, &mut conn, lab).await?;
+    Ok((conn, gateway, parse_query(req.query_string())?))
+}
+
 /// The newest committed position: where a bootstrap's snapshot starts following the feed.
 #[get("/v1/labs/{lab}/changes/head")]
 async fn changes_head(
@@ -115,9 +127,7 @@ async fn changes(
     lab: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.pool.get().await?;
-    let gateway = authorize(&req, &mut conn, &lab).await?;
-    let query: ChangesQuery = parse_query(req.query_string())?;
+    let (mut conn, gateway, query): (_, _, ChangesQuery) = authorized_query(&state, &req, &lab).await?;
     let feed = feed_config(&state);
     let limit = page_limit(query.limit, DEFAULT_CHANGES_LIMIT, feed.max_changes_page)?;
     let page = super::read_changes(
@@ -143,6 +153,7 @@ async fn snapshot(
     let (lab, entity) = path.into_inner();
     let mut conn = state.pool.get().await?;
     let gateway = authorize(&req, &mut conn, &lab).await?;
+    // An unknown table is a 404 before anything about its query.
     let entity = Entity::parse(&entity).ok_or_else(ApiError::not_found)?;
     let query: SnapshotQuery = parse_query(req.query_string())?;
     let feed = feed_config(&state);
@@ -173,9 +184,7 @@ async fn checksums(
     lab: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.pool.get().await?;
-    let gateway = authorize(&req, &mut conn, &lab).await?;
-    let query: ChecksumsQuery = parse_query(req.query_string())?;
+    let (mut conn, gateway, query): (_, _, ChecksumsQuery) = authorized_query(&state, &req, &lab).await?;
     let entities = match &query.entity {
         None => Entity::ALL.to_vec(),
         Some(name) => vec![Entity::parse(name).ok_or_else(|| invalid("/entity", "entity", "not a replicated table"))?],

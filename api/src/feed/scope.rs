@@ -85,6 +85,19 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// Lab `lab_id`'s scope, its window at `now` (or the database's clock when `None`).
+    pub async fn at(
+        conn: &mut AsyncPgConnection,
+        feed: &FeedConfig,
+        lab_id: Uuid,
+        now: Option<OffsetDateTime>,
+    ) -> diesel::QueryResult<Self> {
+        Ok(Self {
+            lab_id,
+            window: Window::at(conn, feed, now).await?,
+        })
+    }
+
     /// The SQL condition that a row of `entity`'s table, referred to as `t` (the table's name or an
     /// alias), is in this lab's scope.
     pub fn predicate(&self, entity: Entity, t: &str) -> String {

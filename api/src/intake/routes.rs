@@ -2,12 +2,12 @@
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use labedge_protocol::relay::{MutationAcks, MutationBatch};
-use labedge_service::http::{ProblemError, check_json_headers, parse_json, read_body};
+use labedge_service::http::ProblemError;
 use mobile_contracts::problem::{ErrorCode, FieldError};
 
 use super::{MAX_BATCH, apply_batch};
 use crate::ApiError;
-use crate::feed::credential::authorize;
+use crate::feed::credential::authorized_body;
 use crate::state::AppState;
 
 /// Largest batch body: 5,000 mutations of about a kilobyte each, with room.
@@ -27,13 +27,8 @@ async fn mutations(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let credential = {
-        let mut conn = state.pool.get().await?;
-        authorize(&req, &mut conn, &lab).await?
-    };
-    check_json_headers(&req, MAX_BODY_BYTES)?;
-    let body = read_body(payload.into_inner(), MAX_BODY_BYTES).await?;
-    let batch: MutationBatch = parse_json(&body)?;
+    let (credential, batch): (_, MutationBatch) =
+        authorized_body(&state.pool, &req, &lab, payload, MAX_BODY_BYTES).await?;
     if batch.mutations.len() > MAX_BATCH {
         return Err(ProblemError::new(ErrorCode::ValidationFailed)
             .errors(vec![FieldError::new(

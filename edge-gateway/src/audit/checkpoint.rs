@@ -257,15 +257,20 @@ pub async fn checkpoint_now(state: &AppState) -> anyhow::Result<Option<Queued>> 
 /// The checkpoint task of a serving gateway. Besides the interval, a checkpoint is taken as soon as
 /// an upstream is back after an outage: the records chained while the cloud was out of reach are
 /// the ones nobody outside the lab has seen yet, so they are anchored before anything else.
-pub async fn run(state: AppState) {
+pub async fn run(state: AppState, stop: labedge_service::workers::Stop) {
     let interval = Duration::from_secs(state.config.audit.checkpoint_interval_minutes.clamp(1, 60) * 60);
     let mut wait = FIRST_CHECKPOINT_AFTER;
     loop {
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = state.upstream_health.recovered() => {
-                tracing::info!("an upstream is back after an outage: audit checkpoint now");
+        let next = stop.until(async {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = state.upstream_health.recovered() => {
+                    tracing::info!("an upstream is back after an outage: audit checkpoint now");
+                }
             }
+        });
+        if next.await.is_none() {
+            return;
         }
         wait = interval;
         match checkpoint_now(&state).await {

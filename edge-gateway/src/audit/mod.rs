@@ -57,7 +57,7 @@
 //!   purged from the start of the chain, and the last one's position and hash kept as the anchor the
 //!   verification starts from.
 //!
-//! [`spawn_maintenance`] starts the checkpoint and purge tasks of a serving gateway.
+//! [`start_maintenance`] registers the checkpoint and purge workers of a serving gateway.
 
 pub mod checkpoint;
 pub mod command;
@@ -412,12 +412,14 @@ pub async fn chain_head(conn: &mut AsyncPgConnection) -> QueryResult<Option<(i64
     Ok(verify::latest_anchor(conn).await?.map(|a| (a.chain_seq, a.hash)))
 }
 
-/// Starts the tasks a serving gateway runs besides the writer and the chainer: the signed
+/// Registers the workers a serving gateway runs besides the writer and the chainer: the signed
 /// checkpoints (every `audit.checkpoint_interval_minutes`, and when an upstream is back) and the
 /// daily retention purge.
-pub fn spawn_maintenance(state: &crate::state::AppState) {
-    tokio::spawn(checkpoint::run(state.clone()));
-    tokio::spawn(retention::run(state.pool.clone(), state.config.audit.retention_months));
+pub fn start_maintenance(state: &crate::state::AppState, workers: &mut labedge_service::workers::Workers) {
+    let checkpoint_state = state.clone();
+    workers.spawn("audit checkpoint", |stop| checkpoint::run(checkpoint_state, stop));
+    let (pool, months) = (state.pool.clone(), state.config.audit.retention_months);
+    workers.spawn("audit retention", move |stop| retention::run(pool, months, stop));
 }
 
 async fn chain_loop(pool: PgPool) {

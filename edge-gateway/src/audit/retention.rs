@@ -143,15 +143,19 @@ async fn purge_batch(
     .await
 }
 
-/// The daily purge of a serving gateway.
-pub(crate) async fn run(pool: PgPool, retention_months: u32) {
-    tokio::time::sleep(FIRST_PURGE_AFTER).await;
+/// The daily purge of a serving gateway, until the service stops.
+pub(crate) async fn run(pool: PgPool, retention_months: u32, stop: labedge_service::workers::Stop) {
+    if !stop.sleep(FIRST_PURGE_AFTER).await {
+        return;
+    }
     loop {
         let outcome = match pool.get().await {
             Ok(mut conn) => purge_expired(&mut conn, retention_months).await,
             Err(e) => {
                 tracing::warn!(error = %e, "audit purge postponed to tomorrow: no database connection");
-                tokio::time::sleep(PURGE_EVERY).await;
+                if !stop.sleep(PURGE_EVERY).await {
+                    return;
+                }
                 continue;
             }
         };
@@ -185,6 +189,8 @@ pub(crate) async fn run(pool: PgPool, retention_months: u32) {
             ),
             Err(e) => tracing::warn!(error = %e, "audit purge failed; retried tomorrow"),
         }
-        tokio::time::sleep(PURGE_EVERY).await;
+        if !stop.sleep(PURGE_EVERY).await {
+            return;
+        }
     }
 }

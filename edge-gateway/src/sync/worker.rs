@@ -409,9 +409,9 @@ impl Worker {
         Arc::clone(&self.status)
     }
 
-    /// Runs until the process stops: bootstrap if needed, then pull every `sync.interval_ms`, and
-    /// reconcile once a day at `sync.reconcile_at`.
-    pub async fn run(self) {
+    /// Runs until the service stops: bootstrap if needed, then pull every `sync.interval_ms`, and
+    /// reconcile once a day at `sync.reconcile_at`. The stop is seen between steps.
+    pub async fn run(self, stop: labedge_service::workers::Stop) {
         let interval = Duration::from_millis(self.state.config.sync.interval_ms);
         let mut failures: u32 = 0;
         let mut reporter = super::report::Reporter::new();
@@ -437,7 +437,9 @@ impl Worker {
                     interval.saturating_mul(failures.min(30)).min(Duration::from_secs(60))
                 }
             };
-            tokio::time::sleep(wait).await;
+            if !stop.sleep(wait).await {
+                return;
+            }
         }
     }
 

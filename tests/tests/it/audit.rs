@@ -19,6 +19,7 @@ use labedge_edge_gateway::sync;
 use labedge_edge_gateway::sync::upstream::Upstreams;
 use labedge_protocol::relay::checkpoint::{SignedHead, signed_bytes};
 use labedge_protocol::relay::{AckOutcome, MutationAck, MutationAcks, MutationBatch, RelayedMutation};
+use labedge_service::workers::{Stopped, Workers};
 use labedge_tests::cloud::TestCloud;
 use labedge_tests::db::count;
 use labedge_tests::fixtures::TestPki;
@@ -561,7 +562,9 @@ async fn a_checkpoint_is_taken_as_soon_as_an_upstream_is_back_after_an_outage() 
         sync::health::UpstreamMode::Online,
         "the bootstrap reached the cloud"
     );
-    let task = tokio::spawn(checkpoint::run(lab.gw.state.clone()));
+    let mut workers = Workers::new();
+    let state = lab.gw.state.clone();
+    workers.spawn("audit checkpoint", |stop| checkpoint::run(state, stop));
     // The cloud fails (three calls in a row open its circuit); the lab goes on and audits.
     for _ in 0..3 {
         health.failure(0);
@@ -582,7 +585,10 @@ async fn a_checkpoint_is_taken_as_soon_as_an_upstream_is_back_after_an_outage() 
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    task.abort();
+    assert_eq!(
+        workers.stop(std::time::Duration::from_secs(5)).await,
+        Stopped::default()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

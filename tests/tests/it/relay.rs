@@ -13,6 +13,7 @@ use labedge_edge_gateway::sync::health::UpstreamMode;
 use labedge_edge_gateway::sync::upstream::Upstreams;
 use labedge_edge_gateway::sync::{self, SyncStatus};
 use labedge_protocol::relay::{RelayedMutation, RelayedOp};
+use labedge_service::workers::{Stopped, Workers};
 use labedge_tests::cloud::TestCloud;
 use labedge_tests::db::{collections_among, count};
 use labedge_tests::fake_upstream::{Behaviour, FakeUpstream};
@@ -188,7 +189,8 @@ async fn a_throttling_upstream_is_honoured_with_its_retry_after() {
     queue(&setup.gw, None).await;
     fake.set(Behaviour::Status(429, Some(2)));
     let relay = Relay::new(setup.gw.state.clone(), setup.upstreams.clone());
-    let task = tokio::spawn(relay.run());
+    let mut workers = Workers::new();
+    workers.spawn("relay", |stop| relay.run(stop));
     let started = Instant::now();
     while fake.state.lock().unwrap().batches.is_empty() {
         assert!(started.elapsed() < Duration::from_secs(10));
@@ -210,7 +212,8 @@ async fn a_throttling_upstream_is_honoured_with_its_retry_after() {
     );
     // A 429 is not a failure of the upstream: it stays online.
     assert_eq!(setup.gw.state.upstream_health.mode().0, UpstreamMode::Online);
-    task.abort();
+    // The relay sees the stop between its passes.
+    assert_eq!(workers.stop(Duration::from_secs(5)).await, Stopped::default());
     fake.stop().await;
 }
 

@@ -272,12 +272,37 @@ async fn a_provisioned_lab_runs_its_gateway_beside_the_api_over_https_and_both_s
         .unwrap();
     assert_eq!(gw_line["lab"], "TEST-LAB");
 
-    for process in [&mut api, &mut gateway] {
+    for (process, workers) in [(&mut api, &["feed horizon"][..]), (&mut gateway, &["relay", "sync"])] {
         process.signal("TERM");
         let status = process
             .wait_exit(Duration::from_secs(20))
             .await
             .expect("stops after SIGTERM");
         assert!(status.success(), "graceful stop exits 0: {status}");
+        // The background workers are stopped by the service itself, after the HTTP drain, and each
+        // one saw the signal in time.
+        let lines = process.log_lines();
+        let stopped = lines
+            .iter()
+            .position(|l| l["message"] == "background workers stopped")
+            .unwrap_or_else(|| panic!("the workers' stop is logged:\n{}", process.output()));
+        let line = &lines[stopped];
+        for worker in workers {
+            assert!(line["workers"].as_str().unwrap().contains(worker), "{worker} in {line}");
+        }
+        assert_eq!(
+            (line["late"].as_u64(), line["panicked"].as_u64()),
+            (Some(0), Some(0)),
+            "{line}"
+        );
     }
+    let drained = gateway
+        .log_lines()
+        .iter()
+        .position(|l| l["message"] == "drained: no new connections; in-flight requests finishing");
+    let stopped = gateway
+        .log_lines()
+        .iter()
+        .position(|l| l["message"] == "background workers stopped");
+    assert!(drained.is_some() && drained < stopped, "the HTTP drain comes first");
 }

@@ -8,6 +8,7 @@ use diesel_async::SimpleAsyncConnection;
 use labedge_edge_gateway::sync::upstream::Upstreams;
 use labedge_edge_gateway::sync::{self, SyncStatus};
 use labedge_schema::sync::{Checksums, Entity, digest};
+use labedge_service::workers::{Stopped, Workers};
 use labedge_tests::cloud::TestCloud;
 use labedge_tests::gateway::{Device, TestGateway};
 use mobile_contracts::problem::ErrorCode;
@@ -113,7 +114,8 @@ async fn an_empty_gateway_bootstraps_its_lab_then_serves_a_cloud_change_within_o
     // A change in the cloud reaches the gateway within one sync interval of the running worker.
     let worker = sync::Worker::new(gw.state.clone(), upstreams.clone());
     let status = worker.status();
-    let task = tokio::spawn(worker.run());
+    let mut workers = Workers::new();
+    workers.spawn("sync", |stop| worker.run(stop));
     let patient: String = diesel_async::RunQueryDsl::get_result::<Login>(
         diesel::sql_query("SELECT id::text AS login FROM patients ORDER BY id LIMIT 1"),
         &mut gw.db.conn().await,
@@ -147,7 +149,8 @@ async fn an_empty_gateway_bootstraps_its_lab_then_serves_a_cloud_change_within_o
     );
     let snapshot: SyncStatus = status.read().unwrap().clone();
     assert!(snapshot.last_pull_at.is_some() && snapshot.last_error.is_none());
-    task.abort();
+    // The worker sees the stop between its steps.
+    assert_eq!(workers.stop(Duration::from_secs(5)).await, Stopped::default());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
