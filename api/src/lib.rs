@@ -6,13 +6,16 @@
 //! primary or a standby.
 //!
 //! Subcommands: `serve`, `migrate`, `check-config`, `init-pki`, `seed-demo`, `create-lab`, `create-staff`,
-//! `provision-gateway`.
+//! `provision-gateway`, `create-integration-client`.
+//!
+//! The lab information system talks to it over HL7 FHIR R4 at `/fhir/R4` ([`fhir`]).
 
 pub mod central;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod feed;
+pub mod fhir;
 pub mod intake;
 pub mod manage;
 pub mod provision;
