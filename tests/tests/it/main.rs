@@ -18,6 +18,7 @@ mod crash;
 mod deploy_files;
 mod faults;
 mod feed;
+mod fhir;
 mod fuzz;
 mod gate;
 mod hardening;
