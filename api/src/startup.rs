@@ -41,6 +41,8 @@ impl Application {
         let state = build_state(config)?;
         // Appointments entering the feed window as days pass: announced at start, then periodically.
         crate::feed::horizon::spawn(state.pool.clone(), state.config.feed.clone());
+        // FHIR Subscriptions: the LIS's endpoints hear of new Specimens and Appointment versions.
+        crate::fhir::subscription::spawn(state.pool.clone(), state.config.pki.dir.clone());
         let listen = state.config.http.clone();
         let app_state = state.clone();
         let server = HttpServer::new(move || app(app_state.clone()));

@@ -164,6 +164,10 @@ pub struct CreateArgs {
     /// Directory the client's certificate, key and the cloud CA are written to.
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
+    /// Host name of the client's Subscription endpoint, repeated: a server certificate for it is
+    /// written too (the API's notifications trust only endpoints the cloud CA certified).
+    #[arg(long = "endpoint-hostname")]
+    pub endpoint_hostnames: Vec<String>,
 }
 
 /// Issues an integration client's certificate and records it with its scopes.
@@ -214,8 +218,25 @@ pub async fn create(config: &Config, args: &CreateArgs) -> anyhow::Result<String
         write_private(&key_path, key)?;
     }
     std::fs::write(&ca_path, ca.cert_pem())?;
+    let mut endpoint = String::new();
+    if !args.endpoint_hostnames.is_empty() {
+        let server = ca.issue_server(
+            &format!("LabEdge integration endpoint {}", args.name),
+            &args.endpoint_hostnames,
+            config.pki.cert_days,
+        )?;
+        let (cert, key) = (
+            args.out.join(format!("{}-endpoint.pem", args.name)),
+            args.out.join(format!("{}-endpoint.key", args.name)),
+        );
+        std::fs::write(&cert, &server.cert_pem)?;
+        if let Some(pem) = &server.key_pem {
+            write_private(&key, pem)?;
+        }
+        endpoint = format!("\n  endpoint    {} (key {})", cert.display(), key.display());
+    }
     Ok(format!(
-        "integration client {} created (scopes {}):\n  certificate {}\n  key         {}\n  cloud CA    {}",
+        "integration client {} created (scopes {}):\n  certificate {}\n  key         {}\n  cloud CA    {}{endpoint}",
         args.name,
         args.scopes.join(" "),
         cert_path.display(),

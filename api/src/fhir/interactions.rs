@@ -130,7 +130,7 @@ pub async fn create(
         return Ok(done);
     }
     let id = id.unwrap_or_else(Uuid::now_v7);
-    resources::write(conn, kind, id, &parsed, &identifiers, Expect::New).await?;
+    resources::write(conn, kind, id, caller.client.id, &parsed, &identifiers, Expect::New).await?;
     finish(conn, caller, kind, id, "fhir.create", StatusCode::CREATED).await
 }
 
@@ -155,7 +155,7 @@ pub async fn update(
     }
     let (parsed, identifiers) = resources::parse(kind, body)?;
     let expect = if_match.map_or(Expect::Any, Expect::Version);
-    let written = resources::write(conn, kind, id, &parsed, &identifiers, expect).await?;
+    let written = resources::write(conn, kind, id, caller.client.id, &parsed, &identifiers, expect).await?;
     let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
     finish(conn, caller, kind, id, "fhir.update", status).await
 }

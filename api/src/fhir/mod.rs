@@ -24,6 +24,7 @@ pub mod routes;
 pub mod specimen;
 pub mod staff;
 pub mod store;
+pub mod subscription;
 
 /// The FHIR JSON media type.
 pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::outcome::FhirError;
 use super::store::{self, Expect, Stored, VersionedWrite};
 use super::{LAB_SYSTEM, LOGIN_SYSTEM, RPPS_SYSTEM};
-use super::{appointment, organization, patient, request, specimen, staff as staff_fhir};
+use super::{appointment, organization, patient, request, specimen, staff as staff_fhir, subscription};
 
 /// A resource type of the interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,11 +24,12 @@ pub enum Kind {
     Organization,
     Location,
     Specimen,
+    Subscription,
 }
 
 impl Kind {
     /// Every type, as the CapabilityStatement lists them.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Patient,
         Kind::Practitioner,
         Kind::PractitionerRole,
@@ -37,6 +38,7 @@ impl Kind {
         Kind::Organization,
         Kind::Location,
         Kind::Specimen,
+        Kind::Subscription,
     ];
 
     /// The type of this name.
@@ -55,6 +57,7 @@ impl Kind {
             Kind::Organization => "Organization",
             Kind::Location => "Location",
             Kind::Specimen => "Specimen",
+            Kind::Subscription => "Subscription",
         }
     }
 
@@ -71,6 +74,7 @@ impl Kind {
             Kind::ServiceRequest => &["identifier", "patient"],
             Kind::Appointment => &["identifier", "patient", "_cursor", "_lastUpdated"],
             Kind::Specimen => &["_cursor", "_lastUpdated"],
+            Kind::Subscription => &[],
         }
     }
 }
@@ -84,6 +88,7 @@ pub enum Parsed {
     ServiceRequest(request::RequestRow),
     Appointment(appointment::AppointmentRow),
     Organization(organization::LabRow),
+    Subscription(subscription::SubscriptionRow),
 }
 
 /// Reads and checks a resource of `kind`; also returns its identifiers.
@@ -95,6 +100,7 @@ pub fn parse(kind: Kind, value: &Value) -> Result<(Parsed, Vec<(String, String)>
         Kind::ServiceRequest => request::parse(value).map(|(r, i)| (Parsed::ServiceRequest(r), i))?,
         Kind::Appointment => appointment::parse(value).map(|(r, i)| (Parsed::Appointment(r), i))?,
         Kind::Organization => organization::parse(value).map(|(r, i)| (Parsed::Organization(r), i))?,
+        Kind::Subscription => subscription::parse(value).map(|(r, i)| (Parsed::Subscription(r), i))?,
         Kind::Location | Kind::Specimen => {
             return Err(FhirError::new(
                 actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
@@ -105,11 +111,14 @@ pub fn parse(kind: Kind, value: &Value) -> Result<(Parsed, Vec<(String, String)>
     })
 }
 
-/// Writes a checked resource as `id`, then its identifiers.
+/// Writes a checked resource as `id`, then its identifiers; `owner` is the calling client (a
+/// Subscription is its own).
+#[expect(clippy::too_many_arguments, reason = "the interaction's whole context, each part used once")]
 pub async fn write(
     conn: &mut AsyncPgConnection,
     kind: Kind,
     id: Uuid,
+    owner: Uuid,
     parsed: &Parsed,
     identifiers: &[(String, String)],
     expect: Expect,
@@ -121,8 +130,9 @@ pub async fn write(
         Parsed::ServiceRequest(row) => request::write(conn, id, row, expect).await?,
         Parsed::Appointment(row) => appointment::write(conn, id, row, expect).await?,
         Parsed::Organization(row) => organization::write(conn, id, row, expect).await?,
+        Parsed::Subscription(row) => subscription::write(conn, id, owner, row, expect).await?,
     };
-    if kind != Kind::Organization {
+    if !matches!(kind, Kind::Organization | Kind::Subscription) {
         store::set_identifiers(conn, kind.name(), id, identifiers).await?;
     }
     Ok(written)
@@ -142,6 +152,7 @@ pub async fn read(conn: &mut AsyncPgConnection, kind: Kind, id: &str) -> Result<
         Kind::Appointment => appointment::load(conn, uuid).await?,
         Kind::Organization => organization::load(conn, uuid).await?,
         Kind::Location => organization::load_location(conn, uuid).await?,
+        Kind::Subscription => subscription::load(conn, uuid).await?,
         Kind::Specimen => None,
     })
 }

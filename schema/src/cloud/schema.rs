@@ -151,6 +151,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    fhir_subscriptions (id) {
+        id -> Uuid,
+        client_id -> Uuid,
+        criteria -> Text,
+        endpoint -> Text,
+        active -> Bool,
+        cursor -> Int8,
+        failures -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        version -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     gateways (id) {
         id -> Uuid,
         lab_id -> Uuid,
@@ -306,6 +322,7 @@ diesel::joinable!(collections -> prescriptions (prescription_id));
 diesel::joinable!(collections -> staff (collected_by));
 diesel::joinable!(devices -> labs (lab_id));
 diesel::joinable!(exam_catalog -> tube_types (tube_type));
+diesel::joinable!(fhir_subscriptions -> integration_clients (client_id));
 diesel::joinable!(gateways -> labs (lab_id));
 diesel::joinable!(prescribed_exams -> exam_catalog (exam_code));
 diesel::joinable!(prescribed_exams -> prescriptions (prescription_id));
@@ -327,6 +344,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     exam_catalog,
     feed_horizon,
     fhir_identifiers,
+    fhir_subscriptions,
     gateways,
     integration_clients,
     labs,

@@ -440,7 +440,7 @@ async fn only_integration_clients_within_their_scopes_may_call() {
         .collect();
     assert_eq!(
         types,
-        ["Patient", "Practitioner", "PractitionerRole", "ServiceRequest", "Appointment", "Organization", "Location", "Specimen"]
+        ["Patient", "Practitioner", "PractitionerRole", "ServiceRequest", "Appointment", "Organization", "Location", "Specimen", "Subscription"]
     );
     let (status, _, _) = lis.send(Method::GET, "/Observation?code=x", None, &[]).await;
     assert_eq!(status, 404);

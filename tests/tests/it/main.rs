@@ -19,6 +19,7 @@ mod deploy_files;
 mod faults;
 mod feed;
 mod fhir;
+mod fhir_loop;
 mod fuzz;
 mod gate;
 mod hardening;

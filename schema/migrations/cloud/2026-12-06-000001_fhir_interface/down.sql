@@ -1,3 +1,4 @@
+DROP TABLE fhir_subscriptions;
 DROP TRIGGER collections_specimen_feed ON collections;
 DROP FUNCTION specimen_feed_append();
 DROP TABLE specimen_feed;

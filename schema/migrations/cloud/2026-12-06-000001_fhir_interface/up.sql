@@ -80,3 +80,21 @@ CREATE CONSTRAINT TRIGGER collections_specimen_feed AFTER INSERT ON collections
 INSERT INTO specimen_feed (position, collection_id, committed_at)
 SELECT nextval('specimen_feed_position_seq'), id, received_at
 FROM (SELECT id, received_at FROM collections ORDER BY received_at, id) c;
+
+-- R4 Subscriptions (rest-hook): the LIS is told of new Specimens or Appointment versions at its
+-- endpoint. `cursor` is the last position delivered and acknowledged (specimen_feed or change_log):
+-- at least once, each resource with its version, so that the LIS drops what it has seen.
+CREATE TABLE fhir_subscriptions (
+    id uuid PRIMARY KEY,
+    client_id uuid NOT NULL REFERENCES integration_clients (id),
+    criteria text NOT NULL CHECK (criteria IN ('Specimen', 'Appointment')),
+    endpoint text NOT NULL CHECK (endpoint ~ '^https://' AND length(endpoint) <= 500),
+    active boolean NOT NULL DEFAULT true,
+    cursor bigint NOT NULL,
+    failures integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    last_error text,
+    version bigint NOT NULL DEFAULT 1,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX fhir_subscriptions_due ON fhir_subscriptions (next_attempt_at) WHERE active;
