@@ -72,7 +72,7 @@ api() { "$BIN/api" --config "$DEMO/api.toml" "$@"; }
 log "cloud: certificates, migrations, synthetic network of $PATIENTS patients"
 api init-pki --hostname localhost --hostname 127.0.0.1 >/dev/null
 api migrate >/dev/null
-api seed-demo --patients "$PATIENTS" --proximity-labs "${#LABS[@]}" >"$DEMO/seed.txt"
+"$BIN/labedge-demo" --config "$DEMO/api.toml" --patients "$PATIENTS" --proximity-labs "${#LABS[@]}" >"$DEMO/seed.txt"
 
 for i in "${!LABS[@]}"; do
   lab=${LABS[$i]}

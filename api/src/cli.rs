@@ -9,7 +9,7 @@ use labedge_service::cli::{self, print_out};
 
 use crate::config::Config;
 use crate::startup::Application;
-use crate::{demo, manage, provision};
+use crate::{manage, provision};
 
 /// LabEdge cloud API.
 #[derive(Debug, Parser)]
@@ -34,8 +34,6 @@ enum Command {
     Migrate,
     /// Validate the configuration and print it, secrets redacted.
     CheckConfig,
-    /// Fill the database with a synthetic lab network (demo, benchmarks).
-    SeedDemo(demo::SeedArgs),
     /// Create a lab.
     CreateLab(manage::CreateLabArgs),
     /// Create a staff member of a lab (PIN and password are hashed).
@@ -84,10 +82,6 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Migrate => {
             let applied = db::run_migrations(config.database.migration_url(), Database::Cloud).await?;
             print_out(&format!("{} migration(s) applied{}\n", applied.len(), list(&applied)));
-        }
-        Command::SeedDemo(args) => {
-            let summary = demo::seed(&config, &args).await?;
-            print_out(&format!("{summary}\n"));
         }
         Command::CreateLab(args) => print_out(&format!("{}\n", manage::create_lab(&config, &args).await?)),
         Command::CreateStaff(args) => print_out(&format!("{}\n", manage::create_staff(&config, &args).await?)),

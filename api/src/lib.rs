@@ -5,8 +5,9 @@
 //! takes in the mutations the gateways relay, and tells its load balancer whether its database is the
 //! primary or a standby.
 //!
-//! Subcommands: `serve`, `migrate`, `check-config`, `init-pki`, `seed-demo`, `create-lab`, `create-staff`,
-//! `provision-gateway`, `create-integration-client`.
+//! Subcommands: `serve`, `migrate`, `check-config`, `init-pki`, `create-lab`, `create-staff`,
+//! `provision-gateway`, `create-integration-client`. The demo's synthetic network is filled by a
+//! binary of its own, `labedge-demo` ([`demo`]), which the production `api` does not contain.
 //!
 //! The lab information system talks to it over HL7 FHIR R4 at `/fhir/R4` ([`fhir`]).
 

@@ -49,7 +49,7 @@ pub struct CreateStaffArgs {
 }
 
 async fn connect(config: &Config) -> anyhow::Result<AsyncPgConnection> {
-    AsyncPgConnection::establish(config.database.url.expose())
+    AsyncPgConnection::establish(config.database.url.expose_secret())
         .await
         .context("connect to the cloud database")
 }

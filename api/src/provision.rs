@@ -97,7 +97,7 @@ pub async fn provision(config: &Config, args: &ProvisionArgs) -> anyhow::Result<
     if config.provisioning.upstreams.is_empty() {
         bail!("config key `provisioning.upstreams`: empty, so the gateway would have no upstream to relay to");
     }
-    let mut conn = AsyncPgConnection::establish(config.database.url.expose())
+    let mut conn = AsyncPgConnection::establish(config.database.url.expose_secret())
         .await
         .context("connect to the cloud database")?;
     let (lab_id, lab_name): (Uuid, String) = labs::table

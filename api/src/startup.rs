@@ -37,7 +37,7 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Checks migrations, builds the state and binds the listener.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        ensure_migrated(config.database.url.expose(), Database::Cloud, "api").await?;
+        ensure_migrated(config.database.url.expose_secret(), Database::Cloud, "api").await?;
         let state = build_state(config)?;
         // Appointments entering the feed window as days pass: announced at start, then periodically.
         crate::feed::horizon::spawn(state.pool.clone(), state.config.feed.clone());

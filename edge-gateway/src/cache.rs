@@ -44,7 +44,7 @@ impl Redis {
             answering: Arc::new(AtomicBool::new(false)),
             prefix: config.key_prefix.as_str().into(),
         };
-        let client = match redis::Client::open(config.url.expose()) {
+        let client = match redis::Client::open(config.url.expose_secret()) {
             Ok(client) => client,
             Err(e) => {
                 tracing::error!(error = %e, "redis: unusable URL; running without a cache");

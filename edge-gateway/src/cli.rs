@@ -111,7 +111,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::RotateSigningKey => {
             use diesel_async::AsyncConnection;
-            let mut conn = diesel_async::AsyncPgConnection::establish(config.database.url.expose()).await?;
+            let mut conn = diesel_async::AsyncPgConnection::establish(config.database.url.expose_secret()).await?;
             let kek = crate::auth::keys::Kek::from_config(&config.auth)?;
             let lifetime = std::time::Duration::from_secs(config.auth.access_token_ttl_s + config.auth.leeway_s);
             let (kid, retired) = crate::auth::keys::rotate(&mut conn, &kek, lifetime).await?;
@@ -121,7 +121,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::RetireSigningKey { kid, all } => {
             use diesel_async::AsyncConnection;
-            let mut conn = diesel_async::AsyncPgConnection::establish(config.database.url.expose()).await?;
+            let mut conn = diesel_async::AsyncPgConnection::establish(config.database.url.expose_secret()).await?;
             let kek = crate::auth::keys::Kek::from_config(&config.auth)?;
             let kids = kid.map(|kid| vec![kid]);
             let outcome = crate::auth::keys::retire(&mut conn, &kek, if all { None } else { kids.as_deref() }).await?;

@@ -483,6 +483,22 @@ impl ServiceConfig for Config {
     /// Cross-field rules; every problem is reported, each with its key.
     fn validate(&self) -> Result<(), ConfigError> {
         let mut issues = Vec::new();
+        self.validate_identity(&mut issues);
+        self.validate_listeners(&mut issues);
+        self.database.validate("database", &mut issues);
+        self.redis.validate("redis", &mut issues);
+        self.upstream.validate(self.profile, &mut issues);
+        self.auth.validate(&mut issues);
+        self.validate_periods(&mut issues);
+        self.validate_site(&mut issues);
+        ConfigError::check(issues)
+    }
+}
+
+/// The steps of [`ServiceConfig::validate`], one group of keys each.
+impl Config {
+    /// The lab's code.
+    fn validate_identity(&self, issues: &mut Vec<ConfigIssue>) {
         let lab_ok = (2..=16).contains(&self.lab.len())
             && self
                 .lab
@@ -494,7 +510,27 @@ impl ServiceConfig for Config {
                 "must be a lab code: 2 to 16 of A-Z, 0-9 and '-'",
             ));
         }
-        self.http.validate("http", self.profile, &mut issues);
+    }
+
+    /// The lab's time zone and the tablets' networks.
+    fn validate_site(&self, issues: &mut Vec<ConfigIssue>) {
+        if self.timezone.is_empty() || self.timezone.len() > 64 {
+            issues.push(ConfigIssue::new(
+                "timezone",
+                "must be an IANA time zone name such as Europe/Paris",
+            ));
+        }
+        if self.access.tablet_ranges.is_empty() {
+            issues.push(ConfigIssue::new(
+                "access.tablet_ranges",
+                "must list at least one network (the tablets' VPN)",
+            ));
+        }
+    }
+
+    /// The tablet, console and supervision listeners.
+    fn validate_listeners(&self, issues: &mut Vec<ConfigIssue>) {
+        self.http.validate("http", self.profile, issues);
         if self.profile == Profile::Production {
             for (key, side) in [("admin.addr", &self.admin), ("monitoring.addr", &self.monitoring)] {
                 if side.addr.is_none() {
@@ -513,10 +549,10 @@ impl ServiceConfig for Config {
                 "http.addr, admin.addr and monitoring.addr must differ",
             ));
         }
-        self.database.validate("database", &mut issues);
-        self.redis.validate("redis", &mut issues);
-        self.upstream.validate(self.profile, &mut issues);
-        self.auth.validate(&mut issues);
+    }
+
+    /// The sync, console, audit and relay periods and sizes.
+    fn validate_periods(&self, issues: &mut Vec<ConfigIssue>) {
         if self.sync.reconcile_time().is_none() {
             issues.push(ConfigIssue::new("sync.reconcile_at", "must be a time HH:MM"));
         }
@@ -556,19 +592,6 @@ impl ServiceConfig for Config {
                 "must be between 10 and 60000",
             ));
         }
-        if self.timezone.is_empty() || self.timezone.len() > 64 {
-            issues.push(ConfigIssue::new(
-                "timezone",
-                "must be an IANA time zone name such as Europe/Paris",
-            ));
-        }
-        if self.access.tablet_ranges.is_empty() {
-            issues.push(ConfigIssue::new(
-                "access.tablet_ranges",
-                "must list at least one network (the tablets' VPN)",
-            ));
-        }
-        ConfigError::check(issues)
     }
 }
 
@@ -633,7 +656,7 @@ impl AuthConfig {
             "must be between 1 and 825",
         );
         if let Some(kek) = &self.key_encryption_key
-            && let Err(message) = crate::auth::keys::Kek::from_base64(kek.expose())
+            && let Err(message) = crate::auth::keys::Kek::from_base64(kek.expose_secret())
         {
             issues.push(ConfigIssue::new(crate::auth::keys::KEK_CONFIG_KEY, message));
         }

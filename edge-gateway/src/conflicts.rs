@@ -8,10 +8,8 @@
 //! - Replaying a dead letter sends it again as a new mutation (the cloud remembers the old id's
 //!   refusal); discarding it lets the later writes of its record go on.
 
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use labedge_protocol::relay::{RelayedMutation, RelayedOp};
-use labedge_schema::edge::schema::{conflicts, dead_letters};
 use labedge_service::error::ApiError;
 use labedge_service::http::ProblemError;
 use mobile_contracts::problem::ErrorCode;
@@ -20,55 +18,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::state::AppState;
+use crate::store::conflicts::{self as store, Locked};
+pub use crate::store::conflicts::{ConflictView, DeadLetterView};
 
-/// A conflict as the console lists it.
-#[derive(Debug, Serialize, Deserialize, Queryable)]
-pub struct ConflictView {
-    /// Id.
-    pub id: Uuid,
-    /// The record (`appointment:<id>`).
-    pub entity_key: String,
-    /// What the tablet sent.
-    pub local_payload: serde_json::Value,
-    /// The cloud's version when it refused.
-    pub server_version: Option<i64>,
-    /// The cloud's state then.
-    pub server_state: Option<serde_json::Value>,
-    /// When.
-    #[serde(with = "time::serde::rfc3339")]
-    pub detected_at: OffsetDateTime,
-    /// When resolved.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub resolved_at: Option<OffsetDateTime>,
-    /// How.
-    pub resolution: Option<String>,
-}
-
-/// A dead letter as the console lists it.
-#[derive(Debug, Serialize, Deserialize, Queryable)]
-pub struct DeadLetterView {
-    /// Id.
-    pub id: Uuid,
-    /// `collection.create`, `appointment.update`, …
-    pub kind: String,
-    /// The record.
-    pub entity_key: String,
-    /// Why it was quarantined.
-    pub reason: String,
-    /// Attempts made.
-    pub attempts: i32,
-    /// What it carries.
-    pub payload: serde_json::Value,
-    /// When.
-    #[serde(with = "time::serde::rfc3339")]
-    pub quarantined_at: OffsetDateTime,
-    /// When replayed.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub replayed_at: Option<OffsetDateTime>,
-    /// When discarded.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub discarded_at: Option<OffsetDateTime>,
-}
+/// How many conflicts or dead letters the console lists.
+const LISTED: i64 = 500;
 
 /// How a conflict is resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,62 +34,42 @@ pub enum Resolution {
     ReapplyLocal,
 }
 
+impl Resolution {
+    fn as_str(self) -> &'static str {
+        match self {
+            Resolution::KeepServer => "keep_server",
+            Resolution::ReapplyLocal => "reapply_local",
+        }
+    }
+}
+
 /// Every conflict, open ones first, newest first.
 pub async fn list_conflicts(state: &AppState) -> Result<Vec<ConflictView>, ApiError> {
     let mut conn = state.pool.get().await?;
-    Ok(conflicts::table
-        .order((conflicts::resolved_at.is_not_null(), conflicts::detected_at.desc()))
-        .limit(500)
-        .select((
-            conflicts::id,
-            conflicts::entity_key,
-            conflicts::local_payload,
-            conflicts::server_version,
-            conflicts::server_state,
-            conflicts::detected_at,
-            conflicts::resolved_at,
-            conflicts::resolution,
-        ))
-        .load(&mut conn)
-        .await?)
+    Ok(store::list_conflicts(&mut conn, LISTED).await?)
 }
 
 /// Every dead letter, open ones first, newest first.
 pub async fn list_dead_letters(state: &AppState) -> Result<Vec<DeadLetterView>, ApiError> {
     let mut conn = state.pool.get().await?;
-    Ok(dead_letters::table
-        .order((
-            (dead_letters::replayed_at
-                .is_not_null()
-                .or(dead_letters::discarded_at.is_not_null())),
-            dead_letters::quarantined_at.desc(),
-        ))
-        .limit(500)
-        .select((
-            dead_letters::id,
-            dead_letters::kind,
-            dead_letters::entity_key,
-            dead_letters::reason,
-            dead_letters::attempts,
-            dead_letters::payload,
-            dead_letters::quarantined_at,
-            dead_letters::replayed_at,
-            dead_letters::discarded_at,
-        ))
-        .load(&mut conn)
-        .await?)
+    Ok(store::list_dead_letters(&mut conn, LISTED).await?)
 }
 
-fn already_handled() -> ApiError {
-    ProblemError::new(ErrorCode::Conflict)
-        .detail("this was already handled")
-        .into()
+/// What was found locked, if it is still open: 404 when there is none, 409 when it was handled.
+fn still_open(found: Option<Locked>) -> Result<Locked, ApiError> {
+    match found {
+        None => Err(ApiError::not_found()),
+        Some(locked) if locked.handled => Err(ProblemError::new(ErrorCode::Conflict)
+            .detail("this was already handled")
+            .into()),
+        Some(locked) => Ok(locked),
+    }
 }
 
 /// Re-enqueues `payload` as a new mutation (same operation, new id), with `if_version` replaced when
 /// given. Returns the new mutation id.
 async fn requeue(
-    conn: &mut diesel_async::AsyncPgConnection,
+    conn: &mut AsyncPgConnection,
     payload: &serde_json::Value,
     if_version: Option<i64>,
 ) -> Result<Uuid, ApiError> {
@@ -160,38 +94,11 @@ async fn requeue(
 pub async fn resolve_conflict(state: &AppState, admin: Uuid, id: Uuid, resolution: Resolution) -> Result<(), ApiError> {
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let found: Option<(serde_json::Value, Option<i64>, Option<OffsetDateTime>)> = conflicts::table
-            .find(id)
-            .select((
-                conflicts::local_payload,
-                conflicts::server_version,
-                conflicts::resolved_at,
-            ))
-            .for_update()
-            .first(conn)
-            .await
-            .optional()?;
-        let Some((payload, server_version, resolved)) = found else {
-            return Err(ApiError::not_found());
-        };
-        if resolved.is_some() {
-            return Err(already_handled());
-        }
+        let conflict = still_open(store::lock_conflict(conn, id).await?)?;
         if resolution == Resolution::ReapplyLocal {
-            requeue(conn, &payload, server_version).await?;
+            requeue(conn, &conflict.payload, conflict.server_version).await?;
         }
-        diesel::update(conflicts::table.find(id))
-            .set((
-                conflicts::resolved_at.eq(OffsetDateTime::now_utc()),
-                conflicts::resolved_by.eq(admin),
-                conflicts::resolution.eq(if resolution == Resolution::KeepServer {
-                    "keep_server"
-                } else {
-                    "reapply_local"
-                }),
-            ))
-            .execute(conn)
-            .await?;
+        store::resolve(conn, id, admin, resolution.as_str(), OffsetDateTime::now_utc()).await?;
         Ok(())
     })
     .await?;
@@ -203,36 +110,11 @@ pub async fn resolve_conflict(state: &AppState, admin: Uuid, id: Uuid, resolutio
 pub async fn handle_dead_letter(state: &AppState, admin: Uuid, id: Uuid, replay: bool) -> Result<(), ApiError> {
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
-        let found: Option<(serde_json::Value, Option<OffsetDateTime>, Option<OffsetDateTime>)> = dead_letters::table
-            .find(id)
-            .select((
-                dead_letters::payload,
-                dead_letters::replayed_at,
-                dead_letters::discarded_at,
-            ))
-            .for_update()
-            .first(conn)
-            .await
-            .optional()?;
-        let Some((payload, replayed, discarded)) = found else {
-            return Err(ApiError::not_found());
-        };
-        if replayed.is_some() || discarded.is_some() {
-            return Err(already_handled());
-        }
-        let now = OffsetDateTime::now_utc();
+        let letter = still_open(store::lock_dead_letter(conn, id).await?)?;
         if replay {
-            requeue(conn, &payload, None).await?;
-            diesel::update(dead_letters::table.find(id))
-                .set((dead_letters::replayed_at.eq(now), dead_letters::handled_by.eq(admin)))
-                .execute(conn)
-                .await?;
-        } else {
-            diesel::update(dead_letters::table.find(id))
-                .set((dead_letters::discarded_at.eq(now), dead_letters::handled_by.eq(admin)))
-                .execute(conn)
-                .await?;
+            requeue(conn, &letter.payload, None).await?;
         }
+        store::close_dead_letter(conn, id, admin, replay, OffsetDateTime::now_utc()).await?;
         Ok(())
     })
     .await?;

@@ -20,13 +20,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use diesel::QueryableByName;
-use diesel::sql_types::BigInt;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::db::PgPool;
 
 use crate::config::Config;
 use crate::state::AppState;
+pub use crate::store::devices::TabletCounts;
 use crate::sync::health::{UpstreamHealth, UpstreamMode};
 
 /// How often the gauges are read again.
@@ -35,33 +33,10 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
 /// A tablet counts as active when it was seen within this many hours.
 pub const ACTIVE_WITHIN_H: i32 = 24;
 
-/// The tablets of the lab.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, QueryableByName)]
-pub struct TabletCounts {
-    /// Enrolled and not revoked.
-    #[diesel(sql_type = BigInt)]
-    pub enrolled: i64,
-    /// Of those, seen within [`ACTIVE_WITHIN_H`] hours.
-    #[diesel(sql_type = BigInt)]
-    pub active: i64,
-}
-
-/// Counts the lab's tablets.
-pub async fn tablet_counts(conn: &mut AsyncPgConnection) -> diesel::QueryResult<TabletCounts> {
-    diesel::sql_query(
-        "SELECT count(*) FILTER (WHERE status = 'active') AS enrolled, \
-                count(*) FILTER (WHERE status = 'active' AND last_seen_at >= now() - make_interval(hours => $1)) AS active \
-         FROM devices",
-    )
-    .bind::<diesel::sql_types::Integer, _>(ACTIVE_WITHIN_H)
-    .get_result(conn)
-    .await
-}
-
 /// Counts the tablets and sets their gauges.
 pub async fn refresh_tablets(pool: &PgPool) -> anyhow::Result<TabletCounts> {
     let mut conn = pool.get().await?;
-    let counts = tablet_counts(&mut conn).await?;
+    let counts = crate::store::devices::counts(&mut conn, ACTIVE_WITHIN_H).await?;
     metrics::gauge!("labedge_tablets_enrolled").set(counts.enrolled as f64);
     metrics::gauge!("labedge_tablets_active").set(counts.active as f64);
     Ok(counts)

@@ -12,11 +12,12 @@
 
 use std::time::Duration as StdDuration;
 
-use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel::QueryResult;
+use diesel_async::AsyncPgConnection;
 use labedge_schema::db::PgPool;
-use labedge_schema::edge::schema::{admin_sessions, auth_sessions, enrollment_codes, idempotency_keys, refresh_tokens};
 use time::{Duration, OffsetDateTime};
+
+use crate::store::{admin_sessions, enrollment_codes, idempotency, sessions};
 
 /// How long an idempotency key is kept after its write.
 pub const IDEMPOTENCY_RETENTION: Duration = Duration::days(7);
@@ -51,59 +52,15 @@ pub struct Purged {
 /// One pass of every rule, as of `now`.
 pub async fn purge(conn: &mut AsyncPgConnection, now: OffsetDateTime) -> QueryResult<Purged> {
     let login_failures = crate::auth::lockout::purge(conn).await?;
-    let idempotency_keys =
-        diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(now - IDEMPOTENCY_RETENTION)))
-            .execute(conn)
-            .await?;
-    let ended_sessions = auth_sessions::table
-        .filter(
-            auth_sessions::expires_at
-                .lt(now - SESSION_RETENTION)
-                .or(auth_sessions::revoked_at.lt(now - SESSION_RETENTION)),
-        )
-        .select(auth_sessions::id);
-    // A session's refresh tokens go with it (they reference it), whatever their own expiry.
-    let refresh_tokens = diesel::delete(
-        refresh_tokens::table.filter(
-            refresh_tokens::expires_at
-                .lt(now - REFRESH_TOKEN_RETENTION)
-                .or(refresh_tokens::session_id.eq_any(ended_sessions)),
-        ),
-    )
-    .execute(conn)
-    .await?;
-    let auth_sessions = diesel::delete(
-        auth_sessions::table.filter(
-            auth_sessions::expires_at
-                .lt(now - SESSION_RETENTION)
-                .or(auth_sessions::revoked_at.lt(now - SESSION_RETENTION)),
-        ),
-    )
-    .execute(conn)
-    .await?;
-    let admin_sessions = diesel::delete(
-        admin_sessions::table.filter(
-            admin_sessions::expires_at
-                .lt(now - ADMIN_SESSION_RETENTION)
-                .or(admin_sessions::revoked_at.lt(now - ADMIN_SESSION_RETENTION)),
-        ),
-    )
-    .execute(conn)
-    .await?;
-    let enrollment_codes = diesel::delete(
-        enrollment_codes::table.filter(
-            enrollment_codes::expires_at
-                .lt(now - ENROLLMENT_CODE_RETENTION)
-                .or(enrollment_codes::used_at.lt(now - ENROLLMENT_CODE_RETENTION)),
-        ),
-    )
-    .execute(conn)
-    .await?;
+    let idempotency_keys = idempotency::purge(conn, now - IDEMPOTENCY_RETENTION).await?;
+    let ended = sessions::purge(conn, now - SESSION_RETENTION, now - REFRESH_TOKEN_RETENTION).await?;
+    let admin_sessions = admin_sessions::purge(conn, now - ADMIN_SESSION_RETENTION).await?;
+    let enrollment_codes = enrollment_codes::purge(conn, now - ENROLLMENT_CODE_RETENTION).await?;
     Ok(Purged {
         login_failures,
         idempotency_keys,
-        refresh_tokens,
-        auth_sessions,
+        refresh_tokens: ended.refresh_tokens,
+        auth_sessions: ended.auth_sessions,
         admin_sessions,
         enrollment_codes,
     })

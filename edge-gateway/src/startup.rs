@@ -62,7 +62,7 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Checks migrations, builds the state (Redis connects in the background) and binds the listener.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        ensure_migrated(config.database.url.expose(), Database::Edge, "edge-gateway").await?;
+        ensure_migrated(config.database.url.expose_secret(), Database::Edge, "edge-gateway").await?;
         let state = build_state(config).await?;
         crate::audit::spawn_maintenance(&state);
         tokio::spawn(crate::housekeeping::run(state.pool.clone()));

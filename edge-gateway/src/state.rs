@@ -2,10 +2,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 use labedge_schema::db::PgPool;
-use labedge_schema::edge::schema::labs;
 use labedge_service::error::ApiError;
 use labedge_service::pki::CertAuthority;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -85,13 +82,8 @@ impl AppState {
         self.lab
             .get_or_try_init(|| async {
                 let mut conn = self.pool.get().await?;
-                labs::table
-                    .filter(labs::code.eq(&self.config.lab))
-                    .select((labs::id, labs::code, labs::name))
-                    .first::<(uuid::Uuid, String, String)>(&mut conn)
-                    .await
-                    .optional()?
-                    .map(|(id, code, name)| LabRef { id, code, name })
+                crate::store::labs::by_code(&mut conn, &self.config.lab)
+                    .await?
                     .ok_or_else(|| {
                         ApiError::detail(
                             ErrorCode::ServiceUnavailable,

@@ -35,9 +35,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use labedge_schema::edge::schema::{appointments, change_log, prescriptions};
+use diesel::QueryResult;
+use diesel_async::AsyncPgConnection;
 use labedge_schema::sync::AppointmentRow;
 use labedge_service::error::ApiError;
 use mobile_contracts::problem::{ErrorCode, FieldError, Problem};
@@ -48,7 +47,8 @@ use uuid::Uuid;
 use crate::reads::render;
 use crate::reads::{Audited, Caller};
 use crate::state::AppState;
-use crate::store::reads::{self as store, APPOINTMENT_COLUMNS};
+use crate::store::changes::{self, Change};
+use crate::store::reads as store;
 
 /// `change_log` entries one page covers.
 pub const PAGE_CHANGES: i64 = 500;
@@ -126,16 +126,8 @@ pub const SCOPE_DAYS: i64 = 2;
 
 /// The scope of `caller` from the local day `today` in `timezone` (two queries).
 pub async fn scope(conn: &mut AsyncPgConnection, caller: &Caller, timezone: &str, today: Date) -> QueryResult<Scope> {
-    let (from, to) = store::local_period(today, SCOPE_DAYS);
-    let appointments: Vec<AppointmentRow> = appointments::table
-        .filter(appointments::lab_id.eq(caller.lab_id))
-        .filter(appointments::assigned_staff_id.eq(caller.staff_id))
-        .filter(appointments::scheduled_at.ge(store::local_to_instant(timezone, from)))
-        .filter(appointments::scheduled_at.lt(store::local_to_instant(timezone, to)))
-        .order((appointments::scheduled_at, appointments::id))
-        .select(APPOINTMENT_COLUMNS)
-        .load(conn)
-        .await?;
+    let (mine, days) = ((caller.staff_id, false), (today, SCOPE_DAYS));
+    let appointments = store::appointments_in_period(conn, caller.lab_id, mine, timezone, days).await?;
     let without: Vec<Uuid> = appointments
         .iter()
         .filter(|a| a.prescription_id.is_none())
@@ -150,16 +142,6 @@ pub async fn scope(conn: &mut AsyncPgConnection, caller: &Caller, timezone: &str
     scope.prescriptions = appointments.iter().flat_map(|a| scope.prescriptions_of(a)).collect();
     scope.appointments = appointments;
     Ok(scope)
-}
-
-/// The newest position of `change_log` (0 when empty). Takes the connection shared, so that it
-/// can be pipelined with other queries.
-pub async fn head(mut conn: &AsyncPgConnection) -> QueryResult<i64> {
-    change_log::table
-        .select(diesel::dsl::max(change_log::position))
-        .first::<Option<i64>>(&mut conn)
-        .await
-        .map(Option::unwrap_or_default)
 }
 
 /// What a page sends: ids to upsert, removals.
@@ -188,7 +170,7 @@ pub async fn pull(
     let mut conn = state.pool.get().await?;
     let timezone = state.config.timezone.as_str();
     // Pipelined: the head is read before the scope, so a change committed meanwhile comes again.
-    let (today, head) = tokio::try_join!(store::local_today(&conn, timezone), head(&conn))?;
+    let (today, head) = tokio::try_join!(store::local_today(&conn, timezone), changes::head(&conn))?;
     let current = cursor.filter(|c| c.staff == caller.staff_id && c.day == today && c.position <= head);
     let Some(cursor) = current else {
         let scope = scope(&mut conn, caller, timezone, today).await?;
@@ -226,18 +208,9 @@ pub async fn pull(
     render(&mut conn, caller, &scope, delta, next, false, has_more).await
 }
 
-/// One change of the change log: its position, entity kind and id.
-type Change = (i64, String, Uuid);
-
 /// The changes after `position`, at most a page, and whether more follow.
 async fn changes_since(conn: &mut AsyncPgConnection, position: i64) -> QueryResult<(Vec<Change>, bool)> {
-    let mut changes: Vec<Change> = change_log::table
-        .filter(change_log::position.gt(position))
-        .order(change_log::position)
-        .limit(PAGE_CHANGES + 1)
-        .select((change_log::position, change_log::entity, change_log::entity_id))
-        .load(conn)
-        .await?;
+    let mut changes = changes::since(conn, position, PAGE_CHANGES + 1).await?;
     let has_more = changes.len() as i64 > PAGE_CHANGES;
     changes.truncate(PAGE_CHANGES as usize);
     Ok((changes, has_more))
@@ -288,18 +261,9 @@ async fn remove_orphans(
     left: &[Uuid],
     delta: &mut Delta,
 ) -> QueryResult<()> {
-    let patients: Vec<Uuid> = appointments::table
-        .filter(appointments::id.eq_any(left))
-        .select(appointments::patient_id)
-        .load(conn)
-        .await?;
+    let patients = store::patients_of_appointments(conn, left).await?;
     let orphans: Vec<Uuid> = patients.into_iter().filter(|p| !scope.patients.contains(p)).collect();
-    let their_prescriptions: Vec<Uuid> = prescriptions::table
-        .filter(prescriptions::patient_id.eq_any(&orphans))
-        .filter(prescriptions::lab_id.eq(caller.lab_id))
-        .select(prescriptions::id)
-        .load(conn)
-        .await?;
+    let their_prescriptions = store::prescription_ids_of(conn, caller.lab_id, &orphans).await?;
     delta.removals.extend(orphans.into_iter().map(|p| (PATIENT, p)));
     delta.removals.extend(
         their_prescriptions

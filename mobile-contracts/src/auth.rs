@@ -40,9 +40,12 @@ impl Validate for LoginRequest {
         let mut checks = Checks::default();
         checks
             .field("device_id", rules::not_nil(&self.device_id))
-            .field("device_secret", rules::device_secret(self.device_secret.expose()))
+            .field(
+                "device_secret",
+                rules::device_secret(self.device_secret.expose_secret()),
+            )
             .field("login", rules::login(&self.login))
-            .field("pin", rules::pin(self.pin.expose()));
+            .field("pin", rules::pin(self.pin.expose_secret()));
         checks.finish()
     }
 }
@@ -67,8 +70,14 @@ impl Validate for RefreshRequest {
         let mut checks = Checks::default();
         checks
             .field("device_id", rules::not_nil(&self.device_id))
-            .field("device_secret", rules::device_secret(self.device_secret.expose()))
-            .field("refresh_token", rules::refresh_token(self.refresh_token.expose()));
+            .field(
+                "device_secret",
+                rules::device_secret(self.device_secret.expose_secret()),
+            )
+            .field(
+                "refresh_token",
+                rules::refresh_token(self.refresh_token.expose_secret()),
+            );
         checks.finish()
     }
 }
@@ -88,7 +97,7 @@ impl Validate for LogoutRequest {
     fn validate(&self) -> Result<(), ValidationErrors> {
         let mut checks = Checks::default();
         if let Some(token) = &self.refresh_token {
-            checks.field("refresh_token", rules::refresh_token(token.expose()));
+            checks.field("refresh_token", rules::refresh_token(token.expose_secret()));
         }
         checks.finish()
     }

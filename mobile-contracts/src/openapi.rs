@@ -3,6 +3,11 @@
 //! The functions below are stubs that only carry `#[utoipa::path]` attributes: the real handlers live
 //! in the gateway, which serves [`document_json`] at `GET /openapi.json`. Every 4xx/5xx answer is
 //! documented with a [`Problem`] body and the codes it may carry.
+//!
+//! Each route lists its answers in full, the 401/429/500/503 lines every route shares included: the
+//! attribute takes literal tuples (no `macro_rules!` expands inside it), and a shared `IntoResponses`
+//! type would take out of sight which codes a route answers with and why, which is what a tablet
+//! developer reads this file for. The committed `openapi.json` is the same text either way.
 
 use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};

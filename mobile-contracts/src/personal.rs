@@ -2,11 +2,13 @@
 //!
 //! A name, a birth date or a token that reaches a log line is a data-protection incident. These types
 //! make the safe thing the default: `{:?}` prints `PersonName(<redacted>)`, there is no `Display`, and
-//! reading the value takes an explicit call (`as_str()`, `get()`, `expose()`) that stands out in review.
+//! reading the value takes an explicit call (`as_str()`, `get()`, `expose_secret()`) that stands out in review.
 //! On the wire they are plain strings (`#[serde(transparent)]`).
 
 use std::fmt;
 
+pub use secrecy::ExposeSecret;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::Date;
 
@@ -163,36 +165,53 @@ impl Address {
 
 /// A credential: access or refresh token, PIN, device secret; `Debug` redacts it.
 ///
+/// Held in a [`secrecy::SecretString`]: wiped from memory when dropped, read only through
+/// [`ExposeSecret`]. On the wire it is the plain string.
+///
 /// No `PartialEq` on purpose: a server must compare credentials through their hash in constant time,
 /// never with `==` on the clear value.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(transparent)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(value_type = String, format = Password, description = "A credential (token, PIN, device secret): keep it in the platform keystore, never in logs."))]
-pub struct Secret(String);
+pub struct Secret(SecretString);
 
 redacted_debug!(Secret);
 
 impl Secret {
     /// Wraps a credential.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(value.into().into())
     }
 
-    /// The clear value, for hashing or sending; the name makes every use visible in review.
-    pub fn expose(&self) -> &str {
-        &self.0
+    /// The clear value, for hashing or sending; the name makes every use visible in review (as
+    /// [`ExposeSecret`], without the import).
+    pub fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
     }
 
     /// Gives the clear value back.
     pub fn into_exposed(self) -> String {
-        self.0
+        self.expose_secret().to_owned()
+    }
+}
+
+impl ExposeSecret<str> for Secret {
+    fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+/// The tablet receives its tokens and device secret in the clear: that is what they are for.
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.expose_secret())
     }
 }
 
 impl From<String> for Secret {
     fn from(value: String) -> Self {
-        Self(value)
+        Self::new(value)
     }
 }
 
@@ -237,7 +256,7 @@ mod tests {
         let birth: BirthDate = serde_json::from_str(r#""2001-12-03""#).expect("birth date");
         assert_eq!(birth.get(), date!(2001 - 12 - 03));
         let secret: Secret = serde_json::from_str(r#""xyz""#).expect("secret");
-        assert_eq!(secret.expose(), "xyz");
+        assert_eq!(secret.expose_secret(), "xyz");
     }
 
     #[test]

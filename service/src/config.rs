@@ -51,23 +51,30 @@ impl Profile {
 }
 
 /// A string that is a secret (a password, a URL with a password in it): never printed whole.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+///
+/// The value lives in a [`secrecy::SecretString`] (wiped from memory when dropped, read only through
+/// [`ExposeSecret`]); this wrapper adds what the configuration needs on top: a redacted form that
+/// keeps a URL readable but for its password, for `check-config` and `Debug`.
+#[derive(Clone, Default, Deserialize)]
 #[serde(transparent)]
-pub struct SecretString(String);
+pub struct SecretString(secrecy::SecretString);
+
+pub use secrecy::ExposeSecret;
 
 impl SecretString {
     /// Wraps a secret.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(value.into().into())
     }
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
+    /// The secret itself, for the one place that needs it (as [`ExposeSecret`], without the import).
+    pub fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
     }
     /// A printable form: URLs keep everything but their password, other secrets show nothing.
     pub fn redacted(&self) -> String {
-        redact_url(&self.0).unwrap_or_else(|| {
-            if self.0.is_empty() {
+        let value = self.expose_secret();
+        redact_url(value).unwrap_or_else(|| {
+            if value.is_empty() {
                 String::new()
             } else {
                 "<redacted>".into()
@@ -75,6 +82,21 @@ impl SecretString {
         })
     }
 }
+
+impl ExposeSecret<str> for SecretString {
+    fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+/// Two configurations are equal when their secrets are (configuration tests compare whole sections).
+impl PartialEq for SecretString {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose_secret() == other.expose_secret()
+    }
+}
+
+impl Eq for SecretString {}
 
 impl fmt::Debug for SecretString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -292,13 +314,13 @@ fn default_statement_timeout_ms() -> u64 {
 impl DatabaseConfig {
     /// The URL `migrate` connects with: `migration_url`, else `url`.
     pub fn migration_url(&self) -> &str {
-        self.migration_url.as_ref().unwrap_or(&self.url).expose()
+        self.migration_url.as_ref().unwrap_or(&self.url).expose_secret()
     }
 
     /// What [`labedge_schema::db::build_pool`] needs of this section.
     pub fn pool_settings(&self) -> labedge_schema::db::PoolSettings {
         labedge_schema::db::PoolSettings {
-            url: self.url.expose().to_owned(),
+            url: self.url.expose_secret().to_owned(),
             max_connections: self.max_connections,
             connect_timeout_ms: self.connect_timeout_ms,
             acquire_timeout_ms: self.acquire_timeout_ms,
@@ -321,13 +343,13 @@ impl DatabaseConfig {
     /// Checks the database rules; `key` is where it sits in the config.
     pub fn validate(&self, key: &str, issues: &mut Vec<ConfigIssue>) {
         let is_postgres = |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
-        if !is_postgres(self.url.expose()) {
+        if !is_postgres(self.url.expose_secret()) {
             issues.push(ConfigIssue::new(format!("{key}.url"), "must be a postgres:// URL"));
         }
         if self
             .migration_url
             .as_ref()
-            .is_some_and(|url| !is_postgres(url.expose()))
+            .is_some_and(|url| !is_postgres(url.expose_secret()))
         {
             issues.push(ConfigIssue::new(
                 format!("{key}.migration_url"),
@@ -398,7 +420,7 @@ impl Default for RedisConfig {
 impl RedisConfig {
     /// Checks the Redis rules; `key` is where it sits in the config.
     pub fn validate(&self, key: &str, issues: &mut Vec<ConfigIssue>) {
-        let url = self.url.expose();
+        let url = self.url.expose_secret();
         if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
             issues.push(ConfigIssue::new(
                 format!("{key}.url"),

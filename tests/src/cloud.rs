@@ -1,18 +1,77 @@
 //! The real cloud API, served in process over TLS (client certificates optional, signed by its CA),
-//! on a free port, with helpers to seed it and to issue gateway credentials.
+//! on a free port, with helpers to seed it, to issue gateway credentials, to reach it in process as a
+//! lab's gateway, and to start a gateway that follows it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 use diesel_async::SimpleAsyncConnection;
 use labedge_api::demo::{SeedArgs, SeedSummary};
-use labedge_edge_gateway::config::{Endpoint, UpstreamConfig};
+use labedge_edge_gateway::config::{Config as GatewayConfig, Endpoint, UpstreamConfig};
+use labedge_edge_gateway::sync::{self, upstream::Upstreams};
+use labedge_protocol::relay::RelayedMutation;
 use labedge_schema::db::Database;
 use labedge_service::pki::write_private;
+use uuid::Uuid;
 
+use crate::app::TestApp;
 use crate::db::TestDb;
 use crate::fixtures::{TestPki, api_config, tls_listener};
+use crate::gateway::TestGateway;
+
+/// A scheduled visit of a lab in the cloud's database, as the intake tests select it (`l.id AS lab,
+/// a.id AS appointment, … s.id AS staff, a.version`).
+#[derive(diesel::QueryableByName, Clone, Copy, Debug)]
+pub struct Visit {
+    /// The lab.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub lab: Uuid,
+    /// The appointment.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub appointment: Uuid,
+    /// Its patient.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub patient: Uuid,
+    /// Its prescription.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub prescription: Uuid,
+    /// A nurse of the lab.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub staff: Uuid,
+    /// The appointment's version.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub version: i64,
+}
+
+/// A mutation `op` (its JSON, `kind` included) recorded now by `staff` on a new device, as a gateway
+/// relays it.
+pub fn relayed(staff: Uuid, op: serde_json::Value) -> RelayedMutation {
+    RelayedMutation {
+        mutation_id: Uuid::now_v7(),
+        recorded_at: time::OffsetDateTime::now_utc(),
+        staff_id: Some(staff),
+        device_id: Some(Uuid::now_v7()),
+        op: serde_json::from_value(op).expect("a relayed operation"),
+    }
+}
+
+/// A collection at `visit` by its nurse, with one EDTA tube `barcode` (see [`relayed`]).
+pub fn relayed_collection(visit: &Visit, barcode: &str) -> RelayedMutation {
+    relayed(
+        visit.staff,
+        serde_json::json!({
+            "kind": "collection.create",
+            "collection": {
+                "id": Uuid::now_v7(), "patient_id": visit.patient, "appointment_id": visit.appointment,
+                "prescription_id": visit.prescription, "collected_at": "2026-11-28T08:00:00Z",
+                "identity_checked": true, "identity_check_method": "health_card",
+                "tubes": [{"barcode": barcode, "tube_type": "EDTA"}]
+            }
+        }),
+    )
+}
 
 /// A running cloud API.
 #[derive(Debug)]
@@ -86,6 +145,58 @@ impl TestCloud {
             handle,
             config,
         }
+    }
+
+    /// A cloud seeded with a network of `patients` patients and `proximity_labs` proximity labs (the
+    /// generator's defaults otherwise).
+    pub async fn seeded(patients: u32, proximity_labs: u8) -> (Self, SeedSummary) {
+        let cloud = Self::start().await;
+        let summary = cloud
+            .seed(&SeedArgs {
+                patients,
+                proximity_labs,
+                ..SeedArgs::default()
+            })
+            .await;
+        (cloud, summary)
+    }
+
+    /// The API again, in process on the same database (no certificate presented).
+    pub async fn app(&self) -> TestApp {
+        let state = labedge_api::startup::build_state(api_config(self.db.url(), &self.pki.dir)).expect("API state");
+        TestApp::new(labedge_api::startup::app(state)).await
+    }
+
+    /// [`TestCloud::app`] as the gateway of lab `code` sees it: a credential of that lab, issued now,
+    /// presented on every request.
+    pub async fn gateway_app(&self, code: &str) -> TestApp {
+        let mut app = self.app().await;
+        app.certificate = Some(self.credential(code).await.der);
+        app
+    }
+
+    /// A gateway of lab `code` with an empty database and a credential of that lab, whose upstream is
+    /// this cloud (5 s request timeout), its configuration adjusted further by `adjust`; and its
+    /// upstreams. The test bootstraps it when it wants ([`TestCloud::bootstrapped_gateway`] does).
+    pub async fn gateway(&self, code: &str, adjust: impl FnOnce(&mut GatewayConfig)) -> (TestGateway, Upstreams) {
+        let credential = self.credential(code).await;
+        let url = self.url();
+        let gw = TestGateway::start_empty(code, |c| {
+            c.upstream = credential.upstream(url, 5_000);
+            adjust(c);
+        })
+        .await;
+        let upstreams = Upstreams::from_config(&gw.state.config.upstream, Arc::clone(&gw.state.upstream_health))
+            .expect("upstreams");
+        (gw, upstreams)
+    }
+
+    /// [`TestCloud::gateway`] of lab `code`, bootstrapped: the lab, its staff and its share of the
+    /// network are on the gateway.
+    pub async fn bootstrapped_gateway(&self, code: &str) -> (TestGateway, Upstreams) {
+        let (gw, upstreams) = self.gateway(code, |_| {}).await;
+        sync::bootstrap(&gw.state, &upstreams, &()).await.expect("bootstrap");
+        (gw, upstreams)
     }
 
     /// Starts the API again after [`TestCloud::stop`], on the same address and database.

@@ -30,6 +30,13 @@ pub async fn count_at(url: &str, sql: &str) -> i64 {
     count(&mut conn, sql).await
 }
 
+/// The `SELECT count(*) AS n …` of the collections among `ids`: that acknowledged writes are all
+/// there, once.
+pub fn collections_among(ids: &[uuid::Uuid]) -> String {
+    let list = ids.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(",");
+    format!("SELECT count(*) AS n FROM collections WHERE id IN ({list})")
+}
+
 /// Base URL of the PostgreSQL server the tests use (no database name).
 pub fn server_url() -> String {
     std::env::var("LABEDGE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())

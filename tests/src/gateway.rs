@@ -131,6 +131,27 @@ impl TestGateway {
         app.send(request).await
     }
 
+    /// Sends a request of the console as `admin` (its session cookie and CSRF token), from the admin
+    /// network.
+    pub async fn console(&self, admin: &AdminCookie, request: TestRequest) -> TestResponse {
+        self.from_admin_network(
+            request
+                .insert_header(("cookie", admin.cookie.clone()))
+                .insert_header(("x-csrf-token", admin.csrf.clone())),
+        )
+        .await
+    }
+
+    /// Revokes device `device` through the console, as `admin` (200 expected).
+    pub async fn revoke_device(&self, admin: &AdminCookie, device: Uuid) -> TestResponse {
+        self.console(
+            admin,
+            TestRequest::post().uri(&format!("/admin/v1/devices/{device}/revoke")),
+        )
+        .await
+        .expect(200)
+    }
+
     fn app_clone(&self) -> TestApp {
         self.app.clone()
     }
@@ -162,12 +183,7 @@ impl TestGateway {
     /// A one-time enrollment code, created through the console.
     pub async fn enrollment_code(&self, admin: &AdminCookie) -> String {
         let response = self
-            .from_admin_network(
-                TestRequest::post()
-                    .uri("/admin/v1/enrollment-codes")
-                    .insert_header(("cookie", admin.cookie.clone()))
-                    .insert_header(("x-csrf-token", admin.csrf.clone())),
-            )
+            .console(admin, TestRequest::post().uri("/admin/v1/enrollment-codes"))
             .await
             .expect(201);
         response.json::<serde_json::Value>()["code"]
@@ -200,7 +216,7 @@ impl TestGateway {
             .json();
         Device {
             id: enrolled.device_id,
-            secret: enrolled.device_secret.expose().to_owned(),
+            secret: enrolled.device_secret.expose_secret().to_owned(),
             enrolled,
         }
     }
@@ -248,10 +264,50 @@ impl TestGateway {
             .expect("sealed under the gateway's KEK")
     }
 
+    /// The gateway's key-encryption key as configured (base64), for the environment of a binary that
+    /// must open the same sealed keys.
+    pub fn key_encryption_key(&self) -> String {
+        self.state
+            .config
+            .auth
+            .key_encryption_key
+            .as_ref()
+            .expect("the test gateway's KEK")
+            .expose_secret()
+            .to_owned()
+    }
+
     /// The gateway's key-encryption key.
     pub fn kek(&self) -> labedge_edge_gateway::auth::keys::Kek {
         labedge_edge_gateway::auth::keys::Kek::from_config(&self.state.config.auth).expect("a KEK")
     }
+}
+
+/// Part `i` of a JSON web token (0: its header, 1: its claims), decoded.
+pub fn token_part(token: &str, i: usize) -> serde_json::Value {
+    use base64::Engine as _;
+    let part = token.split('.').nth(i).expect("a part of the token");
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url");
+    serde_json::from_slice(&json).expect("JSON")
+}
+
+/// A token of `header` and `claims` signed with HMAC-SHA256 under `secret` through jsonwebtoken, so
+/// that a forged token (with [`TestGateway::signing_secret`], say) is signed exactly as a real one.
+pub fn forge_token(header: &serde_json::Value, claims: &serde_json::Value, secret: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let head = b64.encode(header.to_string());
+    let body = b64.encode(claims.to_string());
+    let key = jsonwebtoken::EncodingKey::from_secret(secret).expect("HS256 key");
+    let signature = jsonwebtoken::crypto::sign(
+        format!("{head}.{body}").as_bytes(),
+        &key,
+        jsonwebtoken::Algorithm::HS256,
+    )
+    .expect("HS256");
+    format!("{head}.{body}.{signature}")
 }
 
 impl Clone for TestApp {

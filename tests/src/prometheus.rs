@@ -1,6 +1,16 @@
 //! The Prometheus text exposition format (version 0.0.4), parsed strictly enough that a malformed
 //! `/metrics` answer fails the test rather than slipping by; and the metric names documented in
 //! `docs/metrics.md` and written in the services' code, so that neither can drift from the other.
+//!
+//! Why a parser of our own rather than a crate: the job here is to *reject* what a scraper would
+//! choke on, and the crates of crates.io that parse this format either accept too much or do not pass
+//! `deny.toml`. `prometheus-parse` (0.2.5, Apache-2.0, the usual choice) skips any line its regular
+//! expressions do not match, a value that does not parse, and a sample of an undeclared histogram
+//! without a word, and splits label sets on `,` and `=` without honouring quotes or escapes, so a
+//! label value holding either is silently mangled: a broken exposition would pass. `openmetrics-parser`
+//! is strict but LGPL-3.0, which `deny.toml` does not allow. What is left is some 150 lines that follow
+//! the format's grammar (names, quoted and escaped label values, `+Inf`/`NaN`, timestamps, one `TYPE`
+//! per family, the suffixes a histogram or summary may have) and name the offending line.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

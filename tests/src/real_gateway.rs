@@ -70,13 +70,7 @@ impl RealGateway {
         // Secrets are redacted when a configuration is serialised: the URLs come from the environment.
         // The binary serves as the serving role, as in production (the twin stays the owner).
         let redis_url = crate::redis::server_url();
-        let kek = config
-            .auth
-            .key_encryption_key
-            .as_ref()
-            .expect("the test gateway's KEK")
-            .expose()
-            .to_owned();
+        let kek = gw.key_encryption_key();
         let database_url = gw.db.runtime_url().await;
         let env = [
             ("LABEDGE_GATEWAY_DATABASE__URL", database_url.as_str()),

@@ -192,12 +192,7 @@ impl StackBuilder {
         )
         .await
         .expect("seed");
-        let lab = summary
-            .labs
-            .iter()
-            .find(|l| l.kind == "proximity")
-            .expect("a proximity lab")
-            .clone();
+        let lab = summary.proximity_labs().next().expect("a proximity lab").clone();
 
         let dir = tempfile::tempdir().expect("tempdir");
         let (api_port, gateway_port) = (free_port(), free_port());

@@ -455,7 +455,7 @@ impl Load {
 }
 
 /// A new collection for `visit`: its id, an idempotency key, the body.
-fn collection_for(visit: &Visit) -> (Uuid, String, serde_json::Value) {
+pub fn collection_for(visit: &Visit) -> (Uuid, String, serde_json::Value) {
     let id = Uuid::now_v7();
     let body = serde_json::json!({
         "id": id, "patient_id": visit.patient, "appointment_id": visit.appointment,
@@ -466,4 +466,22 @@ fn collection_for(visit: &Visit) -> (Uuid, String, serde_json::Value) {
         "tubes": [{"barcode": format!("K{}", &Uuid::new_v4().simple().to_string()[..14].to_uppercase()), "tube_type": "EDTA"}]
     });
     (id, Uuid::new_v4().to_string(), body)
+}
+
+/// Sending a request to a real server and reading its JSON answer in one step.
+pub trait ReadJson {
+    /// Sends the request and reads the answer's body as `T`, whatever its status; panics when it
+    /// cannot be sent or is not such JSON.
+    fn read_json<T: serde::de::DeserializeOwned>(self) -> impl Future<Output = T> + Send;
+}
+
+impl ReadJson for reqwest::RequestBuilder {
+    async fn read_json<T: serde::de::DeserializeOwned>(self) -> T {
+        self.send()
+            .await
+            .expect("the request is sent")
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
 }

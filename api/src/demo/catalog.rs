@@ -1,8 +1,12 @@
 //! The reference catalog a French medical lab works with: tube types in the order of draw and the
 //! usual exams of a town lab, with the panels prescribers actually ask for together.
 
-/// A tube type as the tablets show it.
-#[derive(Debug, Clone, Copy)]
+use diesel::Insertable;
+use labedge_schema::cloud::schema::{exam_catalog, tube_types};
+
+/// A tube type as the tablets show it, and its row of `tube_types`.
+#[derive(Debug, Clone, Copy, Insertable)]
+#[diesel(table_name = tube_types)]
 pub struct TubeType {
     /// Code (`^[A-Z0-9_]{2,24}$`).
     pub code: &'static str,
@@ -78,8 +82,9 @@ pub const TUBE_TYPES: &[TubeType] = &[
     },
 ];
 
-/// An exam of the catalog.
-#[derive(Debug, Clone, Copy)]
+/// An exam of the catalog, and its row of `exam_catalog`.
+#[derive(Debug, Clone, Copy, Insertable)]
+#[diesel(table_name = exam_catalog)]
 pub struct Exam {
     /// Code (`^[A-Z0-9_]{2,24}$`).
     pub code: &'static str,

@@ -8,13 +8,11 @@ use time::{Date, Duration, Time, Weekday};
 use uuid::Uuid;
 
 use super::SeedArgs;
-use super::catalog::{self, Audience, EXAMS, PANELS, Panel, TUBE_TYPES};
+use super::catalog::{self, Audience, EXAMS, Exam, PANELS, Panel, TUBE_TYPES, TubeType};
 use super::clock;
 use super::names::{self, Commune, Era, LabSite};
 use super::rng::Rng;
-use super::rows::{
-    AppointmentRow, ExamRow, LabRow, PatientRow, PrescribedExamRow, PrescriptionRow, StaffRow, TubeTypeRow,
-};
+use super::rows::{AppointmentRow, LabRow, PatientRow, PrescribedExamRow, PrescriptionRow, StaffRow};
 
 /// OID of an INS whose matricule is the NIR.
 pub const INS_OID_NIR: &str = "1.2.250.1.213.1.4.8";
@@ -34,9 +32,9 @@ pub struct DataSet {
     /// Staff, hashes still empty.
     pub staff: Vec<StaffRow>,
     /// Tube types.
-    pub tube_types: Vec<TubeTypeRow>,
+    pub tube_types: Vec<TubeType>,
     /// Exam catalog.
-    pub exams: Vec<ExamRow>,
+    pub exams: Vec<Exam>,
     /// Patients.
     pub patients: Vec<PatientRow>,
     /// Prescriptions.
@@ -50,27 +48,8 @@ pub struct DataSet {
 /// Builds the whole data set for `args`, with appointments around `today` (a Paris date).
 pub fn generate(args: &SeedArgs, today: Date) -> DataSet {
     let mut data = DataSet {
-        tube_types: TUBE_TYPES
-            .iter()
-            .map(|t| TubeTypeRow {
-                code: t.code,
-                label: t.label,
-                cap_color: t.cap_color,
-                additive: t.additive,
-                capacity_ul: t.capacity_ul,
-                draw_order: t.draw_order,
-            })
-            .collect(),
-        exams: EXAMS
-            .iter()
-            .map(|e| ExamRow {
-                code: e.code,
-                label: e.label,
-                tube_type: e.tube_type,
-                volume_ul: e.volume_ul,
-                fasting: e.fasting,
-            })
-            .collect(),
+        tube_types: TUBE_TYPES.to_vec(),
+        exams: EXAMS.to_vec(),
         ..DataSet::default()
     };
     let sites: Vec<&LabSite> = std::iter::once(&names::CENTRAL)

@@ -1,4 +1,4 @@
-//! `api seed-demo`: fills an empty cloud database with a synthetic French lab network (a central lab
+//! `labedge-demo` (its own binary, not a command of the production `api`): fills an empty cloud database with a synthetic French lab network (a central lab
 //! in Lyon and its proximity labs, staff, catalog, patients, prescriptions, lab visits and home
 //! rounds) for the demo and the benchmarks.
 //!
@@ -148,7 +148,7 @@ pub struct SeededLab {
     pub logins: DemoLogins,
 }
 
-/// What `seed-demo` did; `Display` is what the command prints, demo credentials included (the data
+/// What `labedge-demo` did; `Display` is what the command prints, demo credentials included (the data
 /// is synthetic and printing them is the point).
 #[derive(Debug, Clone)]
 pub struct SeedSummary {
@@ -172,6 +172,13 @@ pub struct SeedSummary {
     pub admin_password: String,
     /// Wall time of the whole seeding.
     pub elapsed: Duration,
+}
+
+impl SeedSummary {
+    /// The proximity labs, in the order they were made.
+    pub fn proximity_labs(&self) -> impl Iterator<Item = &SeededLab> {
+        self.labs.iter().filter(|l| l.kind == "proximity")
+    }
 }
 
 impl fmt::Display for SeedSummary {
@@ -221,9 +228,9 @@ impl fmt::Display for SeedSummary {
     }
 }
 
-/// `api seed-demo`: seeds the configured database and returns the summary to print.
+/// `labedge-demo`: seeds the configured database and returns the summary to print.
 pub async fn seed(config: &Config, args: &SeedArgs) -> anyhow::Result<String> {
-    let mut conn = AsyncPgConnection::establish(config.database.url.expose())
+    let mut conn = AsyncPgConnection::establish(config.database.url.expose_secret())
         .await
         .context("connect to the cloud database")?;
     let summary = seed_into(&mut conn, args).await?;
@@ -300,7 +307,9 @@ pub async fn seed_into(conn: &mut AsyncPgConnection, args: &SeedArgs) -> anyhow:
 async fn refuse_if_seeded(conn: &mut AsyncPgConnection) -> anyhow::Result<()> {
     let existing: i64 = labs::table.count().get_result(conn).await.context("count the labs")?;
     if existing > 0 {
-        bail!("the database is already seeded: it holds {existing} lab(s), and seed-demo only fills an empty database");
+        bail!(
+            "the database is already seeded: it holds {existing} lab(s), and labedge-demo only fills an empty database"
+        );
     }
     Ok(())
 }

@@ -2,11 +2,11 @@
 //! that multi-row inserts stay under PostgreSQL's limit.
 
 use diesel::Insertable;
-use labedge_schema::cloud::schema::{
-    appointments, exam_catalog, labs, patients, prescribed_exams, prescriptions, staff, tube_types,
-};
+use labedge_schema::cloud::schema::{appointments, labs, patients, prescribed_exams, prescriptions, staff};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
+
+use super::catalog::{Exam, TubeType};
 
 /// PostgreSQL's limit on bind parameters in one statement (a 16-bit count in the protocol).
 pub const MAX_BINDS: usize = 65_535;
@@ -64,45 +64,13 @@ impl Row for StaffRow {
     const COLUMNS: usize = 7;
 }
 
-/// A tube type.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = tube_types)]
-pub struct TubeTypeRow {
-    /// Code.
-    pub code: &'static str,
-    /// Label.
-    pub label: &'static str,
-    /// Cap colour.
-    pub cap_color: &'static str,
-    /// Additive.
-    pub additive: Option<&'static str>,
-    /// Capacity in µL.
-    pub capacity_ul: i32,
-    /// Order of draw.
-    pub draw_order: i16,
-}
-
-impl Row for TubeTypeRow {
+// The catalog's own types are its rows (`catalog::TubeType`, `catalog::Exam`): what the tablets show
+// is what is inserted.
+impl Row for TubeType {
     const COLUMNS: usize = 6;
 }
 
-/// An exam of the catalog.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = exam_catalog)]
-pub struct ExamRow {
-    /// Code.
-    pub code: &'static str,
-    /// Label.
-    pub label: &'static str,
-    /// Tube type code.
-    pub tube_type: &'static str,
-    /// Volume in µL.
-    pub volume_ul: i32,
-    /// Fasting required.
-    pub fasting: bool,
-}
-
-impl Row for ExamRow {
+impl Row for Exam {
     const COLUMNS: usize = 5;
 }
 

@@ -180,7 +180,7 @@ pub async fn create(config: &Config, args: &CreateArgs) -> anyhow::Result<String
             bail!("--scope {scope}: expected system/<Type or *>.<read, write or *>");
         }
     }
-    let mut conn = AsyncPgConnection::establish(config.database.url.expose())
+    let mut conn = AsyncPgConnection::establish(config.database.url.expose_secret())
         .await
         .context("connect to the cloud database")?;
     let ca = CertAuthority::load_or_create(&config.pki.dir, CLOUD_CA_NAME)?;

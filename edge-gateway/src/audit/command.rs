@@ -38,7 +38,7 @@ pub struct Report {
 
 /// Runs an audit command against the gateway's database.
 pub async fn run(command: AuditCommand, config: &Config) -> anyhow::Result<Report> {
-    let url = config.database.url.expose();
+    let url = config.database.url.expose_secret();
     let pending = db::pending_migrations(url, Database::Edge).await?;
     if !pending.is_empty() {
         anyhow::bail!(

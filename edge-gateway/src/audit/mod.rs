@@ -317,9 +317,10 @@ pub fn record_hash(prev: &[u8], row: &AuditRecord) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// An appended row not chained yet.
-#[derive(Queryable)]
-struct Unchained {
+/// An appended row without its chain columns: what the chainer links and the verifier re-hashes.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = audit_log)]
+pub(crate) struct Appended {
     seq: i64,
     at: OffsetDateTime,
     lab_id: Uuid,
@@ -331,6 +332,24 @@ struct Unchained {
     request_id: Option<String>,
 }
 
+impl Appended {
+    /// The row at position `chain_seq` of the chain.
+    pub(crate) fn at_position(self, chain_seq: i64) -> AuditRecord {
+        AuditRecord {
+            seq: self.seq,
+            chain_seq,
+            at: self.at,
+            lab_id: self.lab_id,
+            staff_id: self.staff_id,
+            device_id: self.device_id,
+            action: self.action,
+            patient_id: self.patient_id,
+            resource: self.resource,
+            request_id: self.request_id,
+        }
+    }
+}
+
 /// Links the committed, unchained rows (at most [`MAX_ROWS_PER_CHAIN_PASS`]) in one transaction.
 /// Returns how many rows it chained. The chainer task calls it every second; it is safe to call
 /// concurrently (an advisory lock serialises passes).
@@ -340,54 +359,22 @@ pub async fn chain_pending(conn: &mut AsyncPgConnection) -> QueryResult<usize> {
             .await?;
         let (mut chain_seq, prev) = chain_head(conn).await?.unwrap_or((0, GENESIS_HASH));
         let mut prev = prev.to_vec();
-        let rows: Vec<Unchained> = audit_log::table
+        let rows: Vec<Appended> = audit_log::table
             .filter(audit_log::chain_seq.is_null())
             .order(audit_log::seq.asc())
             .limit(MAX_ROWS_PER_CHAIN_PASS)
-            .select((
-                audit_log::seq,
-                audit_log::at,
-                audit_log::lab_id,
-                audit_log::staff_id,
-                audit_log::device_id,
-                audit_log::action,
-                audit_log::patient_id,
-                audit_log::resource,
-                audit_log::request_id,
-            ))
+            .select(Appended::as_select())
             .load(conn)
             .await?;
         if rows.is_empty() {
             return Ok(0);
         }
         let (mut seqs, mut chain_seqs, mut prev_hashes, mut hashes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for Unchained {
-            seq,
-            at,
-            lab_id,
-            staff_id,
-            device_id,
-            action,
-            patient_id,
-            resource,
-            request_id,
-        } in rows
-        {
+        for row in rows {
             chain_seq += 1;
-            let record = AuditRecord {
-                seq,
-                chain_seq,
-                at,
-                lab_id,
-                staff_id,
-                device_id,
-                action,
-                patient_id,
-                resource,
-                request_id,
-            };
+            let record = row.at_position(chain_seq);
             let hash = record_hash(&prev, &record).to_vec();
-            seqs.push(seq);
+            seqs.push(record.seq);
             chain_seqs.push(chain_seq);
             prev_hashes.push(std::mem::replace(&mut prev, hash.clone()));
             hashes.push(hash);

@@ -101,7 +101,7 @@ pub enum RoleError {
 /// `serve`'s check of its own role: an error in production and preproduction, a security event in
 /// the sandbox.
 pub async fn check_serving_role(config: &Config) -> Result<(), RoleError> {
-    let url = config.database.url.expose();
+    let url = config.database.url.expose_secret();
     // Before the migrations the audit tables may not exist: `serve` refuses next, saying so.
     if db::pending_migrations(url, Database::Edge)
         .await

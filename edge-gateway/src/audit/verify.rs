@@ -28,9 +28,8 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::{audit_anchors, audit_checkpoints, audit_log};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use super::{AuditRecord, ChainBreak, GENESIS_HASH, record_hash};
+use super::{Appended, ChainBreak, GENESIS_HASH, record_hash};
 
 /// Records read per query.
 pub const PAGE_ROWS: i64 = 20_000;
@@ -171,20 +170,8 @@ pub(crate) struct Segment {
     pub checkpoints: u64,
 }
 
-type Row = (
-    i64,
-    i64,
-    OffsetDateTime,
-    Uuid,
-    Option<Uuid>,
-    Option<Uuid>,
-    String,
-    Option<Uuid>,
-    Option<String>,
-    Option<String>,
-    Option<Vec<u8>>,
-    Option<Vec<u8>>,
-);
+/// A chained row: the appended row, its position, `prev_hash` and `hash`.
+type Row = (Appended, i64, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// Verifies the records after `start` (position and hash), up to position `until` when given, within
 /// the caller's transaction. `checkpoints` are (position, hash) in ascending order, all after `start`.
@@ -199,32 +186,10 @@ pub(crate) async fn verify_segment(
     let mut verified = 0u64;
     let mut matched = 0u64;
     loop {
-        let mut query = audit_log::table
-            .filter(audit_log::chain_seq.gt(after))
-            .order(audit_log::chain_seq.asc())
-            .limit(PAGE_ROWS)
-            .select((
-                audit_log::seq,
-                audit_log::chain_seq.assume_not_null(),
-                audit_log::at,
-                audit_log::lab_id,
-                audit_log::staff_id,
-                audit_log::device_id,
-                audit_log::action,
-                audit_log::patient_id,
-                audit_log::resource,
-                audit_log::request_id,
-                audit_log::prev_hash,
-                audit_log::hash,
-            ))
-            .into_boxed();
-        if let Some(until) = until {
-            query = query.filter(audit_log::chain_seq.le(until));
-        }
-        let rows: Vec<Row> = query.load(conn).await?;
+        let rows = page_after(conn, after, until).await?;
         let full_page = rows.len() as i64 == PAGE_ROWS;
-        for row in rows {
-            let (seq, chain_seq) = (row.0, row.1);
+        for (appended, chain_seq, prev_hash, stored_hash) in rows {
+            let seq = appended.seq;
             let expected = after + 1;
             let bad = |problem| BadRecord {
                 seq: Some(seq),
@@ -232,35 +197,15 @@ pub(crate) async fn verify_segment(
                 problem,
                 verified,
             };
-            let links = row.10.as_deref() == Some(prev.as_slice());
+            let links = prev_hash.as_deref() == Some(prev.as_slice());
             if chain_seq != expected {
-                // Positions expected..chain_seq-1 hold nothing.
-                let problem = if links {
-                    bad(ChainBreak::Gap {
-                        expected,
-                        found: chain_seq,
-                    })
-                } else {
-                    match follower(conn, &prev, chain_seq).await? {
-                        Some((record_seq, found_at)) => BadRecord {
-                            seq: None,
-                            chain_seq: expected,
-                            problem: ChainBreak::Reordered { record_seq, found_at },
-                            verified,
-                        },
-                        None => BadRecord {
-                            seq: None,
-                            chain_seq: expected,
-                            problem: ChainBreak::Deleted {
-                                from: expected,
-                                to: chain_seq - 1,
-                                next_seq: Some(seq),
-                            },
-                            verified,
-                        },
-                    }
+                let found = Misplaced {
+                    seq,
+                    chain_seq,
+                    expected,
+                    links,
                 };
-                return Ok(Err(problem));
+                return Ok(Err(misplaced(conn, &prev, found, verified).await?));
             }
             if !links {
                 return Ok(Err(match follower(conn, &prev, chain_seq).await? {
@@ -268,20 +213,8 @@ pub(crate) async fn verify_segment(
                     None => bad(ChainBreak::Link(chain_seq)),
                 }));
             }
-            let record = AuditRecord {
-                seq,
-                chain_seq,
-                at: row.2,
-                lab_id: row.3,
-                staff_id: row.4,
-                device_id: row.5,
-                action: row.6,
-                patient_id: row.7,
-                resource: row.8,
-                request_id: row.9,
-            };
-            let hash = record_hash(&prev, &record);
-            if row.11.as_deref() != Some(hash.as_slice()) {
+            let hash = record_hash(&prev, &appended.at_position(chain_seq));
+            if stored_hash.as_deref() != Some(hash.as_slice()) {
                 return Ok(Err(bad(ChainBreak::Hash(chain_seq))));
             }
             while let Some(&(position, signed)) = checkpoints.front() {
@@ -304,24 +237,96 @@ pub(crate) async fn verify_segment(
             break;
         }
     }
-    if let Some(&(checkpoint, _)) = checkpoints.front()
-        && until.is_none_or(|until| checkpoint <= until)
-    {
-        return Ok(Err(BadRecord {
-            seq: None,
-            chain_seq: after + 1,
-            problem: ChainBreak::Truncated {
-                head: after,
-                checkpoint,
-            },
-            verified,
-        }));
+    if let Some(bad) = truncated(checkpoints.front(), until, after, verified) {
+        return Ok(Err(bad));
     }
     Ok(Ok(Segment {
         records: verified,
         head: (verified > 0).then_some((after, prev)),
         checkpoints: matched,
     }))
+}
+
+/// A checkpoint left unmatched (within `until`) once the records ran out at `head`: the chain was
+/// cut short.
+fn truncated(left: Option<&(i64, [u8; 32])>, until: Option<i64>, head: i64, verified: u64) -> Option<BadRecord> {
+    let &(checkpoint, _) = left.filter(|(checkpoint, _)| until.is_none_or(|until| *checkpoint <= until))?;
+    Some(BadRecord {
+        seq: None,
+        chain_seq: head + 1,
+        problem: ChainBreak::Truncated { head, checkpoint },
+        verified,
+    })
+}
+
+/// The next page of chained records after position `after`, up to `until` when given.
+async fn page_after(conn: &mut AsyncPgConnection, after: i64, until: Option<i64>) -> QueryResult<Vec<Row>> {
+    let mut query = audit_log::table
+        .filter(audit_log::chain_seq.gt(after))
+        .order(audit_log::chain_seq.asc())
+        .limit(PAGE_ROWS)
+        .select((
+            Appended::as_select(),
+            audit_log::chain_seq.assume_not_null(),
+            audit_log::prev_hash,
+            audit_log::hash,
+        ))
+        .into_boxed();
+    if let Some(until) = until {
+        query = query.filter(audit_log::chain_seq.le(until));
+    }
+    query.load(conn).await
+}
+
+/// A record found at another position than the one expected next.
+struct Misplaced {
+    seq: i64,
+    chain_seq: i64,
+    expected: i64,
+    /// Whether it links to the previous record all the same.
+    links: bool,
+}
+
+/// What a misplaced record means: positions `expected..chain_seq-1` hold nothing; if it links to
+/// the previous record they were never filled (a gap), else the expected record was moved
+/// elsewhere (reordered) or deleted.
+async fn misplaced(
+    conn: &mut AsyncPgConnection,
+    prev: &[u8; 32],
+    found: Misplaced,
+    verified: u64,
+) -> QueryResult<BadRecord> {
+    let Misplaced {
+        seq,
+        chain_seq,
+        expected,
+        links,
+    } = found;
+    if links {
+        return Ok(BadRecord {
+            seq: Some(seq),
+            chain_seq,
+            problem: ChainBreak::Gap {
+                expected,
+                found: chain_seq,
+            },
+            verified,
+        });
+    }
+    let problem = match follower(conn, prev, chain_seq).await? {
+        Some((record_seq, found_at)) => ChainBreak::Reordered { record_seq, found_at },
+        None => ChainBreak::Deleted {
+            from: expected,
+            to: chain_seq - 1,
+            next_seq: Some(seq),
+        },
+    };
+    Ok(BadRecord {
+        seq: None,
+        chain_seq: expected,
+        problem,
+        verified,
+    })
 }
 
 /// The record chained after the one whose hash is `prev`, when it is not at position `not_at`:

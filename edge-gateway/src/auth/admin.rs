@@ -2,16 +2,8 @@
 //! HttpOnly, Secure, SameSite=Strict cookie, and a CSRF token every state-changing request must echo
 //! in `X-CSRF-Token`. Tablet bearer tokens are never accepted on admin routes.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::dev::Payload;
-use actix_web::http::{Method, header};
-use actix_web::{FromRequest, HttpRequest, web};
-use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use labedge_schema::edge::schema::{admin_sessions, staff, staff_revocations};
+use diesel_async::AsyncPgConnection;
 use labedge_service::error::ApiError;
 use labedge_service::http::ProblemError;
 use labedge_service::secrets::random_token;
@@ -24,10 +16,11 @@ use validator::Validate;
 
 use super::Peer;
 use super::lockout::{self, Policy, Subject};
-use super::sessions::{invalid_credentials, limit_attempts, locked_out, token_hash, verify_blocking};
+use super::sessions::{failed_attempt, invalid_credentials, limit_attempts, locked_out, token_hash, verify_blocking};
 use crate::security_events::{Action, SecurityEvent};
 use crate::state::AppState;
-use crate::vpn_gate::client_ip;
+use crate::store::admin_sessions;
+use crate::store::staff::{self, AdminCandidate};
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "labedge_admin";
@@ -94,33 +87,22 @@ pub async fn login(
     let csrf_token = random_token(24);
     let expires_at = OffsetDateTime::now_utc()
         + Duration::minutes(i64::try_from(state.config.auth.admin_session_minutes).unwrap_or(480));
-    diesel::insert_into(admin_sessions::table)
-        .values((
-            admin_sessions::id_sha256.eq(token_hash(&cookie_value)),
-            admin_sessions::staff_id.eq(admin.0),
-            admin_sessions::csrf_token.eq(&csrf_token),
-            admin_sessions::expires_at.eq(expires_at),
-        ))
-        .execute(&mut conn)
-        .await?;
+    admin_sessions::insert(&mut conn, &token_hash(&cookie_value), admin.id, &csrf_token, expires_at).await?;
     state.security.emit(
         SecurityEvent::success(Action::AdminLogin)
-            .staff(admin.0)
+            .staff(admin.id)
             .source(peer.ip),
     );
     Ok((
         AdminSessionView {
-            staff_id: admin.0,
-            display_name: admin.4,
+            staff_id: admin.id,
+            display_name: admin.display_name,
             csrf_token,
             expires_at,
         },
         session_cookie(state, cookie_value),
     ))
 }
-
-/// An admin's id, role, password hash, whether active, and display name.
-type AdminRow = (Uuid, String, Option<String>, bool, String);
 
 /// The lab admin of `body`'s login, if the password is right: one attempt of the (login, address)
 /// lockout, spent on any failure, cleared on success.
@@ -130,7 +112,7 @@ async fn check_admin(
     lab_id: Uuid,
     peer: &Peer,
     body: &AdminLogin,
-) -> Result<AdminRow, ApiError> {
+) -> Result<AdminCandidate, ApiError> {
     let ip = peer.ip;
     let login = body.login.to_ascii_lowercase();
     // Per address: failures from one machine never lock the admin out of another.
@@ -147,31 +129,15 @@ async fn check_admin(
             return Err(locked_out(until).into());
         }
     };
-    let admin: Option<AdminRow> = staff::table
-        .filter(staff::lab_id.eq(lab_id))
-        .filter(staff::login.eq(&login))
-        .select((
-            staff::id,
-            staff::role,
-            staff::password_hash,
-            staff::active,
-            staff::display_name,
-        ))
-        .first(conn)
-        .await
-        .optional()?;
-    let hash = admin.as_ref().and_then(|a| a.2.clone());
+    let admin = staff::admin_by_login(conn, lab_id, &login).await?;
+    let hash = admin.as_ref().and_then(|a| a.password_hash.clone());
     let password_ok = verify_blocking(body.password.clone(), hash).await;
     let revoked = match &admin {
-        Some(a) => {
-            diesel::select(diesel::dsl::exists(staff_revocations::table.find(a.0)))
-                .get_result(conn)
-                .await?
-        }
+        Some(a) => staff::revoked_here(conn, a.id).await?,
         None => false,
     };
     match admin {
-        Some(a) if password_ok && a.1 == "lab_admin" && a.3 && !revoked => {
+        Some(a) if password_ok && a.role == "lab_admin" && a.active && !revoked => {
             lockout::succeeded(conn, attempt).await?;
             Ok(a)
         }
@@ -186,16 +152,9 @@ async fn check_admin(
             )
             .source(ip);
             if let Some(a) = &other {
-                event = event.staff(a.0);
+                event = event.staff(a.id);
             }
-            state.security.emit(event.clone());
-            if attempt.locks {
-                state.security.emit(SecurityEvent {
-                    action: Action::Lockout,
-                    reason: Some("too_many_failures"),
-                    ..event
-                });
-            }
+            failed_attempt(state, event, attempt.locks);
             Err(invalid_credentials().into())
         }
     }
@@ -217,10 +176,7 @@ fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
 /// Ends an admin session; returns the cookie that clears it.
 pub async fn logout(state: &AppState, session: &AdminSession) -> Result<Cookie<'static>, ApiError> {
     let mut conn = state.pool.get().await?;
-    diesel::update(admin_sessions::table.find(&session.id_hash))
-        .set(admin_sessions::revoked_at.eq(OffsetDateTime::now_utc()))
-        .execute(&mut conn)
-        .await?;
+    admin_sessions::revoke(&mut conn, &session.id_hash, OffsetDateTime::now_utc()).await?;
     let mut cookie = Cookie::build(COOKIE, "")
         .path("/admin")
         .http_only(true)
@@ -243,82 +199,64 @@ impl AdminSession {
     }
 }
 
-fn refused(state: &AppState, req: &HttpRequest, reason: &'static str, code: ErrorCode) -> ProblemError {
+/// What a console request presents, as the extractor read it off the request.
+#[derive(Debug)]
+pub struct Presented<'a> {
+    /// Whether it carries an `Authorization` header (a tablet token).
+    pub authorization: bool,
+    /// The session cookie's value.
+    pub cookie: Option<&'a str>,
+    /// The `X-CSRF-Token` header's bytes.
+    pub csrf: &'a [u8],
+    /// Whether the method changes state (anything but GET, HEAD, OPTIONS).
+    pub state_changing: bool,
+    /// The client's address.
+    pub ip: Option<std::net::IpAddr>,
+}
+
+fn refused(state: &AppState, ip: Option<std::net::IpAddr>, reason: &'static str, code: ErrorCode) -> ProblemError {
     state
         .security
-        .emit(SecurityEvent::failure(Action::AdminRefused, reason).source(client_ip(&state.config.access, req)));
+        .emit(SecurityEvent::failure(Action::AdminRefused, reason).source(ip));
     ProblemError::new(code)
 }
 
-impl FromRequest for AdminSession {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .cloned()
-                .ok_or_else(|| ApiError::code(ErrorCode::Internal))?;
-            // A tablet token has no business here, whatever else the request carries.
-            if req.headers().contains_key(header::AUTHORIZATION) {
-                return Err(
-                    refused(&state, &req, "bearer_token_on_admin_route", ErrorCode::Forbidden)
-                        .detail("tablet tokens are not accepted on admin routes")
-                        .into(),
-                );
-            }
-            let Some(cookie) = req.cookie(COOKIE) else {
-                return Err(ProblemError::new(ErrorCode::InvalidCredentials)
-                    .detail("log in to the admin console")
-                    .into());
-            };
-            let id_hash = token_hash(cookie.value());
-            let mut conn = state.pool.get().await?;
-            let row: Option<(Uuid, String, OffsetDateTime, String, bool, String)> = admin_sessions::table
-                .inner_join(staff::table.on(staff::id.eq(admin_sessions::staff_id)))
-                .filter(admin_sessions::id_sha256.eq(&id_hash))
-                .filter(admin_sessions::revoked_at.is_null())
-                .filter(admin_sessions::expires_at.gt(OffsetDateTime::now_utc()))
-                .select((
-                    staff::id,
-                    admin_sessions::csrf_token,
-                    admin_sessions::expires_at,
-                    staff::role,
-                    staff::active,
-                    staff::display_name,
-                ))
-                .first(&mut conn)
-                .await
-                .optional()?;
-            let Some((staff_id, csrf_token, expires_at, role, active, display_name)) = row else {
-                return Err(refused(&state, &req, "no_session", ErrorCode::InvalidCredentials)
-                    .detail("the admin session is unknown or over: log in again")
-                    .into());
-            };
-            let revoked: bool = diesel::select(diesel::dsl::exists(staff_revocations::table.find(staff_id)))
-                .get_result(&mut conn)
-                .await?;
-            if role != "lab_admin" || !active || revoked {
-                return Err(refused(&state, &req, "not_an_admin", ErrorCode::Forbidden).into());
-            }
-            let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-            if !safe {
-                let sent = req.headers().get(CSRF_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
-                if !bool::from(sent.ct_eq(csrf_token.as_bytes())) {
-                    return Err(refused(&state, &req, "csrf", ErrorCode::Forbidden)
-                        .detail("missing or wrong X-CSRF-Token")
-                        .into());
-                }
-            }
-            Ok(AdminSession {
-                staff_id,
-                display_name,
-                csrf_token,
-                expires_at,
-                id_hash,
-            })
-        })
+/// The console session of a request: a live session of an active, unrevoked lab admin, no tablet
+/// token beside it, and the CSRF token echoed on a state-changing request.
+pub async fn authenticate(state: &AppState, presented: Presented<'_>) -> Result<AdminSession, ApiError> {
+    let ip = presented.ip;
+    // A tablet token has no business here, whatever else the request carries.
+    if presented.authorization {
+        return Err(refused(state, ip, "bearer_token_on_admin_route", ErrorCode::Forbidden)
+            .detail("tablet tokens are not accepted on admin routes")
+            .into());
     }
+    let Some(cookie) = presented.cookie else {
+        return Err(ProblemError::new(ErrorCode::InvalidCredentials)
+            .detail("log in to the admin console")
+            .into());
+    };
+    let id_hash = token_hash(cookie);
+    let mut conn = state.pool.get().await?;
+    let Some(live) = admin_sessions::live(&mut conn, &id_hash, OffsetDateTime::now_utc()).await? else {
+        return Err(refused(state, ip, "no_session", ErrorCode::InvalidCredentials)
+            .detail("the admin session is unknown or over: log in again")
+            .into());
+    };
+    let revoked = staff::revoked_here(&mut conn, live.staff_id).await?;
+    if live.role != "lab_admin" || !live.active || revoked {
+        return Err(refused(state, ip, "not_an_admin", ErrorCode::Forbidden).into());
+    }
+    if presented.state_changing && !bool::from(presented.csrf.ct_eq(live.csrf_token.as_bytes())) {
+        return Err(refused(state, ip, "csrf", ErrorCode::Forbidden)
+            .detail("missing or wrong X-CSRF-Token")
+            .into());
+    }
+    Ok(AdminSession {
+        staff_id: live.staff_id,
+        display_name: live.display_name,
+        csrf_token: live.csrf_token,
+        expires_at: live.expires_at,
+        id_hash,
+    })
 }

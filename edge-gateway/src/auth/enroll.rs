@@ -1,9 +1,8 @@
 //! Enrollment: a lab admin creates a short one-time code; a tablet trades it for a device id and a
 //! device secret (and, when it sends a CSR, a client certificate from the lab's CA, for mutual TLS).
 
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use labedge_schema::edge::schema::{devices, enrollment_codes};
+use diesel::QueryResult;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use labedge_service::error::ApiError;
 use labedge_service::http::ProblemError;
 use labedge_service::pki::IssuedCert;
@@ -18,6 +17,8 @@ use super::Peer;
 use super::sessions::limit_attempts;
 use crate::security_events::{Action, SecurityEvent};
 use crate::state::AppState;
+use crate::store::devices::{self, NewDevice};
+use crate::store::enrollment_codes;
 
 /// Letters and digits a person reads without confusion (no 0/O, 1/I/L).
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
@@ -52,14 +53,7 @@ pub async fn create_code(state: &AppState, admin: Uuid) -> Result<NewCode, ApiEr
     let expires_at = OffsetDateTime::now_utc()
         + Duration::minutes(i64::try_from(state.config.auth.enrollment_code_ttl_minutes).unwrap_or(10));
     let mut conn = state.pool.get().await?;
-    diesel::insert_into(enrollment_codes::table)
-        .values((
-            enrollment_codes::code_sha256.eq(code_hash(&code)),
-            enrollment_codes::created_by.eq(admin),
-            enrollment_codes::expires_at.eq(expires_at),
-        ))
-        .execute(&mut conn)
-        .await?;
+    enrollment_codes::insert(&mut conn, &code_hash(&code), admin, expires_at).await?;
     state
         .security
         .emit(SecurityEvent::success(Action::EnrollmentCode).staff(admin));
@@ -92,7 +86,7 @@ pub async fn enroll(state: &AppState, peer: &Peer, body: EnrollRequest) -> Resul
     // The code before anything costly: without a live code, no certificate is signed and no secret
     // hashed (an argon2 hash is 19 MiB and tens of milliseconds, a signature is the lab CA's). The
     // code is spent below, by the statement that checks it again.
-    if !code_is_live(&mut conn, &hash).await? {
+    if !enrollment_codes::is_live(&mut conn, &hash, OffsetDateTime::now_utc()).await? {
         return Err(invalid_code(state, ip));
     }
     // Then the certificate: a CSR that cannot be signed must not spend the code.
@@ -134,18 +128,6 @@ pub async fn enroll(state: &AppState, peer: &Peer, body: EnrollRequest) -> Resul
     })
 }
 
-/// Whether the code (by its hash) is unused and unexpired.
-async fn code_is_live(conn: &mut AsyncPgConnection, hash: &[u8]) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        enrollment_codes::table
-            .find(hash)
-            .filter(enrollment_codes::used_at.is_null())
-            .filter(enrollment_codes::expires_at.gt(OffsetDateTime::now_utc())),
-    ))
-    .get_result(conn)
-    .await
-}
-
 /// The tablet's client certificate, signed by the lab CA (422 naming `/csr_pem` if it cannot be).
 fn sign_certificate(state: &AppState, csr: &str, device_id: Uuid, lab_code: &str) -> Result<IssuedCert, ProblemError> {
     state
@@ -165,15 +147,6 @@ fn sign_certificate(state: &AppState, csr: &str, device_id: Uuid, lab_code: &str
         })
 }
 
-/// The row of a device being enrolled.
-struct NewDevice {
-    id: Uuid,
-    label: String,
-    app_version: Option<String>,
-    secret_hash: String,
-    cert_sha256: Option<String>,
-}
-
 /// Spends the code and registers the device, in one transaction; returns who created the code, or
 /// `None` if the code was spent (or expired) meanwhile.
 async fn spend_code_and_register(
@@ -182,35 +155,11 @@ async fn spend_code_and_register(
     device: NewDevice,
 ) -> QueryResult<Option<Uuid>> {
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
-        let now = OffsetDateTime::now_utc();
         // Single use: the code is spent by the same statement that checks it.
-        let creator: Option<Uuid> = diesel::update(
-            enrollment_codes::table
-                .find(&hash)
-                .filter(enrollment_codes::used_at.is_null())
-                .filter(enrollment_codes::expires_at.gt(now)),
-        )
-        .set((
-            enrollment_codes::used_at.eq(now),
-            enrollment_codes::device_id.eq(device.id),
-        ))
-        .returning(enrollment_codes::created_by)
-        .get_result(conn)
-        .await
-        .optional()?;
-        let Some(creator) = creator else { return Ok(None) };
-        diesel::insert_into(devices::table)
-            .values((
-                devices::id.eq(device.id),
-                devices::label.eq(&device.label),
-                devices::status.eq("active"),
-                devices::secret_hash.eq(&device.secret_hash),
-                devices::cert_sha256.eq(&device.cert_sha256),
-                devices::enrolled_by.eq(creator),
-                devices::app_version.eq(&device.app_version),
-            ))
-            .execute(conn)
-            .await?;
+        let Some(creator) = enrollment_codes::spend(conn, &hash, device.id, OffsetDateTime::now_utc()).await? else {
+            return Ok(None);
+        };
+        devices::insert(conn, &device, creator).await?;
         Ok(Some(creator))
     })
     .await

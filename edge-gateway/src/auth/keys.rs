@@ -19,18 +19,18 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine as _;
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel::QueryResult;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures_util::StreamExt as _;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use labedge_schema::db::PgPool;
-use labedge_schema::edge::schema::signing_keys;
 use labedge_service::config::{ConfigError, ConfigIssue};
 use labedge_service::secrets::fill_random;
 use ring::aead;
 use time::OffsetDateTime;
 
 use crate::config::AuthConfig;
+use crate::store::signing_keys as store;
 
 /// The configuration key of the KEK, named in every error about it.
 pub const KEK_CONFIG_KEY: &str = "auth.key_encryption_key";
@@ -80,7 +80,8 @@ impl Kek {
         let Some(text) = &auth.key_encryption_key else {
             return Err(vec![ConfigIssue::new(KEK_CONFIG_KEY, missing_kek_message())].into());
         };
-        Self::from_base64(text.expose()).map_err(|message| vec![ConfigIssue::new(KEK_CONFIG_KEY, message)].into())
+        Self::from_base64(text.expose_secret())
+            .map_err(|message| vec![ConfigIssue::new(KEK_CONFIG_KEY, message)].into())
     }
 
     /// A new random KEK, in base64 (tests, `api provision-gateway`).
@@ -146,13 +147,6 @@ pub fn missing_kek(auth: &AuthConfig) -> Option<ConfigIssue> {
         .then(|| ConfigIssue::new(KEK_CONFIG_KEY, missing_kek_message()))
 }
 
-#[derive(Queryable)]
-struct KeyRow {
-    kid: String,
-    sealed_secret: Option<Vec<u8>>,
-    created_at: OffsetDateTime,
-}
-
 struct Keys {
     signing_kid: String,
     signing: EncodingKey,
@@ -186,10 +180,10 @@ impl KeyRing {
     /// closed) until the right KEK is configured.
     pub async fn reload(&self, conn: &mut AsyncPgConnection) -> anyhow::Result<()> {
         seal_plaintext_keys(conn, &self.kek).await?;
-        if active_keys(conn).await?.is_empty() {
+        if store::active(conn).await?.is_empty() {
             insert_key(conn, &self.kek).await?;
         }
-        let rows = active_keys(conn).await?;
+        let rows = store::active(conn).await?;
         let mut opened = Vec::new();
         let mut failures = Vec::new();
         for row in rows {
@@ -309,9 +303,7 @@ impl KeyRing {
 async fn listen(pool: &PgPool) -> Option<AsyncPgConnection> {
     let result: anyhow::Result<AsyncPgConnection> = async {
         let mut conn = diesel_async::pooled_connection::deadpool::Object::take(pool.get().await?);
-        diesel::sql_query(format!("LISTEN {NOTIFY_CHANNEL}"))
-            .execute(&mut conn)
-            .await?;
+        store::listen(&mut conn, NOTIFY_CHANNEL).await?;
         Ok(conn)
     }
     .await;
@@ -342,40 +334,19 @@ fn build(opened: &[(String, Vec<u8>, OffsetDateTime)]) -> anyhow::Result<Option<
     }))
 }
 
-async fn active_keys(conn: &mut AsyncPgConnection) -> QueryResult<Vec<KeyRow>> {
-    signing_keys::table
-        .filter(signing_keys::retired_at.is_null())
-        .select((signing_keys::kid, signing_keys::sealed_secret, signing_keys::created_at))
-        .load(conn)
-        .await
-}
-
 /// Keys written before sealing existed (plaintext `secret`): the active ones are sealed, the retired
-/// ones erased. Each row changes in one statement, guarded on its plaintext, so two processes doing
-/// it at once cannot seal a key twice.
+/// ones erased.
 async fn seal_plaintext_keys(conn: &mut AsyncPgConnection, kek: &Kek) -> QueryResult<()> {
-    let plain: Vec<(String, Option<Vec<u8>>, Option<OffsetDateTime>)> = signing_keys::table
-        .filter(signing_keys::secret.is_not_null())
-        .select((signing_keys::kid, signing_keys::secret, signing_keys::retired_at))
-        .load(conn)
-        .await?;
-    for (kid, secret, retired_at) in plain {
-        let sealed = match (secret, retired_at) {
-            (Some(secret), None) => Some(kek.seal(&kid, &secret)),
+    for key in store::plaintext(conn).await? {
+        let sealed = match (key.secret, key.retired_at) {
+            (Some(secret), None) => Some(kek.seal(&key.kid, &secret)),
             _ => None,
         };
-        diesel::update(
-            signing_keys::table
-                .find(&kid)
-                .filter(signing_keys::secret.is_not_null()),
-        )
-        .set((
-            signing_keys::secret.eq(None::<Vec<u8>>),
-            signing_keys::sealed_secret.eq(sealed),
-        ))
-        .execute(conn)
-        .await?;
-        tracing::info!(kid, "signing key sealed under the key-encryption key; plaintext erased");
+        store::replace_plaintext(conn, &key.kid, sealed).await?;
+        tracing::info!(
+            kid = key.kid,
+            "signing key sealed under the key-encryption key; plaintext erased"
+        );
     }
     Ok(())
 }
@@ -384,37 +355,18 @@ async fn insert_key(conn: &mut AsyncPgConnection, kek: &Kek) -> QueryResult<Stri
     let mut secret = [0u8; 32];
     fill_random(&mut secret);
     let kid = format!("k-{}", uuid::Uuid::now_v7().simple());
-    diesel::insert_into(signing_keys::table)
-        .values((
-            signing_keys::kid.eq(&kid),
-            signing_keys::sealed_secret.eq(kek.seal(&kid, &secret)),
-        ))
-        .execute(conn)
-        .await?;
+    store::insert(conn, &kid, kek.seal(&kid, &secret)).await?;
     Ok(kid)
 }
 
 /// Retires `kid` now: it stops verifying and its sealed material is erased. Whether it was retired
 /// (false when unknown or already retired).
 async fn retire_one(conn: &mut AsyncPgConnection, kid: &str) -> QueryResult<bool> {
-    let n = diesel::update(signing_keys::table.find(kid).filter(signing_keys::retired_at.is_null()))
-        .set((
-            signing_keys::retired_at.eq(OffsetDateTime::now_utc()),
-            signing_keys::secret.eq(None::<Vec<u8>>),
-            signing_keys::sealed_secret.eq(None::<Vec<u8>>),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(n == 1)
+    store::retire(conn, kid, OffsetDateTime::now_utc()).await
 }
 
 async fn notify(conn: &mut AsyncPgConnection, kid: &str) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<diesel::sql_types::Text, _>(NOTIFY_CHANNEL)
-        .bind::<diesel::sql_types::Text, _>(kid)
-        .execute(conn)
-        .await
-        .map(|_| ())
+    store::notify(conn, NOTIFY_CHANNEL, kid).await
 }
 
 /// `edge-gateway rotate-signing-key`: a new key signs from now on; keys superseded longer ago than
@@ -425,7 +377,7 @@ pub async fn rotate(
     token_lifetime: Duration,
 ) -> anyhow::Result<(String, usize)> {
     let kid = insert_key(conn, kek).await?;
-    let mut rows = active_keys(conn).await?;
+    let mut rows = store::active(conn).await?;
     rows.sort_by_key(|r| r.created_at);
     let now = OffsetDateTime::now_utc();
     let mut retired = 0;
@@ -459,10 +411,8 @@ pub async fn retire(conn: &mut AsyncPgConnection, kek: &Kek, kids: Option<&[Stri
     let outcome = conn
         .transaction::<_, anyhow::Error, _>(async move |conn| {
             // One retirement at a time: two concurrent ones must not both miss the new signer.
-            diesel::sql_query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
-                .execute(conn)
-                .await?;
-            let active = active_keys(conn).await?;
+            store::lock_for_retirement(conn).await?;
+            let active = store::active(conn).await?;
             let signer = active.iter().max_by_key(|r| r.created_at).map(|r| r.kid.clone());
             let targets: Vec<String> = match &kids {
                 Some(kids) => kids.clone(),

@@ -12,14 +12,14 @@
 //!   after a quiet day.
 //! - **Undone by a lab admin**: the console lists the rows and unlocks one at once (a security event).
 
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use labedge_schema::edge::schema::login_failures;
-use serde::Serialize;
+use diesel::QueryResult;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::config::AuthConfig;
+pub use crate::store::lockouts::LockoutView;
+use crate::store::lockouts::{self as store, Counter, CounterKey};
 
 /// Who tries, and from where.
 #[derive(Clone, Debug)]
@@ -92,14 +92,6 @@ pub struct Reserved {
     pub locks: bool,
 }
 
-#[derive(Queryable)]
-struct Row {
-    failures: i32,
-    locked_until: Option<OffsetDateTime>,
-    lockouts: i32,
-    updated_at: OffsetDateTime,
-}
-
 /// Counts one attempt of `subject` before it is verified. `Err(until)` while a lockout is in force:
 /// the attempt must be refused without verifying anything.
 pub async fn reserve(
@@ -108,119 +100,73 @@ pub async fn reserve(
     policy: Policy,
 ) -> QueryResult<Result<Reserved, OffsetDateTime>> {
     let scope = subject.scope();
-    let (kind, login, device, source) = match subject {
-        Subject::Pin { login, device } => ("pin", *login, Some(*device), None),
-        Subject::Admin { login, source } => ("admin", *login, None, Some(source.clone())),
+    let key = match subject {
+        Subject::Pin { login, device } => CounterKey {
+            scope: &scope,
+            kind: "pin",
+            login,
+            device: Some(*device),
+            source: None,
+        },
+        Subject::Admin { login, source } => CounterKey {
+            scope: &scope,
+            kind: "admin",
+            login,
+            device: None,
+            source: Some(source),
+        },
     };
-    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-        diesel::insert_into(login_failures::table)
-            .values((
-                login_failures::scope.eq(&scope),
-                login_failures::kind.eq(kind),
-                login_failures::login.eq(login),
-                login_failures::device_id.eq(device),
-                login_failures::source.eq(&source),
-                login_failures::failures.eq(0),
-            ))
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
-        // The row lock serialises concurrent attempts on the same subject.
-        let row: Row = login_failures::table
-            .find(&scope)
-            .select((
-                login_failures::failures,
-                login_failures::locked_until,
-                login_failures::lockouts,
-                login_failures::updated_at,
-            ))
-            .for_update()
-            .first(conn)
-            .await?;
-        let now = OffsetDateTime::now_utc();
-        if let Some(until) = row.locked_until.filter(|until| *until > now) {
-            return Ok(Err(until));
-        }
-        let mut failures = row.failures;
-        let mut lockouts = row.lockouts;
-        if row.locked_until.is_some() || row.updated_at < now - policy.lockout {
-            failures = 0;
-        }
-        if row.updated_at < now - ESCALATION_MEMORY {
-            lockouts = 0;
-        }
-        failures += 1;
-        let max = i32::try_from(policy.max_failures).unwrap_or(i32::MAX);
-        let locked_until = (failures >= max).then(|| now + policy.lockout_after(lockouts));
-        if locked_until.is_some() {
-            lockouts += 1;
-        }
-        diesel::update(login_failures::table.find(&scope))
-            .set((
-                login_failures::failures.eq(failures),
-                login_failures::locked_until.eq(locked_until),
-                login_failures::lockouts.eq(lockouts),
-                login_failures::updated_at.eq(now),
-            ))
-            .execute(conn)
-            .await?;
-        Ok(Ok(Reserved {
-            scope,
-            locks: locked_until.is_some(),
-        }))
-    })
-    .await
+    let counted = conn
+        .transaction::<_, diesel::result::Error, _>(async |conn| {
+            store::ensure(conn, &key).await?;
+            // The row lock serialises concurrent attempts on the same subject.
+            let row = store::lock(conn, &scope).await?;
+            let now = OffsetDateTime::now_utc();
+            if let Some(until) = row.locked_until.filter(|until| *until > now) {
+                return Ok(Err(until));
+            }
+            let counter = count_attempt(row, policy, now);
+            store::set(conn, &scope, counter).await?;
+            Ok(Ok(counter.locked_until.is_some()))
+        })
+        .await?;
+    Ok(counted.map(|locks| Reserved { scope, locks }))
+}
+
+/// The counter after one more attempt at `now`: failures older than the lockout and escalations
+/// older than [`ESCALATION_MEMORY`] forgotten, a lockout started when the attempt reaches the limit.
+fn count_attempt(row: Counter, policy: Policy, now: OffsetDateTime) -> Counter {
+    let mut failures = row.failures;
+    let mut lockouts = row.lockouts;
+    if row.locked_until.is_some() || row.updated_at < now - policy.lockout {
+        failures = 0;
+    }
+    if row.updated_at < now - ESCALATION_MEMORY {
+        lockouts = 0;
+    }
+    failures += 1;
+    let max = i32::try_from(policy.max_failures).unwrap_or(i32::MAX);
+    let locked_until = (failures >= max).then(|| now + policy.lockout_after(lockouts));
+    if locked_until.is_some() {
+        lockouts += 1;
+    }
+    Counter {
+        failures,
+        locked_until,
+        lockouts,
+        updated_at: now,
+    }
 }
 
 /// The attempt was right: its subject starts afresh (lockout lifted, escalation forgotten).
 pub async fn succeeded(conn: &mut AsyncPgConnection, attempt: Reserved) -> QueryResult<()> {
-    diesel::delete(login_failures::table.find(attempt.scope))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// A row of the console's lockout list.
-#[derive(Debug, Serialize, Queryable)]
-pub struct LockoutView {
-    /// What the console sends back to unlock it.
-    pub id: Uuid,
-    /// `pin` or `admin`.
-    pub kind: String,
-    /// The login as typed.
-    pub login: String,
-    /// The device (PIN logins).
-    pub device_id: Option<Uuid>,
-    /// The address (console logins).
-    pub source: Option<String>,
-    /// Failures counted since the last lockout.
-    pub failures: i32,
-    /// Lockouts in a row.
-    pub lockouts: i32,
-    /// Until when, if locked now.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub locked_until: Option<OffsetDateTime>,
+    store::delete(conn, &attempt.scope).await
 }
 
 /// Lockouts in force, then counters with failures, newest first (at most 200).
 pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<LockoutView>> {
     let now = OffsetDateTime::now_utc();
-    let mut rows: Vec<LockoutView> = login_failures::table
-        .filter(login_failures::locked_until.gt(now).or(login_failures::failures.gt(0)))
-        .order(login_failures::updated_at.desc())
-        .limit(200)
-        .select((
-            login_failures::id,
-            login_failures::kind,
-            login_failures::login,
-            login_failures::device_id,
-            login_failures::source,
-            login_failures::failures,
-            login_failures::lockouts,
-            login_failures::locked_until,
-        ))
-        .load(conn)
-        .await?;
+    let mut rows = store::list(conn, now, 200).await?;
     for row in &mut rows {
         row.locked_until = row.locked_until.filter(|until| *until > now);
     }
@@ -230,24 +176,11 @@ pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<LockoutView>>
 
 /// Lifts a lockout and forgets its failures; whether there was one.
 pub async fn unlock(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
-    let deleted = diesel::delete(login_failures::table.filter(login_failures::id.eq(id)))
-        .execute(conn)
-        .await?;
-    Ok(deleted > 0)
+    store::delete_by_id(conn, id).await
 }
 
 /// Forgets counters idle for longer than the escalation memory (the retention of this table).
 pub async fn purge(conn: &mut AsyncPgConnection) -> QueryResult<usize> {
     let now = OffsetDateTime::now_utc();
-    diesel::delete(
-        login_failures::table
-            .filter(login_failures::updated_at.lt(now - ESCALATION_MEMORY))
-            .filter(
-                login_failures::locked_until
-                    .is_null()
-                    .or(login_failures::locked_until.lt(now)),
-            ),
-    )
-    .execute(conn)
-    .await
+    store::purge(conn, now - ESCALATION_MEMORY, now).await
 }

@@ -1,24 +1,19 @@
-//! Who is calling: the `Principal` extractor authenticates every tablet request (bearer access token,
-//! certificate binding, revocation) and the `Role` checks authorise it.
+//! Who is calling: [`authenticate`] checks what every tablet request presents (bearer access token,
+//! certificate binding, revocation), read off the request by the `Principal` extractor in
+//! `routes/`, and the `Role` checks authorise it.
 
-use std::future::Future;
-use std::pin::Pin;
-
-use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
 use labedge_service::http::ProblemError;
-pub use labedge_service::tls::peer_certificate;
 use labedge_service::tls::sha256_hex;
 use mobile_contracts::Role;
 use mobile_contracts::problem::ErrorCode;
 use uuid::Uuid;
 
+use super::Peer;
 use super::revocation::{Binding, Standing};
 use super::tokens::{AccessClaims, Confirmation, Refusal};
 use crate::security_events::{Action, SecurityEvent};
 use crate::state::AppState;
-use crate::vpn_gate::client_ip;
 
 /// An authenticated staff member on an enrolled device of this lab.
 #[derive(Clone, Debug)]
@@ -64,105 +59,60 @@ pub fn device_revoked() -> ProblemError {
         )
 }
 
-impl FromRequest for Principal {
-    type Error = ProblemError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ProblemError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .cloned()
-                .ok_or_else(|| ProblemError::new(ErrorCode::Internal))?;
-            authenticate(&state, &req).await
-        })
-    }
+/// What a tablet request presents to be authenticated, as the extractor read it off the request.
+#[derive(Debug)]
+pub struct Presented<'a> {
+    /// The bearer token of the `Authorization` header.
+    pub bearer: Option<&'a str>,
+    /// Whether the query string carries an `access_token`.
+    pub token_in_query: bool,
+    /// The client's address and certificate.
+    pub peer: &'a Peer,
 }
 
-async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, ProblemError> {
-    let refuse = |reason: Refusal, claims: Option<&AccessClaims>| {
-        let mut event =
-            SecurityEvent::failure(Action::TokenRefused, reason.as_str()).source(client_ip(&state.config.access, req));
-        if let Some(claims) = claims {
-            event = event.staff(claims.sub).device(claims.device);
-        }
-        state.security.emit(event);
-        invalid_token()
+/// The 503 when the credentials cannot be checked (no key ring yet, no revocation answer): fail
+/// closed.
+fn cannot_check() -> ProblemError {
+    ProblemError::new(ErrorCode::ServiceUnavailable)
+        .detail("credentials cannot be checked right now")
+        .retry_after(2)
+}
+
+/// Authenticates a tablet request: the token (not in the URL, signed by the ring, its claims), its
+/// certificate binding, the revocations, the device record's binding.
+pub async fn authenticate(state: &AppState, presented: Presented<'_>) -> Result<Principal, ProblemError> {
+    let refusal = Refuser {
+        state,
+        ip: presented.peer.ip,
     };
     // A token in the URL ends up in logs, proxies and histories: refused even next to a good header.
-    if req
-        .query_string()
-        .split('&')
-        .any(|pair| pair.starts_with("access_token="))
-    {
-        return Err(refuse(Refusal::InQuery, None));
+    if presented.token_in_query {
+        return Err(refusal.refuse(Refusal::InQuery, None));
     }
-    let Some(token) = bearer(req) else {
+    let Some(token) = presented.bearer else {
         return Err(ProblemError::new(ErrorCode::InvalidToken)
             .detail("an access token is required")
             .header(header::WWW_AUTHENTICATE, "Bearer realm=\"labedge\""));
     };
     if !state.keys.is_loaded() {
-        return Err(ProblemError::new(ErrorCode::ServiceUnavailable)
-            .detail("credentials cannot be checked right now")
-            .retry_after(2));
+        return Err(cannot_check());
     }
-    let claims = state.tokens.verify(token).map_err(|reason| refuse(reason, None))?;
+    let claims = state
+        .tokens
+        .verify(token)
+        .map_err(|reason| refusal.refuse(reason, None))?;
     if let Some(cnf) = &claims.cnf {
-        let presented = peer_certificate(req).map(|cert| Confirmation::of_certificate(&cert.0));
+        let presented = presented
+            .peer
+            .certificate
+            .as_ref()
+            .map(|cert| Confirmation::of_certificate(&cert.0));
         if presented.as_ref() != Some(cnf) {
-            return Err(refuse(Refusal::CertificateMismatch, Some(&claims)));
+            return Err(refusal.refuse(Refusal::CertificateMismatch, Some(&claims)));
         }
     }
-    match state.revocations.check(claims.device, claims.sub, claims.sid).await {
-        Ok(Standing::Good) => {}
-        Ok(Standing::DeviceRevoked) => {
-            state.security.emit(
-                SecurityEvent::failure(Action::TokenRefused, "device_revoked")
-                    .staff(claims.sub)
-                    .device(claims.device)
-                    .source(client_ip(&state.config.access, req)),
-            );
-            return Err(device_revoked());
-        }
-        Ok(Standing::StaffRevoked | Standing::SessionRevoked) => return Err(refuse(Refusal::Revoked, Some(&claims))),
-        Err(_) => {
-            // Fail closed: without a revocation answer nobody is let in.
-            return Err(ProblemError::new(ErrorCode::ServiceUnavailable)
-                .detail("credentials cannot be checked right now")
-                .retry_after(2));
-        }
-    }
-    // The device record, not the token, says whether the device is bound to a certificate: a token
-    // of a bound device without `cnf` was never issued by this gateway (forged or stale), and one
-    // whose `cnf` names another certificate is refused even when the connection presents that one.
-    match state.revocations.binding(claims.device).await {
-        Ok(Binding::Unbound) => {}
-        Ok(Binding::Bound(expected)) => {
-            if claims.cnf.is_none() {
-                return Err(refuse(Refusal::CnfMissing, Some(&claims)));
-            }
-            let presented = peer_certificate(req).map(|cert| sha256_hex(&cert.0));
-            if presented.as_deref() != Some(expected.as_str()) {
-                return Err(refuse(Refusal::CertificateMismatch, Some(&claims)));
-            }
-        }
-        Ok(Binding::Unknown) => {
-            state.security.emit(
-                SecurityEvent::failure(Action::TokenRefused, "device_unknown")
-                    .staff(claims.sub)
-                    .device(claims.device)
-                    .source(client_ip(&state.config.access, req)),
-            );
-            return Err(device_revoked());
-        }
-        Err(_) => {
-            return Err(ProblemError::new(ErrorCode::ServiceUnavailable)
-                .detail("credentials cannot be checked right now")
-                .retry_after(2));
-        }
-    }
+    check_standing(state, &refusal, &claims).await?;
+    check_binding(state, &refusal, &claims, presented.peer).await?;
     Ok(Principal {
         staff_id: claims.sub,
         device_id: claims.device,
@@ -172,11 +122,68 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, 
     })
 }
 
-fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+/// The security events of refused tokens, from one address.
+struct Refuser<'a> {
+    state: &'a AppState,
+    ip: Option<std::net::IpAddr>,
+}
+
+impl Refuser<'_> {
+    /// A refused token: its event, and the 401.
+    fn refuse(&self, reason: Refusal, claims: Option<&AccessClaims>) -> ProblemError {
+        let mut event = SecurityEvent::failure(Action::TokenRefused, reason.as_str()).source(self.ip);
+        if let Some(claims) = claims {
+            event = event.staff(claims.sub).device(claims.device);
+        }
+        self.state.security.emit(event);
+        invalid_token()
+    }
+
+    /// A token of a device revoked or unknown (`reason`): its event, and the 403 that wipes the tablet.
+    fn device_gone(&self, reason: &'static str, claims: &AccessClaims) -> ProblemError {
+        self.state.security.emit(
+            SecurityEvent::failure(Action::TokenRefused, reason)
+                .staff(claims.sub)
+                .device(claims.device)
+                .source(self.ip),
+        );
+        device_revoked()
+    }
+}
+
+/// The device, staff member and session of `claims` are not revoked.
+async fn check_standing(state: &AppState, refusal: &Refuser<'_>, claims: &AccessClaims) -> Result<(), ProblemError> {
+    match state.revocations.check(claims.device, claims.sub, claims.sid).await {
+        Ok(Standing::Good) => Ok(()),
+        Ok(Standing::DeviceRevoked) => Err(refusal.device_gone("device_revoked", claims)),
+        Ok(Standing::StaffRevoked | Standing::SessionRevoked) => Err(refusal.refuse(Refusal::Revoked, Some(claims))),
+        // Fail closed: without a revocation answer nobody is let in.
+        Err(_) => Err(cannot_check()),
+    }
+}
+
+/// The device record, not the token, says whether the device is bound to a certificate: a token of
+/// a bound device without `cnf` was never issued by this gateway (forged or stale), and one whose
+/// `cnf` names another certificate is refused even when the connection presents that one.
+async fn check_binding(
+    state: &AppState,
+    refusal: &Refuser<'_>,
+    claims: &AccessClaims,
+    peer: &Peer,
+) -> Result<(), ProblemError> {
+    match state.revocations.binding(claims.device).await {
+        Ok(Binding::Unbound) => Ok(()),
+        Ok(Binding::Bound(expected)) => {
+            if claims.cnf.is_none() {
+                return Err(refusal.refuse(Refusal::CnfMissing, Some(claims)));
+            }
+            let presented = peer.certificate.as_ref().map(|cert| sha256_hex(&cert.0));
+            if presented.as_deref() != Some(expected.as_str()) {
+                return Err(refusal.refuse(Refusal::CertificateMismatch, Some(claims)));
+            }
+            Ok(())
+        }
+        Ok(Binding::Unknown) => Err(refusal.device_gone("device_unknown", claims)),
+        Err(_) => Err(cannot_check()),
+    }
 }

@@ -17,11 +17,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use diesel::sql_types::{Bool, Nullable, Text, Uuid as SqlUuid};
 use labedge_schema::db::PgPool;
 use uuid::Uuid;
 
 use crate::cache::Redis;
+use crate::store;
 
 /// A week: longer than any offline grace bound.
 const SESSION_KEY_TTL_S: u64 = 7 * 24 * 3600;
@@ -73,18 +73,6 @@ impl std::fmt::Debug for Revocations {
     }
 }
 
-#[derive(diesel::QueryableByName)]
-struct Row {
-    #[diesel(sql_type = Nullable<Bool>)]
-    device_revoked: Option<bool>,
-    #[diesel(sql_type = Nullable<Bool>)]
-    staff_revoked: Option<bool>,
-    #[diesel(sql_type = Nullable<Bool>)]
-    session_revoked: Option<bool>,
-    #[diesel(sql_type = Nullable<Text>)]
-    device_cert: Option<String>,
-}
-
 impl Revocations {
     /// Checks against `redis`, falling back to `pool`.
     pub fn new(redis: Redis, pool: PgPool) -> Self {
@@ -105,16 +93,10 @@ impl Revocations {
         let cert = match known {
             Some(cert) => cert,
             None => {
-                use diesel::prelude::*;
-                use labedge_schema::edge::schema::devices;
                 let mut conn = self.pool.get().await.map_err(|_| Unavailable)?;
-                let row: Option<Option<String>> = diesel_async::RunQueryDsl::get_result(
-                    devices::table.find(device).select(devices::cert_sha256),
-                    &mut conn,
-                )
-                .await
-                .optional()
-                .map_err(|_| Unavailable)?;
+                let row = store::devices::certificate(&mut conn, device)
+                    .await
+                    .map_err(|_| Unavailable)?;
                 let Some(cert) = row else {
                     return Ok(Binding::Unknown);
                 };
@@ -166,17 +148,7 @@ impl Revocations {
 
     async fn check_database(&self, device: Uuid, staff: Uuid, session: Uuid) -> Result<Standing, Unavailable> {
         let mut conn = self.pool.get().await.map_err(|_| Unavailable)?;
-        let query = diesel::sql_query(
-            "SELECT (SELECT status <> 'active' FROM devices WHERE id = $1) AS device_revoked, \
-                    (SELECT NOT s.active OR EXISTS (SELECT 1 FROM staff_revocations r WHERE r.staff_id = s.id) \
-                       FROM staff s WHERE s.id = $2) AS staff_revoked, \
-                    (SELECT revoked_at IS NOT NULL OR expires_at < now() FROM auth_sessions WHERE id = $3) AS session_revoked, \
-                    (SELECT cert_sha256 FROM devices WHERE id = $1) AS device_cert",
-        )
-        .bind::<SqlUuid, _>(device)
-        .bind::<SqlUuid, _>(staff)
-        .bind::<SqlUuid, _>(session);
-        let row: Row = diesel_async::RunQueryDsl::get_result(query, &mut conn)
+        let row = store::revocations::standing(&mut conn, device, staff, session)
             .await
             .map_err(|_| Unavailable)?;
         // The binding comes with the row: the check that follows needs no query of its own.
@@ -293,26 +265,12 @@ impl RevokedKind {
     }
 }
 
-#[derive(diesel::QueryableByName)]
-struct Revoked {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    kind: String,
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-}
-
 async fn reload(redis: &Redis, pool: &PgPool, marker: &str, generation: u64) -> anyhow::Result<()> {
     let Some(mut conn) = redis.connection() else {
         anyhow::bail!("redis is not connected")
     };
     let mut db = pool.get().await?;
-    let query = diesel::sql_query(
-        "SELECT 'device' AS kind, id FROM devices WHERE status <> 'active' \
-         UNION ALL SELECT 'staff', id FROM staff WHERE NOT active \
-         UNION ALL SELECT 'staff', staff_id FROM staff_revocations \
-         UNION ALL SELECT 'session', id FROM auth_sessions WHERE revoked_at IS NOT NULL AND expires_at > now()",
-    );
-    let rows: Vec<Revoked> = diesel_async::RunQueryDsl::load(query, &mut db).await?;
+    let rows = store::revocations::all(&mut db).await?;
     let mut pipe = redis::pipe();
     pipe.atomic();
     for row in &rows {

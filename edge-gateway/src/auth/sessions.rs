@@ -3,9 +3,9 @@
 
 use std::net::IpAddr;
 
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use labedge_schema::edge::schema::{auth_sessions, devices, refresh_tokens, staff, staff_revocations};
+use diesel::QueryResult;
+use diesel_async::AsyncPgConnection;
+use labedge_schema::db::PooledConnection;
 use labedge_service::error::ApiError;
 use labedge_service::http::ProblemError;
 use labedge_service::secrets::{random_token, verify_secret};
@@ -23,6 +23,9 @@ use super::revocation::RevokedKind;
 use super::tokens::Confirmation;
 use crate::security_events::{Action, SecurityEvent};
 use crate::state::AppState;
+use crate::store::devices::{self, DeviceCredentials};
+use crate::store::sessions::{self as stored, NewSession, RefreshToken, Session};
+use crate::store::staff::{self, Member};
 
 /// The one answer to bad device credentials, an unknown login and a wrong PIN alike.
 pub fn invalid_credentials() -> ProblemError {
@@ -73,24 +76,6 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| labedge_service::secrets::hash_secret(&random_token(16)).unwrap_or_default())
 }
 
-#[derive(Queryable)]
-struct DeviceRow {
-    label: String,
-    status: String,
-    secret_hash: String,
-    cert_sha256: Option<String>,
-}
-
-#[derive(Queryable)]
-struct StaffRow {
-    id: Uuid,
-    login: String,
-    display_name: String,
-    role: String,
-    pin_hash: String,
-    active: bool,
-}
-
 /// Checks a device's credentials (secret, status, certificate). The answer to every failure is the
 /// same `invalid_credentials`, except a revoked device, which is told to wipe itself.
 async fn check_device(
@@ -100,21 +85,11 @@ async fn check_device(
     device_id: Uuid,
     secret: &Secret,
     action: Action,
-) -> Result<DeviceRow, ApiError> {
+) -> Result<DeviceCredentials, ApiError> {
     let ip = peer.ip;
-    let device: Option<DeviceRow> = devices::table
-        .find(device_id)
-        .select((
-            devices::label,
-            devices::status,
-            devices::secret_hash,
-            devices::cert_sha256,
-        ))
-        .first(conn)
-        .await
-        .optional()?;
+    let device = devices::credentials(conn, device_id).await?;
     let hash = device.as_ref().map(|d| d.secret_hash.clone());
-    if !verify_blocking(secret.expose().to_owned(), hash).await {
+    if !verify_blocking(secret.expose_secret().to_owned(), hash).await {
         state.security.emit(
             SecurityEvent::failure(action, "bad_device_credentials")
                 .device(device_id)
@@ -148,24 +123,31 @@ async fn check_device(
     Ok(device)
 }
 
+/// The start of a login or a refresh (`action`): the attempt limits, the lab, a connection and the
+/// device's credentials checked.
+async fn authenticate_device(
+    state: &AppState,
+    peer: &Peer,
+    action: Action,
+    device_id: Uuid,
+    secret: &Secret,
+) -> Result<(LabRef, PooledConnection, DeviceCredentials), ApiError> {
+    let what = if action == Action::Login { "login" } else { "refresh" };
+    limit_attempts(state, what, None, peer.ip).await?;
+    let lab = state.lab().await?;
+    let mut conn = state.pool.get().await?;
+    let device = check_device(state, &mut conn, peer, device_id, secret, action).await?;
+    // Counted per device only once the device is authenticated: keyed on the body's `device_id`
+    // alone, anyone could spend a colleague's tablet's attempts.
+    limit_attempts(state, what, Some(device_id), None).await?;
+    Ok((lab, conn, device))
+}
+
 /// `POST /v1/auth/login`: the device, then the staff member's PIN (under the lockout), then a new
 /// session and its tokens.
 pub async fn login(state: &AppState, peer: &Peer, body: LoginRequest) -> Result<TokenResponse, ApiError> {
-    limit_attempts(state, "login", None, peer.ip).await?;
-    let lab = state.lab().await?;
-    let mut conn = state.pool.get().await?;
-    let device = check_device(
-        state,
-        &mut conn,
-        peer,
-        body.device_id,
-        &body.device_secret,
-        Action::Login,
-    )
-    .await?;
-    // Counted per device only once the device is authenticated: keyed on the body's `device_id`
-    // alone, anyone could spend a colleague's tablet's attempts.
-    limit_attempts(state, "login", Some(body.device_id), None).await?;
+    let (lab, mut conn, device) =
+        authenticate_device(state, peer, Action::Login, body.device_id, &body.device_secret).await?;
     let member = check_staff(state, &mut conn, lab.id, peer, &body).await?;
     let role = parse_role(&member.role)?;
     let now = OffsetDateTime::now_utc();
@@ -208,7 +190,7 @@ async fn check_staff(
     lab_id: Uuid,
     peer: &Peer,
     body: &LoginRequest,
-) -> Result<StaffRow, ApiError> {
+) -> Result<Member, ApiError> {
     let login = body.login.to_ascii_lowercase();
     let subject = Subject::Pin {
         login: &login,
@@ -225,17 +207,13 @@ async fn check_staff(
             return Err(locked_out(until).into());
         }
     };
-    let member = find_staff(conn, lab_id, &login).await?;
+    let member = staff::by_login(conn, lab_id, &login).await?;
     let revoked_locally = match &member {
-        Some(m) => {
-            diesel::select(diesel::dsl::exists(staff_revocations::table.find(m.id)))
-                .get_result(conn)
-                .await?
-        }
+        Some(m) => staff::revoked_here(conn, m.id).await?,
         None => false,
     };
     let pin_ok = verify_blocking(
-        body.pin.expose().to_owned(),
+        body.pin.expose_secret().to_owned(),
         member.as_ref().map(|m| m.pin_hash.clone()),
     )
     .await;
@@ -256,34 +234,10 @@ async fn check_staff(
             if let Some(m) = &other {
                 event = event.staff(m.id);
             }
-            state.security.emit(event.clone());
-            if attempt.locks {
-                state.security.emit(SecurityEvent {
-                    action: Action::Lockout,
-                    reason: Some("too_many_failures"),
-                    ..event
-                });
-            }
+            failed_attempt(state, event, attempt.locks);
             Err(invalid_credentials().into())
         }
     }
-}
-
-async fn find_staff(conn: &mut AsyncPgConnection, lab_id: Uuid, login: &str) -> QueryResult<Option<StaffRow>> {
-    staff::table
-        .filter(staff::lab_id.eq(lab_id))
-        .filter(staff::login.eq(login))
-        .select((
-            staff::id,
-            staff::login,
-            staff::display_name,
-            staff::role,
-            staff::pin_hash,
-            staff::active,
-        ))
-        .first(conn)
-        .await
-        .optional()
 }
 
 /// A session just opened, with its refresh token.
@@ -309,25 +263,16 @@ async fn open_session(
     let session_id = Uuid::now_v7();
     let refresh = random_token(32);
     let refresh_expires = refresh_expiry(state, now, grace_until);
-    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
-        diesel::insert_into(auth_sessions::table)
-            .values((
-                auth_sessions::id.eq(session_id),
-                auth_sessions::device_id.eq(device_id),
-                auth_sessions::staff_id.eq(staff_id),
-                auth_sessions::cert_sha256.eq(cert_sha256),
-                auth_sessions::expires_at.eq(grace_until),
-            ))
-            .execute(conn)
-            .await?;
-        Ok(())
-    })
-    .await?;
-    insert_refresh_token(conn, session_id, &refresh, refresh_expires).await?;
-    diesel::update(devices::table.find(device_id))
-        .set(devices::last_seen_at.eq(now))
-        .execute(conn)
-        .await?;
+    let session = NewSession {
+        id: session_id,
+        device_id,
+        staff_id,
+        cert_sha256,
+        expires_at: grace_until,
+    };
+    stored::insert(conn, &session).await?;
+    stored::insert_refresh_token(conn, session_id, &token_hash(&refresh), refresh_expires).await?;
+    devices::touch(conn, device_id, now).await?;
     Ok(OpenedSession {
         session_id,
         refresh,
@@ -336,48 +281,18 @@ async fn open_session(
     })
 }
 
-#[derive(Queryable)]
-struct RefreshRow {
-    session_id: Uuid,
-    expires_at: OffsetDateTime,
-    used_at: Option<OffsetDateTime>,
-}
-
-#[derive(Queryable)]
-struct SessionRow {
-    device_id: Uuid,
-    staff_id: Uuid,
-    cert_sha256: Option<String>,
-    expires_at: OffsetDateTime,
-    revoked_at: Option<OffsetDateTime>,
-}
-
 /// `POST /v1/auth/refresh`: a spent refresh token for a new pair. Presenting a token that was already
 /// spent means it was copied: the whole session is revoked.
 pub async fn refresh(state: &AppState, peer: &Peer, body: RefreshRequest) -> Result<TokenResponse, ApiError> {
-    limit_attempts(state, "refresh", None, peer.ip).await?;
-    let lab = state.lab().await?;
-    let mut conn = state.pool.get().await?;
-    let device = check_device(
-        state,
-        &mut conn,
-        peer,
-        body.device_id,
-        &body.device_secret,
-        Action::Refresh,
-    )
-    .await?;
-    limit_attempts(state, "refresh", Some(body.device_id), None).await?;
+    let (lab, mut conn, device) =
+        authenticate_device(state, peer, Action::Refresh, body.device_id, &body.device_secret).await?;
     let spent = spend_refresh_token(state, &mut conn, peer, &body).await?;
     let (token, session, now) = (spent.token, spent.session, spent.now);
     let member = check_session_staff(state, &mut conn, peer, body.device_id, &session).await?;
     let new_refresh = random_token(32);
     let refresh_expires = refresh_expiry(state, now, session.expires_at);
-    insert_refresh_token(&mut conn, token.session_id, &new_refresh, refresh_expires).await?;
-    diesel::update(devices::table.find(body.device_id))
-        .set(devices::last_seen_at.eq(now))
-        .execute(&mut conn)
-        .await?;
+    stored::insert_refresh_token(&mut conn, token.session_id, &token_hash(&new_refresh), refresh_expires).await?;
+    devices::touch(&mut conn, body.device_id, now).await?;
     let role = parse_role(&member.role)?;
     let access_of = SessionOf {
         staff: member.id,
@@ -420,8 +335,8 @@ fn refresh_refused(state: &AppState, peer: &Peer, device_id: Uuid, reason: &'sta
 
 /// A refresh token just spent, its session, and the time it was checked at.
 struct SpentToken {
-    token: RefreshRow,
-    session: SessionRow,
+    token: RefreshToken,
+    session: Session,
     now: OffsetDateTime,
 }
 
@@ -433,43 +348,18 @@ async fn spend_refresh_token(
     peer: &Peer,
     body: &RefreshRequest,
 ) -> Result<SpentToken, ApiError> {
-    let hash = token_hash(body.refresh_token.expose());
+    let hash = token_hash(body.refresh_token.expose_secret());
     let refused = |reason: &'static str| refresh_refused(state, peer, body.device_id, reason);
-    let token: RefreshRow = refresh_tokens::table
-        .find(&hash)
-        .select((
-            refresh_tokens::session_id,
-            refresh_tokens::expires_at,
-            refresh_tokens::used_at,
-        ))
-        .first(conn)
-        .await
-        .optional()?
+    let token = stored::refresh_token(conn, &hash)
+        .await?
         .ok_or_else(|| refused("unknown_refresh_token"))?;
-    let session: SessionRow = auth_sessions::table
-        .find(token.session_id)
-        .select((
-            auth_sessions::device_id,
-            auth_sessions::staff_id,
-            auth_sessions::cert_sha256,
-            auth_sessions::expires_at,
-            auth_sessions::revoked_at,
-        ))
-        .first(conn)
-        .await?;
+    let session = stored::get(conn, token.session_id).await?;
     if session.device_id != body.device_id {
         return Err(refused("other_device"));
     }
     // Spend the token atomically: of two concurrent uses, exactly one wins; the other is a reuse.
-    let spent = diesel::update(
-        refresh_tokens::table
-            .find(&hash)
-            .filter(refresh_tokens::used_at.is_null()),
-    )
-    .set(refresh_tokens::used_at.eq(OffsetDateTime::now_utc()))
-    .execute(conn)
-    .await?;
-    if token.used_at.is_some() || spent == 0 {
+    let spent = stored::spend_refresh_token(conn, &hash, OffsetDateTime::now_utc()).await?;
+    if token.used_at.is_some() || !spent {
         revoke_session(state, conn, token.session_id, "refresh_token_reuse").await?;
         state.security.emit(
             SecurityEvent::failure(Action::RefreshReuse, "spent_token_presented")
@@ -503,23 +393,10 @@ async fn check_session_staff(
     conn: &mut AsyncPgConnection,
     peer: &Peer,
     device_id: Uuid,
-    session: &SessionRow,
-) -> Result<StaffRow, ApiError> {
-    let member: StaffRow = staff::table
-        .find(session.staff_id)
-        .select((
-            staff::id,
-            staff::login,
-            staff::display_name,
-            staff::role,
-            staff::pin_hash,
-            staff::active,
-        ))
-        .first(conn)
-        .await?;
-    let revoked_locally: bool = diesel::select(diesel::dsl::exists(staff_revocations::table.find(member.id)))
-        .get_result(conn)
-        .await?;
+    session: &Session,
+) -> Result<Member, ApiError> {
+    let member = staff::by_id(conn, session.staff_id).await?;
+    let revoked_locally = staff::revoked_here(conn, member.id).await?;
     if !member.active || revoked_locally {
         return Err(refresh_refused(state, peer, device_id, "staff_revoked"));
     }
@@ -546,21 +423,9 @@ pub async fn logout(state: &AppState, principal: &Principal) -> Result<(), ApiEr
 pub async fn me(state: &AppState, principal: &Principal) -> Result<Me, ApiError> {
     let lab: LabRef = state.lab().await?;
     let mut conn = state.pool.get().await?;
-    let (login, display_name): (String, String) = staff::table
-        .find(principal.staff_id)
-        .select((staff::login, staff::display_name))
-        .first(&mut conn)
-        .await?;
-    let label: String = devices::table
-        .find(principal.device_id)
-        .select(devices::label)
-        .first(&mut conn)
-        .await?;
-    let grace: OffsetDateTime = auth_sessions::table
-        .find(principal.session_id)
-        .select(auth_sessions::expires_at)
-        .first(&mut conn)
-        .await?;
+    let (login, display_name) = staff::names(&mut conn, principal.staff_id).await?;
+    let label = devices::label(&mut conn, principal.device_id).await?;
+    let grace = stored::grace_until(&mut conn, principal.session_id).await?;
     Ok(Me {
         staff_id: principal.staff_id,
         login,
@@ -582,17 +447,7 @@ pub async fn revoke_session(
     session: Uuid,
     reason: &str,
 ) -> QueryResult<()> {
-    diesel::update(
-        auth_sessions::table
-            .find(session)
-            .filter(auth_sessions::revoked_at.is_null()),
-    )
-    .set((
-        auth_sessions::revoked_at.eq(OffsetDateTime::now_utc()),
-        auth_sessions::revoked_reason.eq(reason),
-    ))
-    .execute(conn)
-    .await?;
+    stored::revoke(conn, session, reason, OffsetDateTime::now_utc()).await?;
     state.revocations.revoked(RevokedKind::Session, session).await;
     Ok(())
 }
@@ -644,22 +499,6 @@ pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-async fn insert_refresh_token(
-    conn: &mut AsyncPgConnection,
-    session: Uuid,
-    token: &str,
-    expires_at: OffsetDateTime,
-) -> QueryResult<usize> {
-    diesel::insert_into(refresh_tokens::table)
-        .values((
-            refresh_tokens::token_sha256.eq(token_hash(token)),
-            refresh_tokens::session_id.eq(session),
-            refresh_tokens::expires_at.eq(expires_at),
-        ))
-        .execute(conn)
-        .await
-}
-
 fn refresh_expiry(state: &AppState, now: OffsetDateTime, grace_until: OffsetDateTime) -> OffsetDateTime {
     let ttl = Duration::seconds(i64::try_from(state.config.auth.refresh_token_ttl_s).unwrap_or(43_200));
     (now + ttl).min(grace_until)
@@ -667,6 +506,19 @@ fn refresh_expiry(state: &AppState, now: OffsetDateTime, grace_until: OffsetDate
 
 fn seconds_until(now: OffsetDateTime, then: OffsetDateTime) -> u32 {
     u32::try_from((then - now).whole_seconds().max(0)).unwrap_or(u32::MAX)
+}
+
+/// The security events of a failed PIN or password attempt: the failure, and the lockout when the
+/// attempt `locks`.
+pub fn failed_attempt(state: &AppState, event: SecurityEvent, locks: bool) {
+    state.security.emit(event.clone());
+    if locks {
+        state.security.emit(SecurityEvent {
+            action: Action::Lockout,
+            reason: Some("too_many_failures"),
+            ..event
+        });
+    }
 }
 
 /// The answer while a login is locked out.

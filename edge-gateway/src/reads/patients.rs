@@ -7,9 +7,8 @@
 //! escaped, so it is matched literally, and since the keys hold letters only such a query matches
 //! nobody. Wildcards typed by a user never act as wildcards.
 
-use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use labedge_schema::edge::schema::{appointments, patients, prescriptions};
+use diesel::QueryResult;
+use diesel_async::AsyncPgConnection;
 use labedge_schema::sync::PatientRow;
 use labedge_service::error::ApiError;
 use mobile_contracts::patients::MIN_NAME_LETTERS;
@@ -23,7 +22,7 @@ use super::render;
 use super::{Audited, Caller, cached};
 use crate::cache::keys;
 use crate::state::AppState;
-use crate::store::reads::{self as store, PATIENT_COLUMNS};
+use crate::store::reads::{self as store, PatientFilter, PatientScope};
 
 /// Accented letters folded by the search keys' `translate(…)` in the edge migration, and what they
 /// become: the two must stay in step.
@@ -53,7 +52,7 @@ pub fn name_key(prefix: &str) -> String {
         .collect()
 }
 
-/// Patients of `query` in the caller's scope, a page at a time.
+/// Patients of `term` in the caller's scope, a page at a time; and whether more follow.
 pub async fn search(
     conn: &mut AsyncPgConnection,
     caller: &Caller,
@@ -61,8 +60,7 @@ pub async fn search(
     page: u32,
     per_page: u32,
 ) -> QueryResult<(Vec<PatientRow>, bool)> {
-    let mut query = patients::table.select(PATIENT_COLUMNS).into_boxed();
-    match term {
+    let filter = match term {
         SearchTerm::NamePrefix(prefix) => {
             let key = name_key(prefix);
             // Folding may leave fewer letters than the contract asked for (letters the keys drop):
@@ -70,42 +68,20 @@ pub async fn search(
             if key.chars().count() < MIN_NAME_LETTERS {
                 return Ok((Vec::new(), false));
             }
-            let pattern = like_prefix_pattern(&key);
-            query = query.filter(
-                patients::birth_family_key
-                    .like(pattern.clone())
-                    .escape('\\')
-                    .or(patients::used_family_key.like(pattern).escape('\\')),
-            );
+            PatientFilter::FamilyKeyLike(like_prefix_pattern(&key))
         }
-        SearchTerm::BirthDate(date) => query = query.filter(patients::birth_date.eq(*date)),
-        SearchTerm::Nir(nir) => query = query.filter(patients::nir.eq(nir.as_str().to_owned())),
-    }
-    if caller.is_home_sampler() {
-        query = query.filter(
-            patients::id.eq_any(
-                appointments::table
-                    .filter(appointments::assigned_staff_id.eq(caller.staff_id))
-                    .filter(appointments::lab_id.eq(caller.lab_id))
-                    .select(appointments::patient_id),
-            ),
-        );
-    }
-    let limit = i64::from(per_page);
-    let mut rows: Vec<PatientRow> = query
-        .order((
-            patients::birth_family_name,
-            patients::first_given_name,
-            patients::birth_date,
-            patients::id,
-        ))
-        .limit(limit + 1)
-        .offset(i64::from(page.saturating_sub(1)) * limit)
-        .load(conn)
-        .await?;
-    let has_more = rows.len() > per_page as usize;
-    rows.truncate(per_page as usize);
-    Ok((rows, has_more))
+        SearchTerm::BirthDate(date) => PatientFilter::BirthDate(*date),
+        SearchTerm::Nir(nir) => PatientFilter::Nir(nir.as_str().to_owned()),
+    };
+    let scope = if caller.is_home_sampler() {
+        PatientScope::AssignedTo {
+            lab: caller.lab_id,
+            staff: caller.staff_id,
+        }
+    } else {
+        PatientScope::All
+    };
+    store::search_patients(conn, filter, scope, page, per_page).await
 }
 
 /// `GET /v1/patients?q=`: one audit entry per patient of the page (one without a patient when the
@@ -208,12 +184,7 @@ pub async fn prescription_list(
     lab: Uuid,
     patient: Uuid,
 ) -> Result<PrescriptionList, ApiError> {
-    let ids: Vec<Uuid> = prescriptions::table
-        .filter(prescriptions::patient_id.eq(patient))
-        .filter(prescriptions::lab_id.eq(lab))
-        .select(prescriptions::id)
-        .load(conn)
-        .await?;
+    let ids = store::prescription_ids_of(conn, lab, &[patient]).await?;
     let mut loaded = store::load_prescriptions(conn, &ids).await?;
     loaded.sort_by(|a, b| {
         (b.prescription.issued_on, a.prescription.id).cmp(&(a.prescription.issued_on, b.prescription.id))

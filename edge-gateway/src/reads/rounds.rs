@@ -9,9 +9,7 @@
 
 use std::collections::HashMap;
 
-use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use labedge_schema::edge::schema::appointments;
+use diesel_async::AsyncPgConnection;
 use labedge_schema::sync::{AppointmentRow, PatientRow};
 use labedge_service::error::ApiError;
 use mobile_contracts::{Round, RoundVisit, tube_plan};
@@ -21,31 +19,7 @@ use uuid::Uuid;
 use super::render;
 use super::{Audited, Caller};
 use crate::state::AppState;
-use crate::store::reads::{self as store, APPOINTMENT_COLUMNS, LoadedPrescription};
-
-/// The caller's home visits of a local day in `timezone`, in round order.
-pub async fn home_visits(
-    conn: &mut AsyncPgConnection,
-    caller: &Caller,
-    timezone: &str,
-    day: Date,
-) -> QueryResult<Vec<AppointmentRow>> {
-    let (from, to) = store::local_period(day, 1);
-    appointments::table
-        .filter(appointments::lab_id.eq(caller.lab_id))
-        .filter(appointments::assigned_staff_id.eq(caller.staff_id))
-        .filter(appointments::kind.eq("home"))
-        .filter(appointments::scheduled_at.ge(store::local_to_instant(timezone, from)))
-        .filter(appointments::scheduled_at.lt(store::local_to_instant(timezone, to)))
-        .order((
-            appointments::round_position.asc().nulls_last(),
-            appointments::scheduled_at,
-            appointments::id,
-        ))
-        .select(APPOINTMENT_COLUMNS)
-        .load(conn)
-        .await
-}
+use crate::store::reads::{self as store, LoadedPrescription};
 
 /// `GET /v1/rounds?date=`: one audit entry per visit. The audit is committed while the visits'
 /// patients and prescriptions load (it needs only the visits), so the answer waits for the longer
@@ -54,7 +28,7 @@ pub async fn home_visits(
 /// too much, never too little.
 pub async fn round(state: &AppState, caller: &Caller, date: Date) -> Result<Audited<Round>, ApiError> {
     let mut conn = state.pool.get().await?;
-    let visits = home_visits(&mut conn, caller, &state.config.timezone, date).await?;
+    let visits = store::home_visits(&mut conn, caller.lab_id, caller.staff_id, &state.config.timezone, date).await?;
     let audit: Vec<_> = visits
         .iter()
         .map(|visit| {

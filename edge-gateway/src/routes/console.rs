@@ -15,8 +15,8 @@ use validator::Validate;
 
 use crate::audit::AuditEntry;
 use crate::auth::admin::AdminSession;
-use crate::console::queries;
 use crate::state::AppState;
+use crate::store::console as queries;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {

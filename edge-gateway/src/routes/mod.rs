@@ -1,19 +1,14 @@
 //! Every route of the gateway, listed once in [`configure`]. Handlers are thin: extract, authorise,
 //! call a domain function, answer with a contract type.
 
-use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, web};
-use labedge_service::tls::peer_certificate;
-
-use crate::auth::Peer;
-use crate::state::AppState;
-use crate::vpn_gate::client_ip;
+use actix_web::web;
 
 mod admin;
 
 pub use admin::no_store as admin_no_store;
 mod auth;
 mod console;
+mod extract;
 mod ops;
 mod tablet;
 mod writes;
@@ -66,21 +61,5 @@ pub fn configure(cfg: &mut web::ServiceConfig, surface: Surface) {
         auth::configure(cfg);
         tablet::configure(cfg);
         writes::configure(cfg);
-    }
-}
-
-/// The handlers read the peer off the connection; the services get it as a value.
-impl FromRequest for Peer {
-    type Error = actix_web::Error;
-    type Future = std::future::Ready<Result<Self, actix_web::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let ip = req
-            .app_data::<web::Data<AppState>>()
-            .and_then(|state| client_ip(&state.config.access, req));
-        std::future::ready(Ok(Peer {
-            ip,
-            certificate: peer_certificate(req),
-        }))
     }
 }

@@ -1,8 +1,6 @@
 //! Operations routes: health, readiness, metrics, the OpenAPI document.
 
 use actix_web::{HttpResponse, web};
-use diesel::sql_types::Text;
-use diesel_async::RunQueryDsl;
 use labedge_service::http::metrics_response;
 use mobile_contracts::ops::{Health, Readiness, ReadinessCheck};
 use mobile_contracts::routes;
@@ -34,26 +32,15 @@ async fn healthz() -> HttpResponse {
     })
 }
 
-#[derive(diesel::QueryableByName)]
-struct Durability {
-    #[diesel(sql_type = Text)]
-    fsync: String,
-    #[diesel(sql_type = Text)]
-    synchronous_commit: String,
-}
-
 /// Readiness: the lab's database answers and will not lose a committed write (a gateway whose
 /// PostgreSQL runs with `fsync` or `synchronous_commit` off could acknowledge a collection and lose
 /// it in a power cut, so it reports itself not ready). Redis is reported but optional.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let durability = async {
         let mut conn = state.pool.get().await.map_err(|e| e.to_string())?;
-        diesel::sql_query(
-            "SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit",
-        )
-        .get_result::<Durability>(&mut conn)
-        .await
-        .map_err(|e| e.to_string())
+        crate::store::database::durability(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
     }
     .await;
     let mut checks = Vec::new();

@@ -15,7 +15,9 @@ use labedge_service::http::{RequestId, ValidatedQuery};
 use mobile_contracts::routes;
 use mobile_contracts::{DateQuery, PatientSearchQuery, SyncPullQuery};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use uuid::Uuid;
+use validator::Validate;
 
 use crate::auth::Principal;
 use crate::reads::{self, Audited, Caller};
@@ -36,6 +38,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn caller(state: &AppState, principal: &Principal, req: &HttpRequest) -> Result<Caller, ApiError> {
     let lab = state.lab().await?;
     Ok(Caller::new(principal, lab.id, RequestId::of(req)))
+}
+
+/// The caller, then the validated query string (after the caller: see the module's doc).
+async fn caller_and_query<Q: DeserializeOwned + Validate>(
+    state: &AppState,
+    principal: &Principal,
+    req: &HttpRequest,
+) -> Result<(Caller, Q), ApiError> {
+    let caller = caller(state, principal, req).await?;
+    let query = ValidatedQuery::<Q>::extract(req).await?;
+    Ok((caller, query.0))
 }
 
 /// The entity tag of a body: a hash of the bytes sent, so that it changes with anything shown (a
@@ -89,9 +102,8 @@ async fn search_patients(
     principal: Principal,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&state, &principal, &req).await?;
-    let query = ValidatedQuery::<PatientSearchQuery>::extract(&req).await?;
-    let read = reads::patients::search_page(&state, &caller, &query.0).await?;
+    let (caller, query) = caller_and_query::<PatientSearchQuery>(&state, &principal, &req).await?;
+    let read = reads::patients::search_page(&state, &caller, &query).await?;
     respond(&state, &req, read).await
 }
 
@@ -132,9 +144,8 @@ async fn prescription(
 
 /// `GET /v1/rounds?date=`: the caller's home-sampling round of a day.
 async fn round(state: web::Data<AppState>, principal: Principal, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&state, &principal, &req).await?;
-    let query = ValidatedQuery::<DateQuery>::extract(&req).await?;
-    let read = reads::rounds::round(&state, &caller, query.0.date).await?;
+    let (caller, query) = caller_and_query::<DateQuery>(&state, &principal, &req).await?;
+    let read = reads::rounds::round(&state, &caller, query.date).await?;
     respond(&state, &req, read).await
 }
 
@@ -144,9 +155,8 @@ async fn appointments(
     principal: Principal,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&state, &principal, &req).await?;
-    let query = ValidatedQuery::<DateQuery>::extract(&req).await?;
-    let read = reads::appointments::of_day(&state, &caller, query.0.date).await?;
+    let (caller, query) = caller_and_query::<DateQuery>(&state, &principal, &req).await?;
+    let read = reads::appointments::of_day(&state, &caller, query.date).await?;
     respond(&state, &req, read).await
 }
 
@@ -156,8 +166,7 @@ async fn sync_pull(
     principal: Principal,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&state, &principal, &req).await?;
-    let query = ValidatedQuery::<SyncPullQuery>::extract(&req).await?;
-    let read = tablet_pull::pull(&state, &caller, query.0.cursor.as_deref()).await?;
+    let (caller, query) = caller_and_query::<SyncPullQuery>(&state, &principal, &req).await?;
+    let read = tablet_pull::pull(&state, &caller, query.cursor.as_deref()).await?;
     respond(&state, &req, read).await
 }

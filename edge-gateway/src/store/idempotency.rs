@@ -126,6 +126,13 @@ pub async fn store(
         .map(|_| ())
 }
 
+/// Removes the keys of writes made before `before` (a retry that late is a new write).
+pub async fn purge(conn: &mut AsyncPgConnection, before: time::OffsetDateTime) -> QueryResult<usize> {
+    diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(before)))
+        .execute(conn)
+        .await
+}
+
 /// A key that cannot be used now.
 #[derive(Debug)]
 pub enum ClaimError {

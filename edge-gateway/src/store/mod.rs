@@ -4,12 +4,25 @@
 //! may do what, which dates are valid) stay in the services above; these functions only read and
 //! write rows.
 
+pub mod admin_sessions;
 pub mod appointments;
 pub mod audit;
+pub mod changes;
 pub mod collections;
+pub mod conflicts;
+pub mod console;
+pub mod database;
+pub mod devices;
+pub mod enrollment_codes;
 pub mod idempotency;
+pub mod labs;
+pub mod lockouts;
 pub mod outbox;
 pub mod reads;
+pub mod revocations;
+pub mod sessions;
+pub mod signing_keys;
+pub mod staff;
 
 /// A JSON (de)serialisation failure inside a transaction, as the database error that rolls it back.
 pub(crate) fn serde_failure(e: serde_json::Error) -> diesel::result::Error {

@@ -1,9 +1,11 @@
-//! The queries the reads and the delta pull share (the mapping of their rows to contract types is
-//! [`crate::reads::render`]).
+//! The queries of the reads and of the delta pull: patients, prescriptions with their exams and
+//! tubes, appointments of a period (the mapping of their rows to contract types is
+//! [`crate::reads::render`]; who may see what is [`crate::reads`]'s).
 
 use std::collections::HashMap;
 
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::{appointments, exam_catalog, patients, prescribed_exams, prescriptions, tube_types};
 use labedge_schema::sync::{AppointmentRow, PatientRow, PrescriptionRow};
@@ -14,116 +16,6 @@ use uuid::Uuid;
 
 use crate::reads::render::render_prescription;
 
-/// The replicated patient columns, in [`PatientRow`]'s field order (the search keys left out).
-pub type PatientColumns = (
-    patients::id,
-    patients::nir,
-    patients::ins_oid,
-    patients::identity_status,
-    patients::birth_family_name,
-    patients::birth_given_names,
-    patients::first_given_name,
-    patients::used_family_name,
-    patients::used_given_name,
-    patients::birth_date,
-    patients::sex,
-    patients::birth_place_code,
-    patients::phone,
-    patients::address_line,
-    patients::postal_code,
-    patients::city,
-    patients::version,
-);
-
-/// See [`PatientColumns`].
-pub const PATIENT_COLUMNS: PatientColumns = (
-    patients::id,
-    patients::nir,
-    patients::ins_oid,
-    patients::identity_status,
-    patients::birth_family_name,
-    patients::birth_given_names,
-    patients::first_given_name,
-    patients::used_family_name,
-    patients::used_given_name,
-    patients::birth_date,
-    patients::sex,
-    patients::birth_place_code,
-    patients::phone,
-    patients::address_line,
-    patients::postal_code,
-    patients::city,
-    patients::version,
-);
-
-/// The prescription columns, in [`PrescriptionRow`]'s field order.
-pub type PrescriptionColumns = (
-    prescriptions::id,
-    prescriptions::patient_id,
-    prescriptions::lab_id,
-    prescriptions::prescriber_name,
-    prescriptions::prescriber_rpps,
-    prescriptions::issued_on,
-    prescriptions::fasting,
-    prescriptions::status,
-    prescriptions::notes,
-    prescriptions::version,
-);
-
-/// See [`PrescriptionColumns`].
-pub const PRESCRIPTION_COLUMNS: PrescriptionColumns = (
-    prescriptions::id,
-    prescriptions::patient_id,
-    prescriptions::lab_id,
-    prescriptions::prescriber_name,
-    prescriptions::prescriber_rpps,
-    prescriptions::issued_on,
-    prescriptions::fasting,
-    prescriptions::status,
-    prescriptions::notes,
-    prescriptions::version,
-);
-
-/// The appointment columns, in [`AppointmentRow`]'s field order.
-pub type AppointmentColumns = (
-    appointments::id,
-    appointments::lab_id,
-    appointments::patient_id,
-    appointments::prescription_id,
-    appointments::kind,
-    appointments::scheduled_at,
-    appointments::duration_min,
-    appointments::address_line,
-    appointments::postal_code,
-    appointments::city,
-    appointments::access_notes,
-    appointments::assigned_staff_id,
-    appointments::round_position,
-    appointments::status,
-    appointments::status_reason,
-    appointments::version,
-);
-
-/// See [`AppointmentColumns`].
-pub const APPOINTMENT_COLUMNS: AppointmentColumns = (
-    appointments::id,
-    appointments::lab_id,
-    appointments::patient_id,
-    appointments::prescription_id,
-    appointments::kind,
-    appointments::scheduled_at,
-    appointments::duration_min,
-    appointments::address_line,
-    appointments::postal_code,
-    appointments::city,
-    appointments::access_notes,
-    appointments::assigned_staff_id,
-    appointments::round_position,
-    appointments::status,
-    appointments::status_reason,
-    appointments::version,
-);
-
 /// Patients by id (in no particular order). Takes the connection shared, so that it can be
 /// pipelined with other queries (`&*conn` from a `&mut`).
 pub async fn load_patients(mut conn: &AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<PatientRow>> {
@@ -132,7 +24,7 @@ pub async fn load_patients(mut conn: &AsyncPgConnection, ids: &[Uuid]) -> QueryR
     }
     patients::table
         .filter(patients::id.eq_any(ids))
-        .select(PATIENT_COLUMNS)
+        .select(PatientRow::EDGE_COLUMNS)
         .load(&mut conn)
         .await
 }
@@ -141,7 +33,7 @@ pub async fn load_patients(mut conn: &AsyncPgConnection, ids: &[Uuid]) -> QueryR
 pub async fn load_patient(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<PatientRow>> {
     patients::table
         .find(id)
-        .select(PATIENT_COLUMNS)
+        .select(PatientRow::EDGE_COLUMNS)
         .first(conn)
         .await
         .optional()
@@ -228,7 +120,7 @@ pub async fn load_prescriptions(
     let (mut first, mut second) = (&*conn, &*conn);
     let rows = prescriptions::table
         .filter(prescriptions::id.eq_any(ids))
-        .select(PRESCRIPTION_COLUMNS)
+        .select(PrescriptionRow::EDGE_COLUMNS)
         .load::<PrescriptionRow>(&mut first);
     let lines = prescribed_exams::table
         .left_join(exam_catalog::table.on(exam_catalog::code.eq(prescribed_exams::exam_code)))
@@ -299,4 +191,148 @@ pub fn visit_prescriptions(appointment: &AppointmentRow, open: &[(Uuid, Uuid)]) 
             .map(|(id, _)| *id)
             .collect(),
     }
+}
+
+/// The appointments of `lab` in the `days` local days from `first` in `timezone`, by time: those
+/// assigned to `staff`, or everyone's when `everyone`. One query text for both, so that it stays
+/// one cached prepared statement.
+pub async fn appointments_in_period(
+    conn: &mut AsyncPgConnection,
+    lab: Uuid,
+    (staff, everyone): (Uuid, bool),
+    timezone: &str,
+    (first, days): (Date, i64),
+) -> QueryResult<Vec<AppointmentRow>> {
+    let (from, to) = local_period(first, days);
+    appointments::table
+        .filter(appointments::lab_id.eq(lab))
+        .filter(appointments::scheduled_at.ge(local_to_instant(timezone, from)))
+        .filter(appointments::scheduled_at.lt(local_to_instant(timezone, to)))
+        .filter(
+            appointments::assigned_staff_id
+                .eq(staff)
+                .nullable()
+                .or(everyone.into_sql::<Bool>().nullable()),
+        )
+        .order((appointments::scheduled_at, appointments::id))
+        .select(AppointmentRow::EDGE_COLUMNS)
+        .load(conn)
+        .await
+}
+
+/// The home visits of `lab` assigned to `staff` on the local day `day` in `timezone`, in round
+/// order (`round_position`, then time).
+pub async fn home_visits(
+    conn: &mut AsyncPgConnection,
+    lab: Uuid,
+    staff: Uuid,
+    timezone: &str,
+    day: Date,
+) -> QueryResult<Vec<AppointmentRow>> {
+    let (from, to) = local_period(day, 1);
+    appointments::table
+        .filter(appointments::lab_id.eq(lab))
+        .filter(appointments::assigned_staff_id.eq(staff))
+        .filter(appointments::kind.eq("home"))
+        .filter(appointments::scheduled_at.ge(local_to_instant(timezone, from)))
+        .filter(appointments::scheduled_at.lt(local_to_instant(timezone, to)))
+        .order((
+            appointments::round_position.asc().nulls_last(),
+            appointments::scheduled_at,
+            appointments::id,
+        ))
+        .select(AppointmentRow::EDGE_COLUMNS)
+        .load(conn)
+        .await
+}
+
+/// The patients of these appointments.
+pub async fn patients_of_appointments(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<Uuid>> {
+    appointments::table
+        .filter(appointments::id.eq_any(ids))
+        .select(appointments::patient_id)
+        .load(conn)
+        .await
+}
+
+/// What a patient search matches.
+#[derive(Clone, Debug)]
+pub enum PatientFilter {
+    /// The birth or used family name's search key, by a `LIKE` pattern escaped with `\`.
+    FamilyKeyLike(String),
+    /// The birth date.
+    BirthDate(Date),
+    /// The NIR.
+    Nir(String),
+}
+
+/// Whose patients a search may find.
+#[derive(Clone, Copy, Debug)]
+pub enum PatientScope {
+    /// Every patient of the gateway (its lab's only).
+    All,
+    /// Those named by an appointment of the lab assigned to the staff member.
+    AssignedTo {
+        /// The lab.
+        lab: Uuid,
+        /// The staff member.
+        staff: Uuid,
+    },
+}
+
+/// A page of the patients `filter` matches in `scope`, by name, birth date and id; and whether more
+/// follow.
+pub async fn search_patients(
+    conn: &mut AsyncPgConnection,
+    filter: PatientFilter,
+    scope: PatientScope,
+    page: u32,
+    per_page: u32,
+) -> QueryResult<(Vec<PatientRow>, bool)> {
+    let mut query = patients::table.select(PatientRow::EDGE_COLUMNS).into_boxed();
+    query = match filter {
+        PatientFilter::FamilyKeyLike(pattern) => query.filter(
+            patients::birth_family_key
+                .like(pattern.clone())
+                .escape('\\')
+                .or(patients::used_family_key.like(pattern).escape('\\')),
+        ),
+        PatientFilter::BirthDate(date) => query.filter(patients::birth_date.eq(date)),
+        PatientFilter::Nir(nir) => query.filter(patients::nir.eq(nir)),
+    };
+    if let PatientScope::AssignedTo { lab, staff } = scope {
+        query = query.filter(
+            patients::id.eq_any(
+                appointments::table
+                    .filter(appointments::assigned_staff_id.eq(staff))
+                    .filter(appointments::lab_id.eq(lab))
+                    .select(appointments::patient_id),
+            ),
+        );
+    }
+    let limit = i64::from(per_page);
+    let mut rows: Vec<PatientRow> = query
+        .order((
+            patients::birth_family_name,
+            patients::first_given_name,
+            patients::birth_date,
+            patients::id,
+        ))
+        .limit(limit + 1)
+        .offset(i64::from(page.saturating_sub(1)) * limit)
+        .load(conn)
+        .await?;
+    let has_more = rows.len() > per_page as usize;
+    rows.truncate(per_page as usize);
+    Ok((rows, has_more))
+}
+
+/// The ids of the prescriptions of `patients` at `lab`.
+pub async fn prescription_ids_of(conn: &mut AsyncPgConnection, lab: Uuid, patients: &[Uuid]) -> QueryResult<Vec<Uuid>> {
+    prescriptions::table
+        .filter(prescriptions::patient_id.eq_any(patients))
+        .filter(prescriptions::lab_id.eq(lab))
+        .select(prescriptions::id)
+        .load(conn)
+        .await
 }

@@ -10,12 +10,12 @@ use mobile_contracts::{Appointment, AppointmentPatch, AppointmentStatus, Role};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{WriteError, durable, entry, key_scope, mutation, wake_relay};
+use super::{WriteError, durable, entry, keyed, mutation, wake_relay};
 use crate::auth::Principal;
 use crate::reads::render::{parse_enum, render_appointment};
 use crate::state::AppState;
 use crate::store::appointments as stored;
-use crate::store::idempotency::{Answered, Keyed, idempotent, request_hash};
+use crate::store::idempotency::{Answered, idempotent, request_hash};
 use crate::store::{audit, outbox};
 
 /// A status change: which appointment, at which version, to what.
@@ -50,15 +50,9 @@ pub async fn update_appointment(
     let answered = conn
         .transaction::<_, WriteError, _>(async move |conn| {
             durable(conn).await?;
-            let keyed = Keyed {
-                scope: key_scope(principal),
-                key,
-                hash: &hash,
-                status: 200,
-            };
             idempotent(
                 conn,
-                keyed,
+                keyed(principal, key, &hash, 200),
                 async |conn| appointment_in_scope(conn, lab.id, principal, id).await,
                 async move |conn| change_status(conn, lab.id, principal, change, request_id).await,
             )

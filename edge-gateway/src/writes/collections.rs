@@ -9,12 +9,12 @@ use mobile_contracts::{CollectionReceipt, NewCollection, RelayState, Role};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{WriteError, durable, entry, invalid, key_scope, mutation, wake_relay};
+use super::{WriteError, durable, entry, invalid, keyed, mutation, wake_relay};
 use crate::audit::AuditEntry;
 use crate::auth::Principal;
 use crate::state::AppState;
 use crate::store::collections::{self as stored, Recording, method_name};
-use crate::store::idempotency::{Answered, Keyed, idempotent, request_hash};
+use crate::store::idempotency::{Answered, idempotent, request_hash};
 use crate::store::reads::assigned_to;
 use crate::store::{audit, outbox};
 
@@ -51,15 +51,9 @@ pub async fn record_collection(
     let answered = conn
         .transaction::<_, WriteError, _>(async move |conn| {
             durable(conn).await?;
-            let keyed = Keyed {
-                scope: key_scope(principal),
-                key,
-                hash: &hash,
-                status: 201,
-            };
             idempotent(
                 conn,
-                keyed,
+                keyed(principal, key, &hash, 201),
                 async |conn| patient_in_scope(conn, lab.id, principal, patient_id).await,
                 async move |conn| insert(conn, lab.id, principal, body, now, audit).await,
             )

@@ -34,7 +34,7 @@ use crate::audit::AuditEntry;
 use crate::auth::Principal;
 use crate::state::AppState;
 pub use crate::store::idempotency::Answered;
-use crate::store::idempotency::{ClaimError, KeyScope};
+use crate::store::idempotency::{ClaimError, KeyScope, Keyed};
 
 /// What can stop a write inside its transaction (the transaction rolls back).
 #[derive(Debug)]
@@ -86,11 +86,17 @@ async fn durable(conn: &mut AsyncPgConnection) -> QueryResult<()> {
     conn.batch_execute("SET LOCAL synchronous_commit TO on").await
 }
 
-/// Whose idempotency keys a write uses.
-fn key_scope(principal: &Principal) -> KeyScope {
-    KeyScope {
-        device: principal.device_id,
-        staff: principal.staff_id,
+/// The idempotency key `key` of a write by `principal` (keys are per device and staff member), its
+/// request hash, and the status its answer is stored with.
+fn keyed<'a>(principal: &Principal, key: &'a str, hash: &'a [u8], status: u16) -> Keyed<'a> {
+    Keyed {
+        scope: KeyScope {
+            device: principal.device_id,
+            staff: principal.staff_id,
+        },
+        key,
+        hash,
+        status,
     }
 }
 

@@ -99,14 +99,7 @@ fn assert_refused(response: &TestResponse, case: &str, allowed: &[u16], secrets:
 
 async fn revoke(gw: &TestGateway, device: Uuid) {
     let admin = gw.admin_login().await;
-    gw.from_admin_network(
-        TestRequest::post()
-            .uri(&format!("/admin/v1/devices/{device}/revoke"))
-            .insert_header(("cookie", admin.cookie.clone()))
-            .insert_header(("x-csrf-token", admin.csrf.clone())),
-    )
-    .await
-    .expect(200);
+    gw.revoke_device(&admin, device).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,12 +109,12 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
     let gw = &lab_a.gw;
     // Tokens: lab B's nurse, lab A's home sampler (scoped to `mine`), lab A's revoked tablet.
     let (b_device, b_tokens) = lab_b.nurse_tablet().await;
-    let other_lab = b_tokens.access_token.expose().to_owned();
+    let other_lab = b_tokens.access_token.expose_secret().to_owned();
     let sampler_device = gw.enroll(None).await;
     let sampler = gw.login(&sampler_device, HOME_SAMPLER.0, HOME_SAMPLER.1).await;
-    let sampler_token = sampler.access_token.expose().to_owned();
+    let sampler_token = sampler.access_token.expose_secret().to_owned();
     let (revoked_device, revoked_tokens) = gw.nurse_tablet().await;
-    let revoked = revoked_tokens.access_token.expose().to_owned();
+    let revoked = revoked_tokens.access_token.expose_secret().to_owned();
     gw.app.get_authed(routes::ME, &revoked).await.expect(200);
     revoke(gw, revoked_device.id).await;
     let lab_b_code = {
@@ -265,7 +258,7 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
         (
             "refresh, lab B's token",
             routes::REFRESH,
-            refresh(b_device.id, &b_device.secret, b_tokens.refresh_token.expose()),
+            refresh(b_device.id, &b_device.secret, b_tokens.refresh_token.expose_secret()),
             vec![401],
         ),
         ("refresh, nothing", routes::REFRESH, json!({}), vec![422]),
@@ -275,7 +268,7 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
             refresh(
                 revoked_device.id,
                 &revoked_device.secret,
-                revoked_tokens.refresh_token.expose(),
+                revoked_tokens.refresh_token.expose_secret(),
             ),
             vec![403],
         ),
@@ -297,11 +290,10 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
     let (_, nurse) = gw.nurse_tablet().await;
     for path in ["/admin/v1/devices", "/admin/v1/security-events", "/admin/v1/session"] {
         let r = gw
-            .from_admin_network(
-                TestRequest::get()
-                    .uri(path)
-                    .insert_header(("authorization", format!("Bearer {}", nurse.access_token.expose()))),
-            )
+            .from_admin_network(TestRequest::get().uri(path).insert_header((
+                "authorization",
+                format!("Bearer {}", nurse.access_token.expose_secret()),
+            )))
             .await;
         let status = assert_refused(&r, &format!("tablet token on {path}"), &[401, 403], &secrets);
         figures.push(format!("GET {path} (tablet token): {status}"));
@@ -318,7 +310,7 @@ async fn fields_the_gateway_owns_are_refused_in_every_body_naming_the_field() {
     let lab = lab("TEST-LAB").await;
     let gw = &lab.gw;
     let (_, tokens) = gw.nurse_tablet().await;
-    let token = tokens.access_token.expose().to_owned();
+    let token = tokens.access_token.expose_secret().to_owned();
     let good_collection = || serde_json::to_value(edge_data::collection(lab.mine, lab.mine_rx, &["EDTA"])).unwrap();
     let mut refused = 0;
     // Collections (the direct route and inside a push), appointment changes, enrollment and login.

@@ -5,11 +5,9 @@
 //! records them with their continuity, and refuses a forged signature or a fork.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use labedge_api::demo::SeedArgs;
 use labedge_edge_gateway::audit::checkpoint::{self, Signer, checkpoint_now, checkpoint_op};
 use labedge_edge_gateway::audit::retention::{PurgeError, purge_expired};
 use labedge_edge_gateway::audit::verify::verify;
@@ -21,7 +19,7 @@ use labedge_edge_gateway::sync;
 use labedge_edge_gateway::sync::upstream::Upstreams;
 use labedge_protocol::relay::checkpoint::{SignedHead, signed_bytes};
 use labedge_protocol::relay::{AckOutcome, MutationAck, MutationAcks, MutationBatch, RelayedMutation};
-use labedge_tests::cloud::{Credential, TestCloud};
+use labedge_tests::cloud::TestCloud;
 use labedge_tests::db::count;
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::gateway::TestGateway;
@@ -486,42 +484,20 @@ struct Lab {
     cloud: TestCloud,
     gw: TestGateway,
     upstreams: Upstreams,
-    credential: Credential,
     code: String,
     lab_id: Uuid,
 }
 
 /// The real cloud, seeded, and a gateway bootstrapped from it with its credential.
 async fn cloud_and_gateway() -> Lab {
-    let cloud = TestCloud::start().await;
-    let summary = cloud
-        .seed(&SeedArgs {
-            patients: 50,
-            proximity_labs: 1,
-            ..SeedArgs::default()
-        })
-        .await;
-    let code = summary
-        .labs
-        .iter()
-        .find(|l| l.kind == "proximity")
-        .unwrap()
-        .code
-        .clone();
-    let credential = cloud.credential(&code).await;
-    let url = cloud.url();
-    let gw = TestGateway::start_empty(&code, |c| {
-        c.upstream = credential.upstream(url, 5_000);
-    })
-    .await;
-    let upstreams = Upstreams::from_config(&gw.state.config.upstream, Arc::clone(&gw.state.upstream_health)).unwrap();
-    sync::bootstrap(&gw.state, &upstreams, &()).await.unwrap();
+    let (cloud, summary) = TestCloud::seeded(50, 1).await;
+    let code = summary.proximity_labs().next().unwrap().code.clone();
+    let (gw, upstreams) = cloud.bootstrapped_gateway(&code).await;
     let lab_id = gw.state.lab().await.unwrap().id;
     Lab {
         cloud,
         gw,
         upstreams,
-        credential,
         code,
         lab_id,
     }
@@ -746,7 +722,8 @@ async fn a_forged_signature_and_a_fork_are_rejected_as_security_events() {
     checkpoint_now(&lab.gw.state).await.unwrap().unwrap();
     drain(&relay).await;
     let hash_12: [u8; 32] = head_hash(&lab, 12).await.try_into().unwrap();
-    let gateway = Signer::load(&lab.credential.cert, &lab.credential.key).unwrap();
+    let credential = &lab.gw.state.config.upstream;
+    let gateway = Signer::load(&credential.cert, &credential.key).unwrap();
     let next = |chain_seq: i64, previous: Option<(i64, [u8; 32])>| SignedHead {
         lab_id: lab.lab_id,
         chain_seq,

@@ -241,15 +241,7 @@ async fn serve_refuses_a_database_role_that_could_rewrite_the_audit_chain() {
     )
     .unwrap();
     // The twin's key-encryption key, so that only the role check can stop serve.
-    let kek = gw
-        .state
-        .config
-        .auth
-        .key_encryption_key
-        .as_ref()
-        .unwrap()
-        .expose()
-        .to_owned();
+    let kek = gw.key_encryption_key();
     let mut serve = Spawned::start(
         "edge-gateway",
         &["--config", config.to_str().unwrap(), "serve"],

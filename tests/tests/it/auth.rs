@@ -9,7 +9,7 @@ use base64::Engine as _;
 use diesel_async::SimpleAsyncConnection;
 use labedge_service::config::SecretString;
 use labedge_tests::app::TestApp;
-use labedge_tests::gateway::{ADMIN, ADMIN_PASSWORD, HOME_SAMPLER, NURSE, TestGateway};
+use labedge_tests::gateway::{ADMIN, ADMIN_PASSWORD, HOME_SAMPLER, NURSE, TestGateway, forge_token, token_part};
 use mobile_contracts::problem::ErrorCode;
 use mobile_contracts::{EnrollRequest, Me, RefreshRequest, Role, Secret, TokenResponse};
 
@@ -56,13 +56,11 @@ async fn a_tablet_enrolls_a_nurse_logs_in_and_out() {
     );
 
     // The access token carries every claim the contract promises.
-    let token = tokens.access_token.expose();
-    let header: serde_json::Value =
-        serde_json::from_slice(&B64.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    let token = tokens.access_token.expose_secret();
+    let header: serde_json::Value = token_part(token, 0);
     assert_eq!(header["alg"], "HS256");
     assert!(header["kid"].is_string());
-    let claims: serde_json::Value =
-        serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let claims: serde_json::Value = token_part(token, 1);
     for claim in [
         "sub", "device", "lab", "role", "jti", "iat", "nbf", "exp", "iss", "aud", "sid",
     ] {
@@ -85,7 +83,9 @@ async fn a_tablet_enrolls_a_nurse_logs_in_and_out() {
         .await
         .expect(204);
     assert_invalid_token(&gw.app.get_authed("/v1/me", token).await, "after logout");
-    refresh(&gw, &device, tokens.refresh_token.expose()).await.expect(401);
+    refresh(&gw, &device, tokens.refresh_token.expose_secret())
+        .await
+        .expect(401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,24 +227,30 @@ async fn login_attempts_are_rate_limited_per_device_and_per_address() {
 async fn a_spent_refresh_token_presented_again_revokes_its_whole_session() {
     let gw = TestGateway::start().await;
     let (device, first) = gw.nurse_tablet().await;
-    let second: TokenResponse = refresh(&gw, &device, first.refresh_token.expose())
+    let second: TokenResponse = refresh(&gw, &device, first.refresh_token.expose_secret())
         .await
         .expect(200)
         .json();
-    assert_ne!(second.refresh_token.expose(), first.refresh_token.expose());
+    assert_ne!(
+        second.refresh_token.expose_secret(),
+        first.refresh_token.expose_secret()
+    );
     gw.app
-        .get_authed("/v1/me", second.access_token.expose())
+        .get_authed("/v1/me", second.access_token.expose_secret())
         .await
         .expect(200);
 
     // The first refresh token again: a copy is in someone else's hands.
-    assert_invalid_token(&refresh(&gw, &device, first.refresh_token.expose()).await, "reuse");
     assert_invalid_token(
-        &refresh(&gw, &device, second.refresh_token.expose()).await,
+        &refresh(&gw, &device, first.refresh_token.expose_secret()).await,
+        "reuse",
+    );
+    assert_invalid_token(
+        &refresh(&gw, &device, second.refresh_token.expose_secret()).await,
         "family revoked",
     );
     assert_invalid_token(
-        &gw.app.get_authed("/v1/me", second.access_token.expose()).await,
+        &gw.app.get_authed("/v1/me", second.access_token.expose_secret()).await,
         "session revoked",
     );
     // A new PIN login starts a new session.
@@ -256,23 +262,16 @@ async fn a_revoked_device_is_refused_on_its_very_next_request_and_told_to_wipe()
     let gw = TestGateway::start().await;
     let (device, tokens) = gw.nurse_tablet().await;
     gw.app
-        .get_authed("/v1/me", tokens.access_token.expose())
+        .get_authed("/v1/me", tokens.access_token.expose_secret())
         .await
         .expect(200);
 
     let admin = gw.admin_login().await;
-    gw.from_admin_network(
-        TestRequest::post()
-            .uri(&format!("/admin/v1/devices/{}/revoke", device.id))
-            .insert_header(("cookie", admin.cookie.clone()))
-            .insert_header(("x-csrf-token", admin.csrf.clone())),
-    )
-    .await
-    .expect(200);
+    gw.revoke_device(&admin, device.id).await;
 
     let refused = gw
         .app
-        .get_authed("/v1/me", tokens.access_token.expose())
+        .get_authed("/v1/me", tokens.access_token.expose_secret())
         .await
         .expect(403);
     assert_eq!(refused.problem().code, ErrorCode::DeviceRevoked);
@@ -288,7 +287,9 @@ async fn a_revoked_device_is_refused_on_its_very_next_request_and_told_to_wipe()
         "revocation in redis"
     );
     gw.try_login(&device, NURSE.0, NURSE.1).await.expect(403);
-    refresh(&gw, &device, tokens.refresh_token.expose()).await.expect(403);
+    refresh(&gw, &device, tokens.refresh_token.expose_secret())
+        .await
+        .expect(403);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,26 +297,23 @@ async fn a_revoked_staff_member_is_refused_on_the_next_request() {
     let gw = TestGateway::start().await;
     let (device, tokens) = gw.nurse_tablet().await;
     let admin = gw.admin_login().await;
-    gw.from_admin_network(
+    gw.console(
+        &admin,
         TestRequest::post()
             .uri(&format!("/admin/v1/staff/{}/revoke", gw.staff_id(NURSE.0)))
-            .insert_header(("cookie", admin.cookie.clone()))
-            .insert_header(("x-csrf-token", admin.csrf.clone()))
             .set_json(serde_json::json!({"reason": "left the lab"})),
     )
     .await
     .expect(204);
     assert_invalid_token(
-        &gw.app.get_authed("/v1/me", tokens.access_token.expose()).await,
+        &gw.app.get_authed("/v1/me", tokens.access_token.expose_secret()).await,
         "staff revoked",
     );
     gw.try_login(&device, NURSE.0, NURSE.1).await.expect(401);
     // An unknown staff id is a 404, not a silent success.
-    gw.from_admin_network(
-        TestRequest::post()
-            .uri(&format!("/admin/v1/staff/{}/revoke", uuid::Uuid::now_v7()))
-            .insert_header(("cookie", admin.cookie.clone()))
-            .insert_header(("x-csrf-token", admin.csrf.clone())),
+    gw.console(
+        &admin,
+        TestRequest::post().uri(&format!("/admin/v1/staff/{}/revoke", uuid::Uuid::now_v7())),
     )
     .await
     .expect(404);
@@ -327,20 +325,13 @@ async fn revocation_falls_back_to_postgresql_and_fails_closed_without_both() {
     let gw = TestGateway::start_with("TEST-LAB", |c| c.redis.url = SecretString::new("redis://127.0.0.1:1")).await;
     let (device, tokens) = gw.nurse_tablet().await;
     gw.app
-        .get_authed("/v1/me", tokens.access_token.expose())
+        .get_authed("/v1/me", tokens.access_token.expose_secret())
         .await
         .expect(200);
     let admin = gw.admin_login().await;
-    gw.from_admin_network(
-        TestRequest::post()
-            .uri(&format!("/admin/v1/devices/{}/revoke", device.id))
-            .insert_header(("cookie", admin.cookie.clone()))
-            .insert_header(("x-csrf-token", admin.csrf.clone())),
-    )
-    .await
-    .expect(200);
+    gw.revoke_device(&admin, device.id).await;
     gw.app
-        .get_authed("/v1/me", tokens.access_token.expose())
+        .get_authed("/v1/me", tokens.access_token.expose_secret())
         .await
         .expect(403);
 
@@ -356,41 +347,25 @@ async fn revocation_falls_back_to_postgresql_and_fails_closed_without_both() {
         dead.pool.clone(),
     ));
     let app = TestApp::new(labedge_edge_gateway::startup::app(dead)).await;
-    let closed = app.get_authed("/v1/me", other.access_token.expose()).await.expect(503);
+    let closed = app
+        .get_authed("/v1/me", other.access_token.expose_secret())
+        .await
+        .expect(503);
     assert_eq!(closed.problem().code, ErrorCode::ServiceUnavailable);
     assert!(closed.header("retry-after").is_some());
-}
-
-fn forge(header: serde_json::Value, claims: &serde_json::Value, secret: &[u8]) -> String {
-    use hmac_sign::sign;
-    let head = B64.encode(header.to_string());
-    let body = B64.encode(claims.to_string());
-    let signature = sign(secret, format!("{head}.{body}").as_bytes());
-    format!("{head}.{body}.{}", B64.encode(signature))
-}
-
-/// HMAC-SHA256 through jsonwebtoken, so that a forged token is signed exactly as a real one would be.
-mod hmac_sign {
-    pub fn sign(secret: &[u8], message: &[u8]) -> Vec<u8> {
-        let key = jsonwebtoken::EncodingKey::from_secret(secret).unwrap();
-        let signed = jsonwebtoken::crypto::sign(message, &key, jsonwebtoken::Algorithm::HS256).unwrap();
-        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, signed).unwrap()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_token_attack_of_the_list_gets_401_invalid_token() {
     let gw = TestGateway::start().await;
     let (_, tokens) = gw.nurse_tablet().await;
-    let good = tokens.access_token.expose().to_owned();
-    let header: serde_json::Value =
-        serde_json::from_slice(&B64.decode(good.split('.').next().unwrap()).unwrap()).unwrap();
-    let claims: serde_json::Value =
-        serde_json::from_slice(&B64.decode(good.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let good = tokens.access_token.expose_secret().to_owned();
+    let header: serde_json::Value = token_part(&good, 0);
+    let claims: serde_json::Value = token_part(&good, 1);
     let kid = header["kid"].clone();
     let secret: Vec<u8> = gw.signing_secret(kid.as_str().unwrap()).await;
     // The forging works: the real key and claims give a token the gateway accepts.
-    let reforged = forge(header.clone(), &claims, &secret);
+    let reforged = forge_token(&header, &claims, &secret);
     gw.app.get_authed("/v1/me", &reforged).await.expect(200);
 
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -411,45 +386,48 @@ async fn every_token_attack_of_the_list_gets_401_invalid_token() {
         ("alg none", none_token),
         (
             "HS256 signed with public material",
-            forge(header.clone(), &claims, &public_material),
+            forge_token(&header, &claims, &public_material),
         ),
         (
             "unknown kid",
-            forge(
-                serde_json::json!({"alg": "HS256", "kid": "k-not-in-the-ring"}),
+            forge_token(
+                &serde_json::json!({"alg": "HS256", "kid": "k-not-in-the-ring"}),
                 &claims,
                 &secret,
             ),
         ),
-        ("no kid", forge(serde_json::json!({"alg": "HS256"}), &claims, &secret)),
+        (
+            "no kid",
+            forge_token(&serde_json::json!({"alg": "HS256"}), &claims, &secret),
+        ),
         (
             "wrong audience",
-            forge(header.clone(), &with("aud", "labedge-tablet-api/OTHER".into()), &secret),
+            forge_token(&header, &with("aud", "labedge-tablet-api/OTHER".into()), &secret),
         ),
         (
             "wrong issuer",
-            forge(header.clone(), &with("iss", "labedge-gateway/OTHER".into()), &secret),
+            forge_token(&header, &with("iss", "labedge-gateway/OTHER".into()), &secret),
         ),
         (
             "expired",
-            forge(header.clone(), &with("exp", (now - 120).into()), &secret),
+            forge_token(&header, &with("exp", (now - 120).into()), &secret),
         ),
         (
             "nbf in the future",
-            forge(header.clone(), &with("nbf", (now + 300).into()), &secret),
+            forge_token(&header, &with("nbf", (now + 300).into()), &secret),
         ),
         (
             "iat in the future",
-            forge(header.clone(), &with("iat", (now + 300).into()), &secret),
+            forge_token(&header, &with("iat", (now + 300).into()), &secret),
         ),
-        ("no exp", forge(header.clone(), &without_exp, &secret)),
+        ("no exp", forge_token(&header, &without_exp, &secret)),
         (
             "another lab in the claims",
-            forge(header.clone(), &with("lab", "OTHER".into()), &secret),
+            forge_token(&header, &with("lab", "OTHER".into()), &secret),
         ),
         (
             "RS256 header",
-            forge(serde_json::json!({"alg": "RS256", "kid": kid}), &claims, &secret),
+            forge_token(&serde_json::json!({"alg": "RS256", "kid": kid}), &claims, &secret),
         ),
         ("tampered claims", {
             let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
@@ -502,11 +480,14 @@ async fn a_token_of_another_labs_gateway_is_refused() {
     let (_, b_tokens) = lab_b.nurse_tablet().await;
     lab_b
         .app
-        .get_authed("/v1/me", b_tokens.access_token.expose())
+        .get_authed("/v1/me", b_tokens.access_token.expose_secret())
         .await
         .expect(200);
     assert_invalid_token(
-        &lab_a.app.get_authed("/v1/me", b_tokens.access_token.expose()).await,
+        &lab_a
+            .app
+            .get_authed("/v1/me", b_tokens.access_token.expose_secret())
+            .await,
         "lab B's token at lab A",
     );
 }
@@ -516,8 +497,7 @@ async fn rotating_the_signing_key_logs_nobody_out() {
     let gw = TestGateway::start().await;
     let (device, before) = gw.nurse_tablet().await;
     let kid_of = |token: &str| -> String {
-        let header: serde_json::Value =
-            serde_json::from_slice(&B64.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+        let header: serde_json::Value = token_part(token, 0);
         header["kid"].as_str().unwrap().to_owned()
     };
     let (new_kid, retired) = labedge_edge_gateway::auth::keys::rotate(
@@ -530,14 +510,14 @@ async fn rotating_the_signing_key_logs_nobody_out() {
     assert_eq!(retired, 0, "the previous key still verifies live tokens");
     gw.state.keys.reload(&mut gw.db.conn().await).await.unwrap();
     gw.app
-        .get_authed("/v1/me", before.access_token.expose())
+        .get_authed("/v1/me", before.access_token.expose_secret())
         .await
         .expect(200);
     let after = gw.login(&device, NURSE.0, NURSE.1).await;
-    assert_eq!(kid_of(after.access_token.expose()), new_kid);
-    assert_ne!(kid_of(before.access_token.expose()), new_kid);
+    assert_eq!(kid_of(after.access_token.expose_secret()), new_kid);
+    assert_ne!(kid_of(before.access_token.expose_secret()), new_kid);
     gw.app
-        .get_authed("/v1/me", after.access_token.expose())
+        .get_authed("/v1/me", after.access_token.expose_secret())
         .await
         .expect(200);
 }
@@ -566,7 +546,7 @@ async fn certificate_bound_tokens_are_refused_without_their_certificate() {
     gw.app.certificate = Some(der.clone());
     let tokens = gw.login(&device, NURSE.0, NURSE.1).await;
     let claims: serde_json::Value = serde_json::from_slice(
-        &B64.decode(tokens.access_token.expose().split('.').nth(1).unwrap())
+        &B64.decode(tokens.access_token.expose_secret().split('.').nth(1).unwrap())
             .unwrap(),
     )
     .unwrap();
@@ -575,7 +555,7 @@ async fn certificate_bound_tokens_are_refused_without_their_certificate() {
         B64.encode(<sha2::Sha256 as sha2::Digest>::digest(&der))
     );
     gw.app
-        .get_authed("/v1/me", tokens.access_token.expose())
+        .get_authed("/v1/me", tokens.access_token.expose_secret())
         .await
         .expect(200);
 
@@ -587,12 +567,12 @@ async fn certificate_bound_tokens_are_refused_without_their_certificate() {
         .unwrap();
     gw.app.certificate = Some(other.der().to_vec());
     assert_invalid_token(
-        &gw.app.get_authed("/v1/me", tokens.access_token.expose()).await,
+        &gw.app.get_authed("/v1/me", tokens.access_token.expose_secret()).await,
         "another certificate",
     );
     gw.app.certificate = None;
     assert_invalid_token(
-        &gw.app.get_authed("/v1/me", tokens.access_token.expose()).await,
+        &gw.app.get_authed("/v1/me", tokens.access_token.expose_secret()).await,
         "no certificate",
     );
 }
@@ -677,11 +657,10 @@ async fn the_admin_console_session_is_strict() {
         .await
         .expect(401);
     let (_, tokens) = gw.nurse_tablet().await;
-    gw.from_admin_network(
-        TestRequest::get()
-            .uri("/admin/v1/devices")
-            .insert_header(("authorization", format!("Bearer {}", tokens.access_token.expose()))),
-    )
+    gw.from_admin_network(TestRequest::get().uri("/admin/v1/devices").insert_header((
+        "authorization",
+        format!("Bearer {}", tokens.access_token.expose_secret()),
+    )))
     .await
     .expect(403);
     // A nurse has no console password; a wrong password is refused.
@@ -700,14 +679,9 @@ async fn the_admin_console_session_is_strict() {
     .await
     .expect(401);
     // Logout ends the session.
-    gw.from_admin_network(
-        TestRequest::post()
-            .uri("/admin/v1/logout")
-            .insert_header(("cookie", admin.cookie.clone()))
-            .insert_header(("x-csrf-token", admin.csrf.clone())),
-    )
-    .await
-    .expect(204);
+    gw.console(&admin, TestRequest::post().uri("/admin/v1/logout"))
+        .await
+        .expect(204);
     gw.from_admin_network(
         TestRequest::get()
             .uri("/admin/v1/session")
@@ -727,7 +701,9 @@ async fn past_the_offline_grace_bound_staff_log_in_with_their_pin_again() {
         .batch_execute("UPDATE auth_sessions SET expires_at = now() - interval '1 minute'")
         .await
         .unwrap();
-    let expired = refresh(&gw, &device, tokens.refresh_token.expose()).await.expect(401);
+    let expired = refresh(&gw, &device, tokens.refresh_token.expose_secret())
+        .await
+        .expect(401);
     assert_eq!(expired.problem().code, ErrorCode::OfflineGraceExpired);
     gw.login(&device, NURSE.0, NURSE.1).await;
 }

@@ -38,6 +38,22 @@ fn run(args: &[&str], envs: &[(&str, &str)]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The rows of the cloud's main tables in `cluster`, as psql prints the counts.
+fn row_counts(cluster: &PgCluster) -> Vec<String> {
+    [
+        "labs",
+        "staff",
+        "patients",
+        "prescriptions",
+        "prescribed_exams",
+        "appointments",
+        "change_log",
+    ]
+    .iter()
+    .map(|t| cluster.psql("labedge_cloud", &format!("SELECT count(*) FROM {t}")))
+    .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_base_backup_and_the_archived_wal_restore_every_row_into_a_fresh_cluster() {
     let root = PgDir::new();
@@ -90,18 +106,7 @@ async fn a_base_backup_and_the_archived_wal_restore_every_row_into_a_fresh_clust
         assert!(started.elapsed() < Duration::from_secs(30), "the WAL was not archived");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let expected: Vec<String> = [
-        "labs",
-        "staff",
-        "patients",
-        "prescriptions",
-        "prescribed_exams",
-        "appointments",
-        "change_log",
-    ]
-    .iter()
-    .map(|t| primary.psql("labedge_cloud", &format!("SELECT count(*) FROM {t}")))
-    .collect();
+    let expected = row_counts(&primary);
 
     // The primary is lost; restore into a new data directory.
     primary.stop("immediate");
@@ -126,18 +131,7 @@ async fn a_base_backup_and_the_archived_wal_restore_every_row_into_a_fresh_clust
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let got: Vec<String> = [
-        "labs",
-        "staff",
-        "patients",
-        "prescriptions",
-        "prescribed_exams",
-        "appointments",
-        "change_log",
-    ]
-    .iter()
-    .map(|t| restored.psql("labedge_cloud", &format!("SELECT count(*) FROM {t}")))
-    .collect();
+    let got = row_counts(&restored);
     assert_eq!(got, expected, "every table restored whole");
     assert_eq!(
         restored.psql("labedge_cloud", "SELECT count(*) FROM labs WHERE code = 'AFTER-BACKUP'"),

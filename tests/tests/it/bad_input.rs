@@ -27,7 +27,7 @@ async fn lab(gw: &TestGateway) -> (Uuid, Uuid, String) {
     let rx = prescription(gw.lab_id, p.id, today, &["NFS"]);
     edge_data::upsert_prescriptions(gw, std::slice::from_ref(&rx)).await;
     let (_, tokens) = gw.nurse_tablet().await;
-    (p.id, rx.prescription.id, tokens.access_token.expose().to_owned())
+    (p.id, rx.prescription.id, tokens.access_token.expose_secret().to_owned())
 }
 
 fn nested(depth: usize) -> Vec<u8> {
@@ -187,85 +187,33 @@ fn cases(patient: Uuid, rx: Uuid) -> Vec<Case> {
             ErrorCode::ValidationFailed,
             Some("/mutations".into()),
         ),
-        (
-            "per_page 10,000 (cap 50)".into(),
-            "GET",
+        bad_query(
+            "per_page 10,000 (cap 50)",
             format!("{}&per_page=10000", search("martin")),
-            "",
-            Vec::new(),
-            422,
-            ErrorCode::ValidationFailed,
-            Some("/per_page".into()),
+            "/per_page",
         ),
-        (
-            "per_page 51 (cap 50)".into(),
-            "GET",
+        bad_query(
+            "per_page 51 (cap 50)",
             format!("{}&per_page=51", search("martin")),
-            "",
-            Vec::new(),
-            422,
-            ErrorCode::ValidationFailed,
-            Some("/per_page".into()),
+            "/per_page",
         ),
-        (
-            "page 1,001 (cap 1000)".into(),
-            "GET",
+        bad_query(
+            "page 1,001 (cap 1000)",
             format!("{}&page=1001", search("martin")),
-            "",
-            Vec::new(),
-            422,
-            ErrorCode::ValidationFailed,
-            Some("/page".into()),
+            "/page",
         ),
-        (
-            "per_page not a number".into(),
-            "GET",
+        bad_query(
+            "per_page not a number",
             format!("{}&per_page=lots", search("martin")),
-            "",
-            Vec::new(),
-            422,
-            ErrorCode::ValidationFailed,
-            Some("/per_page".into()),
+            "/per_page",
         ),
-        (
-            "search ' OR 1=1--".into(),
-            "GET",
-            search("' OR 1=1--"),
-            "",
-            Vec::new(),
-            422,
-            ErrorCode::ValidationFailed,
-            Some("/q".into()),
-        ),
-        (
-            "search %".into(),
-            "GET",
-            search("%"),
-            "",
-            Vec::new(),
-            422,
-            ErrorCode::ValidationFailed,
-            Some("/q".into()),
-        ),
-        (
-            "search of 65 characters".into(),
-            "GET",
-            search(&"m".repeat(65)),
-            "",
-            Vec::new(),
-            422,
-            ErrorCode::ValidationFailed,
-            Some("/q".into()),
-        ),
-        (
-            "sync cursor of 129 characters".into(),
-            "GET",
+        bad_query("search ' OR 1=1--", search("' OR 1=1--"), "/q"),
+        bad_query("search %", search("%"), "/q"),
+        bad_query("search of 65 characters", search(&"m".repeat(65)), "/q"),
+        bad_query(
+            "sync cursor of 129 characters",
             format!("{}?cursor={}", routes::SYNC_PULL, "c".repeat(129)),
-            "",
-            Vec::new(),
-            422,
-            ErrorCode::ValidationFailed,
-            Some("/cursor".into()),
+            "/cursor",
         ),
         (
             "malformed id in a path".into(),
@@ -278,6 +226,20 @@ fn cases(patient: Uuid, rx: Uuid) -> Vec<Case> {
             None,
         ),
     ]
+}
+
+/// A GET refused with 422 for its query: `pointer` names the bad parameter.
+fn bad_query(case: &str, path: String, pointer: &str) -> Case {
+    (
+        case.into(),
+        "GET",
+        path,
+        "",
+        Vec::new(),
+        422,
+        ErrorCode::ValidationFailed,
+        Some(pointer.into()),
+    )
 }
 
 fn with_str(v: &serde_json::Value, key: &str, s: &str) -> serde_json::Value {
@@ -407,7 +369,7 @@ fn header_value<'a>(head: &'a str, name: &str) -> &'a str {
 async fn a_body_over_the_limit_is_refused_before_it_is_sent() {
     let real = RealGateway::start("TEST-LAB", 1, |_| {}).await;
     let (_, tokens) = real.gw.nurse_tablet().await;
-    let token = tokens.access_token.expose().to_owned();
+    let token = tokens.access_token.expose_secret().to_owned();
     let limit = real.gw.state.config.http.max_body_bytes;
 
     // Declared 50 MB, 1 KiB sent: the 413 comes back while the client is still "sending".
@@ -530,7 +492,7 @@ async fn memory_stays_flat_over_1000_bad_requests() {
 async fn slow_clients_are_cut_off() {
     let real = RealGateway::start("TEST-LAB", 1, |_| {}).await;
     let (_, tokens) = real.gw.nurse_tablet().await;
-    let token = tokens.access_token.expose().to_owned();
+    let token = tokens.access_token.expose_secret().to_owned();
     let timeout_ms = real.gw.state.config.http.client_request_timeout_ms;
 
     // A request head sent one byte every 2 s: cut off at the head timeout.

@@ -11,7 +11,6 @@ use labedge_tests::stack::Stack;
 use labedge_tests::tablet;
 use mobile_contracts::routes;
 use serde_json::Value;
-use uuid::Uuid;
 
 const TOKEN: &str = "central-it-token-for-the-central-test";
 
@@ -124,18 +123,12 @@ async fn a_gateways_report_reaches_the_central_view_as_json_and_as_a_page_and_ne
     let token = tablet::enroll_and_login(&stack.client, &stack.gateway_url, &admin, &nurse).await;
     let visit = tablet::visits_at(&stack.edge_url).await[0].clone();
     for _ in 0..2 {
-        let body = serde_json::json!({
-            "id": Uuid::now_v7(), "patient_id": visit.patient, "appointment_id": visit.appointment,
-            "prescription_id": visit.prescription,
-            "collected_at": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap(),
-            "identity_checked": true, "identity_check_method": "health_card",
-            "tubes": [{"barcode": format!("K{}", &Uuid::new_v4().simple().to_string()[..14].to_uppercase()), "tube_type": "EDTA"}]
-        });
+        let (_, key, body) = tablet::collection_for(&visit);
         let written = stack
             .client
             .post(format!("{}{}", stack.gateway_url, routes::COLLECTIONS))
             .bearer_auth(&token)
-            .header("idempotency-key", Uuid::new_v4().to_string())
+            .header("idempotency-key", &key)
             .json(&body)
             .send()
             .await

@@ -23,17 +23,8 @@ use uuid::Uuid;
 // ------------------------------------------------------------------------------------------------
 // Helpers.
 
-async fn console(gw: &TestGateway, admin: &AdminCookie, request: TestRequest) -> TestResponse {
-    gw.from_admin_network(
-        request
-            .insert_header(("cookie", admin.cookie.clone()))
-            .insert_header(("x-csrf-token", admin.csrf.clone())),
-    )
-    .await
-}
-
 async fn console_get(gw: &TestGateway, admin: &AdminCookie, path: &str) -> TestResponse {
-    console(gw, admin, TestRequest::get().uri(path)).await
+    gw.console(admin, TestRequest::get().uri(path)).await
 }
 
 /// A lab with a patient, their prescription and the catalog, and a nurse logged in on a tablet:
@@ -50,7 +41,7 @@ async fn lab_with_a_nurse(gw: &TestGateway) -> (Uuid, Uuid, Uuid, String) {
         someone.id,
         rx.prescription.id,
         device.id,
-        tokens.access_token.expose().to_owned(),
+        tokens.access_token.expose_secret().to_owned(),
     )
 }
 
@@ -158,7 +149,8 @@ async fn every_console_route_needs_an_admin_session() {
 async fn an_enrollment_code_comes_with_its_qr_code() {
     let gw = TestGateway::start().await;
     let admin = gw.admin_login().await;
-    let code: Value = console(&gw, &admin, TestRequest::post().uri("/admin/v1/enrollment-codes"))
+    let code: Value = gw
+        .console(&admin, TestRequest::post().uri("/admin/v1/enrollment-codes"))
         .await
         .expect(201)
         .json();
@@ -168,7 +160,8 @@ async fn an_enrollment_code_comes_with_its_qr_code() {
     assert!(svg.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{svg}");
     assert!(svg.ends_with("</svg>"));
     // The QR code is the code's own: another code, another picture.
-    let other: Value = console(&gw, &admin, TestRequest::post().uri("/admin/v1/enrollment-codes"))
+    let other: Value = gw
+        .console(&admin, TestRequest::post().uri("/admin/v1/enrollment-codes"))
         .await
         .expect(201)
         .json();
@@ -245,7 +238,7 @@ async fn pending_pushes_are_counted_per_tablet() {
     write_collection(&gw, &token, patient, rx).await;
     let other = gw.enroll(None).await;
     let other_token = gw.login(&other, NURSE.0, NURSE.1).await;
-    write_collection(&gw, other_token.access_token.expose(), patient, rx).await;
+    write_collection(&gw, other_token.access_token.expose_secret(), patient, rx).await;
     // An entry already acknowledged by the cloud is not pending.
     gw.db
         .conn()

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use labedge_schema::db::{self, Database};
 use labedge_tests::cluster::{PgCluster, PgDir, deploy_script, replicated_pair, shell};
-use labedge_tests::db::count_at as count;
+use labedge_tests::db::{collections_among, count_at as count};
 use labedge_tests::stack::Stack;
 use labedge_tests::tablet;
+use labedge_tests::tablet::ReadJson;
 
 /// The last `n` lines of a process's output.
 fn tail(output: &str, n: usize) -> String {
@@ -126,22 +127,10 @@ async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_w
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let ids = acknowledged
-        .iter()
-        .map(|id| format!("'{id}'"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let among = collections_among(&acknowledged);
     let expected = acknowledged.len() as i64;
     assert!(expected > before, "writes went on through the failover");
-    assert_eq!(
-        count(
-            &central_url,
-            &format!("SELECT count(*) AS n FROM collections WHERE id IN ({ids})")
-        )
-        .await,
-        expected,
-        "none lost"
-    );
+    assert_eq!(count(&central_url, &among).await, expected, "none lost");
     assert_eq!(
         count(&central_url, "SELECT count(*) AS n FROM collections").await,
         expected,
@@ -165,14 +154,7 @@ async fn the_central_lab_takes_over_when_the_cloud_is_lost_and_no_acknowledged_w
 async fn futures_roles(client: &reqwest::Client, urls: &[&str]) -> Vec<String> {
     let mut roles = Vec::new();
     for url in urls {
-        let ready: serde_json::Value = client
-            .get(format!("{url}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready: serde_json::Value = client.get(format!("{url}/readyz")).read_json().await;
         roles.push(ready["role"].as_str().unwrap_or("none").to_owned());
     }
     roles

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use labedge_tests::db::count_at as count;
+use labedge_tests::db::{collections_among, count_at as count};
 use labedge_tests::long_run;
 use labedge_tests::stack::Stack;
 use labedge_tests::tablet;
@@ -138,20 +138,9 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
         assert!(started.elapsed() < Duration::from_secs(90), "the outbox did not drain");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let ids = acknowledged
-        .iter()
-        .map(|id| format!("'{id}'"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let among = collections_among(&acknowledged);
     let expected = acknowledged.len() as i64;
-    assert_eq!(
-        count(
-            &edge_url,
-            &format!("SELECT count(*) AS n FROM collections WHERE id IN ({ids})")
-        )
-        .await,
-        expected
-    );
+    assert_eq!(count(&edge_url, &among).await, expected);
     assert_eq!(
         count(&edge_url, "SELECT count(*) AS n FROM collections").await,
         expected,
@@ -162,15 +151,7 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
         expected,
         "one outbox entry per write"
     );
-    assert_eq!(
-        count(
-            &cloud_url,
-            &format!("SELECT count(*) AS n FROM collections WHERE id IN ({ids})")
-        )
-        .await,
-        expected,
-        "none lost"
-    );
+    assert_eq!(count(&cloud_url, &among).await, expected, "none lost");
     assert_eq!(
         count(&cloud_url, "SELECT count(*) AS n FROM collections").await,
         expected,

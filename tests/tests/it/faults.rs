@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labedge_tests::cluster::{PgCluster, PgDir, free_port};
-use labedge_tests::db::count_at as count;
+use labedge_tests::db::{collections_among, count_at as count};
 use labedge_tests::fake_upstream::{Behaviour, FakeUpstream};
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::long_run;
@@ -152,32 +152,16 @@ impl Lab {
     /// Asserts that each acknowledged collection was recorded once at the gateway and is in the
     /// cloud exactly once, and that the cloud has nothing else.
     async fn all_in_the_cloud_once(&self, acknowledged: &[Uuid]) {
-        let ids = acknowledged
-            .iter()
-            .map(|id| format!("'{id}'"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let among = collections_among(acknowledged);
         let n = i64::try_from(acknowledged.len()).unwrap();
         let edge = &self.edge_url;
         let cloud = &self.cloud_url;
         assert_eq!(
-            count(
-                edge,
-                &format!("SELECT count(*) AS n FROM collections WHERE id IN ({ids})")
-            )
-            .await,
+            count(edge, &among).await,
             n,
             "every acknowledged write is at the gateway"
         );
-        assert_eq!(
-            count(
-                cloud,
-                &format!("SELECT count(*) AS n FROM collections WHERE id IN ({ids})")
-            )
-            .await,
-            n,
-            "none lost"
-        );
+        assert_eq!(count(cloud, &among).await, n, "none lost");
         assert_eq!(
             count(cloud, "SELECT count(*) AS n FROM collections").await,
             count(edge, "SELECT count(*) AS n FROM collections").await,
@@ -246,17 +230,9 @@ async fn the_tablets_do_not_feel_the_cloud_down_slow_failing_throttling_or_half_
     // Backoff (at most 30 s) and the circuit's rest bound the time to drain.
     let before_fake = load.acknowledged();
     lab.sent(&before_fake, Duration::from_secs(90)).await;
-    let ids = before_fake
-        .iter()
-        .map(|id| format!("'{id}'"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let among = collections_among(&before_fake);
     assert_eq!(
-        count(
-            &lab.cloud_url,
-            &format!("SELECT count(*) AS n FROM collections WHERE id IN ({ids})")
-        )
-        .await,
+        count(&lab.cloud_url, &among).await,
         i64::try_from(before_fake.len()).unwrap(),
         "what was acknowledged while the cloud was down reached it"
     );

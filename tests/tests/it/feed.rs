@@ -733,7 +733,7 @@ async fn seeded() -> (Net, Uuid, String) {
     )
     .await
     .unwrap();
-    let lab = summary.labs.iter().find(|l| l.kind == "proximity").unwrap().clone();
+    let lab = summary.proximity_labs().next().unwrap().clone();
     let cert = gateway(&mut conn, &net.pki, lab.id, &lab.code).await;
     let config = api_config(db.url(), net._dir.path());
     net.app = TestApp::new(app(build_state(config.clone()).unwrap())).await;

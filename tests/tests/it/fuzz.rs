@@ -38,7 +38,7 @@ async fn schemathesis_finds_nothing_against_the_running_gateway() {
     );
     let real = RealGateway::start("TEST-LAB", 2, |_| {}).await;
     let (_, tokens) = real.gw.nurse_tablet().await;
-    let token = tokens.access_token.expose().to_owned();
+    let token = tokens.access_token.expose_secret().to_owned();
     let examples = if labedge_tests::long_run() { 1_000 } else { 100 };
     let schema = workspace().join("mobile-contracts/openapi.json");
     let reports = real.dir.path().join("schemathesis");

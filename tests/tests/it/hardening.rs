@@ -46,6 +46,16 @@ async fn round_lab() -> (TestGateway, Uuid, Uuid, Uuid) {
     (gw, p.id, rx.prescription.id, visit.id)
 }
 
+/// Takes every visit out of every round (as a reassignment would).
+async fn unassign_every_visit(gw: &TestGateway) {
+    gw.db
+        .conn()
+        .await
+        .batch_execute("UPDATE appointments SET assigned_staff_id = NULL")
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_used_by_one_staff_member_is_never_answered_to_another_on_the_same_tablet() {
     let (gw, patient, rx, _) = round_lab().await;
@@ -54,19 +64,14 @@ async fn a_key_used_by_one_staff_member_is_never_answered_to_another_on_the_same
     let key = Uuid::now_v7().to_string();
     let mut body = collection(patient, rx, &["EDTA"]);
     body.collected_at = OffsetDateTime::now_utc();
-    post_collection(&gw, nurse.access_token.expose(), &key, &body)
+    post_collection(&gw, nurse.access_token.expose_secret(), &key, &body)
         .await
         .expect(201);
     // Another member on the same tablet, whose round does not hold this patient any more (the
     // visit reassigned), replays the nurse's request byte for byte.
-    gw.db
-        .conn()
-        .await
-        .batch_execute("UPDATE appointments SET assigned_staff_id = NULL")
-        .await
-        .unwrap();
+    unassign_every_visit(&gw).await;
     let sampler = gw.login(&device, HOME_SAMPLER.0, HOME_SAMPLER.1).await;
-    let replay = post_collection(&gw, sampler.access_token.expose(), &key, &body).await;
+    let replay = post_collection(&gw, sampler.access_token.expose_secret(), &key, &body).await;
     assert_eq!(
         replay.status.as_u16(),
         422,
@@ -75,7 +80,7 @@ async fn a_key_used_by_one_staff_member_is_never_answered_to_another_on_the_same
     );
     assert_eq!(replay.problem().errors[0].pointer, "/patient_id");
     // The nurse's own replay still gets the stored answer.
-    post_collection(&gw, nurse.access_token.expose(), &key, &body)
+    post_collection(&gw, nurse.access_token.expose_secret(), &key, &body)
         .await
         .expect(201);
 }
@@ -88,7 +93,7 @@ async fn a_replay_is_checked_against_scope_and_role_like_a_first_request() {
         let tokens = gw.login(&device, HOME_SAMPLER.0, HOME_SAMPLER.1).await;
         (device, tokens)
     };
-    let token = sampler.access_token.expose().to_owned();
+    let token = sampler.access_token.expose_secret().to_owned();
     let key = Uuid::now_v7().to_string();
     let mut body = collection(patient, rx, &["EDTA"]);
     body.collected_at = OffsetDateTime::now_utc();
@@ -96,12 +101,7 @@ async fn a_replay_is_checked_against_scope_and_role_like_a_first_request() {
     let first = post_collection(&gw, &token, &key, &body).await.expect(201);
     post_collection(&gw, &token, &key, &body).await.expect(201);
     // The visit leaves her round: her replay no longer shows her the patient's receipt.
-    gw.db
-        .conn()
-        .await
-        .batch_execute("UPDATE appointments SET assigned_staff_id = NULL")
-        .await
-        .unwrap();
+    unassign_every_visit(&gw).await;
     let replay = post_collection(&gw, &token, &key, &body).await.expect(422);
     assert_eq!(replay.problem().code, ErrorCode::ValidationFailed);
     assert_ne!(replay.body, first.body);
@@ -125,12 +125,7 @@ async fn a_replay_is_checked_against_scope_and_role_like_a_first_request() {
     };
     let key = Uuid::now_v7().to_string();
     gw.app.send(patch(&token, &key)).await.expect(200);
-    gw.db
-        .conn()
-        .await
-        .batch_execute("UPDATE appointments SET assigned_staff_id = NULL")
-        .await
-        .unwrap();
+    unassign_every_visit(&gw).await;
     gw.app.send(patch(&token, &key)).await.expect(404);
 }
 
@@ -259,15 +254,7 @@ async fn every_admin_json_answer_is_no_store_errors_included() {
         }
     }
     // State changes too, refused ones included.
-    let revoke = gw
-        .from_admin_network(
-            TestRequest::post()
-                .uri(&format!("/admin/v1/devices/{}/revoke", device.id))
-                .insert_header(("cookie", admin.cookie.clone()))
-                .insert_header(("x-csrf-token", admin.csrf.clone())),
-        )
-        .await
-        .expect(200);
+    let revoke = gw.revoke_device(&admin, device.id).await;
     assert_eq!(revoke.header("cache-control").as_deref(), Some("no-store"));
     assert!(checked >= 24);
 }

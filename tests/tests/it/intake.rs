@@ -4,26 +4,11 @@
 
 use actix_web::test::TestRequest;
 use diesel_async::RunQueryDsl;
-use labedge_api::demo::SeedArgs;
 use labedge_protocol::relay::{AckOutcome, MutationAcks, RelayedMutation, RelayedOp};
 use labedge_tests::app::TestApp;
-use labedge_tests::cloud::TestCloud;
+use labedge_tests::cloud::{TestCloud, Visit, relayed, relayed_collection};
 use mobile_contracts::problem::ErrorCode;
 use uuid::Uuid;
-
-#[derive(diesel::QueryableByName)]
-struct Visit {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    appointment: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    patient: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    prescription: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    staff: Uuid,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    version: i64,
-}
 
 struct Lab {
     cloud: TestCloud,
@@ -33,34 +18,17 @@ struct Lab {
 }
 
 async fn lab() -> Lab {
-    let cloud = TestCloud::start().await;
-    let summary = cloud
-        .seed(&SeedArgs {
-            patients: 150,
-            proximity_labs: 2,
-            ..SeedArgs::default()
-        })
-        .await;
-    let code = summary
-        .labs
-        .iter()
-        .find(|l| l.kind == "proximity")
-        .unwrap()
-        .code
-        .clone();
-    let credential = cloud.credential(&code).await;
+    let (cloud, summary) = TestCloud::seeded(150, 2).await;
+    let code = summary.proximity_labs().next().unwrap().code.clone();
     let visits: Vec<Visit> = diesel::sql_query(format!(
-        "SELECT a.id AS appointment, a.patient_id AS patient, a.prescription_id AS prescription, s.id AS staff, a.version \
+        "SELECT l.id AS lab, a.id AS appointment, a.patient_id AS patient, a.prescription_id AS prescription, s.id AS staff, a.version \
          FROM appointments a JOIN labs l ON l.id = a.lab_id JOIN staff s ON s.lab_id = l.id AND s.role = 'nurse' \
          WHERE l.code = '{code}' AND a.status = 'scheduled' AND a.prescription_id IS NOT NULL ORDER BY a.id LIMIT 20"
     ))
     .load(&mut cloud.db.conn().await)
     .await
     .unwrap();
-    let state =
-        labedge_api::startup::build_state(labedge_tests::fixtures::api_config(cloud.db.url(), &cloud.pki.dir)).unwrap();
-    let mut app = TestApp::new(labedge_api::startup::app(state)).await;
-    app.certificate = Some(credential.der);
+    let app = cloud.gateway_app(&code).await;
     Lab {
         cloud,
         app,
@@ -69,37 +37,14 @@ async fn lab() -> Lab {
     }
 }
 
-fn collection(visit: &Visit, barcode: &str) -> RelayedMutation {
-    RelayedMutation {
-        mutation_id: Uuid::now_v7(),
-        recorded_at: time::OffsetDateTime::now_utc(),
-        staff_id: Some(visit.staff),
-        device_id: Some(Uuid::now_v7()),
-        op: serde_json::from_value(serde_json::json!({
-            "kind": "collection.create",
-            "collection": {
-                "id": Uuid::now_v7(), "patient_id": visit.patient, "appointment_id": visit.appointment,
-                "prescription_id": visit.prescription, "collected_at": "2026-11-28T08:00:00Z",
-                "identity_checked": true, "identity_check_method": "health_card",
-                "tubes": [{"barcode": barcode, "tube_type": "EDTA"}]
-            }
-        }))
-        .unwrap(),
-    }
-}
-
 fn appointment_change(visit: &Visit, if_version: i64, status: &str) -> RelayedMutation {
-    RelayedMutation {
-        mutation_id: Uuid::now_v7(),
-        recorded_at: time::OffsetDateTime::now_utc(),
-        staff_id: Some(visit.staff),
-        device_id: Some(Uuid::now_v7()),
-        op: serde_json::from_value(serde_json::json!({
+    relayed(
+        visit.staff,
+        serde_json::json!({
             "kind": "appointment.update", "appointment_id": visit.appointment, "if_version": if_version,
             "patch": {"status": status}
-        }))
-        .unwrap(),
-    }
+        }),
+    )
 }
 
 async fn send(lab: &Lab, mutations: &[RelayedMutation]) -> Vec<(AckOutcome, Option<String>, Option<i64>)> {
@@ -133,7 +78,7 @@ async fn a_mutation_is_applied_once_whichever_route_it_came_by() {
     let batch: Vec<RelayedMutation> = lab.visits[..5]
         .iter()
         .enumerate()
-        .map(|(i, v)| collection(v, &format!("ONCE{i:08}")))
+        .map(|(i, v)| relayed_collection(v, &format!("ONCE{i:08}")))
         .collect();
     assert!(send(&lab, &batch).await.iter().all(|(o, ..)| *o == AckOutcome::Applied));
     // The same batch again (a lost acknowledgement, or the other upstream): duplicates.
@@ -148,7 +93,7 @@ async fn a_mutation_is_applied_once_whichever_route_it_came_by() {
     again.mutation_id = Uuid::now_v7();
     assert_eq!(send(&lab, &[again]).await[0].0, AckOutcome::Duplicate);
     // A mutation twice in one batch counts once.
-    let twice = collection(&lab.visits[6], "TWICE0001");
+    let twice = relayed_collection(&lab.visits[6], "TWICE0001");
     let verdicts = send(&lab, &[twice.clone(), twice]).await;
     assert_eq!(
         (verdicts[0].0, verdicts[1].0),
@@ -169,16 +114,16 @@ async fn a_mutation_is_applied_once_whichever_route_it_came_by() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_collections_are_rejected_alone_and_the_rest_of_the_batch_applies() {
     let lab = lab().await;
-    send(&lab, &[collection(&lab.visits[0], "TAKEN0001")]).await;
-    let mut unknown_patient = collection(&lab.visits[2], "FRESH0002");
+    send(&lab, &[relayed_collection(&lab.visits[0], "TAKEN0001")]).await;
+    let mut unknown_patient = relayed_collection(&lab.visits[2], "FRESH0002");
     if let RelayedOp::CollectionCreate { collection } = &mut unknown_patient.op {
         collection.patient_id = Uuid::now_v7();
     }
     let batch = vec![
-        collection(&lab.visits[1], "FRESH0001"),
-        collection(&lab.visits[3], "TAKEN0001"),
+        relayed_collection(&lab.visits[1], "FRESH0001"),
+        relayed_collection(&lab.visits[3], "TAKEN0001"),
         unknown_patient,
-        collection(&lab.visits[4], "FRESH0003"),
+        relayed_collection(&lab.visits[4], "FRESH0003"),
     ];
     let verdicts = send(&lab, &batch).await;
     assert_eq!(verdicts[0].0, AckOutcome::Applied);
@@ -265,7 +210,7 @@ async fn another_labs_mutations_and_oversized_batches_are_refused() {
         .await
         .expect(401);
     let many: Vec<RelayedMutation> = (0..5_001)
-        .map(|i| collection(&lab.visits[0], &format!("MANY{i:06}")))
+        .map(|i| relayed_collection(&lab.visits[0], &format!("MANY{i:06}")))
         .collect();
     let oversized = lab
         .app

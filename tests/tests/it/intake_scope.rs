@@ -8,28 +8,11 @@
 use actix_web::test::TestRequest;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use labedge_api::demo::SeedArgs;
 use labedge_api::intake::Reason;
 use labedge_protocol::relay::{AckOutcome, MutationAcks, RelayedMutation, RelayedOp};
 use labedge_tests::app::TestApp;
-use labedge_tests::cloud::TestCloud;
+use labedge_tests::cloud::{TestCloud, Visit, relayed, relayed_collection};
 use uuid::Uuid;
-
-#[derive(diesel::QueryableByName, Clone, Copy, Debug)]
-struct Visit {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    lab: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    appointment: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    patient: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    prescription: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    staff: Uuid,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    version: i64,
-}
 
 /// One lab's gateway: its code, an app presenting its credential, and some of its scheduled visits.
 struct Gateway {
@@ -59,23 +42,9 @@ async fn visits(conn: &mut AsyncPgConnection, code: &str) -> Vec<Visit> {
 
 /// Two proximity labs, each with its gateway credential, and no patient seen by both.
 async fn labs() -> Labs {
-    let cloud = TestCloud::start().await;
-    let summary = cloud
-        .seed(&SeedArgs {
-            patients: 150,
-            proximity_labs: 2,
-            ..SeedArgs::default()
-        })
-        .await;
-    let codes: Vec<String> = summary
-        .labs
-        .iter()
-        .filter(|l| l.kind == "proximity")
-        .map(|l| l.code.clone())
-        .collect();
-    let state =
-        labedge_api::startup::build_state(labedge_tests::fixtures::api_config(cloud.db.url(), &cloud.pki.dir)).unwrap();
-    let app = TestApp::new(labedge_api::startup::app(state)).await;
+    let (cloud, summary) = TestCloud::seeded(150, 2).await;
+    let codes: Vec<String> = summary.proximity_labs().map(|l| l.code.clone()).collect();
+    let app = cloud.app().await;
     let mut conn = cloud.db.conn().await;
     let mut gateways = Vec::new();
     for code in &codes[..2] {
@@ -97,25 +66,6 @@ async fn labs() -> Labs {
     Labs { cloud, a, b }
 }
 
-fn collection(visit: &Visit, barcode: &str) -> RelayedMutation {
-    RelayedMutation {
-        mutation_id: Uuid::now_v7(),
-        recorded_at: time::OffsetDateTime::now_utc(),
-        staff_id: Some(visit.staff),
-        device_id: Some(Uuid::now_v7()),
-        op: serde_json::from_value(serde_json::json!({
-            "kind": "collection.create",
-            "collection": {
-                "id": Uuid::now_v7(), "patient_id": visit.patient, "appointment_id": visit.appointment,
-                "prescription_id": visit.prescription, "collected_at": "2026-11-28T08:00:00Z",
-                "identity_checked": true, "identity_check_method": "health_card",
-                "tubes": [{"barcode": barcode, "tube_type": "EDTA"}]
-            }
-        }))
-        .unwrap(),
-    }
-}
-
 /// `mutation` with its collection changed by `change`.
 fn with(mut mutation: RelayedMutation, change: impl FnOnce(&mut mobile_contracts::NewCollection)) -> RelayedMutation {
     if let RelayedOp::CollectionCreate { collection } = &mut mutation.op {
@@ -132,17 +82,13 @@ fn collection_id(mutation: &RelayedMutation) -> Uuid {
 }
 
 fn appointment_change(visit: &Visit, staff: Uuid, status: &str) -> RelayedMutation {
-    RelayedMutation {
-        mutation_id: Uuid::now_v7(),
-        recorded_at: time::OffsetDateTime::now_utc(),
-        staff_id: Some(staff),
-        device_id: Some(Uuid::now_v7()),
-        op: serde_json::from_value(serde_json::json!({
+    relayed(
+        staff,
+        serde_json::json!({
             "kind": "appointment.update", "appointment_id": visit.appointment, "if_version": visit.version,
             "patch": {"status": status}
-        }))
-        .unwrap(),
-    }
+        }),
+    )
 }
 
 async fn send(gateway: &Gateway, mutations: &[RelayedMutation]) -> Vec<(AckOutcome, Option<String>)> {
@@ -184,39 +130,41 @@ async fn a_gateway_naming_another_labs_rows_gets_those_items_rejected_and_the_re
     .unwrap();
 
     let batch = vec![
-        collection(&va[0], "SCOPEA0000"),
+        relayed_collection(&va[0], "SCOPEA0000"),
         // Lab B's prescription, for lab B's patient.
-        with(collection(&va[1], "SCOPEA0001"), |c| {
+        with(relayed_collection(&va[1], "SCOPEA0001"), |c| {
             c.prescription_id = vb[1].prescription;
             c.patient_id = vb[1].patient;
             c.appointment_id = None;
         }),
         // Lab A's own prescription, but lab B's patient.
-        with(collection(&va[2], "SCOPEA0002"), |c| {
+        with(relayed_collection(&va[2], "SCOPEA0002"), |c| {
             c.patient_id = vb[2].patient;
             c.appointment_id = None;
         }),
         // Lab B's appointment.
-        with(collection(&va[3], "SCOPEA0003"), |c| {
+        with(relayed_collection(&va[3], "SCOPEA0003"), |c| {
             c.appointment_id = Some(vb[3].appointment)
         }),
         // Attributed to lab B's staff.
         RelayedMutation {
             staff_id: Some(vb[4].staff),
-            ..collection(&va[4], "SCOPEA0004")
+            ..relayed_collection(&va[4], "SCOPEA0004")
         },
         // From lab B's tablet.
         RelayedMutation {
             device_id: Some(b_device),
-            ..collection(&va[5], "SCOPEA0005")
+            ..relayed_collection(&va[5], "SCOPEA0005")
         },
         // A prescription that does not exist gets the same answer as another lab's (no oracle).
-        with(collection(&va[6], "SCOPEA0006"), |c| c.prescription_id = Uuid::now_v7()),
+        with(relayed_collection(&va[6], "SCOPEA0006"), |c| {
+            c.prescription_id = Uuid::now_v7()
+        }),
         // Lab A's appointment, changed in the name of lab B's staff.
         appointment_change(&va[7], vb[0].staff, "checked_in"),
         // Lab B's appointment.
         appointment_change(&vb[7], va[0].staff, "checked_in"),
-        collection(&va[8], "SCOPEA0008"),
+        relayed_collection(&va[8], "SCOPEA0008"),
     ];
     let verdicts = send(&a, &batch).await;
     let expected = [
@@ -285,14 +233,14 @@ async fn one_lab_cannot_take_another_labs_tube_barcodes() {
     let Labs { cloud, a, b } = labs().await;
     // Lab B has recorded one label; lab A uses it, and the next label B will use.
     assert_eq!(
-        send(&b, &[collection(&b.visits[0], "BLAB00000001")]).await[0].0,
+        send(&b, &[relayed_collection(&b.visits[0], "BLAB00000001")]).await[0].0,
         AckOutcome::Applied
     );
     let taken_early = send(
         &a,
         &[
-            collection(&a.visits[0], "BLAB00000001"),
-            collection(&a.visits[1], "BLAB00000002"),
+            relayed_collection(&a.visits[0], "BLAB00000001"),
+            relayed_collection(&a.visits[1], "BLAB00000002"),
         ],
     )
     .await;
@@ -302,10 +250,10 @@ async fn one_lab_cannot_take_another_labs_tube_barcodes() {
         "{taken_early:?}"
     );
     // Lab B's real specimen with that label still lands.
-    let real = send(&b, &[collection(&b.visits[1], "BLAB00000002")]).await;
+    let real = send(&b, &[relayed_collection(&b.visits[1], "BLAB00000002")]).await;
     assert_eq!(real[0].0, AckOutcome::Applied, "{real:?}");
     // Within one lab a label is still recorded once.
-    let twice = send(&b, &[collection(&b.visits[2], "BLAB00000002")]).await;
+    let twice = send(&b, &[relayed_collection(&b.visits[2], "BLAB00000002")]).await;
     assert_eq!(
         (twice[0].0, code(&twice[0])),
         (AckOutcome::Rejected, Some("duplicate_barcode"))
@@ -327,8 +275,8 @@ async fn one_lab_cannot_take_another_labs_tube_barcodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutation_ids_and_collection_ids_of_another_lab_reveal_nothing_of_it() {
     let Labs { cloud, a, b } = labs().await;
-    let b_applied = collection(&b.visits[0], "MUTB0000001");
-    let b_rejected = with(collection(&b.visits[1], "MUTB0000002"), |c| {
+    let b_applied = relayed_collection(&b.visits[0], "MUTB0000001");
+    let b_rejected = with(relayed_collection(&b.visits[1], "MUTB0000002"), |c| {
         c.prescription_id = Uuid::now_v7()
     });
     let verdicts = send(&b, &[b_applied.clone(), b_rejected.clone()]).await;
@@ -342,11 +290,11 @@ async fn mutation_ids_and_collection_ids_of_another_lab_reveal_nothing_of_it() {
     let a_same_ids = vec![
         RelayedMutation {
             mutation_id: b_applied.mutation_id,
-            ..collection(&a.visits[0], "MUTA0000001")
+            ..relayed_collection(&a.visits[0], "MUTA0000001")
         },
         RelayedMutation {
             mutation_id: b_rejected.mutation_id,
-            ..collection(&a.visits[1], "MUTA0000002")
+            ..relayed_collection(&a.visits[1], "MUTA0000002")
         },
     ];
     let verdicts = send(&a, &a_same_ids).await;
@@ -364,7 +312,7 @@ async fn mutation_ids_and_collection_ids_of_another_lab_reveal_nothing_of_it() {
 
     // Lab A reusing lab B's collection id (with lab A's own references) is refused, and lab B's
     // collection is untouched.
-    let stolen_id = with(collection(&a.visits[2], "MUTA0000003"), |c| {
+    let stolen_id = with(relayed_collection(&a.visits[2], "MUTA0000003"), |c| {
         c.id = collection_id(&b_applied)
     });
     let verdict = send(&a, &[stolen_id]).await;

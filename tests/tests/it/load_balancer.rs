@@ -11,6 +11,7 @@ use labedge_tests::cluster::{PgDir, deploy_script, free_port, replicated_pair, s
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::spawn::{Spawned, output_text, run};
 use labedge_tests::stack::ApiFile;
+use labedge_tests::tablet::ReadJson;
 
 /// HAProxy in the foreground, killed when the test ends.
 struct Haproxy(Child);
@@ -150,12 +151,8 @@ async fn only_the_instance_on_the_primary_gets_traffic_and_traffic_follows_a_pro
     let through = format!("https://localhost:{lb_port}/readyz");
     let direct_2: serde_json::Value = client
         .get(format!("https://localhost:{port_2}/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     assert_eq!(direct_2["role"], "standby", "{direct_2}");
     for _ in 0..30 {
         assert_eq!(role_through(&client, &through).await.as_deref(), Ok("primary"));

@@ -140,7 +140,7 @@ async fn gateway_logs_carry_security_events_and_no_personal_data_or_secret() {
         .json();
     let device = labedge_tests::gateway::Device {
         id: enrolled.device_id,
-        secret: enrolled.device_secret.expose().to_owned(),
+        secret: enrolled.device_secret.expose_secret().to_owned(),
         enrolled: enrolled.clone(),
     };
 
@@ -148,7 +148,7 @@ async fn gateway_logs_carry_security_events_and_no_personal_data_or_secret() {
     gw.try_login(&device, NURSE.0, WRONG_PIN).await.expect(401);
     gw.try_login(&device, &FAMILY.to_lowercase(), NURSE.1).await.expect(401);
     let tokens: TokenResponse = gw.login(&device, NURSE.0, NURSE.1).await;
-    let access = tokens.access_token.expose().to_owned();
+    let access = tokens.access_token.expose_secret().to_owned();
 
     // Searches by name, NIR and birth date, and reads.
     for q in [&FAMILY[..5], FAMILY, &nir, "1984-06-30", "30/06/1984"] {
@@ -281,9 +281,9 @@ async fn gateway_logs_carry_security_events_and_no_personal_data_or_secret() {
         ("device secret", device.secret.clone()),
         ("access token", access.clone()),
         ("access token signature", access.rsplit('.').next().unwrap().to_owned()),
-        ("refresh token", tokens.refresh_token.expose().to_owned()),
-        ("new access token", refreshed.access_token.expose().to_owned()),
-        ("new refresh token", refreshed.refresh_token.expose().to_owned()),
+        ("refresh token", tokens.refresh_token.expose_secret().to_owned()),
+        ("new access token", refreshed.access_token.expose_secret().to_owned()),
+        ("new refresh token", refreshed.refresh_token.expose_secret().to_owned()),
         ("enrollment code", code.clone()),
         ("admin password", ADMIN_PASSWORD.into()),
         ("admin session", admin.cookie.split_once('=').unwrap().1.to_owned()),

@@ -13,6 +13,7 @@ use diesel_async::RunQueryDsl;
 use labedge_tests::prometheus::{Scrape, documented_label_values, documented_metrics, metric_names_in_code};
 use labedge_tests::stack::Stack;
 use labedge_tests::tablet;
+use labedge_tests::tablet::ReadJson;
 use mobile_contracts::routes::{self, with_id};
 use uuid::Uuid;
 
@@ -67,21 +68,13 @@ async fn both_services_export_the_documented_series_after_real_traffic() {
         .post(format!("{gw}/admin/v1/enrollment-codes"))
         .header("cookie", &admin.0)
         .header("x-csrf-token", &admin.1)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     let enrolled: serde_json::Value = client
         .post(format!("{gw}{}", routes::ENROLL))
         .json(&serde_json::json!({"code": code["code"], "label": "Tablette metrics"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     let device_secret = enrolled["device_secret"].as_str().unwrap().to_owned();
     let nurse = stack.lab.logins.nurse.clone().unwrap();
     let login = |pin: &str| {
@@ -93,7 +86,7 @@ async fn both_services_export_the_documented_series_after_real_traffic() {
     let bad_pin = [("action", "login"), ("outcome", "failure"), ("reason", "bad_pin")];
     assert_eq!(before.sum("labedge_security_events_total", &bad_pin), 0.0);
     assert_eq!(login(WRONG_PIN).send().await.unwrap().status().as_u16(), 401);
-    let tokens: serde_json::Value = login("1234").send().await.unwrap().json().await.unwrap();
+    let tokens: serde_json::Value = login("1234").read_json().await;
     let token = tokens["access_token"].as_str().unwrap().to_owned();
     let refresh_token = tokens["refresh_token"].as_str().unwrap_or_default().to_owned();
 
@@ -118,17 +111,11 @@ async fn both_services_export_the_documented_series_after_real_traffic() {
     assert_eq!(misses(&after_second), misses(&after_first), "and no new miss");
 
     // A collection, written at the gateway and relayed to the cloud.
-    let body = serde_json::json!({
-        "id": Uuid::now_v7(), "patient_id": visit.patient, "appointment_id": visit.appointment,
-        "prescription_id": visit.prescription,
-        "collected_at": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap(),
-        "identity_checked": true, "identity_check_method": "health_card",
-        "tubes": [{"barcode": format!("K{}", &Uuid::new_v4().simple().to_string()[..14].to_uppercase()), "tube_type": "EDTA"}]
-    });
+    let (_, key, body) = tablet::collection_for(&visit);
     let written = client
         .post(format!("{gw}{}", routes::COLLECTIONS))
         .bearer_auth(&token)
-        .header("idempotency-key", Uuid::new_v4().to_string())
+        .header("idempotency-key", &key)
         .json(&body)
         .send()
         .await

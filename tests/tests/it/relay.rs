@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use actix_web::test::TestRequest;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
-use labedge_api::demo::SeedArgs;
 use labedge_edge_gateway::config::{Endpoint, UpstreamConfig};
 use labedge_edge_gateway::relay::{Pass, Relay};
 use labedge_edge_gateway::sync::health::UpstreamMode;
@@ -15,7 +14,7 @@ use labedge_edge_gateway::sync::upstream::Upstreams;
 use labedge_edge_gateway::sync::{self, SyncStatus};
 use labedge_protocol::relay::{RelayedMutation, RelayedOp};
 use labedge_tests::cloud::TestCloud;
-use labedge_tests::db::count;
+use labedge_tests::db::{collections_among, count};
 use labedge_tests::fake_upstream::{Behaviour, FakeUpstream};
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::gateway::TestGateway;
@@ -25,6 +24,18 @@ struct Setup {
     gw: TestGateway,
     upstreams: Upstreams,
     _pki_dir: tempfile::TempDir,
+    /// The folder of the fake upstream's PKI, when [`towards_a_fake`] made it.
+    _fake_pki_dir: Option<tempfile::TempDir>,
+}
+
+/// A fake upstream, and a gateway whose only upstream it is (`timeout_ms` per request).
+async fn towards_a_fake(timeout_ms: u64) -> (FakeUpstream, Setup) {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(dir.path());
+    let fake = FakeUpstream::start(&pki, "fake").await;
+    let mut setup = gateway_towards(&pki, &[fake.url()], timeout_ms).await;
+    setup._fake_pki_dir = Some(dir);
+    (fake, setup)
 }
 
 /// A gateway whose upstreams are `urls`, with a credential of `pki`.
@@ -56,6 +67,7 @@ async fn gateway_towards(pki: &TestPki, urls: &[String], timeout_ms: u64) -> Set
         gw,
         upstreams,
         _pki_dir: dir,
+        _fake_pki_dir: None,
     }
 }
 
@@ -125,10 +137,7 @@ async fn drain(relay: &Relay, max: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_and_slow_upstreams_are_retried_and_nothing_is_sent_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = TestPki::new(dir.path());
-    let fake = FakeUpstream::start(&pki, "fake").await;
-    let setup = gateway_towards(&pki, &[fake.url()], 1_000).await;
+    let (fake, setup) = towards_a_fake(1_000).await;
     let relay = Relay::new(setup.gw.state.clone(), setup.upstreams.clone());
     for _ in 0..10 {
         queue(&setup.gw, None).await;
@@ -175,10 +184,7 @@ async fn failing_and_slow_upstreams_are_retried_and_nothing_is_sent_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttling_upstream_is_honoured_with_its_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = TestPki::new(dir.path());
-    let fake = FakeUpstream::start(&pki, "fake").await;
-    let setup = gateway_towards(&pki, &[fake.url()], 5_000).await;
+    let (fake, setup) = towards_a_fake(5_000).await;
     queue(&setup.gw, None).await;
     fake.set(Behaviour::Status(429, Some(2)));
     let relay = Relay::new(setup.gw.state.clone(), setup.upstreams.clone());
@@ -210,10 +216,7 @@ async fn a_throttling_upstream_is_honoured_with_its_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_rejected_batch_ends_with_each_entry_in_its_right_state() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = TestPki::new(dir.path());
-    let fake = FakeUpstream::start(&pki, "fake").await;
-    let setup = gateway_towards(&pki, &[fake.url()], 5_000).await;
+    let (fake, setup) = towards_a_fake(5_000).await;
     let record = Uuid::now_v7();
     let first = queue(&setup.gw, Some(record)).await;
     let others: Vec<Uuid> = futures_join(&setup.gw, 3).await;
@@ -362,10 +365,7 @@ async fn a_standby_is_never_written_to() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_whose_transaction_commits_late_is_still_sent() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = TestPki::new(dir.path());
-    let fake = FakeUpstream::start(&pki, "fake").await;
-    let setup = gateway_towards(&pki, &[fake.url()], 5_000).await;
+    let (fake, setup) = towards_a_fake(5_000).await;
     let relay = Relay::new(setup.gw.state.clone(), setup.upstreams.clone());
 
     // A writer takes the lower sequence number but commits last: its row is a copy of a queued
@@ -400,10 +400,7 @@ async fn an_entry_whose_transaction_commits_late_is_still_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clinical_writes_go_before_audit_checkpoints() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = TestPki::new(dir.path());
-    let fake = FakeUpstream::start(&pki, "fake").await;
-    let setup = gateway_towards(&pki, &[fake.url()], 5_000).await;
+    let (fake, setup) = towards_a_fake(5_000).await;
     let checkpoint = Uuid::now_v7();
     let payload = serde_json::json!({
         "mutation_id": checkpoint, "recorded_at": "2026-11-28T08:00:00Z", "staff_id": null, "device_id": null,
@@ -434,27 +431,13 @@ async fn clinical_writes_go_before_audit_checkpoints() {
 
 /// The real cloud and a gateway bootstrapped from it, with a nurse logged in on a tablet.
 async fn real_cloud() -> (TestCloud, TestGateway, Upstreams, String) {
-    let cloud = TestCloud::start().await;
-    let summary = cloud
-        .seed(&SeedArgs {
-            patients: 200,
-            proximity_labs: 1,
-            ..SeedArgs::default()
-        })
-        .await;
-    let lab = summary.labs.iter().find(|l| l.kind == "proximity").unwrap().clone();
-    let credential = cloud.credential(&lab.code).await;
-    let url = cloud.url();
-    let gw = TestGateway::start_empty(&lab.code, |c| {
-        c.upstream = credential.upstream(url, 5_000);
-    })
-    .await;
-    let upstreams = Upstreams::from_config(&gw.state.config.upstream, Arc::clone(&gw.state.upstream_health)).unwrap();
-    sync::bootstrap(&gw.state, &upstreams, &()).await.unwrap();
+    let (cloud, summary) = TestCloud::seeded(200, 1).await;
+    let lab = summary.proximity_labs().next().unwrap();
+    let (gw, upstreams) = cloud.bootstrapped_gateway(&lab.code).await;
     let admin = gw.admin_login_as(&lab.logins.lab_admin, "labedge-admin").await;
     let device = gw.enroll_with(&admin, None).await;
     let tokens = gw.login(&device, lab.logins.nurse.as_deref().unwrap(), "1234").await;
-    (cloud, gw, upstreams, tokens.access_token.expose().to_owned())
+    (cloud, gw, upstreams, tokens.access_token.expose_secret().to_owned())
 }
 
 #[derive(diesel::QueryableByName)]
@@ -530,19 +513,8 @@ async fn writes_are_acknowledged_while_the_cloud_is_down_and_applied_exactly_onc
     tokio::time::sleep(Duration::from_millis(5_100)).await; // the circuit's first rest
     drain(&relay, 20).await;
     let mut conn = cloud.db.conn().await;
-    let ids = collections
-        .iter()
-        .map(|c| format!("'{c}'"))
-        .collect::<Vec<_>>()
-        .join(",");
-    assert_eq!(
-        count(
-            &mut conn,
-            &format!("SELECT count(*) AS n FROM collections WHERE id IN ({ids})")
-        )
-        .await,
-        collections.len() as i64
-    );
+    let among = collections_among(&collections);
+    assert_eq!(count(&mut conn, &among).await, collections.len() as i64);
     assert_eq!(
         count(&mut conn, "SELECT count(*) AS n FROM applied_mutations").await,
         collections.len() as i64
@@ -564,14 +536,7 @@ async fn writes_are_acknowledged_while_the_cloud_is_down_and_applied_exactly_onc
         .await,
         collections.len() as i64
     );
-    assert_eq!(
-        count(
-            &mut conn,
-            &format!("SELECT count(*) AS n FROM collections WHERE id IN ({ids})")
-        )
-        .await,
-        collections.len() as i64
-    );
+    assert_eq!(count(&mut conn, &among).await, collections.len() as i64);
 
     // The drain and the feed's catch-up afterwards are measured and shown.
     let times = gw.state.drain.times();

@@ -1,4 +1,4 @@
-//! `api seed-demo` against a real migrated cloud database: the synthetic network must satisfy what the
+//! `labedge-demo` against a real migrated cloud database: the synthetic network must satisfy what the
 //! tablets and gateways rely on (valid NIRs, staff who can log in, ordered home rounds, consistent
 //! prescriptions) and the change feed must hear of every row.
 
@@ -524,4 +524,28 @@ async fn the_same_seed_gives_the_same_patients() {
     let other = patients_of(&SeedArgs { seed: 7, ..args }).await;
     let names = |rows: &[NamedPatient]| rows.iter().map(|r| (r.1.clone(), r.2.clone())).collect::<Vec<_>>();
     assert_ne!(names(&first), names(&other));
+}
+
+/// The production `api` has no command that fills a database with made-up patients: that is the
+/// separate `labedge-demo` binary's job alone.
+#[test]
+fn the_production_api_has_no_demo_command_and_labedge_demo_has_it() {
+    use labedge_tests::spawn::{output_text, run};
+    let help = run("api", &["--help"], &[]);
+    let text = output_text(&help);
+    assert!(help.status.success(), "{text}");
+    assert!(
+        text.contains("provision-gateway"),
+        "the API's commands are listed: {text}"
+    );
+    assert!(!text.contains("seed"), "no demo command in the production API: {text}");
+    let refused = run("api", &["seed-demo"], &[]);
+    assert!(!refused.status.success(), "{}", output_text(&refused));
+
+    let demo = run("labedge-demo", &["--help"], &[]);
+    let text = output_text(&demo);
+    assert!(demo.status.success(), "{text}");
+    for option in ["--config", "--patients", "--proximity-labs", "--seed"] {
+        assert!(text.contains(option), "labedge-demo takes {option}: {text}");
+    }
 }

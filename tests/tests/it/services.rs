@@ -8,6 +8,7 @@ use labedge_schema::db::Database;
 use labedge_tests::db::TestDb;
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::spawn::{Spawned, output_text, run};
+use labedge_tests::tablet::ReadJson;
 use mobile_contracts::ops::{DatabaseRole, Health, Readiness};
 
 fn write(path: &Path, text: &str) {
@@ -233,30 +234,18 @@ async fn a_provisioned_lab_runs_its_gateway_beside_the_api_over_https_and_both_s
     let client = pki.client_for(None);
     let health: Health = client
         .get(format!("https://localhost:{}/healthz", api_addr.port()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     assert_eq!(health.service, "api");
     let ready: Readiness = client
         .get(format!("https://127.0.0.1:{}/readyz", api_addr.port()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     assert_eq!(ready.role, Some(DatabaseRole::Primary));
     let health: Health = client
         .get(format!("https://localhost:{}/healthz", gw_addr.port()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .read_json()
+        .await;
     assert_eq!(health.service, "edge-gateway");
 
     // Plain HTTP on the TLS port is refused.

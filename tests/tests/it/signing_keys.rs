@@ -2,7 +2,7 @@
 //! leaked key is retired at once. Against real PostgreSQL and Redis.
 
 use base64::Engine as _;
-use labedge_tests::gateway::{NURSE, TestGateway};
+use labedge_tests::gateway::{NURSE, TestGateway, forge_token, token_part};
 use mobile_contracts::problem::ErrorCode;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -10,24 +10,6 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
 fn assert_invalid_token(response: &labedge_tests::app::TestResponse, case: &str) {
     assert_eq!(response.status.as_u16(), 401, "{case}: {}", response.text());
     assert_eq!(response.problem().code, ErrorCode::InvalidToken, "{case}");
-}
-
-fn part(token: &str, i: usize) -> serde_json::Value {
-    serde_json::from_slice(&B64.decode(token.split('.').nth(i).unwrap()).unwrap()).unwrap()
-}
-
-/// A token signed with `secret` exactly as the gateway signs its own.
-fn forge(header: &serde_json::Value, claims: &serde_json::Value, secret: &[u8]) -> String {
-    let head = B64.encode(header.to_string());
-    let body = B64.encode(claims.to_string());
-    let key = jsonwebtoken::EncodingKey::from_secret(secret).unwrap();
-    let signature = jsonwebtoken::crypto::sign(
-        format!("{head}.{body}").as_bytes(),
-        &key,
-        jsonwebtoken::Algorithm::HS256,
-    )
-    .unwrap();
-    format!("{head}.{body}.{signature}")
 }
 
 fn enrollment_csr() -> String {
@@ -48,26 +30,26 @@ async fn a_token_without_cnf_is_refused_for_a_certificate_bound_device() {
     let der = labedge_service::tls::parse_certs(&cert_pem).unwrap().remove(0).to_vec();
     gw.app.certificate = Some(der.clone());
     let tokens = gw.login(&device, NURSE.0, NURSE.1).await;
-    let good = tokens.access_token.expose().to_owned();
+    let good = tokens.access_token.expose_secret().to_owned();
     gw.app.get_authed("/v1/me", &good).await.expect(200);
 
     // The same claims without `cnf`, signed with the ring's own key: what a stale or forged token
     // of this device would look like. The device record says it is bound, so the token is refused,
     // with its certificate or without.
-    let header = part(&good, 0);
-    let mut claims = part(&good, 1);
+    let header = token_part(&good, 0);
+    let mut claims = token_part(&good, 1);
     claims.as_object_mut().unwrap().remove("cnf");
     let secret = gw.signing_secret(header["kid"].as_str().unwrap()).await;
     assert_eq!(
         gw.app
-            .get_authed("/v1/me", &forge(&header, &part(&good, 1), &secret))
+            .get_authed("/v1/me", &forge_token(&header, &token_part(&good, 1), &secret))
             .await
             .status
             .as_u16(),
         200,
         "the forging signs as the gateway does"
     );
-    let unbound = forge(&header, &claims, &secret);
+    let unbound = forge_token(&header, &claims, &secret);
     assert_invalid_token(
         &gw.app.get_authed("/v1/me", &unbound).await,
         "no cnf, over its certificate",
@@ -84,7 +66,9 @@ async fn a_token_without_cnf_is_refused_for_a_certificate_bound_device() {
     rebound["cnf"] = serde_json::json!({"x5t#S256": B64.encode(<sha2::Sha256 as sha2::Digest>::digest(other.der()))});
     gw.app.certificate = Some(other.der().to_vec());
     assert_invalid_token(
-        &gw.app.get_authed("/v1/me", &forge(&header, &rebound, &secret)).await,
+        &gw.app
+            .get_authed("/v1/me", &forge_token(&header, &rebound, &secret))
+            .await,
         "cnf and connection agree on another certificate",
     );
     let metrics = labedge_service::metrics::install().render();
@@ -98,7 +82,7 @@ async fn a_token_without_cnf_is_refused_for_a_certificate_bound_device() {
     gw.app.certificate = None;
     let (_, plain) = gw.nurse_tablet().await;
     gw.app
-        .get_authed("/v1/me", plain.access_token.expose())
+        .get_authed("/v1/me", plain.access_token.expose_secret())
         .await
         .expect(200);
 }
@@ -142,13 +126,15 @@ async fn dumped_byte_strings(gw: &TestGateway) -> Vec<Vec<u8>> {
 async fn a_dump_of_the_signing_keys_cannot_mint_a_token() {
     let gw = TestGateway::start().await;
     let (_, tokens) = gw.nurse_tablet().await;
-    let good = tokens.access_token.expose().to_owned();
+    let good = tokens.access_token.expose_secret().to_owned();
     gw.app.get_authed("/v1/me", &good).await.expect(200);
-    let (header, claims) = (part(&good, 0), part(&good, 1));
+    let (header, claims) = (token_part(&good, 0), token_part(&good, 1));
     let candidates = dumped_byte_strings(&gw).await;
     for candidate in &candidates {
         assert_invalid_token(
-            &gw.app.get_authed("/v1/me", &forge(&header, &claims, candidate)).await,
+            &gw.app
+                .get_authed("/v1/me", &forge_token(&header, &claims, candidate))
+                .await,
             "a token signed with bytes from the dump",
         );
     }
@@ -158,7 +144,7 @@ async fn a_dump_of_the_signing_keys_cannot_mint_a_token() {
 async fn keys_written_in_plaintext_before_sealing_are_sealed_at_start() {
     let gw = TestGateway::start().await;
     let (_, tokens) = gw.nurse_tablet().await;
-    let good = tokens.access_token.expose().to_owned();
+    let good = tokens.access_token.expose_secret().to_owned();
     // Two keys as the previous version stored them: one in use (the newest: it signs), one retired.
     let mut legacy = [0u8; 32];
     labedge_service::secrets::fill_random(&mut legacy);
@@ -181,10 +167,10 @@ async fn keys_written_in_plaintext_before_sealing_are_sealed_at_start() {
     // The plaintext is gone from the table; the key in use still verifies its tokens and signs.
     let dump = dumped_byte_strings(&gw).await;
     assert!(!dump.iter().any(|b| b == &legacy || b == &old), "no plaintext key left");
-    let mut header = part(&good, 0);
+    let mut header = token_part(&good, 0);
     header["kid"] = "k-legacy".into();
     gw.app
-        .get_authed("/v1/me", &forge(&header, &part(&good, 1), &legacy))
+        .get_authed("/v1/me", &forge_token(&header, &token_part(&good, 1), &legacy))
         .await
         .expect(200);
     assert_eq!(gw.state.keys.signing().unwrap().0, "k-legacy");
@@ -195,9 +181,9 @@ async fn keys_written_in_plaintext_before_sealing_are_sealed_at_start() {
 async fn retiring_a_leaked_key_refuses_its_tokens_on_the_next_request() {
     let gw = TestGateway::start().await;
     let (device, tokens) = gw.nurse_tablet().await;
-    let leaked = tokens.access_token.expose().to_owned();
+    let leaked = tokens.access_token.expose_secret().to_owned();
     gw.app.get_authed("/v1/me", &leaked).await.expect(200);
-    let kid = part(&leaked, 0)["kid"].as_str().unwrap().to_owned();
+    let kid = token_part(&leaked, 0)["kid"].as_str().unwrap().to_owned();
 
     // Retired from another connection, as `edge-gateway retire-signing-key` does from another process.
     let started = std::time::Instant::now();
@@ -245,7 +231,7 @@ async fn retiring_a_leaked_key_refuses_its_tokens_on_the_next_request() {
     let request = mobile_contracts::RefreshRequest {
         device_id: device.id,
         device_secret: mobile_contracts::Secret::new(device.secret.clone()),
-        refresh_token: mobile_contracts::Secret::new(tokens.refresh_token.expose()),
+        refresh_token: mobile_contracts::Secret::new(tokens.refresh_token.expose_secret()),
     };
     let refreshed: mobile_contracts::TokenResponse = gw
         .app
@@ -253,14 +239,17 @@ async fn retiring_a_leaked_key_refuses_its_tokens_on_the_next_request() {
         .await
         .expect(200)
         .json();
-    assert_eq!(part(refreshed.access_token.expose(), 0)["kid"], new_signer.as_str());
+    assert_eq!(
+        token_part(refreshed.access_token.expose_secret(), 0)["kid"],
+        new_signer.as_str()
+    );
     gw.app
-        .get_authed("/v1/me", refreshed.access_token.expose())
+        .get_authed("/v1/me", refreshed.access_token.expose_secret())
         .await
         .expect(200);
     let fresh = gw.login(&device, NURSE.0, NURSE.1).await;
     gw.app
-        .get_authed("/v1/me", fresh.access_token.expose())
+        .get_authed("/v1/me", fresh.access_token.expose_secret())
         .await
         .expect(200);
 }
@@ -271,25 +260,16 @@ async fn retiring_a_leaked_key_refuses_its_tokens_on_the_next_request() {
 async fn the_retire_signing_key_command_reaches_a_running_gateway_at_once() {
     let real = labedge_tests::real_gateway::RealGateway::start("TEST-LAB", 1, |_| {}).await;
     let (device, tokens) = real.gw.nurse_tablet().await;
-    let leaked = tokens.access_token.expose().to_owned();
+    let leaked = tokens.access_token.expose_secret().to_owned();
     let client = reqwest::Client::new();
     let me = |token: String| {
         let request = client.get(format!("{}/v1/me", real.url)).bearer_auth(token);
         async move { request.send().await.unwrap().status().as_u16() }
     };
     assert_eq!(me(leaked.clone()).await, 200);
-    let kid = part(&leaked, 0)["kid"].as_str().unwrap().to_owned();
+    let kid = token_part(&leaked, 0)["kid"].as_str().unwrap().to_owned();
     let config = real.dir.path().join("edge-gateway.toml");
-    let kek = real
-        .gw
-        .state
-        .config
-        .auth
-        .key_encryption_key
-        .as_ref()
-        .unwrap()
-        .expose()
-        .to_owned();
+    let kek = real.gw.key_encryption_key();
     let env = [
         ("LABEDGE_GATEWAY_DATABASE__URL", real.gw.db.url()),
         ("LABEDGE_GATEWAY_AUTH__KEY_ENCRYPTION_KEY", kek.as_str()),
@@ -329,7 +309,7 @@ async fn the_retire_signing_key_command_reaches_a_running_gateway_at_once() {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     let fresh = real.gw.login(&device, NURSE.0, NURSE.1).await;
-    assert_eq!(me(fresh.access_token.expose().to_owned()).await, 200);
+    assert_eq!(me(fresh.access_token.expose_secret().to_owned()).await, 200);
 }
 
 #[test]

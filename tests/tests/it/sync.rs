@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use diesel_async::SimpleAsyncConnection;
-use labedge_api::demo::SeedArgs;
 use labedge_edge_gateway::sync::upstream::Upstreams;
 use labedge_edge_gateway::sync::{self, SyncStatus};
 use labedge_schema::sync::{Checksums, Entity, digest};
@@ -16,25 +15,13 @@ use mobile_contracts::problem::ErrorCode;
 const LAB: &str = "VILLEURBANNE";
 
 async fn cloud_and_gateway() -> (TestCloud, TestGateway, Upstreams, labedge_api::demo::SeedSummary) {
-    let cloud = TestCloud::start().await;
-    let summary = cloud
-        .seed(&SeedArgs {
-            patients: 400,
-            proximity_labs: 2,
-            ..SeedArgs::default()
+    let (cloud, summary) = TestCloud::seeded(400, 2).await;
+    let (gateway, upstreams) = cloud
+        .gateway(LAB, |c| {
+            c.upstream.request_timeout_ms = 10_000;
+            c.sync.interval_ms = 200;
         })
         .await;
-    let credential = cloud.credential(LAB).await;
-    let url = cloud.url();
-    let gateway = TestGateway::start_empty(LAB, |c| {
-        c.upstream = credential.upstream(url, 10_000);
-        c.sync.interval_ms = 200;
-    })
-    .await;
-    let health = std::sync::Arc::new(labedge_edge_gateway::sync::health::UpstreamHealth::new(vec![
-        "cloud".into(),
-    ]));
-    let upstreams = Upstreams::from_config(&gateway.state.config.upstream, health).unwrap();
     (cloud, gateway, upstreams, summary)
 }
 
@@ -178,7 +165,7 @@ async fn a_staff_member_deactivated_in_the_cloud_is_refused_after_the_next_pull(
         .unwrap();
     let (_, tokens) = tablet(&gw, &nurse).await;
     gw.app
-        .get_authed("/v1/me", tokens.access_token.expose())
+        .get_authed("/v1/me", tokens.access_token.expose_secret())
         .await
         .expect(200);
     cloud
@@ -194,7 +181,7 @@ async fn a_staff_member_deactivated_in_the_cloud_is_refused_after_the_next_pull(
     sync::pull(&gw.state, &upstreams, &status).await.unwrap();
     let refused = gw
         .app
-        .get_authed("/v1/me", tokens.access_token.expose())
+        .get_authed("/v1/me", tokens.access_token.expose_secret())
         .await
         .expect(401);
     assert_eq!(refused.problem().code, ErrorCode::InvalidToken);
@@ -263,7 +250,7 @@ async fn staff_log_in_with_the_cloud_stopped() {
     let (_, tokens) = tablet(&gw, lab.logins.home_sampler.as_deref().unwrap()).await;
     let me: mobile_contracts::Me = gw
         .app
-        .get_authed("/v1/me", tokens.access_token.expose())
+        .get_authed("/v1/me", tokens.access_token.expose_secret())
         .await
         .expect(200)
         .json();

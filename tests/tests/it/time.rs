@@ -6,14 +6,12 @@
 //! refused before that (issue 12: a collection dated 1900-01-01 was accepted). Tokens are issued and checked on the gateway's clock only.
 
 use actix_web::test::TestRequest;
-use base64::Engine as _;
 use diesel_async::RunQueryDsl;
-use labedge_api::demo::SeedArgs;
 use labedge_protocol::relay::{AckOutcome, MutationAcks, RelayedMutation};
-use labedge_tests::app::{TestApp, TestResponse};
+use labedge_tests::app::TestResponse;
 use labedge_tests::cloud::TestCloud;
 use labedge_tests::edge_data::{self, patient, prescription};
-use labedge_tests::gateway::TestGateway;
+use labedge_tests::gateway::{TestGateway, forge_token, token_part};
 use mobile_contracts::problem::ErrorCode;
 use mobile_contracts::routes;
 use time::macros::date;
@@ -51,7 +49,7 @@ async fn a_tablet_clock_a_day_off_dates_collections_by_the_documented_rule() {
     let rx = prescription(gw.lab_id, p.id, today - Duration::days(10), &["NFS"]);
     edge_data::upsert_prescriptions(&gw, std::slice::from_ref(&rx)).await;
     let (_, tokens) = gw.nurse_tablet().await;
-    let token = tokens.access_token.expose().to_owned();
+    let token = tokens.access_token.expose_secret().to_owned();
     let issued = (today - Duration::days(10)).midnight().assume_utc();
     let body = |offset: Duration| {
         let mut c = edge_data::collection(p.id, rx.prescription.id, &["EDTA"]);
@@ -129,14 +127,9 @@ async fn a_tablet_clock_a_day_off_dates_collections_by_the_documented_rule() {
 async fn tokens_are_issued_and_checked_on_the_gateways_clock_whatever_the_tablets_says() {
     let gw = TestGateway::start().await;
     let (_, tokens) = gw.nurse_tablet().await;
-    let token = tokens.access_token.expose().to_owned();
+    let token = tokens.access_token.expose_secret().to_owned();
     // The token carries the gateway's times; the tablet is told a duration, not an instant.
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let claims = token_part(&token, 1);
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let iat = claims["iat"].as_i64().unwrap();
     let exp = claims["exp"].as_i64().unwrap();
@@ -166,12 +159,7 @@ async fn tokens_are_issued_and_checked_on_the_gateways_clock_whatever_the_tablet
     }
     // A token the tablet would think valid on a clock a day behind, but that expired on the
     // gateway's clock, is refused: forged with the gateway's own key and exp 24 h ago.
-    let header: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let header = token_part(&token, 0);
     let secret: Vec<u8> = gw.signing_secret(header["kid"].as_str().unwrap()).await;
     let day = 24 * 3600;
     let mut stale = claims.clone();
@@ -183,8 +171,8 @@ async fn tokens_are_issued_and_checked_on_the_gateways_clock_whatever_the_tablet
     early["nbf"] = (iat + day).into();
     early["exp"] = (exp + day).into();
     for (case, forged) in [
-        ("issued on a clock 24 h behind", sign(&header, &stale, &secret)),
-        ("issued on a clock 24 h ahead", sign(&header, &early, &secret)),
+        ("issued on a clock 24 h behind", forge_token(&header, &stale, &secret)),
+        ("issued on a clock 24 h ahead", forge_token(&header, &early, &secret)),
     ] {
         let response = gw.app.get_authed(routes::ME, &forged).await;
         assert_eq!(response.status.as_u16(), 401, "{case}");
@@ -193,23 +181,9 @@ async fn tokens_are_issued_and_checked_on_the_gateways_clock_whatever_the_tablet
     }
     // The control: the same forging with the real times is accepted.
     gw.app
-        .get_authed(routes::ME, &sign(&header, &claims, &secret))
+        .get_authed(routes::ME, &forge_token(&header, &claims, &secret))
         .await
         .expect(200);
-}
-
-fn sign(header: &serde_json::Value, claims: &serde_json::Value, secret: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let head = b64.encode(header.to_string());
-    let body = b64.encode(claims.to_string());
-    let key = jsonwebtoken::EncodingKey::from_secret(secret).unwrap();
-    let signature = jsonwebtoken::crypto::sign(
-        format!("{head}.{body}").as_bytes(),
-        &key,
-        jsonwebtoken::Algorithm::HS256,
-    )
-    .unwrap();
-    format!("{head}.{body}.{signature}")
 }
 
 fn httpdate(at: OffsetDateTime) -> String {
@@ -246,22 +220,8 @@ struct CloudStored {
 /// minutes ahead or behind is neither refused nor "corrected".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cloud_keeps_relayed_times_as_sent_with_the_gateway_five_minutes_off() {
-    let cloud = TestCloud::start().await;
-    let summary = cloud
-        .seed(&SeedArgs {
-            patients: 60,
-            proximity_labs: 1,
-            ..SeedArgs::default()
-        })
-        .await;
-    let code = summary
-        .labs
-        .iter()
-        .find(|l| l.kind == "proximity")
-        .unwrap()
-        .code
-        .clone();
-    let credential = cloud.credential(&code).await;
+    let (cloud, summary) = TestCloud::seeded(60, 1).await;
+    let code = summary.proximity_labs().next().unwrap().code.clone();
     let visits: Vec<Visit> = diesel::sql_query(format!(
         "SELECT a.id AS appointment, a.patient_id AS patient, a.prescription_id AS prescription, s.id AS staff \
          FROM appointments a JOIN labs l ON l.id = a.lab_id JOIN staff s ON s.lab_id = l.id AND s.role = 'nurse' \
@@ -271,10 +231,7 @@ async fn the_cloud_keeps_relayed_times_as_sent_with_the_gateway_five_minutes_off
     .await
     .unwrap();
     assert!(visits.len() >= 2);
-    let state =
-        labedge_api::startup::build_state(labedge_tests::fixtures::api_config(cloud.db.url(), &cloud.pki.dir)).unwrap();
-    let mut app = TestApp::new(labedge_api::startup::app(state)).await;
-    app.certificate = Some(credential.der);
+    let app = cloud.gateway_app(&code).await;
 
     for (case, skew, visit) in [
         ("gateway 5 min ahead", Duration::minutes(5), &visits[0]),

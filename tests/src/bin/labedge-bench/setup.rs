@@ -67,11 +67,10 @@ impl Bench {
         let seeded = Instant::now();
         let summary = self
             .tool(
-                &self.api(),
+                &self.bins.join("labedge-demo"),
                 &[
                     "--config",
                     &cfg,
-                    "seed-demo",
                     "--patients",
                     &self.sizes.patients.to_string(),
                     "--proximity-labs",

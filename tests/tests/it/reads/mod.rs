@@ -54,14 +54,14 @@ fn search(q: &str) -> String {
 /// A nurse's access token on a tablet of their own.
 async fn nurse(gw: &TestGateway) -> (Uuid, String) {
     let (device, tokens) = gw.nurse_tablet().await;
-    (device.id, tokens.access_token.expose().to_owned())
+    (device.id, tokens.access_token.expose_secret().to_owned())
 }
 
 /// The home sampler's access token on a tablet of their own.
 async fn sampler(gw: &TestGateway) -> (Uuid, String) {
     let device = gw.enroll(None).await;
     let tokens = gw.login(&device, HOME_SAMPLER.0, HOME_SAMPLER.1).await;
-    (device.id, tokens.access_token.expose().to_owned())
+    (device.id, tokens.access_token.expose_secret().to_owned())
 }
 
 async fn get(gw: &TestGateway, path: &str, token: &str) -> TestResponse {

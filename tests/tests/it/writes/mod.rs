@@ -62,7 +62,7 @@ async fn tablet(gw: &TestGateway, (login, pin): (&str, &str)) -> Tablet {
     let tokens = gw.login(&device, login, pin).await;
     Tablet {
         device: device.id,
-        token: tokens.access_token.expose().to_owned(),
+        token: tokens.access_token.expose_secret().to_owned(),
     }
 }
 

@@ -2,6 +2,15 @@
 
 use super::*;
 
+/// Each mutation's (id, outcome, status), in the answer's order.
+fn verdicts_of(answer: &SyncPushResponse) -> Vec<(Uuid, MutationOutcome, u16)> {
+    answer
+        .results
+        .iter()
+        .map(|r| (r.mutation_id, r.outcome, r.status))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_gives_one_verdict_per_item_and_the_same_push_again_finds_duplicates() {
     let lab = lab().await;
@@ -26,11 +35,7 @@ async fn a_push_gives_one_verdict_per_item_and_the_same_push_again_finds_duplica
     let response = push(&gw.app, &lab.nurse, &batch).await.expect(200);
     assert_eq!(response.header("cache-control").as_deref(), Some("no-store"));
     let answer: SyncPushResponse = response.json();
-    let verdicts: Vec<_> = answer
-        .results
-        .iter()
-        .map(|r| (r.mutation_id, r.outcome, r.status))
-        .collect();
+    let verdicts = verdicts_of(&answer);
     assert_eq!(
         verdicts,
         [
@@ -65,11 +70,7 @@ async fn a_push_gives_one_verdict_per_item_and_the_same_push_again_finds_duplica
 
     // The same push again (the tablet missed the answer): duplicates for what was applied.
     let again: SyncPushResponse = push(&gw.app, &lab.nurse, &batch).await.expect(200).json();
-    let verdicts: Vec<_> = again
-        .results
-        .iter()
-        .map(|r| (r.mutation_id, r.outcome, r.status))
-        .collect();
+    let verdicts = verdicts_of(&again);
     assert_eq!(
         verdicts,
         [

@@ -2,17 +2,9 @@
 
 use super::*;
 
-async fn console(gw: &TestGateway, admin: &AdminCookie, request: TestRequest) -> TestResponse {
-    gw.from_admin_network(
-        request
-            .insert_header(("cookie", admin.cookie.clone()))
-            .insert_header(("x-csrf-token", admin.csrf.clone())),
-    )
-    .await
-}
-
 async fn backlog(gw: &TestGateway, admin: &AdminCookie) -> (i64, i64, i64) {
-    let status: serde_json::Value = console(gw, admin, TestRequest::get().uri("/admin/v1/status"))
+    let status: serde_json::Value = gw
+        .console(admin, TestRequest::get().uri("/admin/v1/status"))
         .await
         .expect(200)
         .json();
@@ -107,7 +99,8 @@ async fn the_lab_admin_resolves_conflicts_and_replays_or_discards_dead_letters()
         "(pending, dead letters, conflicts)"
     );
 
-    let conflicts: Vec<ConflictView> = console(gw, &admin, TestRequest::get().uri("/admin/v1/conflicts"))
+    let conflicts: Vec<ConflictView> = gw
+        .console(&admin, TestRequest::get().uri("/admin/v1/conflicts"))
         .await
         .expect(200)
         .json();
@@ -121,7 +114,8 @@ async fn the_lab_admin_resolves_conflicts_and_replays_or_discards_dead_letters()
             .iter()
             .all(|c| c.resolved_at.is_none() && c.resolution.is_none())
     );
-    let dead: Vec<DeadLetterView> = console(gw, &admin, TestRequest::get().uri("/admin/v1/dead-letters"))
+    let dead: Vec<DeadLetterView> = gw
+        .console(&admin, TestRequest::get().uri("/admin/v1/dead-letters"))
         .await
         .expect(200)
         .json();
@@ -170,7 +164,7 @@ async fn the_lab_admin_resolves_conflicts_and_replays_or_discards_dead_letters()
     assert_eq!(backlog(gw, &admin).await, (0, 2, 2));
 
     // reapply_local: the tablet's change again, as a new mutation against the cloud's version.
-    console(gw, &admin, resolve(reapplied, "reapply_local"))
+    gw.console(&admin, resolve(reapplied, "reapply_local"))
         .await
         .expect(204);
     let entries = outbox_rows(gw).await;
@@ -200,9 +194,10 @@ async fn the_lab_admin_resolves_conflicts_and_replays_or_discards_dead_letters()
         }
     );
     // keep_server: nothing to send.
-    console(gw, &admin, resolve(kept, "keep_server")).await.expect(204);
+    gw.console(&admin, resolve(kept, "keep_server")).await.expect(204);
     assert_eq!(outbox_rows(gw).await.len(), 5);
-    let conflicts: Vec<ConflictView> = console(gw, &admin, TestRequest::get().uri("/admin/v1/conflicts"))
+    let conflicts: Vec<ConflictView> = gw
+        .console(&admin, TestRequest::get().uri("/admin/v1/conflicts"))
         .await
         .expect(200)
         .json();
@@ -215,7 +210,7 @@ async fn the_lab_admin_resolves_conflicts_and_replays_or_discards_dead_letters()
     assert_eq!(resolution(kept).as_deref(), Some("keep_server"));
 
     // Replay: the same write as a new mutation; discard: nothing to send.
-    console(gw, &admin, dead_letter(replayed, "replay")).await.expect(204);
+    gw.console(&admin, dead_letter(replayed, "replay")).await.expect(204);
     let entries = outbox_rows(gw).await;
     assert_eq!(entries.len(), 6);
     let requeued = &entries[5];
@@ -226,9 +221,10 @@ async fn the_lab_admin_resolves_conflicts_and_replays_or_discards_dead_letters()
     );
     assert!(sent.iter().all(|s| s.mutation_id != requeued.mutation_id));
     assert_eq!(requeued.mutation().op, sent[2].mutation().op);
-    console(gw, &admin, dead_letter(discarded, "discard")).await.expect(204);
+    gw.console(&admin, dead_letter(discarded, "discard")).await.expect(204);
     assert_eq!(outbox_rows(gw).await.len(), 6);
-    let dead: Vec<DeadLetterView> = console(gw, &admin, TestRequest::get().uri("/admin/v1/dead-letters"))
+    let dead: Vec<DeadLetterView> = gw
+        .console(&admin, TestRequest::get().uri("/admin/v1/dead-letters"))
         .await
         .expect(200)
         .json();
@@ -251,7 +247,7 @@ async fn the_lab_admin_resolves_conflicts_and_replays_or_discards_dead_letters()
         dead_letter(discarded, "discard"),
     ] {
         assert_problem(
-            &console(gw, &admin, request).await.expect(409),
+            &gw.console(&admin, request).await.expect(409),
             ErrorCode::Conflict,
             None,
         );
@@ -262,7 +258,7 @@ async fn the_lab_admin_resolves_conflicts_and_replays_or_discards_dead_letters()
         dead_letter(Uuid::now_v7(), "discard"),
     ] {
         assert_problem(
-            &console(gw, &admin, request).await.expect(404),
+            &gw.console(&admin, request).await.expect(404),
             ErrorCode::NotFound,
             None,
         );

@@ -1,5 +1,5 @@
 //! The console's own reads: pending pushes per tablet, a patient's access history, the last
-//! reconciliations. Functions over a connection, so that they compose and stay out of handlers.
+//! reconciliations.
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Timestamptz};
@@ -103,7 +103,8 @@ pub struct ReconciliationRun {
     pub finished_at: Option<OffsetDateTime>,
     /// Whether every table matched once repaired.
     pub ok: Option<bool>,
-    /// Per table: counts and what was repaired.
+    /// Per table: counts and what was repaired. Kept as the stored document (the reports of
+    /// older versions, and of a failed run, have other shapes): the console shows it as it is.
     pub tables: serde_json::Value,
     /// Rows pulled again.
     pub repaired_rows: i64,
