@@ -59,8 +59,18 @@ pub fn parse(value: &Value) -> Result<(AppointmentRow, Vec<(String, String)>), F
     let root = Obj::resource(value, "Appointment")?;
     root.allow_only(
         &[
-            "identifier", "status", "cancelationReason", "appointmentType", "start", "end", "minutesDuration",
-            "participant", "basedOn", "comment", "extension", "description",
+            "identifier",
+            "status",
+            "cancelationReason",
+            "appointmentType",
+            "start",
+            "end",
+            "minutesDuration",
+            "participant",
+            "basedOn",
+            "comment",
+            "extension",
+            "description",
         ],
         true,
     )?;
@@ -68,7 +78,10 @@ pub fn parse(value: &Value) -> Result<(AppointmentRow, Vec<(String, String)>), F
     let status = status_in(code).ok_or_else(|| {
         FhirError::at(
             root.path_of("status"),
-            format!("`{}`: supported are booked, checked-in, arrived, fulfilled, noshow, cancelled", printable(code)),
+            format!(
+                "`{}`: supported are booked, checked-in, arrived, fulfilled, noshow, cancelled",
+                printable(code)
+            ),
         )
         .code("code-invalid")
     })?;
@@ -83,7 +96,9 @@ pub fn parse(value: &Value) -> Result<(AppointmentRow, Vec<(String, String)>), F
             .code("code-invalid"));
         }
     };
-    let start = root.instant("start")?.ok_or_else(|| FhirError::required(root.path_of("start")))?;
+    let start = root
+        .instant("start")?
+        .ok_or_else(|| FhirError::required(root.path_of("start")))?;
     let minutes = match (root.instant("end")?, root.uint("minutesDuration")?) {
         (Some(end), _) => (end - start).whole_minutes(),
         (None, Some(m)) => i64::try_from(m).unwrap_or(i64::MAX),
@@ -104,7 +119,11 @@ pub fn parse(value: &Value) -> Result<(AppointmentRow, Vec<(String, String)>), F
             if line.is_empty() {
                 return Err(FhirError::required(address.path_of("line")));
             }
-            Some((line, address.str("postalCode")?.map(str::to_owned), address.str("city")?.map(str::to_owned)))
+            Some((
+                line,
+                address.str("postalCode")?.map(str::to_owned),
+                address.str("city")?.map(str::to_owned),
+            ))
         }
         None => None,
     };
@@ -159,7 +178,13 @@ fn participants(root: &Obj<'_>) -> Result<Participants, FhirError> {
         let actor = participant.req_obj("actor")?;
         let (kind, id) = reference(
             &actor,
-            &["Patient", "Location", "Organization", "PractitionerRole", "Practitioner"],
+            &[
+                "Patient",
+                "Location",
+                "Organization",
+                "PractitionerRole",
+                "Practitioner",
+            ],
         )?;
         let slot = match kind.as_str() {
             "Patient" => &mut patient,
@@ -171,9 +196,8 @@ fn participants(root: &Obj<'_>) -> Result<Participants, FhirError> {
         }
         *slot = Some((kind, id));
     }
-    let patient = patient.ok_or_else(|| {
-        FhirError::at(root.path_of("participant"), "the patient is a participant").code("required")
-    })?;
+    let patient = patient
+        .ok_or_else(|| FhirError::at(root.path_of("participant"), "the patient is a participant").code("required"))?;
     let lab = lab.ok_or_else(|| {
         FhirError::at(root.path_of("participant"), "the lab (Location) is a participant").code("required")
     })?;
@@ -329,7 +353,11 @@ pub async fn write(
         }
         Some(v) => {
             diesel::update(appointments::table.find(id))
-                .set((values, appointments::version.eq(v + 1), appointments::updated_at.eq(diesel::dsl::now)))
+                .set((
+                    values,
+                    appointments::version.eq(v + 1),
+                    appointments::updated_at.eq(diesel::dsl::now),
+                ))
                 .execute(conn)
                 .await?;
             v + 1
@@ -352,9 +380,16 @@ async fn check_references(conn: &mut AsyncPgConnection, row: &AppointmentRow) ->
     if patient.is_none() {
         return Err(FhirError::at("Appointment.participant", "names no Patient of this server").code("not-found"));
     }
-    let lab: Option<Uuid> = labs::table.find(row.lab_id).select(labs::id).first(conn).await.optional()?;
+    let lab: Option<Uuid> = labs::table
+        .find(row.lab_id)
+        .select(labs::id)
+        .first(conn)
+        .await
+        .optional()?;
     if lab.is_none() {
-        return Err(FhirError::at("Appointment.participant", "names no Location (lab) of this server").code("not-found"));
+        return Err(
+            FhirError::at("Appointment.participant", "names no Location (lab) of this server").code("not-found"),
+        );
     }
     if let Some(prescription) = row.prescription_id {
         let found: Option<(Uuid, Uuid)> = prescriptions::table
@@ -365,10 +400,11 @@ async fn check_references(conn: &mut AsyncPgConnection, row: &AppointmentRow) ->
             .optional()?;
         match found {
             None => {
-                return Err(
-                    FhirError::at("Appointment.basedOn[0].reference", "names no ServiceRequest of this server")
-                        .code("not-found"),
-                );
+                return Err(FhirError::at(
+                    "Appointment.basedOn[0].reference",
+                    "names no ServiceRequest of this server",
+                )
+                .code("not-found"));
             }
             Some((p, l)) if p != row.patient_id || l != row.lab_id => {
                 return Err(FhirError::at(
@@ -379,8 +415,13 @@ async fn check_references(conn: &mut AsyncPgConnection, row: &AppointmentRow) ->
             Some(_) => {}
         }
     }
-    let Some((kind, id)) = &row.assigned else { return Ok(None) };
-    let query = staff::table.filter(staff::lab_id.eq(row.lab_id)).select(staff::id).into_boxed();
+    let Some((kind, id)) = &row.assigned else {
+        return Ok(None);
+    };
+    let query = staff::table
+        .filter(staff::lab_id.eq(row.lab_id))
+        .select(staff::id)
+        .into_boxed();
     let query = if kind == "Practitioner" {
         query.filter(staff::practitioner_id.eq(id))
     } else {

@@ -57,16 +57,26 @@ pub async fn run(conn: &mut AsyncPgConnection, caller: Caller<'_>, body: &Value)
         return Err(FhirError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-costly",
-            format!("{} entries: at most {MAX_ENTRIES} per Bundle (api import loads files of any size)", entries.len()),
+            format!(
+                "{} entries: at most {MAX_ENTRIES} per Bundle (api import loads files of any size)",
+                entries.len()
+            ),
         ));
     }
-    let entries: Vec<Entry> = entries.iter().enumerate().map(|(i, e)| entry(i, e)).collect::<Result<_, _>>()?;
+    let entries: Vec<Entry> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| entry(i, e))
+        .collect::<Result<_, _>>()?;
     match kind {
         "transaction" => transaction(conn, caller, entries).await,
         "batch" => Ok(batch(conn, caller, entries).await),
         other => Err(FhirError::at(
             "Bundle.type",
-            format!("`{}`: this endpoint takes transaction or batch Bundles", printable(other)),
+            format!(
+                "`{}`: this endpoint takes transaction or batch Bundles",
+                printable(other)
+            ),
         )
         .code("not-supported")),
     }
@@ -75,7 +85,17 @@ pub async fn run(conn: &mut AsyncPgConnection, caller: Caller<'_>, body: &Value)
 fn entry(index: usize, obj: &Obj<'_>) -> Result<Entry, FhirError> {
     obj.allow_only(&["fullUrl", "resource", "request"], false)?;
     let request = obj.req_obj("request")?;
-    request.allow_only(&["method", "url", "ifNoneExist", "ifMatch", "ifNoneMatch", "ifModifiedSince"], false)?;
+    request.allow_only(
+        &[
+            "method",
+            "url",
+            "ifNoneExist",
+            "ifMatch",
+            "ifNoneMatch",
+            "ifModifiedSince",
+        ],
+        false,
+    )?;
     let method = match request.req_str("method")? {
         "POST" => Method::Post,
         "PUT" => Method::Put,
@@ -93,8 +113,11 @@ fn entry(index: usize, obj: &Obj<'_>) -> Result<Entry, FhirError> {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let (type_name, id) = path.split_once('/').unwrap_or((path, ""));
     let kind = Kind::parse(type_name).ok_or_else(|| {
-        FhirError::at(request.path_of("url"), format!("`{}` is not a supported type", printable(type_name)))
-            .code("not-supported")
+        FhirError::at(
+            request.path_of("url"),
+            format!("`{}` is not a supported type", printable(type_name)),
+        )
+        .code("not-supported")
     })?;
     let target = match (id.is_empty(), query.is_empty()) {
         (false, _) => Target::Id(id.to_owned()),
@@ -115,7 +138,10 @@ fn entry(index: usize, obj: &Obj<'_>) -> Result<Entry, FhirError> {
         ));
     }
     if method == Method::Put && matches!(target, Target::None) {
-        return Err(FhirError::at(request.path_of("url"), "PUT needs Type/id or Type?identifier=…"));
+        return Err(FhirError::at(
+            request.path_of("url"),
+            "PUT needs Type/id or Type?identifier=…",
+        ));
     }
     let if_match = request.str("ifMatch")?.map(parse_etag).transpose()?;
     Ok(Entry {
@@ -136,7 +162,11 @@ fn body_of(obj: &Obj<'_>) -> Option<Value> {
 
 /// All entries in one database transaction: the first failure rolls everything back and answers
 /// the failure, naming the entry.
-async fn transaction(conn: &mut AsyncPgConnection, caller: Caller<'_>, mut entries: Vec<Entry>) -> Result<Value, FhirError> {
+async fn transaction(
+    conn: &mut AsyncPgConnection,
+    caller: Caller<'_>,
+    mut entries: Vec<Entry>,
+) -> Result<Value, FhirError> {
     let results = conn
         .transaction::<_, FhirError, _>(async |conn| {
             {
@@ -176,13 +206,20 @@ async fn transaction(conn: &mut AsyncPgConnection, caller: Caller<'_>, mut entri
             }
         })
         .await?;
-    Ok(response("transaction-response", results.iter().map(|d| Ok(d)).collect()))
+    Ok(response("transaction-response", results.iter().map(Ok).collect()))
 }
 
-async fn existing(conn: &mut AsyncPgConnection, caller: Caller<'_>, kind: Kind, criteria: &str) -> Result<Option<Uuid>, FhirError> {
+async fn existing(
+    conn: &mut AsyncPgConnection,
+    caller: Caller<'_>,
+    kind: Kind,
+    criteria: &str,
+) -> Result<Option<Uuid>, FhirError> {
     caller.client.require(kind, super::client::Access::Write)?;
     let search = super::resources::Search::parse(kind, criteria)?;
-    let Some(token) = &search.identifier else { return Ok(None) };
+    let Some(token) = &search.identifier else {
+        return Ok(None);
+    };
     let mut found = super::resources::by_identifier(conn, kind, token).await?;
     match found.len() {
         0 | 1 => Ok(found.pop()),
@@ -203,7 +240,12 @@ async fn batch(conn: &mut AsyncPgConnection, caller: Caller<'_>, entries: Vec<En
     response("batch-response", results.iter().map(|r| r.as_ref()).collect())
 }
 
-async fn perform(conn: &mut AsyncPgConnection, caller: Caller<'_>, entry: &Entry, id: Option<Uuid>) -> Result<Done, FhirError> {
+async fn perform(
+    conn: &mut AsyncPgConnection,
+    caller: Caller<'_>,
+    entry: &Entry,
+    id: Option<Uuid>,
+) -> Result<Done, FhirError> {
     let empty = Value::Null;
     let resource = entry.resource.as_ref().unwrap_or(&empty);
     match (entry.method, &entry.target) {

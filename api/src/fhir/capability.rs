@@ -40,7 +40,8 @@ pub fn statement() -> Value {
                 "searchParam": params,
             });
             if kind == Kind::Patient {
-                resource["supportedProfile"] = json!(["https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient"]);
+                resource["supportedProfile"] =
+                    json!(["https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient"]);
             }
             resource
         })

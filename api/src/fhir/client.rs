@@ -45,8 +45,12 @@ impl IntegrationClient {
             Access::Write => "write",
         };
         self.scopes.iter().any(|scope| {
-            let Some(rest) = scope.strip_prefix("system/") else { return false };
-            let Some((resource, granted)) = rest.split_once('.') else { return false };
+            let Some(rest) = scope.strip_prefix("system/") else {
+                return false;
+            };
+            let Some((resource, granted)) = rest.split_once('.') else {
+                return false;
+            };
             (resource == "*" || resource == kind.name()) && (granted == "*" || granted == verb)
         })
     }
@@ -80,7 +84,9 @@ pub async fn authenticate(req: &HttpRequest, conn: &mut AsyncPgConnection) -> Re
             "an integration client certificate is required (api create-integration-client)",
         )
     };
-    let Some(cert) = peer_certificate(req) else { return Err(refused("no_certificate")) };
+    let Some(cert) = peer_certificate(req) else {
+        return Err(refused("no_certificate"));
+    };
     let fingerprint = sha256_hex(cert.0.as_ref());
     type Row = (Uuid, String, String, OffsetDateTime, Option<OffsetDateTime>);
     let found: Option<Row> = integration_clients::table
@@ -173,9 +179,10 @@ pub struct CreateArgs {
 /// Issues an integration client's certificate and records it with its scopes.
 pub async fn create(config: &Config, args: &CreateArgs) -> anyhow::Result<String> {
     for scope in &args.scopes {
-        let valid = scope.strip_prefix("system/").and_then(|s| s.split_once('.')).is_some_and(|(r, v)| {
-            (r == "*" || Kind::parse(r).is_some()) && matches!(v, "read" | "write" | "*")
-        });
+        let valid = scope
+            .strip_prefix("system/")
+            .and_then(|s| s.split_once('.'))
+            .is_some_and(|(r, v)| (r == "*" || Kind::parse(r).is_some()) && matches!(v, "read" | "write" | "*"));
         if !valid {
             bail!("--scope {scope}: expected system/<Type or *>.<read, write or *>");
         }
@@ -205,7 +212,10 @@ pub async fn create(config: &Config, args: &CreateArgs) -> anyhow::Result<String
                 anyhow::anyhow!("--name {}: an integration client has this name already", args.name)
             }
             diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::CheckViolation, _) => {
-                anyhow::anyhow!("--name {}: 2 to 64 of a-z 0-9 . _ -, starting with a letter or digit", args.name)
+                anyhow::anyhow!(
+                    "--name {}: 2 to 64 of a-z 0-9 . _ -, starting with a letter or digit",
+                    args.name
+                )
             }
             other => other.into(),
         })?;

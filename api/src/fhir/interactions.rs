@@ -27,7 +27,12 @@ pub struct Done {
 impl Done {
     /// `Type/id/_history/version`.
     pub fn location(&self) -> String {
-        let id = self.stored.resource.get("id").and_then(Value::as_str).unwrap_or_default();
+        let id = self
+            .stored
+            .resource
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         format!("{}/{id}/_history/{}", self.kind.name(), self.stored.version)
     }
     /// The weak ETag of its version.
@@ -64,7 +69,15 @@ pub async fn read(conn: &mut AsyncPgConnection, caller: Caller<'_>, kind: Kind, 
         .await?
         .ok_or_else(|| FhirError::not_found(format!("{}/{}", kind.name(), super::json::printable(id))))?;
     let resource = format!("{}/{}", kind.name(), super::json::printable(id));
-    audit(conn, caller.client, "fhir.read", &resource, patient_in(kind, &stored), caller.request_id).await?;
+    audit(
+        conn,
+        caller.client,
+        "fhir.read",
+        &resource,
+        patient_in(kind, &stored),
+        caller.request_id,
+    )
+    .await?;
     Ok(Done {
         status: StatusCode::OK,
         stored,
@@ -91,7 +104,15 @@ pub async fn search(
         audit(conn, caller.client, "fhir.search", &resource, None, caller.request_id).await?;
     }
     for patient in patients {
-        audit(conn, caller.client, "fhir.search", &resource, Some(patient), caller.request_id).await?;
+        audit(
+            conn,
+            caller.client,
+            "fhir.search",
+            &resource,
+            Some(patient),
+            caller.request_id,
+        )
+        .await?;
     }
     Ok(found)
 }
@@ -100,7 +121,9 @@ pub async fn search(
 async fn matching(conn: &mut AsyncPgConnection, kind: Kind, criteria: &str) -> Result<Option<Uuid>, FhirError> {
     let search = Search::parse(kind, criteria)?;
     let Some(token) = &search.identifier else {
-        return Err(FhirError::bad_request("conditional requests match by identifier=system|value").code("not-supported"));
+        return Err(
+            FhirError::bad_request("conditional requests match by identifier=system|value").code("not-supported"),
+        );
     };
     let mut found = resources::by_identifier(conn, kind, token).await?;
     match found.len() {
@@ -147,16 +170,19 @@ pub async fn update(
     if let Some(given) = body.get("id").and_then(Value::as_str)
         && Uuid::parse_str(given).ok() != Some(id)
     {
-        return Err(FhirError::at(
-            format!("{}.id", kind.name()),
-            "differs from the id in the URL",
-        )
-        .status(StatusCode::BAD_REQUEST));
+        return Err(
+            FhirError::at(format!("{}.id", kind.name()), "differs from the id in the URL")
+                .status(StatusCode::BAD_REQUEST),
+        );
     }
     let (parsed, identifiers) = resources::parse(kind, body)?;
     let expect = if_match.map_or(Expect::Any, Expect::Version);
     let written = resources::write(conn, kind, id, caller.client.id, &parsed, &identifiers, expect).await?;
-    let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if written.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     finish(conn, caller, kind, id, "fhir.update", status).await
 }
 
@@ -171,7 +197,10 @@ pub async fn conditional_update(
     if_match: Option<i64>,
 ) -> Result<Done, FhirError> {
     caller.client.require(kind, Access::Write)?;
-    let body_id = body.get("id").and_then(Value::as_str).and_then(|i| Uuid::parse_str(i).ok());
+    let body_id = body
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|i| Uuid::parse_str(i).ok());
     match matching(conn, kind, criteria).await? {
         Some(id) => {
             if body_id.is_some_and(|b| b != id) {
@@ -199,6 +228,14 @@ async fn finish(
         .await?
         .ok_or_else(|| FhirError::new(StatusCode::INTERNAL_SERVER_ERROR, "exception", "written but not found"))?;
     let resource = format!("{}/{id}", kind.name());
-    audit(conn, caller.client, action, &resource, patient_in(kind, &stored), caller.request_id).await?;
+    audit(
+        conn,
+        caller.client,
+        action,
+        &resource,
+        patient_in(kind, &stored),
+        caller.request_id,
+    )
+    .await?;
     Ok(Done { status, stored, kind })
 }

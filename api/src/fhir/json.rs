@@ -24,7 +24,9 @@ impl<'a> Obj<'a> {
     /// The resource's root: a JSON object whose `resourceType` is `expected`.
     pub fn resource(value: &'a Value, expected: &str) -> Result<Self, FhirError> {
         let Some(map) = value.as_object() else {
-            return Err(FhirError::bad_request("the body must be a JSON object (a FHIR resource)"));
+            return Err(FhirError::bad_request(
+                "the body must be a JSON object (a FHIR resource)",
+            ));
         };
         match map.get("resourceType").and_then(Value::as_str) {
             Some(t) if t == expected => Ok(Self {
@@ -53,7 +55,10 @@ impl<'a> Obj<'a> {
             if !known {
                 return Err(FhirError::at(
                     self.path_of(key),
-                    format!("{} is not supported by this server (see its CapabilityStatement)", self.path_of(key)),
+                    format!(
+                        "{} is not supported by this server (see its CapabilityStatement)",
+                        self.path_of(key)
+                    ),
                 )
                 .code("not-supported"));
             }
@@ -92,7 +97,10 @@ impl<'a> Obj<'a> {
     pub fn uint(&self, name: &str) -> Result<Option<u64>, FhirError> {
         match self.map.get(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => v.as_u64().map(Some).ok_or_else(|| self.wrong_type(name, "a non-negative integer")),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| self.wrong_type(name, "a non-negative integer")),
         }
     }
 
@@ -213,10 +221,7 @@ pub fn reference(obj: &Obj<'_>, types: &[&str]) -> Result<(String, Uuid), FhirEr
         .split_once('/')
         .ok_or_else(|| FhirError::at(path.clone(), "must be a relative reference Type/id"))?;
     if !types.contains(&kind) {
-        return Err(FhirError::at(
-            path,
-            format!("must reference a {}", types.join(" or ")),
-        ));
+        return Err(FhirError::at(path, format!("must reference a {}", types.join(" or "))));
     }
     let id = Uuid::parse_str(id).map_err(|_| {
         FhirError::at(path, format!("names no {kind} of this server (ids here are UUIDs)")).code("not-found")
@@ -251,7 +256,10 @@ pub fn identifier<'a>(obj: &Obj<'a>) -> Result<(&'a str, &'a str), FhirError> {
     let system = obj.req_str("system")?;
     let value = obj.req_str("value")?;
     if system.len() > 255 || value.len() > 255 {
-        return Err(FhirError::at(obj.path(), "system and value have at most 255 characters each"));
+        return Err(FhirError::at(
+            obj.path(),
+            "system and value have at most 255 characters each",
+        ));
     }
     Ok((system, value))
 }
@@ -266,7 +274,11 @@ pub fn resource_id(obj: &Obj<'_>) -> Result<Option<Uuid>, FhirError> {
 
 /// A value the client sent, safe to quote: short and of a harmless alphabet, or a placeholder.
 pub fn printable(text: &str) -> &str {
-    if text.len() <= 40 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/|".contains(&b)) {
+    if text.len() <= 40
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/|".contains(&b))
+    {
         text
     } else {
         "(value not shown)"

@@ -65,7 +65,11 @@ impl FhirError {
     }
     /// 404.
     pub fn not_found(what: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not-found", format!("{} is not known", what.into()))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("{} is not known", what.into()),
+        )
     }
     /// 409.
     pub fn conflict(diagnostics: impl Into<String>) -> Self {
@@ -150,7 +154,9 @@ impl From<DieselError> for FhirError {
             DieselError::DatabaseError(kind, info) => {
                 let constraint = info.constraint_name().unwrap_or("");
                 match kind {
-                    DatabaseErrorKind::UniqueViolation => Self::conflict(constraint_message(constraint)).code("duplicate"),
+                    DatabaseErrorKind::UniqueViolation => {
+                        Self::conflict(constraint_message(constraint)).code("duplicate")
+                    }
                     DatabaseErrorKind::ForeignKeyViolation | DatabaseErrorKind::CheckViolation => Self::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "invariant",

@@ -27,7 +27,9 @@ const METHOD_SYSTEM: &str = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-m
 const MODE_SYSTEM: &str = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-mode-validation-identity";
 const BIRTH_PLACE: &str = "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient-birth-place";
 const METHODS: [&str; 6] = ["SM", "CV", "INSI", "CB", "RFID", "AV"];
-const MODES: [&str; 13] = ["AN", "CC", "CE", "CM", "CN", "CS", "LE", "PA", "PC", "TC", "DC", "AC", "IE"];
+const MODES: [&str; 13] = [
+    "AN", "CC", "CE", "CM", "CN", "CS", "LE", "PA", "PC", "TC", "DC", "AC", "IE",
+];
 
 /// A patient as LabEdge stores it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +61,16 @@ pub struct PatientRow {
 pub fn parse(value: &Value) -> Result<(PatientRow, Vec<(String, String)>), FhirError> {
     let root = Obj::resource(value, "Patient")?;
     root.allow_only(
-        &["identifier", "active", "name", "telecom", "gender", "birthDate", "address", "extension"],
+        &[
+            "identifier",
+            "active",
+            "name",
+            "telecom",
+            "gender",
+            "birthDate",
+            "address",
+            "extension",
+        ],
         true,
     )?;
     if root.bool("active")? == Some(false) {
@@ -86,7 +97,9 @@ pub fn parse(value: &Value) -> Result<(PatientRow, Vec<(String, String)>), FhirE
         .code("required"));
     }
     let names = names(&root)?;
-    let birth_date = root.date("birthDate")?.ok_or_else(|| FhirError::required(root.path_of("birthDate")))?;
+    let birth_date = root
+        .date("birthDate")?
+        .ok_or_else(|| FhirError::required(root.path_of("birthDate")))?;
     if birth_date > OffsetDateTime::now_utc().date() {
         return Err(FhirError::at(root.path_of("birthDate"), "is in the future"));
     }
@@ -162,7 +175,10 @@ fn ins_and_identifiers(root: &Obj<'_>) -> Result<Identifiers, FhirError> {
             // NIR and NIA share the layout and the key (the NIA's first digit is 7 or 8).
             let nir = Nir::parse(value).map_err(|e| FhirError::at(item.path_of("value"), e.to_string()))?;
             ins = Some((nir.into_inner(), oid));
-            all.push((system.to_owned(), ins.as_ref().map(|(n, _)| n.clone()).unwrap_or_default()));
+            all.push((
+                system.to_owned(),
+                ins.as_ref().map(|(n, _)| n.clone()).unwrap_or_default(),
+            ));
         } else {
             all.push((system.to_owned(), value.to_owned()));
         }
@@ -178,7 +194,9 @@ fn reliability(root: &Obj<'_>) -> Result<Reliability, FhirError> {
         return Ok(("provisional", None, None));
     };
     let sub = |name: &str| -> Result<Option<String>, FhirError> {
-        let Some(item) = ext.extension(name)? else { return Ok(None) };
+        let Some(item) = ext.extension(name)? else {
+            return Ok(None);
+        };
         let coding = item.req_obj("valueCoding")?;
         let system = match name {
             "identityStatus" => STATUS_SYSTEM,
@@ -234,18 +252,37 @@ fn names(root: &Obj<'_>) -> Result<Names, FhirError> {
     let mut birth = None;
     let mut used = None;
     for name in root.array("name")? {
-        name.allow_only(&["use", "family", "given", "text", "prefix", "suffix", "period", "extension"], false)?;
+        name.allow_only(
+            &[
+                "use",
+                "family",
+                "given",
+                "text",
+                "prefix",
+                "suffix",
+                "period",
+                "extension",
+            ],
+            false,
+        )?;
         match name.str("use")? {
             Some("official") if birth.is_none() => birth = Some(name),
             Some("usual") if used.is_none() => used = Some(name),
             Some("official" | "usual") => {
-                return Err(FhirError::at(name.path_of("use"), "one official (birth) and one usual name at most"));
+                return Err(FhirError::at(
+                    name.path_of("use"),
+                    "one official (birth) and one usual name at most",
+                ));
             }
             _ => {}
         }
     }
     let birth = birth.ok_or_else(|| {
-        FhirError::at(root.path_of("name"), "the birth name (use = official) is required by the INS traits").code("required")
+        FhirError::at(
+            root.path_of("name"),
+            "the birth name (use = official) is required by the INS traits",
+        )
+        .code("required")
     })?;
     let family = bounded(&birth, "family", 100)?.ok_or_else(|| FhirError::required(birth.path_of("family")))?;
     let given = birth.str_array("given")?;
@@ -254,10 +291,16 @@ fn names(root: &Obj<'_>) -> Result<Names, FhirError> {
     }
     let joined = given.join(" ");
     if joined.chars().count() > 200 || given[0].chars().count() > 100 {
-        return Err(FhirError::at(birth.path_of("given"), "too long (200 characters in all, 100 for the first)"));
+        return Err(FhirError::at(
+            birth.path_of("given"),
+            "too long (200 characters in all, 100 for the first)",
+        ));
     }
     let (used_family, used_given) = match &used {
-        Some(u) => (bounded(u, "family", 100)?, u.str_array("given")?.into_iter().next().map(|g| (*g).to_owned())),
+        Some(u) => (
+            bounded(u, "family", 100)?,
+            u.str_array("given")?.into_iter().next().map(|g| (*g).to_owned()),
+        ),
         None => (None, None),
     };
     Ok(Names {
@@ -270,13 +313,17 @@ fn names(root: &Obj<'_>) -> Result<Names, FhirError> {
 
 fn bounded(obj: &Obj<'_>, name: &str, max: usize) -> Result<Option<String>, FhirError> {
     match obj.str(name)? {
-        Some(s) if s.chars().count() > max => Err(FhirError::at(obj.path_of(name), format!("at most {max} characters"))),
+        Some(s) if s.chars().count() > max => {
+            Err(FhirError::at(obj.path_of(name), format!("at most {max} characters")))
+        }
         other => Ok(other.map(str::to_owned)),
     }
 }
 
 fn birth_place(root: &Obj<'_>) -> Result<Option<String>, FhirError> {
-    let Some(ext) = root.extension(BIRTH_PLACE)? else { return Ok(None) };
+    let Some(ext) = root.extension(BIRTH_PLACE)? else {
+        return Ok(None);
+    };
     let address = ext.req_obj("valueAddress")?;
     let code = address.req_str("district")?;
     let valid = code.len() == 5
@@ -296,17 +343,33 @@ fn phone(root: &Obj<'_>) -> Result<Option<String>, FhirError> {
     for telecom in root.array("telecom")? {
         telecom.allow_only(&["system", "value", "use", "rank", "period"], false)?;
         if telecom.str("system")? == Some("phone") {
-            return Ok(bounded(&telecom, "value", 30)?);
+            return bounded(&telecom, "value", 30);
         }
     }
     Ok(None)
 }
 
-fn address(root: &Obj<'_>) -> Result<(Option<String>, Option<String>, Option<String>), FhirError> {
+type Address = (Option<String>, Option<String>, Option<String>);
+
+fn address(root: &Obj<'_>) -> Result<Address, FhirError> {
     let addresses = root.array("address")?;
-    let Some(address) = addresses.iter().next() else { return Ok((None, None, None)) };
+    let Some(address) = addresses.as_slice().first() else {
+        return Ok((None, None, None));
+    };
     address.allow_only(
-        &["use", "type", "text", "line", "city", "district", "state", "postalCode", "country", "period", "extension"],
+        &[
+            "use",
+            "type",
+            "text",
+            "line",
+            "city",
+            "district",
+            "state",
+            "postalCode",
+            "country",
+            "period",
+            "extension",
+        ],
         false,
     )?;
     let line = address.str_array("line")?.join(", ");
@@ -413,7 +476,8 @@ fn render(r: Loaded, identifiers: Vec<(String, String)>) -> Stored {
         "qualified" => "QUAL",
         _ => "PROV",
     };
-    let mut reliability = vec![json!({"url": "identityStatus", "valueCoding": {"system": STATUS_SYSTEM, "code": code}})];
+    let mut reliability =
+        vec![json!({"url": "identityStatus", "valueCoding": {"system": STATUS_SYSTEM, "code": code}})];
     if let Some(m) = method {
         reliability.push(json!({"url": "methodCollection", "valueCoding": {"system": METHOD_SYSTEM, "code": m}}));
     }
@@ -493,7 +557,11 @@ pub async fn write(
         }
         Some(v) => {
             diesel::update(patients::table.find(id))
-                .set((values, patients::version.eq(v + 1), patients::updated_at.eq(diesel::dsl::now)))
+                .set((
+                    values,
+                    patients::version.eq(v + 1),
+                    patients::updated_at.eq(diesel::dsl::now),
+                ))
                 .execute(conn)
                 .await?;
             v + 1

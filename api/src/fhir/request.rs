@@ -35,8 +35,18 @@ pub fn parse(value: &Value) -> Result<(RequestRow, Vec<(String, String)>), FhirE
     let root = Obj::resource(value, "ServiceRequest")?;
     root.allow_only(
         &[
-            "identifier", "status", "intent", "subject", "requester", "performer", "orderDetail", "authoredOn",
-            "note", "extension", "code", "category",
+            "identifier",
+            "status",
+            "intent",
+            "subject",
+            "requester",
+            "performer",
+            "orderDetail",
+            "authoredOn",
+            "note",
+            "extension",
+            "code",
+            "category",
         ],
         true,
     )?;
@@ -68,7 +78,10 @@ pub fn parse(value: &Value) -> Result<(RequestRow, Vec<(String, String)>), FhirE
     }
     let prescriber_name = requester.req_str("display")?.to_owned();
     let performers = root.array("performer")?;
-    let performer = performers.iter().next().ok_or_else(|| FhirError::required(root.path_of("performer")))?;
+    let performer = performers
+        .as_slice()
+        .first()
+        .ok_or_else(|| FhirError::required(root.path_of("performer")))?;
     let (_, lab_id) = reference(performer, &["Organization"])?;
     let mut exams = Vec::new();
     for (i, detail) in root.array("orderDetail")?.iter().enumerate() {
@@ -89,7 +102,13 @@ pub fn parse(value: &Value) -> Result<(RequestRow, Vec<(String, String)>), FhirE
             .ok_or_else(|| FhirError::required(ext.path_of("valueBoolean")))?,
         None => false,
     };
-    let notes = root.array("note")?.into_iter().next().map(|n| n.req_str("text")).transpose()?.map(str::to_owned);
+    let notes = root
+        .array("note")?
+        .into_iter()
+        .next()
+        .map(|n| n.req_str("text"))
+        .transpose()?
+        .map(str::to_owned);
     let mut identifiers = Vec::new();
     for item in root.array("identifier")? {
         let (s, v) = identifier(&item)?;
@@ -111,7 +130,19 @@ pub fn parse(value: &Value) -> Result<(RequestRow, Vec<(String, String)>), FhirE
     ))
 }
 
-type Loaded = (Uuid, Uuid, Uuid, String, String, Date, bool, String, Option<String>, i64, OffsetDateTime);
+type Loaded = (
+    Uuid,
+    Uuid,
+    Uuid,
+    String,
+    String,
+    Date,
+    bool,
+    String,
+    Option<String>,
+    i64,
+    OffsetDateTime,
+);
 
 /// The ServiceRequest of this id, rendered.
 pub async fn load(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Stored>> {
@@ -214,7 +245,11 @@ pub async fn write(
         }
         Some((v, _)) => {
             diesel::update(prescriptions::table.find(id))
-                .set((values, prescriptions::version.eq(v + 1), prescriptions::updated_at.eq(diesel::dsl::now)))
+                .set((
+                    values,
+                    prescriptions::version.eq(v + 1),
+                    prescriptions::updated_at.eq(diesel::dsl::now),
+                ))
                 .execute(conn)
                 .await?;
             v + 1
@@ -230,7 +265,12 @@ pub async fn write(
     .await?;
     let rows: Vec<_> = codes
         .iter()
-        .map(|code| (prescribed_exams::prescription_id.eq(id), prescribed_exams::exam_code.eq(*code)))
+        .map(|code| {
+            (
+                prescribed_exams::prescription_id.eq(id),
+                prescribed_exams::exam_code.eq(*code),
+            )
+        })
         .collect();
     diesel::insert_into(prescribed_exams::table)
         .values(rows)
@@ -251,14 +291,22 @@ async fn check_references(conn: &mut AsyncPgConnection, row: &RequestRow) -> Res
         .await
         .optional()?;
     if patient.is_none() {
-        return Err(FhirError::at("ServiceRequest.subject.reference", "names no Patient of this server").code("not-found"));
-    }
-    let lab: Option<Uuid> = labs::table.find(row.lab_id).select(labs::id).first(conn).await.optional()?;
-    if lab.is_none() {
         return Err(
-            FhirError::at("ServiceRequest.performer[0].reference", "names no Organization (lab) of this server")
-                .code("not-found"),
+            FhirError::at("ServiceRequest.subject.reference", "names no Patient of this server").code("not-found"),
         );
+    }
+    let lab: Option<Uuid> = labs::table
+        .find(row.lab_id)
+        .select(labs::id)
+        .first(conn)
+        .await
+        .optional()?;
+    if lab.is_none() {
+        return Err(FhirError::at(
+            "ServiceRequest.performer[0].reference",
+            "names no Organization (lab) of this server",
+        )
+        .code("not-found"));
     }
     let codes: Vec<&str> = row.exams.iter().map(|(_, c)| c.as_str()).collect();
     let known: Vec<String> = exam_catalog::table

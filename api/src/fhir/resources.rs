@@ -113,7 +113,6 @@ pub fn parse(kind: Kind, value: &Value) -> Result<(Parsed, Vec<(String, String)>
 
 /// Writes a checked resource as `id`, then its identifiers; `owner` is the calling client (a
 /// Subscription is its own).
-#[expect(clippy::too_many_arguments, reason = "the interaction's whole context, each part used once")]
 pub async fn write(
     conn: &mut AsyncPgConnection,
     kind: Kind,
@@ -233,7 +232,8 @@ impl Search {
             ..Search::default()
         };
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            let supported = kind.search_params().contains(&name.as_ref()) || matches!(name.as_ref(), "_id" | "_count" | "_format");
+            let supported =
+                kind.search_params().contains(&name.as_ref()) || matches!(name.as_ref(), "_id" | "_count" | "_format");
             if !supported {
                 return Err(FhirError::bad_request(format!(
                     "search parameter `{}` is not supported on {} (see the CapabilityStatement)",
@@ -255,7 +255,9 @@ impl Search {
                 }
                 "identifier" => search.identifier = Some(value.into_owned()),
                 "patient" | "practitioner" => {
-                    let id = value.strip_prefix(if name == "patient" { "Patient/" } else { "Practitioner/" }).unwrap_or(&value);
+                    let id = value
+                        .strip_prefix(if name == "patient" { "Patient/" } else { "Practitioner/" })
+                        .unwrap_or(&value);
                     let id = Uuid::parse_str(id).map_err(|_| bad("a reference Type/id or an id"))?;
                     if name == "patient" {
                         search.patient = Some(id);
@@ -263,7 +265,15 @@ impl Search {
                         search.practitioner = Some(id);
                     }
                 }
-                "_cursor" => search.cursor = Some(value.parse().ok().filter(|c: &i64| *c >= 0).ok_or_else(|| bad("a position from 0"))?),
+                "_cursor" => {
+                    search.cursor = Some(
+                        value
+                            .parse()
+                            .ok()
+                            .filter(|c: &i64| *c >= 0)
+                            .ok_or_else(|| bad("a position from 0"))?,
+                    )
+                }
                 "_lastUpdated" => {
                     let instant = value
                         .strip_prefix("gt")

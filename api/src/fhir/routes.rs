@@ -67,7 +67,10 @@ fn kind_of(name: &str) -> Result<Kind, FhirError> {
         FhirError::new(
             StatusCode::NOT_FOUND,
             "not-supported",
-            format!("resource type `{}` is not supported here (see /fhir/R4/metadata)", super::json::printable(name)),
+            format!(
+                "resource type `{}` is not supported here (see /fhir/R4/metadata)",
+                super::json::printable(name)
+            ),
         )
     })
 }
@@ -114,7 +117,9 @@ pub async fn json_body(req: &HttpRequest, payload: web::Payload, limit: usize) -
 }
 
 fn if_match(req: &HttpRequest) -> Result<Option<i64>, FhirError> {
-    let Some(value) = req.headers().get(header::IF_MATCH) else { return Ok(None) };
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
     parse_etag(value.to_str().unwrap_or("")).map(Some)
 }
 
@@ -127,7 +132,11 @@ pub fn parse_etag(text: &str) -> Result<i64, FhirError> {
         .map_err(|_| FhirError::bad_request("If-Match: a version ETag such as W/\"3\"").code("value"))
 }
 
-async fn read(state: web::Data<AppState>, req: HttpRequest, path: web::Path<(String, String)>) -> Result<HttpResponse, FhirError> {
+async fn read(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, FhirError> {
     let (kind, id) = path.into_inner();
     let kind = kind_of(&kind)?;
     let (mut conn, client) = authenticated(&state, &req).await?;
@@ -142,7 +151,11 @@ async fn read(state: web::Data<AppState>, req: HttpRequest, path: web::Path<(Str
     Ok(answer(&done))
 }
 
-async fn search(state: web::Data<AppState>, req: HttpRequest, kind: web::Path<String>) -> Result<HttpResponse, FhirError> {
+async fn search(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    kind: web::Path<String>,
+) -> Result<HttpResponse, FhirError> {
     let kind = kind_of(&kind)?;
     let (mut conn, client) = authenticated(&state, &req).await?;
     let request_id = RequestId::of(&req);
@@ -208,8 +221,8 @@ async fn create(
     let done = conn
         .transaction::<_, FhirError, _>(async |conn| {
             interactions::create(conn, caller, kind, &body, if_none_exist.as_deref(), None).await
-    })
-    .await?;
+        })
+        .await?;
     Ok(answer(&done))
 }
 
@@ -255,7 +268,9 @@ async fn conditional_update(
         request_id: &request_id,
     };
     let done = conn
-        .transaction::<_, FhirError, _>(async |conn| interactions::conditional_update(conn, caller, kind, &criteria, &body, if_match).await)
+        .transaction::<_, FhirError, _>(async |conn| {
+            interactions::conditional_update(conn, caller, kind, &criteria, &body, if_match).await
+        })
         .await?;
     Ok(answer(&done))
 }
@@ -276,7 +291,11 @@ async fn history() -> Result<HttpResponse, FhirError> {
     ))
 }
 
-async fn bundle(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, FhirError> {
+async fn bundle(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, FhirError> {
     let (mut conn, client) = authenticated(&state, &req).await?;
     let body = json_body(&req, payload, MAX_BUNDLE_BYTES).await?;
     let request_id = RequestId::of(&req);

@@ -83,14 +83,16 @@ pub async fn page(
 
 /// The Specimen `{collection}-{n}`.
 pub async fn load(conn: &mut AsyncPgConnection, id: &str) -> diesel::QueryResult<Option<Stored>> {
-    let Some((collection, rank)) = split_id(id) else { return Ok(None) };
+    let Some((collection, rank)) = split_id(id) else {
+        return Ok(None);
+    };
     let sql = format!("SELECT * FROM ({SELECT} WHERE c.id = $1) p WHERE rank = $2");
     let rows: Vec<TubeRow> = diesel::sql_query(sql)
         .bind::<SqlUuid, _>(collection)
         .bind::<BigInt, _>(rank)
         .load(conn)
         .await?;
-    Ok(rows.iter().next().map(render))
+    Ok(rows.as_slice().first().map(render))
 }
 
 /// The current end of the specimen feed (a LIS starting from now).
@@ -114,7 +116,9 @@ fn split_id(id: &str) -> Option<(Uuid, i64)> {
 fn render(row: &TubeRow) -> Stored {
     let barcode = json!({"system": BARCODE_SYSTEM, "value": row.barcode});
     let method = if row.identity_checked {
-        row.identity_check_method.clone().unwrap_or_else(|| "unspecified".into())
+        row.identity_check_method
+            .clone()
+            .unwrap_or_else(|| "unspecified".into())
     } else {
         "not_checked".into()
     };

@@ -32,7 +32,10 @@ pub struct PractitionerRow {
 /// Reads and checks a Practitioner; also returns its other identifiers.
 pub fn parse_practitioner(value: &Value) -> Result<(PractitionerRow, Vec<(String, String)>), FhirError> {
     let root = Obj::resource(value, "Practitioner")?;
-    root.allow_only(&["identifier", "active", "name", "telecom", "qualification", "extension"], true)?;
+    root.allow_only(
+        &["identifier", "active", "name", "telecom", "qualification", "extension"],
+        true,
+    )?;
     let mut login = None;
     let mut rpps = None;
     let mut others = Vec::new();
@@ -41,9 +44,14 @@ pub fn parse_practitioner(value: &Value) -> Result<(PractitionerRow, Vec<(String
         match system {
             LOGIN_SYSTEM => {
                 let ok = (3..=32).contains(&value.len())
-                    && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
                 if !ok {
-                    return Err(FhirError::at(item.path_of("value"), "a login is 3 to 32 of a-z 0-9 . _ -"));
+                    return Err(FhirError::at(
+                        item.path_of("value"),
+                        "a login is 3 to 32 of a-z 0-9 . _ -",
+                    ));
                 }
                 login = Some(value.to_owned());
             }
@@ -58,7 +66,11 @@ pub fn parse_practitioner(value: &Value) -> Result<(PractitionerRow, Vec<(String
         others.push((system.to_owned(), value.to_owned()));
     }
     let login = login.ok_or_else(|| {
-        FhirError::at(root.path_of("identifier"), format!("needs the tablet login ({LOGIN_SYSTEM})")).code("required")
+        FhirError::at(
+            root.path_of("identifier"),
+            format!("needs the tablet login ({LOGIN_SYSTEM})"),
+        )
+        .code("required")
     })?;
     let display_name = display_name(&root)?;
     let row = PractitionerRow {
@@ -72,7 +84,10 @@ pub fn parse_practitioner(value: &Value) -> Result<(PractitionerRow, Vec<(String
 
 fn display_name(root: &Obj<'_>) -> Result<String, FhirError> {
     let names = root.array("name")?;
-    let name = names.iter().next().ok_or_else(|| FhirError::required(root.path_of("name")))?;
+    let name = names
+        .as_slice()
+        .first()
+        .ok_or_else(|| FhirError::required(root.path_of("name")))?;
     name.allow_only(&["use", "text", "family", "given", "prefix", "suffix", "period"], false)?;
     let text = match name.str("text")? {
         Some(t) => t.to_owned(),
@@ -83,7 +98,10 @@ fn display_name(root: &Obj<'_>) -> Result<String, FhirError> {
         }
     };
     if text.is_empty() || text.chars().count() > 120 {
-        return Err(FhirError::at(name.path(), "a name (text, or given and family) of 1 to 120 characters"));
+        return Err(FhirError::at(
+            name.path(),
+            "a name (text, or given and family) of 1 to 120 characters",
+        ));
     }
     Ok(text)
 }
@@ -106,7 +124,9 @@ pub async fn load_practitioner(conn: &mut AsyncPgConnection, id: Uuid) -> QueryR
         .first(conn)
         .await
         .optional()?;
-    let Some((id, login, rpps, name, active, version, updated)) = row else { return Ok(None) };
+    let Some((id, login, rpps, name, active, version, updated)) = row else {
+        return Ok(None);
+    };
     let mut identifiers = vec![json!({"system": LOGIN_SYSTEM, "value": login})];
     if let Some(rpps) = rpps {
         identifiers.push(json!({"system": RPPS_SYSTEM, "value": rpps}));
@@ -162,7 +182,11 @@ pub async fn write_practitioner(
         }
         Some(v) => {
             diesel::update(practitioners::table.find(id))
-                .set((values, practitioners::version.eq(v + 1), practitioners::updated_at.eq(diesel::dsl::now)))
+                .set((
+                    values,
+                    practitioners::version.eq(v + 1),
+                    practitioners::updated_at.eq(diesel::dsl::now),
+                ))
                 .execute(conn)
                 .await?;
             v + 1
@@ -171,15 +195,21 @@ pub async fn write_practitioner(
     // Every role takes the person's login and name; an inactive person has no active role. Only rows
     // that change get a new version, so that the feed carries nothing for nothing.
     let roles = staff::table.filter(staff::practitioner_id.eq(id));
-    diesel::update(roles.filter(staff::login.ne(&row.login).or(staff::display_name.ne(&row.display_name))))
-        .set((
-            staff::login.eq(&row.login),
-            staff::display_name.eq(&row.display_name),
-            staff::version.eq(staff::version + 1),
-            staff::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?;
+    diesel::update(
+        roles.filter(
+            staff::login
+                .ne(&row.login)
+                .or(staff::display_name.ne(&row.display_name)),
+        ),
+    )
+    .set((
+        staff::login.eq(&row.login),
+        staff::display_name.eq(&row.display_name),
+        staff::version.eq(staff::version + 1),
+        staff::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await?;
     if !row.active {
         diesel::update(roles.filter(staff::active))
             .set((
@@ -208,13 +238,26 @@ pub struct RoleRow {
 /// Reads and checks a PractitionerRole.
 pub fn parse_role(value: &Value) -> Result<(RoleRow, Vec<(String, String)>), FhirError> {
     let root = Obj::resource(value, "PractitionerRole")?;
-    root.allow_only(&["identifier", "active", "practitioner", "organization", "code", "extension"], true)?;
+    root.allow_only(
+        &[
+            "identifier",
+            "active",
+            "practitioner",
+            "organization",
+            "code",
+            "extension",
+        ],
+        true,
+    )?;
     let practitioner = root.req_obj("practitioner")?;
     let (_, practitioner_id) = reference(&practitioner, &["Practitioner"])?;
     let organization = root.req_obj("organization")?;
     let (_, lab_id) = reference(&organization, &["Organization"])?;
     let codes = root.array("code")?;
-    let code = codes.iter().next().ok_or_else(|| FhirError::required(root.path_of("code")))?;
+    let code = codes
+        .as_slice()
+        .first()
+        .ok_or_else(|| FhirError::required(root.path_of("code")))?;
     let role = match concept_code(code, ROLE_SYSTEM)? {
         "nurse" => "nurse",
         "home_sampler" => "home_sampler",
@@ -262,7 +305,9 @@ pub async fn load_role(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Op
         .first(conn)
         .await
         .optional()?;
-    let Some((id, lab, practitioner, role, active, name, version, updated)) = row else { return Ok(None) };
+    let Some((id, lab, practitioner, role, active, name, version, updated)) = row else {
+        return Ok(None);
+    };
     let practitioner = match practitioner {
         Some(p) => json!({"reference": format!("Practitioner/{p}"), "display": name}),
         // Staff created by `api create-staff` have no Practitioner: the role still names the person.
@@ -306,14 +351,24 @@ pub async fn write_role(
         .await
         .optional()?;
     let (login, name, person_active) = person.ok_or_else(|| {
-        FhirError::at("PractitionerRole.practitioner.reference", "names no Practitioner of this server").code("not-found")
+        FhirError::at(
+            "PractitionerRole.practitioner.reference",
+            "names no Practitioner of this server",
+        )
+        .code("not-found")
     })?;
-    let lab: Option<Uuid> = labs::table.find(row.lab_id).select(labs::id).first(conn).await.optional()?;
+    let lab: Option<Uuid> = labs::table
+        .find(row.lab_id)
+        .select(labs::id)
+        .first(conn)
+        .await
+        .optional()?;
     if lab.is_none() {
-        return Err(
-            FhirError::at("PractitionerRole.organization.reference", "names no Organization (lab) of this server")
-                .code("not-found"),
-        );
+        return Err(FhirError::at(
+            "PractitionerRole.organization.reference",
+            "names no Organization (lab) of this server",
+        )
+        .code("not-found"));
     }
     let current: Option<(i64, Option<Uuid>)> = staff::table
         .find(id)

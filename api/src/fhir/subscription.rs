@@ -41,7 +41,10 @@ pub struct SubscriptionRow {
 /// Reads and checks a Subscription.
 pub fn parse(value: &Value) -> Result<(SubscriptionRow, Vec<(String, String)>), FhirError> {
     let root = Obj::resource(value, "Subscription")?;
-    root.allow_only(&["status", "reason", "criteria", "channel", "end", "contact", "error"], true)?;
+    root.allow_only(
+        &["status", "reason", "criteria", "channel", "end", "contact", "error"],
+        true,
+    )?;
     let active = match root.req_str("status")? {
         "requested" | "active" => true,
         "off" => false,
@@ -59,7 +62,10 @@ pub fn parse(value: &Value) -> Result<(SubscriptionRow, Vec<(String, String)>), 
         other => {
             return Err(FhirError::at(
                 root.path_of("criteria"),
-                format!("`{}`: supported are Specimen and Appointment (every new one or new version)", printable(other)),
+                format!(
+                    "`{}`: supported are Specimen and Appointment (every new one or new version)",
+                    printable(other)
+                ),
             )
             .code("not-supported"));
         }
@@ -69,7 +75,10 @@ pub fn parse(value: &Value) -> Result<(SubscriptionRow, Vec<(String, String)>), 
     if channel.req_str("type")? != "rest-hook" {
         return Err(FhirError::at(channel.path_of("type"), "only rest-hook is supported").code("not-supported"));
     }
-    if !matches!(channel.str("payload")?, Some("application/fhir+json" | "application/json")) {
+    if !matches!(
+        channel.str("payload")?,
+        Some("application/fhir+json" | "application/json")
+    ) {
         return Err(FhirError::at(
             channel.path_of("payload"),
             "application/fhir+json: notifications carry the resource",
@@ -85,7 +94,10 @@ pub fn parse(value: &Value) -> Result<(SubscriptionRow, Vec<(String, String)>), 
     }
     let endpoint = channel.req_str("endpoint")?.trim_end_matches('/').to_owned();
     if !endpoint.starts_with("https://") || endpoint.len() > 500 || endpoint.contains(char::is_whitespace) {
-        return Err(FhirError::at(channel.path_of("endpoint"), "an https URL of at most 500 characters"));
+        return Err(FhirError::at(
+            channel.path_of("endpoint"),
+            "an https URL of at most 500 characters",
+        ));
     }
     Ok((
         SubscriptionRow {
@@ -116,31 +128,33 @@ pub async fn load(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
         .first(conn)
         .await
         .optional()?;
-    Ok(row.map(|(id, criteria, endpoint, active, failures, error, version, updated)| {
-        let status = match (active, failures) {
-            (false, _) => "off",
-            (true, 0) => "active",
-            (true, _) => "error",
-        };
-        let mut resource = json!({
-            "resourceType": "Subscription",
-            "id": id.to_string(),
-            "meta": meta(version, updated),
-            "status": status,
-            "reason": format!("new {criteria} resources and versions for the LIS"),
-            "criteria": criteria,
-            "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json"},
-        });
-        if let (true, Some(error)) = (failures > 0, error) {
-            resource["error"] = json!(error);
-        }
-        Stored {
-            id,
-            version,
-            last_updated: updated,
-            resource,
-        }
-    }))
+    Ok(
+        row.map(|(id, criteria, endpoint, active, failures, error, version, updated)| {
+            let status = match (active, failures) {
+                (false, _) => "off",
+                (true, 0) => "active",
+                (true, _) => "error",
+            };
+            let mut resource = json!({
+                "resourceType": "Subscription",
+                "id": id.to_string(),
+                "meta": meta(version, updated),
+                "status": status,
+                "reason": format!("new {criteria} resources and versions for the LIS"),
+                "criteria": criteria,
+                "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json"},
+            });
+            if let (true, Some(error)) = (failures > 0, error) {
+                resource["error"] = json!(error);
+            }
+            Stored {
+                id,
+                version,
+                last_updated: updated,
+                resource,
+            }
+        }),
+    )
 }
 
 /// Creates or replaces a subscription of `owner`. A new one starts at the feed's current end: the LIS
@@ -154,7 +168,11 @@ pub async fn write(
 ) -> Result<VersionedWrite, FhirError> {
     let current: Option<(i64, Uuid, String)> = fhir_subscriptions::table
         .find(id)
-        .select((fhir_subscriptions::version, fhir_subscriptions::client_id, fhir_subscriptions::criteria))
+        .select((
+            fhir_subscriptions::version,
+            fhir_subscriptions::client_id,
+            fhir_subscriptions::criteria,
+        ))
         .for_update()
         .first(conn)
         .await
@@ -184,7 +202,10 @@ pub async fn write(
             ));
         }
         Some((_, _, criteria)) if criteria != row.criteria => {
-            return Err(FhirError::at("Subscription.criteria", "cannot change: create another subscription"));
+            return Err(FhirError::at(
+                "Subscription.criteria",
+                "cannot change: create another subscription",
+            ));
         }
         Some((v, _, _)) => {
             diesel::update(fhir_subscriptions::table.find(id))

@@ -69,12 +69,21 @@ async fn lis(scopes: &str) -> Lis {
 }
 
 impl Lis {
-    async fn send(&self, method: Method, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
         send(&self.http, &self.cloud.url(), method, path, body, headers).await
     }
 
     async fn count(&self, sql: &str) -> i64 {
-        let count: Count = diesel::sql_query(sql).get_result(&mut self.cloud.db.conn().await).await.unwrap();
+        let count: Count = diesel::sql_query(sql)
+            .get_result(&mut self.cloud.db.conn().await)
+            .await
+            .unwrap();
         count.n
     }
 }
@@ -126,7 +135,10 @@ fn patient(nir_value: &str, family: &str) -> Value {
 }
 
 fn expression(outcome: &Value) -> String {
-    outcome["issue"][0]["expression"][0].as_str().unwrap_or_default().to_owned()
+    outcome["issue"][0]["expression"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn female_nir(serial: u16) -> String {
@@ -137,11 +149,18 @@ fn female_nir(serial: u16) -> String {
 async fn a_patient_is_created_read_versioned_and_found_by_its_ins() {
     let lis = lis("system/*.*").await;
     let ins = female_nir(901);
-    let (status, headers, created) = lis.send(Method::POST, "/Patient", Some(&patient(&ins, "Durand")), &[]).await;
+    let (status, headers, created) = lis
+        .send(Method::POST, "/Patient", Some(&patient(&ins, "Durand")), &[])
+        .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(headers["etag"], "W/\"1\"");
     let id = created["id"].as_str().unwrap().to_owned();
-    assert!(headers["location"].to_str().unwrap().ends_with(&format!("/Patient/{id}/_history/1")));
+    assert!(
+        headers["location"]
+            .to_str()
+            .unwrap()
+            .ends_with(&format!("/Patient/{id}/_history/1"))
+    );
     assert_eq!(created["identifier"][0]["value"], ins.as_str());
     assert_eq!(created["name"][0]["given"], json!(["Jeanne", "Marie"]));
 
@@ -153,7 +172,12 @@ async fn a_patient_is_created_read_versioned_and_found_by_its_ins() {
     // Conditional create: the INS names the patient, nothing is created twice.
     let criteria = format!("identifier={INS_NIR}|{ins}");
     let (status, _, again) = lis
-        .send(Method::POST, "/Patient", Some(&patient(&ins, "Durand")), &[("If-None-Exist", &criteria)])
+        .send(
+            Method::POST,
+            "/Patient",
+            Some(&patient(&ins, "Durand")),
+            &[("If-None-Exist", &criteria)],
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(again["id"], id.as_str());
@@ -162,24 +186,41 @@ async fn a_patient_is_created_read_versioned_and_found_by_its_ins() {
     let mut renamed = patient(&ins, "Durand-Martin");
     renamed["id"] = json!(id);
     let (status, headers, _) = lis
-        .send(Method::PUT, &format!("/Patient/{id}"), Some(&renamed), &[("If-Match", "W/\"1\"")])
+        .send(
+            Method::PUT,
+            &format!("/Patient/{id}"),
+            Some(&renamed),
+            &[("If-Match", "W/\"1\"")],
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(headers["etag"], "W/\"2\"");
     let (status, _, outcome) = lis
-        .send(Method::PUT, &format!("/Patient/{id}"), Some(&patient(&ins, "Other")), &[("If-Match", "W/\"1\"")])
+        .send(
+            Method::PUT,
+            &format!("/Patient/{id}"),
+            Some(&patient(&ins, "Other")),
+            &[("If-Match", "W/\"1\"")],
+        )
         .await;
     assert_eq!(status, 412, "{outcome}");
     assert_eq!(outcome["resourceType"], "OperationOutcome");
 
     // Conditional update by identifier.
     let (status, _, updated) = lis
-        .send(Method::PUT, &format!("/Patient?identifier={INS_NIR}|{ins}"), Some(&patient(&ins, "Durand")), &[])
+        .send(
+            Method::PUT,
+            &format!("/Patient?identifier={INS_NIR}|{ins}"),
+            Some(&patient(&ins, "Durand")),
+            &[],
+        )
         .await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["meta"]["versionId"], "3");
 
-    let (status, _, found) = lis.send(Method::GET, &format!("/Patient?identifier={INS_NIR}|{ins}"), None, &[]).await;
+    let (status, _, found) = lis
+        .send(Method::GET, &format!("/Patient?identifier={INS_NIR}|{ins}"), None, &[])
+        .await;
     assert_eq!(status, 200);
     assert_eq!(found["type"], "searchset");
     assert_eq!(found["entry"].as_array().unwrap().len(), 1);
@@ -217,10 +258,30 @@ async fn bad_input_is_a_4xx_operation_outcome_naming_the_element_and_stores_noth
     let mut no_gender = patient(&good, "Durand");
     no_gender.as_object_mut().unwrap().remove("gender");
     let cases: Vec<(&str, Value, u16, &str)> = vec![
-        ("wrong NIR key", patient(&wrong_key, "Durand"), 422, "Patient.identifier[0].value"),
-        ("wrong type", json!({"resourceType": "Observation"}), 422, "Patient.resourceType"),
-        ("validated without document", validated_without_document, 422, "validationMode"),
-        ("recovered without INS", recovered_without_ins, 422, "Patient.identifier"),
+        (
+            "wrong NIR key",
+            patient(&wrong_key, "Durand"),
+            422,
+            "Patient.identifier[0].value",
+        ),
+        (
+            "wrong type",
+            json!({"resourceType": "Observation"}),
+            422,
+            "Patient.resourceType",
+        ),
+        (
+            "validated without document",
+            validated_without_document,
+            422,
+            "validationMode",
+        ),
+        (
+            "recovered without INS",
+            recovered_without_ins,
+            422,
+            "Patient.identifier",
+        ),
         ("unknown element", unknown_element, 422, "Patient.maritalStatus"),
         ("missing gender", no_gender, 422, "Patient.gender"),
     ];
@@ -228,9 +289,21 @@ async fn bad_input_is_a_4xx_operation_outcome_naming_the_element_and_stores_noth
         let (got, headers, outcome) = lis.send(Method::POST, "/Patient", Some(&body), &[]).await;
         assert_eq!(got, status, "{what}: {outcome}");
         assert_eq!(outcome["resourceType"], "OperationOutcome", "{what}");
-        assert!(headers["content-type"].to_str().unwrap().starts_with("application/fhir+json"));
-        assert!(expression(&outcome).contains(element), "{what}: {}", expression(&outcome));
-        assert!(!outcome.to_string().contains(&wrong_key), "{what}: the NIR is personal data");
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/fhir+json")
+        );
+        assert!(
+            expression(&outcome).contains(element),
+            "{what}: {}",
+            expression(&outcome)
+        );
+        assert!(
+            !outcome.to_string().contains(&wrong_key),
+            "{what}: the NIR is personal data"
+        );
     }
     // Not JSON, JSON nested deeper than any resource, the wrong media type.
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
@@ -252,7 +325,9 @@ async fn bad_input_is_a_4xx_operation_outcome_naming_the_element_and_stores_noth
         assert_eq!(outcome["resourceType"], "OperationOutcome");
     }
     // A prescription of an exam the catalog does not know; a reference to nobody.
-    let (_, _, created) = lis.send(Method::POST, "/Patient", Some(&patient(&good, "Durand")), &[]).await;
+    let (_, _, created) = lis
+        .send(Method::POST, "/Patient", Some(&patient(&good, "Durand")), &[])
+        .await;
     let patient_id = created["id"].as_str().unwrap();
     let mut request = service_request(patient_id, &lis.lab_id.to_string(), "NOPE-42");
     let (status, _, outcome) = lis.send(Method::POST, "/ServiceRequest", Some(&request), &[]).await;
@@ -267,12 +342,19 @@ async fn bad_input_is_a_4xx_operation_outcome_naming_the_element_and_stores_noth
         .map(|_| json!({"request": {"method": "GET", "url": format!("Patient/{patient_id}")}}))
         .collect();
     let (status, _, outcome) = lis
-        .send(Method::POST, "", Some(&json!({"resourceType": "Bundle", "type": "batch", "entry": entries})), &[])
+        .send(
+            Method::POST,
+            "",
+            Some(&json!({"resourceType": "Bundle", "type": "batch", "entry": entries})),
+            &[],
+        )
         .await;
     assert_eq!(status, 413, "{outcome}");
     assert_eq!(lis.count("SELECT count(*) AS n FROM patients").await, before + 1);
     // Deleting is not a FHIR interaction this server offers.
-    let (status, _, _) = lis.send(Method::DELETE, &format!("/Patient/{patient_id}"), None, &[]).await;
+    let (status, _, _) = lis
+        .send(Method::DELETE, &format!("/Patient/{patient_id}"), None, &[])
+        .await;
     assert_eq!(status, 405);
 }
 
@@ -352,23 +434,39 @@ async fn a_transaction_bundle_is_all_or_nothing_and_reaches_the_lab_feed() {
     let (status, _, outcome) = lis.send(Method::POST, "", Some(&broken), &[]).await;
     assert_eq!(status, 422, "{outcome}");
     assert_eq!(expression(&outcome), "Bundle.entry[4].resource.status");
-    assert_eq!(lis.count(tables).await, before, "nothing of a failed transaction is applied");
+    assert_eq!(
+        lis.count(tables).await,
+        before,
+        "nothing of a failed transaction is applied"
+    );
 
     let bundle = visit_bundle(&female_nir(903), &lis.lab_id.to_string(), &lis.exam, "lucie.m", &soon());
     let (status, _, response) = lis.send(Method::POST, "", Some(&bundle), &[]).await;
     assert_eq!(status, 200, "{response}");
     assert_eq!(response["type"], "transaction-response");
     let entries = response["entry"].as_array().unwrap();
-    assert!(entries.iter().all(|e| e["response"]["status"] == "201 Created"), "{response}");
+    assert!(
+        entries.iter().all(|e| e["response"]["status"] == "201 Created"),
+        "{response}"
+    );
     assert_eq!(lis.count(tables).await, before + 5);
     let appointment = &entries[4]["resource"];
     let patient_ref = appointment["participant"][0]["actor"]["reference"].as_str().unwrap();
-    assert_eq!(patient_ref, format!("Patient/{}", entries[0]["resource"]["id"].as_str().unwrap()));
-    assert_eq!(appointment["basedOn"][0]["reference"], format!("ServiceRequest/{}", entries[3]["resource"]["id"].as_str().unwrap()));
+    assert_eq!(
+        patient_ref,
+        format!("Patient/{}", entries[0]["resource"]["id"].as_str().unwrap())
+    );
+    assert_eq!(
+        appointment["basedOn"][0]["reference"],
+        format!("ServiceRequest/{}", entries[3]["resource"]["id"].as_str().unwrap())
+    );
 
     // The lab's change feed carries the patient, the staff member, the prescription and the
     // appointment to its gateway; the other lab's feed carries none of them.
-    let ids: Vec<String> = entries.iter().map(|e| e["resource"]["id"].as_str().unwrap().to_owned()).collect();
+    let ids: Vec<String> = entries
+        .iter()
+        .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
+        .collect();
     let config = labedge_api::config::FeedConfig::default();
     let mut conn = lis.cloud.db.conn().await;
     let page = labedge_api::feed::read_changes(&mut conn, &config, lis.lab_id, &lis.lab_code, 0, 100_000, None)
@@ -407,7 +505,10 @@ async fn a_batch_answers_each_entry_on_its_own() {
         response["entry"][1]["response"]["outcome"]["issue"][0]["expression"][0],
         "Bundle.entry[1].resource.identifier[0].value"
     );
-    assert_eq!(response["entry"][2]["resource"]["identifier"][0]["value"], lis.lab_code.as_str());
+    assert_eq!(
+        response["entry"][2]["resource"]["identifier"][0]["value"],
+        lis.lab_code.as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,9 +526,13 @@ async fn only_integration_clients_within_their_scopes_may_call() {
     // Read-only scopes: reading works, writing is refused.
     let (status, _, _) = lis.send(Method::GET, "/Patient?identifier=a|b", None, &[]).await;
     assert_eq!(status, 200);
-    let (status, _, outcome) = lis.send(Method::POST, "/Patient", Some(&patient(&female_nir(905), "Blanc")), &[]).await;
+    let (status, _, outcome) = lis
+        .send(Method::POST, "/Patient", Some(&patient(&female_nir(905), "Blanc")), &[])
+        .await;
     assert_eq!(status, 403, "{outcome}");
-    let (status, _, _) = lis.send(Method::GET, &format!("/Organization/{}", lis.lab_id), None, &[]).await;
+    let (status, _, _) = lis
+        .send(Method::GET, &format!("/Organization/{}", lis.lab_id), None, &[])
+        .await;
     assert_eq!(status, 403);
     // The CapabilityStatement is public and lists exactly the types served.
     let (status, _, capability) = send(&anonymous, &base, Method::GET, "/metadata", None, &[]).await;
@@ -440,7 +545,17 @@ async fn only_integration_clients_within_their_scopes_may_call() {
         .collect();
     assert_eq!(
         types,
-        ["Patient", "Practitioner", "PractitionerRole", "ServiceRequest", "Appointment", "Organization", "Location", "Specimen", "Subscription"]
+        [
+            "Patient",
+            "Practitioner",
+            "PractitionerRole",
+            "ServiceRequest",
+            "Appointment",
+            "Organization",
+            "Location",
+            "Specimen",
+            "Subscription"
+        ]
     );
     let (status, _, _) = lis.send(Method::GET, "/Observation?code=x", None, &[]).await;
     assert_eq!(status, 404);
@@ -464,18 +579,32 @@ async fn deactivating_a_practitioner_deactivates_every_role_through_the_feed() {
         assert_eq!(status, 201, "{created}");
         roles.push(created["id"].as_str().unwrap().to_owned());
     }
-    let (_, _, found) = lis.send(Method::GET, &format!("/PractitionerRole?practitioner={practitioner}"), None, &[]).await;
+    let (_, _, found) = lis
+        .send(
+            Method::GET,
+            &format!("/PractitionerRole?practitioner={practitioner}"),
+            None,
+            &[],
+        )
+        .await;
     assert_eq!(found["entry"].as_array().unwrap().len(), 2);
     let head = lis.count("SELECT max(position) AS n FROM change_log").await;
 
     let mut inactive = person.clone();
     inactive["active"] = json!(false);
     let (status, _, _) = lis
-        .send(Method::PUT, &format!("/Practitioner/{practitioner}"), Some(&inactive), &[("If-Match", "W/\"1\"")])
+        .send(
+            Method::PUT,
+            &format!("/Practitioner/{practitioner}"),
+            Some(&inactive),
+            &[("If-Match", "W/\"1\"")],
+        )
         .await;
     assert_eq!(status, 200);
     for (role, lab) in roles.iter().zip([lis.lab_id, lis.other_lab]) {
-        let (_, _, read) = lis.send(Method::GET, &format!("/PractitionerRole/{role}"), None, &[]).await;
+        let (_, _, read) = lis
+            .send(Method::GET, &format!("/PractitionerRole/{role}"), None, &[])
+            .await;
         assert_eq!(read["active"], false);
         let announced = lis
             .count(&format!(
@@ -505,25 +634,53 @@ async fn specimens_come_back_in_commit_order_and_a_late_commit_is_not_skipped() 
     // read first; A, committed later, is on the next page all the same.
     let mut late = lis.cloud.db.conn().await;
     late.batch_execute("BEGIN").await.unwrap();
-    late.batch_execute(&collection_sql(&lis, patient, prescription, staff, "LATE-1", &["LATE-1A", "LATE-1B"]))
-        .await
-        .unwrap();
+    late.batch_execute(&collection_sql(
+        &lis,
+        patient,
+        prescription,
+        staff,
+        "LATE-1",
+        &["LATE-1A", "LATE-1B"],
+    ))
+    .await
+    .unwrap();
     lis.cloud
         .db
         .conn()
         .await
-        .batch_execute(&collection_sql(&lis, patient, prescription, staff, "EARLY-1", &["EARLY-1A"]))
+        .batch_execute(&collection_sql(
+            &lis,
+            patient,
+            prescription,
+            staff,
+            "EARLY-1",
+            &["EARLY-1A"],
+        ))
         .await
         .unwrap();
     let (_, _, first) = lis.send(Method::GET, "/Specimen?_cursor=0", None, &[]).await;
     let barcodes = |page: &Value| -> Vec<String> {
         page["entry"]
             .as_array()
-            .map(|e| e.iter().map(|x| x["resource"]["accessionIdentifier"]["value"].as_str().unwrap().to_owned()).collect())
+            .map(|e| {
+                e.iter()
+                    .map(|x| {
+                        x["resource"]["accessionIdentifier"]["value"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned()
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     };
     assert_eq!(barcodes(&first), ["EARLY-1A"]);
-    let next = first["link"].as_array().unwrap().iter().find(|l| l["relation"] == "next").unwrap()["url"]
+    let next = first["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .unwrap()["url"]
         .as_str()
         .unwrap()
         .trim_start_matches("/fhir/R4")
@@ -533,15 +690,26 @@ async fn specimens_come_back_in_commit_order_and_a_late_commit_is_not_skipped() 
     assert_eq!(barcodes(&second), ["LATE-1A", "LATE-1B"]);
     let specimen = &second["entry"][0]["resource"];
     assert_eq!(specimen["subject"]["reference"], format!("Patient/{patient}"));
-    assert_eq!(specimen["request"][0]["reference"], format!("ServiceRequest/{prescription}"));
-    assert_eq!(specimen["collection"]["collector"]["reference"], format!("PractitionerRole/{staff}"));
+    assert_eq!(
+        specimen["request"][0]["reference"],
+        format!("ServiceRequest/{prescription}")
+    );
+    assert_eq!(
+        specimen["collection"]["collector"]["reference"],
+        format!("PractitionerRole/{staff}")
+    );
     assert_eq!(specimen["container"][0]["identifier"][0]["value"], "LATE-1A");
     // Read by id, and nothing after the last page.
     let id = specimen["id"].as_str().unwrap();
     let (status, _, read) = lis.send(Method::GET, &format!("/Specimen/{id}"), None, &[]).await;
     assert_eq!(status, 200);
     assert_eq!(read["accessionIdentifier"]["value"], "LATE-1A");
-    let next = second["link"].as_array().unwrap().iter().find(|l| l["relation"] == "next").unwrap()["url"]
+    let next = second["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .unwrap()["url"]
         .as_str()
         .unwrap()
         .trim_start_matches("/fhir/R4")

@@ -73,9 +73,28 @@ async fn the_lis_feeds_a_tablet_and_gets_its_specimens_back_through_an_outage() 
     let mut lis = Command::new(&python)
         .arg(workspace().join("tests/fhir/lis.py"))
         .args(["--base", &stack.api_url])
-        .args(["--cert", &file("lis.pem"), "--key", &file("lis.key"), "--ca", &file("cloud-ca.pem")])
-        .args(["--endpoint-cert", &file("lis-endpoint.pem"), "--endpoint-key", &file("lis-endpoint.key")])
-        .args(["--lab", &stack.lab.id.to_string(), "--exam", &exam.code, "--login", "chloe.p"])
+        .args([
+            "--cert",
+            &file("lis.pem"),
+            "--key",
+            &file("lis.key"),
+            "--ca",
+            &file("cloud-ca.pem"),
+        ])
+        .args([
+            "--endpoint-cert",
+            &file("lis-endpoint.pem"),
+            "--endpoint-key",
+            &file("lis-endpoint.key"),
+        ])
+        .args([
+            "--lab",
+            &stack.lab.id.to_string(),
+            "--exam",
+            &exam.code,
+            "--login",
+            "chloe.p",
+        ])
         .args(["--start", &start, "--ins", &nir("F", date!(1948 - 02 - 03), 77)])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -109,10 +128,16 @@ async fn the_lis_feeds_a_tablet_and_gets_its_specimens_back_through_an_outage() 
         if answer.status() == 200 {
             break;
         }
-        assert!(posted.elapsed() < Duration::from_secs(60), "the patient never reached the gateway");
+        assert!(
+            posted.elapsed() < Duration::from_secs(60),
+            "the patient never reached the gateway"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    eprintln!("the LIS's patient readable on the tablet {:.1} s after the Bundle", posted.elapsed().as_secs_f64());
+    eprintln!(
+        "the LIS's patient readable on the tablet {:.1} s after the Bundle",
+        posted.elapsed().as_secs_f64()
+    );
     let prescription = ids["prescription"].as_str().unwrap();
     let plan = client
         .get(format!("{gateway}/v1/prescriptions/{prescription}"))
@@ -162,7 +187,11 @@ async fn the_lis_feeds_a_tablet_and_gets_its_specimens_back_through_an_outage() 
         .await
         .expect("the LIS finished in time")
         .unwrap();
-    assert!(status.success(), "the LIS failed ({status}):\n{err}\n--- api ---\n{}", stack.api.output());
+    assert!(
+        status.success(),
+        "the LIS failed ({status}):\n{err}\n--- api ---\n{}",
+        stack.api.output()
+    );
     let result: Value = serde_json::from_str(&last.unwrap()).unwrap();
     eprintln!("LIS: {result}");
     assert_eq!(result["ok"], true);
