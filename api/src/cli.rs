@@ -42,6 +42,8 @@ enum Command {
     InitPki(provision::InitPkiArgs),
     /// Create a lab's gateway credential and configuration file.
     ProvisionGateway(provision::ProvisionArgs),
+    /// Create an integration client of the FHIR interface (the LIS): a client certificate and its scopes.
+    CreateIntegrationClient(crate::fhir::client::CreateArgs),
 }
 
 /// Runs the command line; exit status 2 for a bad configuration, 1 for any other failure.
@@ -89,6 +91,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::ProvisionGateway(args) => {
             let summary = provision::provision(&config, &args).await?;
             print_out(&format!("{summary}\n"));
+        }
+        Command::CreateIntegrationClient(args) => {
+            print_out(&format!("{}\n", crate::fhir::client::create(&config, &args).await?));
         }
         Command::CheckConfig => {}
     }

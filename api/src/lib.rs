@@ -6,14 +6,17 @@
 //! primary or a standby.
 //!
 //! Subcommands: `serve`, `migrate`, `check-config`, `init-pki`, `create-lab`, `create-staff`,
-//! `provision-gateway`. The demo's synthetic network is filled by a binary of its own, `labedge-demo`
-//! ([`demo`]), which the production `api` does not contain.
+//! `provision-gateway`, `create-integration-client`. The demo's synthetic network is filled by a
+//! binary of its own, `labedge-demo` ([`demo`]), which the production `api` does not contain.
+//!
+//! The lab information system talks to it over HL7 FHIR R4 at `/fhir/R4` ([`fhir`]).
 
 pub mod central;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod feed;
+pub mod fhir;
 pub mod intake;
 pub mod manage;
 pub mod provision;

@@ -15,6 +15,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     crate::feed::configure(cfg);
     crate::intake::routes::configure(cfg);
     crate::central::configure(cfg);
+    crate::fhir::configure(cfg);
 }
 
 /// Liveness: the process answers.

@@ -1,5 +1,5 @@
 //! Building and running the API: `Application::build` checks the database, binds the listener and
-//! starts the background workers (the feed horizon), which `run_until_stopped` stops after the HTTP
+//! starts the background workers (the feed horizon, the FHIR notifier), which `run_until_stopped` stops after the HTTP
 //! drain; [`app`] is the actix `App` both the server and the in-process tests use.
 
 use std::net::SocketAddr;
@@ -50,6 +50,9 @@ impl Application {
         // Appointments entering the feed window as days pass: announced at start, then periodically.
         let (pool, feed) = (state.pool.clone(), state.config.feed.clone());
         workers.spawn("feed horizon", |stop| crate::feed::horizon::run(pool, feed, stop));
+        // FHIR Subscriptions: the LIS's endpoints hear of new Specimens and Appointment versions.
+        let (pool, pki_dir) = (state.pool.clone(), state.config.pki.dir.clone());
+        workers.spawn("fhir notifier", |stop| crate::fhir::subscription::run(pool, pki_dir, stop));
         Ok(Self {
             server: server.run(),
             addr,

@@ -109,6 +109,15 @@ ensure_test_tools() {
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/fuzz/requirements.txt
     cp tests/fuzz/requirements.txt "$venv/requirements.installed"
   fi
+  # fhirpy and fhir.resources for tests/tests/it/fhir_loop.rs (the LIS side), pinned in
+  # tests/fhir/requirements.txt, in a venv of their own (fhir.resources' R4 models need pydantic 1).
+  venv=target/fhir-venv
+  if ! cmp -s tests/fhir/requirements.txt "$venv/requirements.installed"; then
+    log "installing fhirpy and fhir.resources (tests/fhir/requirements.txt) into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/fhir/requirements.txt
+    cp tests/fhir/requirements.txt "$venv/requirements.installed"
+  fi
   if [ ! -f tests/browser/node_modules/playwright-core/package.json ]; then
     log "installing the browser test driver (npm ci in tests/browser)"
     npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >/dev/null

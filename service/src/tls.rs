@@ -155,3 +155,15 @@ pub fn on_connect(connection: &dyn Any, extensions: &mut Extensions) {
         extensions.insert(PeerAddr(tcp.peer_addr().ok()));
     }
 }
+
+/// A client configuration trusting the CA certificates of `ca_path` and presenting an identity held
+/// in memory (PEM), for a service that issues its own client certificate at start.
+pub fn client_config_pem(ca_path: &Path, cert_pem: &str, key_pem: &str) -> Result<ClientConfig, TlsError> {
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| TlsError::File {
+        path: "<pem>".into(),
+        reason: e.to_string(),
+    })?;
+    Ok(ClientConfig::builder()
+        .with_root_certificates(root_store(ca_path)?)
+        .with_client_auth_cert(parse_certs(cert_pem)?, key)?)
+}

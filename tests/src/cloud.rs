@@ -254,6 +254,32 @@ impl TestCloud {
         }
     }
 
+    /// Issues an integration client of the FHIR interface with these scopes (space-separated), as
+    /// `api create-integration-client` does, and returns an HTTPS client presenting it.
+    pub async fn integration_client(&self, name: &str, scopes: &str) -> (reqwest::Client, Credential) {
+        let (cert, key) = self.pki.client(&format!("integration-{name}"), "integration");
+        let pem = std::fs::read_to_string(&cert).expect("read cert");
+        let der = labedge_service::tls::parse_certs(&pem).expect("pem").remove(0).to_vec();
+        let fingerprint = labedge_service::tls::sha256_hex(&der);
+        self.db
+            .conn()
+            .await
+            .batch_execute(&format!(
+                "INSERT INTO integration_clients (id, name, scopes, cert_serial, cert_sha256, cert_not_after) \
+                 VALUES (gen_random_uuid(), '{name}', '{scopes}', '{fingerprint}', '{fingerprint}', now() + interval '30 days')"
+            ))
+            .await
+            .expect("record the integration client");
+        let client = self.pki.client_for(Some((&cert, &key)));
+        let credential = Credential {
+            ca: self.pki.ca_path(),
+            cert,
+            key,
+            der,
+        };
+        (client, credential)
+    }
+
     /// Stops the API (the cloud is down from now on).
     pub async fn stop(&self) {
         let handle = self.handle.lock().expect("handle").clone();

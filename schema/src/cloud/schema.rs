@@ -142,6 +142,31 @@ diesel::table! {
 }
 
 diesel::table! {
+    fhir_identifiers (resource_type, system, value) {
+        resource_type -> Text,
+        system -> Text,
+        value -> Text,
+        resource_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    fhir_subscriptions (id) {
+        id -> Uuid,
+        client_id -> Uuid,
+        criteria -> Text,
+        endpoint -> Text,
+        active -> Bool,
+        cursor -> Int8,
+        failures -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        version -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     gateways (id) {
         id -> Uuid,
         lab_id -> Uuid,
@@ -156,6 +181,19 @@ diesel::table! {
         reported_oldest_unsent_s -> Nullable<Int8>,
         reported_feed_lag_s -> Nullable<Int8>,
         cert_pem -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    integration_clients (id) {
+        id -> Uuid,
+        name -> Text,
+        scopes -> Text,
+        cert_serial -> Text,
+        cert_sha256 -> Text,
+        cert_not_after -> Timestamptz,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -191,6 +229,20 @@ diesel::table! {
         city -> Nullable<Text>,
         version -> Int8,
         updated_at -> Timestamptz,
+        identity_method -> Nullable<Text>,
+        identity_validation_mode -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    practitioners (id) {
+        id -> Uuid,
+        login -> Text,
+        rpps -> Nullable<Text>,
+        display_name -> Text,
+        active -> Bool,
+        version -> Int8,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -218,6 +270,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    specimen_feed (position) {
+        position -> Int8,
+        collection_id -> Uuid,
+        committed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     staff (id) {
         id -> Uuid,
         lab_id -> Uuid,
@@ -229,6 +289,7 @@ diesel::table! {
         active -> Bool,
         version -> Int8,
         updated_at -> Timestamptz,
+        practitioner_id -> Nullable<Uuid>,
     }
 }
 
@@ -261,12 +322,15 @@ diesel::joinable!(collections -> prescriptions (prescription_id));
 diesel::joinable!(collections -> staff (collected_by));
 diesel::joinable!(devices -> labs (lab_id));
 diesel::joinable!(exam_catalog -> tube_types (tube_type));
+diesel::joinable!(fhir_subscriptions -> integration_clients (client_id));
 diesel::joinable!(gateways -> labs (lab_id));
 diesel::joinable!(prescribed_exams -> exam_catalog (exam_code));
 diesel::joinable!(prescribed_exams -> prescriptions (prescription_id));
 diesel::joinable!(prescriptions -> labs (lab_id));
 diesel::joinable!(prescriptions -> patients (patient_id));
+diesel::joinable!(specimen_feed -> collections (collection_id));
 diesel::joinable!(staff -> labs (lab_id));
+diesel::joinable!(staff -> practitioners (practitioner_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     applied_mutations,
@@ -279,11 +343,16 @@ diesel::allow_tables_to_appear_in_same_query!(
     devices,
     exam_catalog,
     feed_horizon,
+    fhir_identifiers,
+    fhir_subscriptions,
     gateways,
+    integration_clients,
     labs,
     patients,
+    practitioners,
     prescribed_exams,
     prescriptions,
+    specimen_feed,
     staff,
     tube_types,
 );

@@ -18,6 +18,8 @@ mod crash;
 mod deploy_files;
 mod faults;
 mod feed;
+mod fhir;
+mod fhir_loop;
 mod fuzz;
 mod gate;
 mod hardening;
