@@ -52,7 +52,9 @@ impl Application {
         workers.spawn("feed horizon", |stop| crate::feed::horizon::run(pool, feed, stop));
         // FHIR Subscriptions: the LIS's endpoints hear of new Specimens and Appointment versions.
         let (pool, pki_dir) = (state.pool.clone(), state.config.pki.dir.clone());
-        workers.spawn("fhir notifier", |stop| crate::fhir::subscription::run(pool, pki_dir, stop));
+        workers.spawn("fhir notifier", |stop| {
+            crate::fhir::subscription::run(pool, pki_dir, stop)
+        });
         Ok(Self {
             server: server.run(),
             addr,

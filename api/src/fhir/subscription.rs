@@ -264,7 +264,11 @@ pub async fn run(pool: PgPool, pki_dir: std::path::PathBuf, stop: Stop) {
                 0
             }
         };
-        let pause = if delivered > 0 { Duration::ZERO } else { Duration::from_millis(500) };
+        let pause = if delivered > 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(500)
+        };
         if stop.is_stopped() || !stop.sleep(pause).await {
             return;
         }
