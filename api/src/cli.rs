@@ -44,6 +44,8 @@ enum Command {
     ProvisionGateway(provision::ProvisionArgs),
     /// Create an integration client of the FHIR interface (the LIS): a client certificate and its scopes.
     CreateIntegrationClient(crate::fhir::client::CreateArgs),
+    /// Load FHIR resources from NDJSON files (Bulk Data format): resumable, idempotent, a report of rejected lines.
+    Import(crate::fhir::import::ImportArgs),
 }
 
 /// Runs the command line; exit status 2 for a bad configuration, 1 for any other failure.
@@ -95,6 +97,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::CreateIntegrationClient(args) => {
             print_out(&format!("{}\n", crate::fhir::client::create(&config, &args).await?));
         }
+        Command::Import(args) => print_out(&format!("{}\n", crate::fhir::import::run(&config, &args).await?)),
         Command::CheckConfig => {}
     }
     Ok(())

@@ -13,6 +13,7 @@ pub mod appointment;
 pub mod bundle;
 pub mod capability;
 pub mod client;
+pub mod import;
 pub mod interactions;
 pub mod json;
 pub mod organization;

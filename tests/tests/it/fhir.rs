@@ -757,3 +757,77 @@ fn collection_sql(lis: &Lis, patient: Uuid, prescription: Uuid, staff: Uuid, _na
     }
     sql
 }
+
+fn ndjson_patient(source_id: &str, serial: u16) -> String {
+    let mut resource = patient(&female_nir(serial), "Import");
+    resource["id"] = json!(source_id);
+    resource.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_import_reports_rejects_is_idempotent_and_resumes() {
+    use labedge_api::fhir::import::import_file;
+    let lis = lis("system/*.*").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("Patient.ndjson");
+    let mut lines: Vec<String> = (1..=250).map(|i| ndjson_patient(&format!("src-{i}"), i)).collect();
+    let mut wrong_key = female_nir(251);
+    wrong_key.replace_range(13.., if &wrong_key[13..] == "01" { "02" } else { "01" });
+    lines.insert(
+        10,
+        patient(&wrong_key, "Broken")
+            .to_string()
+            .replace("\"resourceType\"", "\"id\":\"src-x\",\"resourceType\""),
+    );
+    lines.insert(20, json!({"resourceType": "Observation", "id": "o1"}).to_string());
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let patients = "SELECT count(*) AS n FROM patients";
+    let before = lis.count(patients).await;
+
+    let mut conn = lis.cloud.db.conn().await;
+    let state = import_file(&mut conn, &file, 100, true).await.unwrap();
+    assert_eq!(
+        (state.lines, state.written, state.unchanged, state.rejected),
+        (252, 250, 0, 2)
+    );
+    assert_eq!(lis.count(patients).await, before + 250);
+    let report = std::fs::read_to_string(dir.path().join("Patient.ndjson.rejected.ndjson")).unwrap();
+    let rejected: Vec<Value> = report.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rejected[0]["line"], 11);
+    assert_eq!(rejected[0]["expression"], "Patient.identifier[0].value");
+    assert_eq!(rejected[1]["line"], 21);
+    assert!(!report.contains(&wrong_key), "the report holds no personal data");
+
+    // Run again from scratch: nothing is written twice, no version moves, the feed hears nothing.
+    let head = lis.count("SELECT max(position) AS n FROM change_log").await;
+    std::fs::remove_file(dir.path().join("Patient.ndjson.import-state")).unwrap();
+    let again = import_file(&mut conn, &file, 100, true).await.unwrap();
+    assert_eq!((again.written, again.unchanged, again.rejected), (0, 250, 2));
+    assert_eq!(lis.count(patients).await, before + 250);
+    assert_eq!(lis.count("SELECT max(position) AS n FROM change_log").await, head);
+    assert_eq!(
+        lis.count("SELECT count(*) AS n FROM patients WHERE version > 1").await,
+        0
+    );
+    // The same source id is the same patient: a change is a new version of it.
+    let changed = dir.path().join("changed.ndjson");
+    std::fs::write(&changed, ndjson_patient("src-7", 7).replace("Import", "Renamed") + "\n").unwrap();
+    let state = import_file(&mut conn, &changed, 100, true).await.unwrap();
+    assert_eq!(state.written, 1);
+    assert_eq!(
+        lis.count("SELECT count(*) AS n FROM patients WHERE version = 2 AND birth_family_name = 'Renamed'")
+            .await,
+        1
+    );
+
+    // Resumable: a run that stopped after its first batch goes on where it stopped.
+    let partial = dir.path().join("More.ndjson");
+    let more: Vec<String> = (300..400).map(|i| ndjson_patient(&format!("more-{i}"), i)).collect();
+    std::fs::write(&partial, more[..40].join("\n") + "\n").unwrap();
+    let first = import_file(&mut conn, &partial, 40, true).await.unwrap();
+    assert_eq!(first.lines, 40);
+    std::fs::write(&partial, more.join("\n") + "\n").unwrap();
+    let resumed = import_file(&mut conn, &partial, 40, true).await.unwrap();
+    assert_eq!((resumed.lines, resumed.written, resumed.unchanged), (100, 100, 0));
+    assert_eq!(lis.count(patients).await, before + 350);
+}
