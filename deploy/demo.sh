@@ -163,6 +163,47 @@ $CURL -s -H "authorization: Bearer $TOKEN" "$GW/v1/me"
 echo
 echo "TOKEN=$TOKEN" >"$DEMO/tablet.env"
 
+log "the lab information system over HL7 FHIR R4: a transaction Bundle, then its patient at $LAB's gateway"
+api create-integration-client --name demo-lis --scope 'system/*.*' --out "$DEMO/lis" >/dev/null
+LIS_TLS="--cert $DEMO/lis/demo-lis.pem --key $DEMO/lis/demo-lis.key"
+LAB_ID=$(cloud_sql "SELECT id FROM labs WHERE code = '$LAB'")
+EXAM=$(cloud_sql "SELECT code FROM exam_catalog WHERE active ORDER BY code LIMIT 1")
+# A valid INS-NIR: the key is 97 - (the first 13 digits mod 97).
+NIR13="2$(date +%y)0169123$(printf '%03d' $((RANDOM % 1000)))"
+NIR="$NIR13$(printf '%02d' $((97 - 10#$NIR13 % 97)))"
+VISIT_AT=$(date -u -d '+1 hour' +%Y-%m-%dT%H:00:00Z)
+cat >"$DEMO/lis/visit-bundle.json" <<JSON
+{"resourceType": "Bundle", "type": "transaction", "entry": [
+ {"fullUrl": "urn:uuid:6f1c0d7e-0000-4000-8000-000000000001", "request": {"method": "POST", "url": "Patient"},
+  "resource": {"resourceType": "Patient", "identifier": [{"system": "urn:oid:1.2.250.1.213.1.4.8", "value": "$NIR"}],
+   "name": [{"use": "official", "family": "FONTAINE", "given": ["Louise"]}], "gender": "female", "birthDate": "$(date +%Y)-01-09"}},
+ {"fullUrl": "urn:uuid:6f1c0d7e-0000-4000-8000-000000000002", "request": {"method": "POST", "url": "ServiceRequest"},
+  "resource": {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+   "subject": {"reference": "urn:uuid:6f1c0d7e-0000-4000-8000-000000000001"},
+   "requester": {"identifier": {"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "10101010101"}, "display": "Dr Jean Roux"},
+   "performer": [{"reference": "Organization/$LAB_ID"}], "authoredOn": "$(date +%F)",
+   "orderDetail": [{"coding": [{"system": "https://labedge.labanalyse.fr/fhir/CodeSystem/exam", "code": "$EXAM"}]}]}},
+ {"request": {"method": "POST", "url": "Appointment"},
+  "resource": {"resourceType": "Appointment", "status": "booked", "start": "$VISIT_AT", "minutesDuration": 15,
+   "appointmentType": {"coding": [{"system": "https://labedge.labanalyse.fr/fhir/CodeSystem/visit-kind", "code": "lab"}]},
+   "participant": [{"actor": {"reference": "urn:uuid:6f1c0d7e-0000-4000-8000-000000000001"}, "status": "accepted"},
+                   {"actor": {"reference": "Location/$LAB_ID"}, "status": "accepted"}],
+   "basedOn": [{"reference": "urn:uuid:6f1c0d7e-0000-4000-8000-000000000002"}]}}]}
+JSON
+show "$CURL $LIS_TLS -H 'content-type: application/fhir+json' -d @$DEMO/lis/visit-bundle.json https://localhost:$API_PORT/fhir/R4"
+ANSWER=$($CURL -s $LIS_TLS -H 'content-type: application/fhir+json' -d @"$DEMO/lis/visit-bundle.json" "https://localhost:$API_PORT/fhir/R4")
+PATIENT_ID=$(echo "$ANSWER" | sed -n 's/.*"location":"Patient\/\([0-9a-f-]*\)\/_history.*/\1/p')
+[ -n "$PATIENT_ID" ] || die "the Bundle was refused: $ANSWER"
+echo "$ANSWER" | grep -o '"status":"[0-9]* [A-Za-z]*"' | sed 's/^/  /'
+show "$CURL -H \"authorization: Bearer \$TOKEN\" $GW/v1/patients/$PATIENT_ID"
+for _ in $(seq 1 100); do
+  SEEN=$($CURL -s -o "$DEMO/lis/patient-at-gateway.json" -w '%{http_code}' -H "authorization: Bearer $TOKEN" "$GW/v1/patients/$PATIENT_ID")
+  [ "$SEEN" = 200 ] && break
+  sleep 0.2
+done
+[ "$SEEN" = 200 ] || die "the FHIR patient did not reach the gateway (see $DEMO/gateway-$LAB.log)"
+echo "  $(cat "$DEMO/lis/patient-at-gateway.json")"
+
 cat <<TEXT
 
   LabEdge demo running (Ctrl-C stops it)
@@ -174,6 +215,7 @@ cat <<TEXT
 
   admin console          $CONSOLE/admin   (login $ADMIN, password labedge-admin;
                          the browser must trust $DEMO/pki/ca.pem, or accept the warning)
+  FHIR R4 (the LIS)      https://localhost:$API_PORT/fhir/R4   (client certificate in $DEMO/lis; docs/integration.md)
   central IT view        https://localhost:$API_PORT/central   (token in $DEMO/central-token)
     $CURL -H "authorization: Bearer \$(cat $DEMO/central-token)" https://localhost:$API_PORT/central/v1/gateways
 

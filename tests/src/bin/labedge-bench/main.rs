@@ -9,13 +9,14 @@
 //! keys live under `labedge:bench:<pid>:` and are deleted, and every process is stopped by its pid.
 //!
 //! ```text
-//! labedge-bench [--smoke] [--out DIR] [--only read,rounds,drain,pouch,write] [--runs N]
+//! labedge-bench [--smoke] [--out DIR] [--only read,rounds,drain,pouch,write,fhir] [--runs N]
 //!               [--duration SECONDS] [--patients N]
 //! ```
 
 mod bootstrap;
 mod data;
 mod drain;
+mod fhir;
 mod perf;
 mod procs;
 mod reads;
@@ -89,7 +90,7 @@ impl Opts {
                 "--patients" => opts.patients = Some(value("--patients")?.parse()?),
                 "-h" | "--help" => {
                     eprintln!(
-                        "labedge-bench [--smoke] [--out DIR] [--only read,rounds,drain,pouch,write] [--runs N] \
+                        "labedge-bench [--smoke] [--out DIR] [--only read,rounds,drain,pouch,write,fhir] [--runs N] \
                          [--duration SECONDS] [--patients N]\n(run it through deploy/bench.sh, which builds and installs what it needs)"
                     );
                     std::process::exit(0);
@@ -470,6 +471,11 @@ impl Bench {
         if self.opts.wants("write") {
             let result = Box::pin(self.writes()).await;
             sections.push(Self::guard("write", result));
+        }
+        // Last: its Specimen page reads the collections the write benchmarks relayed to the cloud.
+        if self.opts.wants("fhir") {
+            let result = Box::pin(self.fhir()).await;
+            sections.push(Self::guard("fhir", result));
         }
         Ok(())
     }
