@@ -65,6 +65,50 @@ struct ForeignKeyRow {
 
 /// Prints the schema of the `public` tables (diesel's own bookkeeping table excluded).
 pub async fn print_schema(conn: &mut AsyncPgConnection) -> Result<String, IntrospectError> {
+    let (columns, keys, foreign_keys) = catalog(conn).await?;
+    let mut tables: BTreeMap<String, Vec<&ColumnRow>> = BTreeMap::new();
+    for column in &columns {
+        tables.entry(column.table_name.clone()).or_default().push(column);
+    }
+    let mut primary_keys: BTreeMap<&str, Vec<(i32, &str)>> = BTreeMap::new();
+    for key in &keys {
+        primary_keys
+            .entry(key.table_name.as_str())
+            .or_default()
+            .push((key.position, key.column_name.as_str()));
+    }
+
+    let mut out = String::from("// @generated automatically by Diesel CLI.\n");
+    for (table, cols) in &tables {
+        let mut key_columns = primary_keys.get(table.as_str()).cloned().unwrap_or_default();
+        key_columns.sort();
+        let key_list: Vec<&str> = key_columns.iter().map(|(_, c)| *c).collect();
+        let _ = writeln!(out, "\ndiesel::table! {{");
+        let _ = writeln!(out, "    {table} ({}) {{", key_list.join(", "));
+        for col in cols {
+            let sql_type = diesel_type(&col.udt_name).ok_or_else(|| IntrospectError::UnknownType {
+                table: table.clone(),
+                column: col.column_name.clone(),
+                udt: col.udt_name.clone(),
+            })?;
+            let sql_type = if col.is_nullable == "YES" {
+                format!("Nullable<{sql_type}>")
+            } else {
+                sql_type.to_owned()
+            };
+            let _ = writeln!(out, "        {} -> {sql_type},", col.column_name);
+        }
+        let _ = writeln!(out, "    }}\n}}");
+    }
+
+    out.push_str(&joinables_and_tables(&foreign_keys, tables.keys()));
+    Ok(out)
+}
+
+type Catalog = (Vec<ColumnRow>, Vec<KeyRow>, Vec<ForeignKeyRow>);
+
+/// The columns, primary keys and single-column foreign keys of the `public` tables.
+async fn catalog(conn: &mut AsyncPgConnection) -> Result<Catalog, IntrospectError> {
     let columns: Vec<ColumnRow> = diesel::sql_query(
         "SELECT c.table_name::text, c.column_name::text, c.udt_name::text, c.is_nullable::text \
          FROM information_schema.columns c \
@@ -102,41 +146,13 @@ pub async fn print_schema(conn: &mut AsyncPgConnection) -> Result<String, Intros
     .load(conn)
     .await?;
 
-    let mut tables: BTreeMap<String, Vec<&ColumnRow>> = BTreeMap::new();
-    for column in &columns {
-        tables.entry(column.table_name.clone()).or_default().push(column);
-    }
-    let mut primary_keys: BTreeMap<&str, Vec<(i32, &str)>> = BTreeMap::new();
-    for key in &keys {
-        primary_keys
-            .entry(key.table_name.as_str())
-            .or_default()
-            .push((key.position, key.column_name.as_str()));
-    }
+    Ok((columns, keys, foreign_keys))
+}
 
-    let mut out = String::from("// @generated automatically by Diesel CLI.\n");
-    for (table, cols) in &tables {
-        let mut key_columns = primary_keys.get(table.as_str()).cloned().unwrap_or_default();
-        key_columns.sort();
-        let key_list: Vec<&str> = key_columns.iter().map(|(_, c)| *c).collect();
-        let _ = writeln!(out, "\ndiesel::table! {{");
-        let _ = writeln!(out, "    {table} ({}) {{", key_list.join(", "));
-        for col in cols {
-            let sql_type = diesel_type(&col.udt_name).ok_or_else(|| IntrospectError::UnknownType {
-                table: table.clone(),
-                column: col.column_name.clone(),
-                udt: col.udt_name.clone(),
-            })?;
-            let sql_type = if col.is_nullable == "YES" {
-                format!("Nullable<{sql_type}>")
-            } else {
-                sql_type.to_owned()
-            };
-            let _ = writeln!(out, "        {} -> {sql_type},", col.column_name);
-        }
-        let _ = writeln!(out, "    }}\n}}");
-    }
-
+/// The `joinable!` lines and the `allow_tables_to_appear_in_same_query!` block, as diesel prints them.
+fn joinables_and_tables<'a>(foreign_keys: &[ForeignKeyRow], tables: impl Iterator<Item = &'a String>) -> String {
+    let mut out = String::new();
+    let tables: Vec<&String> = tables.collect();
     // diesel emits one joinable! per (child, parent) pair and skips ambiguous pairs.
     let mut pairs: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
     for fk in foreign_keys
@@ -162,12 +178,12 @@ pub async fn print_schema(conn: &mut AsyncPgConnection) -> Result<String, Intros
     }
     if tables.len() > 1 {
         out.push_str("\ndiesel::allow_tables_to_appear_in_same_query!(\n");
-        for table in tables.keys() {
+        for table in &tables {
             let _ = writeln!(out, "    {table},");
         }
         out.push_str(");\n");
     }
-    Ok(out)
+    out
 }
 
 fn diesel_type(udt: &str) -> Option<&'static str> {

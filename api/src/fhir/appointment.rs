@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::json::{Obj, concept_code, identifier, printable, reference};
 use super::outcome::FhirError;
-use super::store::{Expect, Stored, VersionedWrite, meta, precondition};
+use super::store::{Expect, Stored, VersionedWrite, insert_or_bump, meta, precondition};
 use super::{ADDRESS_URL, ROUND_URL, VISIT_SYSTEM};
 
 /// An appointment as stored.
@@ -74,6 +74,45 @@ pub fn parse(value: &Value) -> Result<(AppointmentRow, Vec<(String, String)>), F
         ],
         true,
     )?;
+    let (status, kind) = status_and_kind(&root)?;
+    let start = root
+        .instant("start")?
+        .ok_or_else(|| FhirError::required(root.path_of("start")))?;
+    let minutes = duration(&root, start)?;
+    let (patient_id, lab_id, assigned) = participants(&root)?;
+    let prescription_id = match root.array("basedOn")?.into_iter().next() {
+        Some(based) => Some(reference(&based, &["ServiceRequest"])?.1),
+        None => None,
+    };
+    let (address, round_position) = place(&root, kind)?;
+    let status_reason = match root.obj("cancelationReason")? {
+        Some(reason) => reason.str("text")?.map(str::to_owned),
+        None => None,
+    };
+    let mut identifiers = Vec::new();
+    for item in root.array("identifier")? {
+        let (s, v) = identifier(&item)?;
+        identifiers.push((s.to_owned(), v.to_owned()));
+    }
+    let row = AppointmentRow {
+        lab_id,
+        patient_id,
+        prescription_id,
+        kind,
+        scheduled_at: start,
+        duration_min: minutes as i16,
+        address,
+        access_notes: root.str("comment")?.map(str::to_owned),
+        assigned,
+        round_position,
+        status,
+        status_reason,
+    };
+    Ok((row, identifiers))
+}
+
+/// The status and the kind of visit.
+fn status_and_kind(root: &Obj<'_>) -> Result<(&'static str, &'static str), FhirError> {
     let code = root.req_str("status")?;
     let status = status_in(code).ok_or_else(|| {
         FhirError::at(
@@ -96,9 +135,11 @@ pub fn parse(value: &Value) -> Result<(AppointmentRow, Vec<(String, String)>), F
             .code("code-invalid"));
         }
     };
-    let start = root
-        .instant("start")?
-        .ok_or_else(|| FhirError::required(root.path_of("start")))?;
+    Ok((status, kind))
+}
+
+/// The visit's length in minutes, from `end` or `minutesDuration` (15 when neither is given).
+fn duration(root: &Obj<'_>, start: OffsetDateTime) -> Result<i64, FhirError> {
     let minutes = match (root.instant("end")?, root.uint("minutesDuration")?) {
         (Some(end), _) => (end - start).whole_minutes(),
         (None, Some(m)) => i64::try_from(m).unwrap_or(i64::MAX),
@@ -107,11 +148,13 @@ pub fn parse(value: &Value) -> Result<(AppointmentRow, Vec<(String, String)>), F
     if !(5..=240).contains(&minutes) {
         return Err(FhirError::at(root.path_of("end"), "a visit lasts 5 to 240 minutes"));
     }
-    let (patient_id, lab_id, assigned) = participants(&root)?;
-    let prescription_id = match root.array("basedOn")?.into_iter().next() {
-        Some(based) => Some(reference(&based, &["ServiceRequest"])?.1),
-        None => None,
-    };
+    Ok(minutes)
+}
+
+type Place = (Option<(String, Option<String>, Option<String>)>, Option<i16>);
+
+/// Where a home visit takes place, and its rank in the sampler's round.
+fn place(root: &Obj<'_>, kind: &str) -> Result<Place, FhirError> {
     let address = match root.extension(ADDRESS_URL)? {
         Some(ext) => {
             let address = ext.req_obj("valueAddress")?;
@@ -143,30 +186,7 @@ pub fn parse(value: &Value) -> Result<(AppointmentRow, Vec<(String, String)>), F
         ),
         None => None,
     };
-    let status_reason = match root.obj("cancelationReason")? {
-        Some(reason) => reason.str("text")?.map(str::to_owned),
-        None => None,
-    };
-    let mut identifiers = Vec::new();
-    for item in root.array("identifier")? {
-        let (s, v) = identifier(&item)?;
-        identifiers.push((s.to_owned(), v.to_owned()));
-    }
-    let row = AppointmentRow {
-        lab_id,
-        patient_id,
-        prescription_id,
-        kind,
-        scheduled_at: start,
-        duration_min: minutes as i16,
-        address,
-        access_notes: root.str("comment")?.map(str::to_owned),
-        assigned,
-        round_position,
-        status,
-        status_reason,
-    };
-    Ok((row, identifiers))
+    Ok((address, round_position))
 }
 
 type Participants = (Uuid, Uuid, Option<(String, Uuid)>);
@@ -266,6 +286,36 @@ pub async fn load(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
         "minutesDuration": minutes,
         "participant": participants,
     });
+    let notes = place.3.clone();
+    let extensions = visit_extensions(place, round);
+    if !extensions.is_empty() {
+        resource["extension"] = Value::Array(extensions);
+    }
+    if let Some(notes) = notes {
+        resource["comment"] = json!(notes);
+    }
+    if let Some(p) = prescription {
+        resource["basedOn"] = json!([{"reference": format!("ServiceRequest/{p}")}]);
+    }
+    if let Some(r) = reason {
+        resource["cancelationReason"] = json!({"text": r});
+    }
+    if let Some(identifiers) = super::store::identifier_elements(conn, "Appointment", id).await? {
+        resource["identifier"] = identifiers;
+    }
+    Ok(Some(Stored {
+        id,
+        version,
+        last_updated: updated,
+        resource,
+    }))
+}
+
+/// The extensions of a rendered appointment: the home visit's address, the round position.
+fn visit_extensions(
+    place: (Option<String>, Option<String>, Option<String>, Option<String>),
+    round: Option<i16>,
+) -> Vec<Value> {
     let mut extensions = Vec::new();
     if let (Some(line), postal, city) = (place.0, place.1, place.2) {
         let mut address = json!({"line": [line]});
@@ -280,31 +330,7 @@ pub async fn load(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
     if let Some(position) = round {
         extensions.push(json!({"url": ROUND_URL, "valuePositiveInt": position}));
     }
-    if !extensions.is_empty() {
-        resource["extension"] = Value::Array(extensions);
-    }
-    if let Some(notes) = place.3 {
-        resource["comment"] = json!(notes);
-    }
-    if let Some(p) = prescription {
-        resource["basedOn"] = json!([{"reference": format!("ServiceRequest/{p}")}]);
-    }
-    if let Some(r) = reason {
-        resource["cancelationReason"] = json!({"text": r});
-    }
-    let identifiers = super::store::identifiers(conn, "Appointment", id).await?;
-    if !identifiers.is_empty() {
-        resource["identifier"] = identifiers
-            .into_iter()
-            .map(|(system, value)| json!({"system": system, "value": value}))
-            .collect();
-    }
-    Ok(Some(Stored {
-        id,
-        version,
-        last_updated: updated,
-        resource,
-    }))
+    extensions
 }
 
 /// Creates or replaces an appointment.
@@ -343,30 +369,7 @@ pub async fn write(
         appointments::status.eq(row.status),
         appointments::status_reason.eq(&row.status_reason),
     );
-    let version = match current {
-        None => {
-            diesel::insert_into(appointments::table)
-                .values((appointments::id.eq(id), values))
-                .execute(conn)
-                .await?;
-            1
-        }
-        Some(v) => {
-            diesel::update(appointments::table.find(id))
-                .set((
-                    values,
-                    appointments::version.eq(v + 1),
-                    appointments::updated_at.eq(diesel::dsl::now),
-                ))
-                .execute(conn)
-                .await?;
-            v + 1
-        }
-    };
-    Ok(VersionedWrite {
-        version,
-        created: current.is_none(),
-    })
+    Ok(insert_or_bump!(conn, appointments, id, current, values))
 }
 
 /// Checks the references and resolves the assigned staff member (a role at the appointment's lab).

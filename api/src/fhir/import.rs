@@ -185,17 +185,7 @@ pub async fn import_file(
             break;
         }
         let (written, unchanged, refused) = write_batch(conn, &lines).await?;
-        for (number, error) in &refused {
-            let issue = error.issues.as_slice().first();
-            let record = serde_json::json!({
-                "line": number,
-                "status": error.status.as_u16(),
-                "code": issue.map(|i| i.code),
-                "expression": issue.and_then(|i| i.expression.clone()),
-                "diagnostics": issue.map(|i| i.diagnostics.clone()),
-            });
-            writeln!(rejected, "{record}")?;
-        }
+        write_rejected(&mut rejected, &refused)?;
         state.offset += consumed;
         state.lines += lines.len() as u64;
         state.written += written;
@@ -207,6 +197,22 @@ pub async fn import_file(
     }
     bar.finish_and_clear();
     Ok(state)
+}
+
+/// Appends the rejected lines to the report: where and why, never the line itself.
+fn write_rejected(report: &mut File, refused: &[(u64, FhirError)]) -> anyhow::Result<()> {
+    for (number, error) in refused {
+        let issue = error.issues.as_slice().first();
+        let record = serde_json::json!({
+            "line": number,
+            "status": error.status.as_u16(),
+            "code": issue.map(|i| i.code),
+            "expression": issue.and_then(|i| i.expression.clone()),
+            "diagnostics": issue.map(|i| i.diagnostics.clone()),
+        });
+        writeln!(report, "{record}")?;
+    }
+    Ok(())
 }
 
 /// A line checked: its type, id, row and identifiers.
@@ -301,29 +307,8 @@ async fn write_batch(conn: &mut AsyncPgConnection, lines: &[Line]) -> anyhow::Re
             Ok((written, unchanged, refused))
         }
         Err(_) if patients.len() > 1 => {
-            // One line spoiled the set: each alone, so that only the guilty ones are rejected.
-            let (mut written, mut unchanged) = (0, 0);
-            for line in lines.iter().filter(|l| matches!(l, Line::Ready { .. })) {
-                let alone = conn.transaction::<_, FhirError, _>(async |conn| match line {
-                    Line::Ready {
-                        id,
-                        parsed,
-                        identifiers,
-                        ..
-                    } if matches!(parsed.as_ref(), Parsed::Patient(_)) => {
-                        let Parsed::Patient(row) = parsed.as_ref() else {
-                            unreachable!()
-                        };
-                        Ok(upsert_patients(conn, &[(*id, row, identifiers.as_slice())]).await? == 1)
-                    }
-                    _ => write_one(conn, line).await.map_err(|(_, e)| e),
-                });
-                match alone.await {
-                    Ok(true) => written += 1,
-                    Ok(false) => unchanged += 1,
-                    Err(error) => refused.push((line_number(line), error)),
-                }
-            }
+            let (written, unchanged, alone) = each_alone(conn, lines).await;
+            refused.extend(alone);
             refused.sort_by_key(|(n, _)| *n);
             Ok((written, unchanged, refused))
         }
@@ -335,6 +320,35 @@ async fn write_batch(conn: &mut AsyncPgConnection, lines: &[Line]) -> anyhow::Re
             Ok((0, 0, refused))
         }
     }
+}
+
+/// Every line of a batch in a transaction of its own (the batch failed as a whole): written,
+/// unchanged, and the refused lines.
+async fn each_alone(conn: &mut AsyncPgConnection, lines: &[Line]) -> (u64, u64, Vec<(u64, FhirError)>) {
+    let mut refused = Vec::new();
+    let (mut written, mut unchanged) = (0, 0);
+    for line in lines.iter().filter(|l| matches!(l, Line::Ready { .. })) {
+        let alone = conn.transaction::<_, FhirError, _>(async |conn| match line {
+            Line::Ready {
+                id,
+                parsed,
+                identifiers,
+                ..
+            } if matches!(parsed.as_ref(), Parsed::Patient(_)) => {
+                let Parsed::Patient(row) = parsed.as_ref() else {
+                    unreachable!()
+                };
+                Ok(upsert_patients(conn, &[(*id, row, identifiers.as_slice())]).await? == 1)
+            }
+            _ => write_one(conn, line).await.map_err(|(_, e)| e),
+        });
+        match alone.await {
+            Ok(true) => written += 1,
+            Ok(false) => unchanged += 1,
+            Err(error) => refused.push((line_number(line), error)),
+        }
+    }
+    (written, unchanged, refused)
 }
 
 fn line_number(line: &Line) -> u64 {
@@ -411,16 +425,8 @@ struct Changed {
     n: i64,
 }
 
-/// Patients set-wise: one statement for the batch; a row already as given is left alone (no new
-/// version, no change-feed entry). Returns how many rows were written.
-async fn upsert_patients(conn: &mut AsyncPgConnection, rows: &[PatientLine<'_>]) -> Result<u64, FhirError> {
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let col = |f: &dyn Fn(&PatientRow) -> Option<String>| rows.iter().map(|(_, r, _)| f(r)).collect::<Vec<_>>();
-    let ids: Vec<Uuid> = rows.iter().map(|(id, _, _)| *id).collect();
-    let changed: Changed = diesel::sql_query(
-        "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+/// One batch of patients from arrays; a row already as given is not written (so not versioned).
+const UPSERT_PATIENTS: &str = "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::date[], $13::text[], $14::text[], \
            $15::text[], $16::text[], $17::text[], $18::text[]) AS i(id, nir, ins_oid, identity_status, identity_method, \
            identity_validation_mode, birth_family_name, birth_given_names, first_given_name, used_family_name, \
@@ -444,28 +450,37 @@ async fn upsert_patients(conn: &mut AsyncPgConnection, rows: &[PatientLine<'_>])
            EXCLUDED.first_given_name, EXCLUDED.used_family_name, EXCLUDED.used_given_name, EXCLUDED.birth_date, \
            EXCLUDED.sex, EXCLUDED.birth_place_code, EXCLUDED.phone, EXCLUDED.address_line, EXCLUDED.postal_code, \
            EXCLUDED.city) RETURNING 1) \
-         SELECT count(*) AS n FROM written",
-    )
-    .bind::<Array<SqlUuid>, _>(ids.clone())
-    .bind::<Array<Nullable<Text>>, _>(col(&|r| r.ins.as_ref().map(|(n, _)| n.clone())))
-    .bind::<Array<Nullable<Text>>, _>(col(&|r| r.ins.as_ref().map(|(_, o)| (*o).to_owned())))
-    .bind::<Array<Nullable<Text>>, _>(col(&|r| Some(r.identity_status.to_owned())))
-    .bind::<Array<Nullable<Text>>, _>(col(&|r| r.identity_method.clone()))
-    .bind::<Array<Nullable<Text>>, _>(col(&|r| r.validation_mode.clone()))
-    .bind::<Array<Nullable<Text>>, _>(col(&|r| Some(r.birth_family_name.clone())))
-    .bind::<Array<Nullable<Text>>, _>(col(&|r| Some(r.birth_given_names.clone())))
-    .bind::<Array<Nullable<Text>>, _>(col(&|r| Some(r.first_given_name.clone())))
-    .bind::<Array<Nullable<Text>>, _>(col(&|r| r.used_family_name.clone()))
-    .bind::<Array<Nullable<Text>>, _>(col(&|r| r.used_given_name.clone()))
-    .bind::<Array<Date>, _>(rows.iter().map(|(_, r, _)| r.birth_date).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(col(&|r| Some(r.sex.to_owned())))
-    .bind::<Array<Nullable<Text>>, _>(col(&|r| r.birth_place_code.clone()))
-    .bind::<Array<Nullable<Text>>, _>(col(&|r| r.phone.clone()))
-    .bind::<Array<Nullable<Text>>, _>(col(&|r| r.address_line.clone()))
-    .bind::<Array<Nullable<Text>>, _>(col(&|r| r.postal_code.clone()))
-    .bind::<Array<Nullable<Text>>, _>(col(&|r| r.city.clone()))
-    .get_result(conn)
-    .await?;
+         SELECT count(*) AS n FROM written";
+
+/// Patients set-wise: one statement for the batch; a row already as given is left alone (no new
+/// version, no change-feed entry). Returns how many rows were written.
+async fn upsert_patients(conn: &mut AsyncPgConnection, rows: &[PatientLine<'_>]) -> Result<u64, FhirError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let col = |f: &dyn Fn(&PatientRow) -> Option<String>| rows.iter().map(|(_, r, _)| f(r)).collect::<Vec<_>>();
+    let ids: Vec<Uuid> = rows.iter().map(|(id, _, _)| *id).collect();
+    let changed: Changed = diesel::sql_query(UPSERT_PATIENTS)
+        .bind::<Array<SqlUuid>, _>(ids.clone())
+        .bind::<Array<Nullable<Text>>, _>(col(&|r| r.ins.as_ref().map(|(n, _)| n.clone())))
+        .bind::<Array<Nullable<Text>>, _>(col(&|r| r.ins.as_ref().map(|(_, o)| (*o).to_owned())))
+        .bind::<Array<Nullable<Text>>, _>(col(&|r| Some(r.identity_status.to_owned())))
+        .bind::<Array<Nullable<Text>>, _>(col(&|r| r.identity_method.clone()))
+        .bind::<Array<Nullable<Text>>, _>(col(&|r| r.validation_mode.clone()))
+        .bind::<Array<Nullable<Text>>, _>(col(&|r| Some(r.birth_family_name.clone())))
+        .bind::<Array<Nullable<Text>>, _>(col(&|r| Some(r.birth_given_names.clone())))
+        .bind::<Array<Nullable<Text>>, _>(col(&|r| Some(r.first_given_name.clone())))
+        .bind::<Array<Nullable<Text>>, _>(col(&|r| r.used_family_name.clone()))
+        .bind::<Array<Nullable<Text>>, _>(col(&|r| r.used_given_name.clone()))
+        .bind::<Array<Date>, _>(rows.iter().map(|(_, r, _)| r.birth_date).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(col(&|r| Some(r.sex.to_owned())))
+        .bind::<Array<Nullable<Text>>, _>(col(&|r| r.birth_place_code.clone()))
+        .bind::<Array<Nullable<Text>>, _>(col(&|r| r.phone.clone()))
+        .bind::<Array<Nullable<Text>>, _>(col(&|r| r.address_line.clone()))
+        .bind::<Array<Nullable<Text>>, _>(col(&|r| r.postal_code.clone()))
+        .bind::<Array<Nullable<Text>>, _>(col(&|r| r.city.clone()))
+        .get_result(conn)
+        .await?;
     // The LIS's other identifiers of its patients (the INS is a column of its own).
     let (mut kinds, mut systems, mut values, mut owners) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (id, _, identifiers) in rows {

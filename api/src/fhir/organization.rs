@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::json::{Obj, concept_code, identifier, printable};
 use super::outcome::FhirError;
-use super::store::{Expect, Stored, VersionedWrite, meta, precondition};
+use super::store::{Expect, Stored, VersionedWrite, insert_or_bump, meta, precondition};
 use super::{LAB_KIND_SYSTEM, LAB_SYSTEM};
 
 /// A lab as stored.
@@ -180,24 +180,5 @@ pub async fn write(
         labs::name.eq(&row.name),
         labs::kind.eq(row.kind),
     );
-    let version = match current {
-        None => {
-            diesel::insert_into(labs::table)
-                .values((labs::id.eq(id), values))
-                .execute(conn)
-                .await?;
-            1
-        }
-        Some(v) => {
-            diesel::update(labs::table.find(id))
-                .set((values, labs::version.eq(v + 1), labs::updated_at.eq(diesel::dsl::now)))
-                .execute(conn)
-                .await?;
-            v + 1
-        }
-    };
-    Ok(VersionedWrite {
-        version,
-        created: current.is_none(),
-    })
+    Ok(insert_or_bump!(conn, labs, id, current, values))
 }

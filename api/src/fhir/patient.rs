@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::json::{Obj, coding_code, identifier, printable};
 use super::outcome::FhirError;
-use super::store::{Expect, Stored, VersionedWrite, meta, precondition};
+use super::store::{Expect, Stored, VersionedWrite, insert_or_bump, meta, precondition};
 
 /// The INS matricule's OIDs, by what they hold (FR Core, ANS).
 pub const OID_NIR: &str = "1.2.250.1.213.1.4.8";
@@ -103,27 +103,7 @@ pub fn parse(value: &Value) -> Result<(PatientRow, Vec<(String, String)>), FhirE
     if birth_date > OffsetDateTime::now_utc().date() {
         return Err(FhirError::at(root.path_of("birthDate"), "is in the future"));
     }
-    let sex = match root.req_str("gender")? {
-        "female" => "F",
-        "male" => "M",
-        "other" => "I",
-        other => {
-            return Err(FhirError::at(
-                root.path_of("gender"),
-                format!("`{}`: the INS traits need female, male or other", printable(other)),
-            )
-            .code("code-invalid"));
-        }
-    };
-    if let Some((nir, oid)) = &ins
-        && matches!(*oid, OID_NIR | OID_NIR_TEST)
-        && nir_sex(nir).is_some_and(|s| s != sex)
-    {
-        return Err(FhirError::at(
-            root.path_of("gender"),
-            "contradicts the sex digit of the INS matricule",
-        ));
-    }
+    let sex = sex(&root, ins.as_ref())?;
     let (phone, address) = (phone(&root)?, address(&root)?);
     let row = PatientRow {
         ins,
@@ -144,6 +124,32 @@ pub fn parse(value: &Value) -> Result<(PatientRow, Vec<(String, String)>), FhirE
         city: address.2,
     };
     Ok((row, identifiers))
+}
+
+/// The INS sex from `gender`, which must agree with the matricule's sex digit.
+fn sex(root: &Obj<'_>, ins: Option<&(String, &'static str)>) -> Result<&'static str, FhirError> {
+    let sex = match root.req_str("gender")? {
+        "female" => "F",
+        "male" => "M",
+        "other" => "I",
+        other => {
+            return Err(FhirError::at(
+                root.path_of("gender"),
+                format!("`{}`: the INS traits need female, male or other", printable(other)),
+            )
+            .code("code-invalid"));
+        }
+    };
+    if let Some((nir, oid)) = ins
+        && matches!(*oid, OID_NIR | OID_NIR_TEST)
+        && nir_sex(nir).is_some_and(|s| s != sex)
+    {
+        return Err(FhirError::at(
+            root.path_of("gender"),
+            "contradicts the sex digit of the INS matricule",
+        ));
+    }
+    Ok(sex)
 }
 
 fn nir_sex(nir: &str) -> Option<&'static str> {
@@ -547,28 +553,5 @@ pub async fn write(
         .await
         .optional()?;
     precondition(current, expect, "Patient", id)?;
-    let version = match current {
-        None => {
-            diesel::insert_into(patients::table)
-                .values((patients::id.eq(id), values))
-                .execute(conn)
-                .await?;
-            1
-        }
-        Some(v) => {
-            diesel::update(patients::table.find(id))
-                .set((
-                    values,
-                    patients::version.eq(v + 1),
-                    patients::updated_at.eq(diesel::dsl::now),
-                ))
-                .execute(conn)
-                .await?;
-            v + 1
-        }
-    };
-    Ok(VersionedWrite {
-        version,
-        created: current.is_none(),
-    })
+    Ok(insert_or_bump!(conn, patients, id, current, values))
 }

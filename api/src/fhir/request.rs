@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::json::{Obj, concept_code, identifier, printable, reference};
 use super::outcome::FhirError;
-use super::store::{Expect, Stored, VersionedWrite, meta, precondition};
+use super::store::{Expect, Stored, VersionedWrite, insert_or_bump, meta, precondition};
 use super::{EXAM_SYSTEM, FASTING_URL, RPPS_SYSTEM};
 
 /// A prescription as stored.
@@ -66,36 +66,15 @@ pub fn parse(value: &Value) -> Result<(RequestRow, Vec<(String, String)>), FhirE
         return Err(FhirError::at(root.path_of("intent"), "a prescription is an order").code("code-invalid"));
     }
     let (_, patient_id) = reference(&root.req_obj("subject")?, &["Patient"])?;
-    let requester = root.req_obj("requester")?;
-    requester.allow_only(&["identifier", "display", "type"], false)?;
-    let rpps_id = requester.req_obj("identifier")?;
-    let (system, rpps) = identifier(&rpps_id)?;
-    if system != RPPS_SYSTEM || rpps.len() != 11 || !rpps.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(FhirError::at(
-            rpps_id.path(),
-            format!("the prescriber's RPPS number: system {RPPS_SYSTEM}, 11 digits"),
-        ));
-    }
-    let prescriber_name = requester.req_str("display")?.to_owned();
+    let (prescriber_name, rpps) = prescriber(&root)?;
     let performers = root.array("performer")?;
     let performer = performers
         .as_slice()
         .first()
         .ok_or_else(|| FhirError::required(root.path_of("performer")))?;
     let (_, lab_id) = reference(performer, &["Organization"])?;
-    let mut exams = Vec::new();
-    for (i, detail) in root.array("orderDetail")?.iter().enumerate() {
-        exams.push((i, concept_code(detail, EXAM_SYSTEM)?.to_owned()));
-    }
-    if exams.is_empty() {
-        return Err(FhirError::at(root.path_of("orderDetail"), "at least one exam of the catalog").code("required"));
-    }
-    let issued_on = match root.str("authoredOn")? {
-        Some(text) if text.len() == 10 => root.date("authoredOn")?,
-        Some(_) => root.instant("authoredOn")?.map(|at| at.date()),
-        None => None,
-    }
-    .ok_or_else(|| FhirError::required(root.path_of("authoredOn")))?;
+    let exams = exams(&root)?;
+    let issued_on = authored_on(&root)?;
     let fasting = match root.extension(FASTING_URL)? {
         Some(ext) => ext
             .bool("valueBoolean")?
@@ -119,7 +98,7 @@ pub fn parse(value: &Value) -> Result<(RequestRow, Vec<(String, String)>), FhirE
             patient_id,
             lab_id,
             prescriber_name,
-            prescriber_rpps: rpps.to_owned(),
+            prescriber_rpps: rpps,
             issued_on,
             fasting,
             status,
@@ -128,6 +107,45 @@ pub fn parse(value: &Value) -> Result<(RequestRow, Vec<(String, String)>), FhirE
         },
         identifiers,
     ))
+}
+
+/// The exams: `orderDetail` codings of the catalog, with their index for errors.
+fn exams(root: &Obj<'_>) -> Result<Vec<(usize, String)>, FhirError> {
+    let mut exams = Vec::new();
+    for (i, detail) in root.array("orderDetail")?.iter().enumerate() {
+        exams.push((i, concept_code(detail, EXAM_SYSTEM)?.to_owned()));
+    }
+    if exams.is_empty() {
+        return Err(FhirError::at(root.path_of("orderDetail"), "at least one exam of the catalog").code("required"));
+    }
+    Ok(exams)
+}
+
+/// The prescriber: RPPS number and name (a logical reference: prescribers are outside LabEdge).
+fn prescriber(root: &Obj<'_>) -> Result<(String, String), FhirError> {
+    let requester = root.req_obj("requester")?;
+    requester.allow_only(&["identifier", "display", "type"], false)?;
+    let rpps_id = requester.req_obj("identifier")?;
+    let (system, rpps) = identifier(&rpps_id)?;
+    if system != RPPS_SYSTEM || rpps.len() != 11 || !rpps.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FhirError::at(
+            rpps_id.path(),
+            format!("the prescriber's RPPS number: system {RPPS_SYSTEM}, 11 digits"),
+        ));
+    }
+    let prescriber_name = requester.req_str("display")?.to_owned();
+    Ok((prescriber_name, rpps.to_owned()))
+}
+
+/// `authoredOn`, a date or a date and time.
+fn authored_on(root: &Obj<'_>) -> Result<Date, FhirError> {
+    let issued_on = match root.str("authoredOn")? {
+        Some(text) if text.len() == 10 => root.date("authoredOn")?,
+        Some(_) => root.instant("authoredOn")?.map(|at| at.date()),
+        None => None,
+    }
+    .ok_or_else(|| FhirError::required(root.path_of("authoredOn")))?;
+    Ok(issued_on)
 }
 
 type Loaded = (
@@ -189,12 +207,8 @@ pub async fn load(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
     if let Some(notes) = notes {
         resource["note"] = json!([{"text": notes}]);
     }
-    let identifiers = super::store::identifiers(conn, "ServiceRequest", id).await?;
-    if !identifiers.is_empty() {
-        resource["identifier"] = identifiers
-            .into_iter()
-            .map(|(system, value)| json!({"system": system, "value": value}))
-            .collect();
+    if let Some(identifiers) = super::store::identifier_elements(conn, "ServiceRequest", id).await? {
+        resource["identifier"] = identifiers;
     }
     Ok(Some(Stored {
         id,
@@ -235,26 +249,7 @@ pub async fn write(
         prescriptions::status.eq(status),
         prescriptions::notes.eq(&row.notes),
     );
-    let version = match &current {
-        None => {
-            diesel::insert_into(prescriptions::table)
-                .values((prescriptions::id.eq(id), values))
-                .execute(conn)
-                .await?;
-            1
-        }
-        Some((v, _)) => {
-            diesel::update(prescriptions::table.find(id))
-                .set((
-                    values,
-                    prescriptions::version.eq(v + 1),
-                    prescriptions::updated_at.eq(diesel::dsl::now),
-                ))
-                .execute(conn)
-                .await?;
-            v + 1
-        }
-    };
+    let written = insert_or_bump!(conn, prescriptions, id, current.as_ref().map(|c| c.0), values);
     let codes: Vec<&str> = row.exams.iter().map(|(_, c)| c.as_str()).collect();
     diesel::delete(
         prescribed_exams::table
@@ -277,10 +272,7 @@ pub async fn write(
         .on_conflict_do_nothing()
         .execute(conn)
         .await?;
-    Ok(VersionedWrite {
-        version,
-        created: current.is_none(),
-    })
+    Ok(written)
 }
 
 async fn check_references(conn: &mut AsyncPgConnection, row: &RequestRow) -> Result<(), FhirError> {

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::json::{Obj, concept_code, identifier, printable, reference};
 use super::outcome::FhirError;
-use super::store::{Expect, Stored, VersionedWrite, meta, precondition};
+use super::store::{Expect, Stored, VersionedWrite, insert_or_bump, meta, precondition};
 use super::{LOGIN_SYSTEM, ROLE_SYSTEM, RPPS_SYSTEM};
 
 /// The PIN hash of a role created by the LIS: not a PHC string, so no PIN verifies against it.
@@ -172,26 +172,7 @@ pub async fn write_practitioner(
         practitioners::display_name.eq(&row.display_name),
         practitioners::active.eq(row.active),
     );
-    let version = match current {
-        None => {
-            diesel::insert_into(practitioners::table)
-                .values((practitioners::id.eq(id), values))
-                .execute(conn)
-                .await?;
-            1
-        }
-        Some(v) => {
-            diesel::update(practitioners::table.find(id))
-                .set((
-                    values,
-                    practitioners::version.eq(v + 1),
-                    practitioners::updated_at.eq(diesel::dsl::now),
-                ))
-                .execute(conn)
-                .await?;
-            v + 1
-        }
-    };
+    let written = insert_or_bump!(conn, practitioners, id, current, values);
     // Every role takes the person's login and name; an inactive person has no active role. Only rows
     // that change get a new version, so that the feed carries nothing for nothing.
     let roles = staff::table.filter(staff::practitioner_id.eq(id));
@@ -220,10 +201,7 @@ pub async fn write_practitioner(
             .execute(conn)
             .await?;
     }
-    Ok(VersionedWrite {
-        version,
-        created: current.is_none(),
-    })
+    Ok(written)
 }
 
 /// A role as stored (the practitioner's login and name are copied in at write).
@@ -322,12 +300,8 @@ pub async fn load_role(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Op
         "organization": {"reference": format!("Organization/{lab}")},
         "code": [{"coding": [{"system": ROLE_SYSTEM, "code": role}]}],
     });
-    let identifiers = super::store::identifiers(conn, "PractitionerRole", id).await?;
-    if !identifiers.is_empty() {
-        resource["identifier"] = identifiers
-            .into_iter()
-            .map(|(system, value)| json!({"system": system, "value": value}))
-            .collect();
+    if let Some(identifiers) = super::store::identifier_elements(conn, "PractitionerRole", id).await? {
+        resource["identifier"] = identifiers;
     }
     Ok(Some(Stored {
         id,
@@ -394,24 +368,5 @@ pub async fn write_role(
         staff::role.eq(row.role),
         staff::active.eq(row.active && person_active),
     );
-    let version = match current {
-        None => {
-            diesel::insert_into(staff::table)
-                .values((staff::id.eq(id), staff::pin_hash.eq(NO_PIN), values))
-                .execute(conn)
-                .await?;
-            1
-        }
-        Some((v, _)) => {
-            diesel::update(staff::table.find(id))
-                .set((values, staff::version.eq(v + 1), staff::updated_at.eq(diesel::dsl::now)))
-                .execute(conn)
-                .await?;
-            v + 1
-        }
-    };
-    Ok(VersionedWrite {
-        version,
-        created: current.is_none(),
-    })
+    Ok(insert_or_bump!(conn, staff, id, current.map(|c| c.0), values, insert_only: staff::pin_hash.eq(NO_PIN)))
 }

@@ -44,6 +44,65 @@ pub struct VersionedWrite {
     pub created: bool,
 }
 
+/// Inserts the row `id` at version 1, or updates it to the next version: the two statements every
+/// versioned table of the interface (`id`, `version`, `updated_at`) takes, as a [`VersionedWrite`].
+/// `insert_only` values are written on insert and never changed by an update (a role's PIN).
+macro_rules! insert_or_bump {
+    ($conn:expr, $table:ident, $id:expr, $current:expr, $values:expr) => {{
+        let current: Option<i64> = $current;
+        let version = match current {
+            None => {
+                diesel::insert_into($table::table)
+                    .values(($table::id.eq($id), $values))
+                    .execute($conn)
+                    .await?;
+                1
+            }
+            Some(v) => $crate::fhir::store::insert_or_bump!(@bump $conn, $table, $id, v, $values),
+        };
+        $crate::fhir::store::VersionedWrite {
+            version,
+            created: current.is_none(),
+        }
+    }};
+    ($conn:expr, $table:ident, $id:expr, $current:expr, $values:expr, insert_only: $extra:expr) => {{
+        let current: Option<i64> = $current;
+        let version = match current {
+            None => {
+                diesel::insert_into($table::table)
+                    .values(($table::id.eq($id), $extra, $values))
+                    .execute($conn)
+                    .await?;
+                1
+            }
+            Some(v) => $crate::fhir::store::insert_or_bump!(@bump $conn, $table, $id, v, $values),
+        };
+        $crate::fhir::store::VersionedWrite {
+            version,
+            created: current.is_none(),
+        }
+    }};
+    (@bump $conn:expr, $table:ident, $id:expr, $v:expr, $values:expr) => {{
+        diesel::update($table::table.find($id))
+            .set(($values, $table::version.eq($v + 1), $table::updated_at.eq(diesel::dsl::now)))
+            .execute($conn)
+            .await?;
+        $v + 1
+    }};
+}
+pub(crate) use insert_or_bump;
+
+/// The `identifier` elements of the identifiers stored for a resource (`None` when it has none).
+pub async fn identifier_elements(conn: &mut AsyncPgConnection, kind: &str, id: Uuid) -> QueryResult<Option<Value>> {
+    let stored = identifiers(conn, kind, id).await?;
+    Ok((!stored.is_empty()).then(|| {
+        stored
+            .into_iter()
+            .map(|(system, value)| json!({"system": system, "value": value}))
+            .collect()
+    }))
+}
+
 /// Checks `expect` against the current version (`None`: absent).
 pub fn precondition(current: Option<i64>, expect: Expect, kind: &str, id: Uuid) -> Result<(), FhirError> {
     match (expect, current) {

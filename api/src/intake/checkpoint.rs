@@ -39,6 +39,34 @@ struct Held {
 
 /// Checks and records a gateway's audit checkpoint (inside the batch's transaction).
 pub async fn apply(conn: &mut AsyncPgConnection, lab_id: Uuid, mutation: &RelayedMutation) -> QueryResult<MutationAck> {
+    let (head, signature, signer_cert_sha256) = match signed_head(lab_id, mutation) {
+        Ok(parsed) => parsed,
+        Err(refusal) => return Ok(refusal),
+    };
+    // 1. The signature, with the named credential's certificate.
+    let gateway_id = match verified_signer(conn, lab_id, mutation, &head, &signature, signer_cert_sha256).await? {
+        Ok(gateway_id) => gateway_id,
+        Err(refusal) => return Ok(refusal),
+    };
+    // 2. Continuity with the last checkpoint held for the lab.
+    let last = last_held(conn, lab_id).await?;
+    let fork = match &last {
+        None => None,
+        Some(last) if last.chain_seq == head.chain_seq && last.chain_hash == head.chain_hash => {
+            // The head the cloud holds already, signed again: nothing new.
+            return Ok(applied(mutation));
+        }
+        Some(last) => discontinuity(last, &head),
+    };
+    store(conn, lab_id, mutation, &head, signature, gateway_id, fork).await
+}
+
+/// The checkpoint's head as the gateway signed it, its signature and the signer's fingerprint; a
+/// malformed one is rejected.
+fn signed_head(
+    lab_id: Uuid,
+    mutation: &RelayedMutation,
+) -> Result<(SignedHead, Vec<u8>, Option<&String>), MutationAck> {
     let RelayedOp::AuditCheckpoint {
         chain_seq,
         chain_hash,
@@ -49,7 +77,7 @@ pub async fn apply(conn: &mut AsyncPgConnection, lab_id: Uuid, mutation: &Relaye
         signature,
     } = &mutation.op
     else {
-        return Ok(rejected(mutation, "invalid: not an audit checkpoint"));
+        return Err(rejected(mutation, "invalid: not an audit checkpoint"));
     };
     let parsed_previous = match previous {
         None => Some(None),
@@ -57,13 +85,13 @@ pub async fn apply(conn: &mut AsyncPgConnection, lab_id: Uuid, mutation: &Relaye
     };
     let (Some(hash), Some(previous), Ok(signature)) = (parse_hash(chain_hash), parsed_previous, hex::decode(signature))
     else {
-        return Ok(rejected(
+        return Err(rejected(
             mutation,
             "invalid: chain_hash and previous.chain_hash must be 64 hex digits, the signature hex",
         ));
     };
     if *chain_seq < 1 || *record_count < 0 || previous.is_some_and(|(p, _)| p < 1) {
-        return Ok(rejected(mutation, "invalid: positions start at 1 and counts at 0"));
+        return Err(rejected(mutation, "invalid: positions start at 1 and counts at 0"));
     }
     let head = SignedHead {
         lab_id,
@@ -73,8 +101,19 @@ pub async fn apply(conn: &mut AsyncPgConnection, lab_id: Uuid, mutation: &Relaye
         previous,
         signed_at: *signed_at,
     };
+    Ok((head, signature, signer_cert_sha256.as_ref()))
+}
 
-    // 1. The signature, with the named credential's certificate.
+/// The credential that signed: known for this lab, not revoked, its certificate on record and
+/// verifying the signature. Otherwise the refusal.
+async fn verified_signer(
+    conn: &mut AsyncPgConnection,
+    lab_id: Uuid,
+    mutation: &RelayedMutation,
+    head: &SignedHead,
+    signature: &[u8],
+    signer_cert_sha256: Option<&String>,
+) -> QueryResult<Result<Uuid, MutationAck>> {
     let signer: Option<(Uuid, Option<String>, Option<OffsetDateTime>)> = match signer_cert_sha256 {
         None => None,
         Some(fingerprint) => gateways::table
@@ -85,25 +124,21 @@ pub async fn apply(conn: &mut AsyncPgConnection, lab_id: Uuid, mutation: &Relaye
             .await
             .optional()?,
     };
-    let gateway_id = match signer {
-        None => {
-            return Ok(refused(
-                mutation,
-                lab_id,
-                &head,
-                "unknown_signer",
-                "unknown_signer: no credential of this lab has the certificate named",
-            ));
-        }
-        Some((_, _, Some(_))) => {
-            return Ok(refused(
-                mutation,
-                lab_id,
-                &head,
-                "signer_revoked",
-                "signer_revoked: the credential that signed the checkpoint is revoked",
-            ));
-        }
+    Ok(match signer {
+        None => Err(refused(
+            mutation,
+            lab_id,
+            head,
+            "unknown_signer",
+            "unknown_signer: no credential of this lab has the certificate named",
+        )),
+        Some((_, _, Some(_))) => Err(refused(
+            mutation,
+            lab_id,
+            head,
+            "signer_revoked",
+            "signer_revoked: the credential that signed the checkpoint is revoked",
+        )),
         Some((_, None, None)) => {
             // Not an attack: the credential predates the recording of certificates.
             tracing::warn!(
@@ -111,32 +146,36 @@ pub async fn apply(conn: &mut AsyncPgConnection, lab_id: Uuid, mutation: &Relaye
                 audit.chain_seq = head.chain_seq,
                 "audit checkpoint refused: the gateway's certificate was not recorded at provisioning; provision the gateway again"
             );
-            return Ok(rejected(
+            Err(rejected(
                 mutation,
                 "no_certificate_on_record: the signer's certificate was not recorded at provisioning; provision the gateway again",
-            ));
+            ))
         }
         Some((gateway_id, Some(pem), None)) => {
-            if !signature_verifies(&pem, &signed_bytes(&head), &signature) {
-                return Ok(refused(
+            if signature_verifies(&pem, &signed_bytes(head), signature) {
+                Ok(gateway_id)
+            } else {
+                Err(refused(
                     mutation,
                     lab_id,
-                    &head,
+                    head,
                     "bad_signature",
                     "bad_signature: the signature does not verify with the gateway's certificate",
-                ));
+                ))
             }
-            gateway_id
         }
-    };
+    })
+}
 
-    // 2. Continuity with the last checkpoint held for the lab.
+/// The last continuous checkpoint held for the lab, under a lock held to the commit so that two
+/// batches of one lab cannot both continue it.
+async fn last_held(conn: &mut AsyncPgConnection, lab_id: Uuid) -> QueryResult<Option<Held>> {
     diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))")
         .bind::<Text, _>(lab_id.to_string())
         .bind::<BigInt, _>(CHECKPOINT_LOCK)
         .execute(conn)
         .await?;
-    let last: Option<Held> = audit_checkpoints::table
+    audit_checkpoints::table
         .filter(audit_checkpoints::lab_id.eq(lab_id))
         .filter(audit_checkpoints::continuity_ok)
         .order(audit_checkpoints::chain_seq.desc())
@@ -147,15 +186,19 @@ pub async fn apply(conn: &mut AsyncPgConnection, lab_id: Uuid, mutation: &Relaye
         ))
         .first(conn)
         .await
-        .optional()?;
-    let fork = match &last {
-        None => None,
-        Some(last) if last.chain_seq == head.chain_seq && last.chain_hash == head.chain_hash => {
-            // The head the cloud holds already, signed again: nothing new.
-            return Ok(applied(mutation));
-        }
-        Some(last) => discontinuity(last, &head),
-    };
+        .optional()
+}
+
+/// Records the checkpoint: continuing, applied; forking, kept as evidence and refused.
+async fn store(
+    conn: &mut AsyncPgConnection,
+    lab_id: Uuid,
+    mutation: &RelayedMutation,
+    head: &SignedHead,
+    signature: Vec<u8>,
+    gateway_id: Uuid,
+    fork: Option<String>,
+) -> QueryResult<MutationAck> {
     let record = (
         audit_checkpoints::lab_id.eq(lab_id),
         audit_checkpoints::chain_seq.eq(head.chain_seq),
@@ -184,7 +227,7 @@ pub async fn apply(conn: &mut AsyncPgConnection, lab_id: Uuid, mutation: &Relaye
                 .on_conflict_do_nothing()
                 .execute(conn)
                 .await?;
-            Ok(refused(mutation, lab_id, &head, "audit_fork", &reason))
+            Ok(refused(mutation, lab_id, head, "audit_fork", &reason))
         }
     }
 }

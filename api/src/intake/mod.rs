@@ -48,159 +48,194 @@ pub async fn apply_batch(
 ) -> QueryResult<Vec<MutationAck>> {
     let actor = format!("gateway:{lab_code}");
     conn.transaction::<_, DieselError, _>(async move |conn| {
-        let critical = batch.iter().any(|m| matches!(m.op, RelayedOp::CollectionCreate { .. }));
-        conn.batch_execute(if critical {
-            "SET LOCAL synchronous_commit TO on"
-        } else {
-            "SET LOCAL synchronous_commit TO local"
-        })
-        .await?;
-
-        let ids: Vec<Uuid> = batch.iter().map(|m| m.mutation_id).collect();
-        let known: Vec<(Uuid, String, Option<serde_json::Value>)> = applied_mutations::table
-            .filter(applied_mutations::lab_id.eq(lab_id))
-            .filter(applied_mutations::mutation_id.eq_any(&ids))
-            .select((
-                applied_mutations::mutation_id,
-                applied_mutations::outcome,
-                applied_mutations::detail,
-            ))
-            .load(conn)
-            .await?;
-        let known: HashMap<Uuid, (String, Option<serde_json::Value>)> = known
-            .into_iter()
-            .map(|(id, outcome, detail)| (id, (outcome, detail)))
-            .collect();
-
-        let references = References::load(conn, lab_id, &batch).await?;
-        let mut acks: HashMap<Uuid, MutationAck> = HashMap::new();
-        let mut seen_in_batch: HashSet<Uuid> = HashSet::new();
-        let mut new_collections: Vec<&RelayedMutation> = Vec::new();
-        for mutation in &batch {
-            // The same id twice in one batch: the second is a duplicate of the first.
-            if !seen_in_batch.insert(mutation.mutation_id) {
-                continue;
-            }
-            if let Some((outcome, detail)) = known.get(&mutation.mutation_id) {
-                acks.insert(
-                    mutation.mutation_id,
-                    replay(mutation.mutation_id, outcome, detail.as_ref()),
-                );
-                continue;
-            }
-            if let Some(reason) = references.refusal(lab_id, mutation) {
-                acks.insert(mutation.mutation_id, rejected(mutation.mutation_id, reason.text()));
-                continue;
-            }
-            match &mutation.op {
-                RelayedOp::CollectionCreate { .. } => new_collections.push(mutation),
-                RelayedOp::AppointmentUpdate {
-                    appointment_id,
-                    if_version,
-                    patch,
-                } => {
-                    let ack =
-                        update_appointment(conn, lab_id, mutation.mutation_id, *appointment_id, *if_version, patch)
-                            .await?;
-                    acks.insert(mutation.mutation_id, ack);
-                }
-                RelayedOp::AuditCheckpoint { .. } => {
-                    acks.insert(
-                        mutation.mutation_id,
-                        crate::intake::checkpoint::apply(conn, lab_id, mutation).await?,
-                    );
-                }
-            }
-        }
-        for ack in insert_collections(conn, lab_id, &new_collections).await? {
-            acks.insert(ack.mutation_id, ack);
-        }
-
-        // Record every first outcome, and audit what was applied.
-        let now = OffsetDateTime::now_utc();
-        let mut records = Vec::new();
-        let mut audits = Vec::new();
-        let mut recorded: HashSet<Uuid> = HashSet::new();
-        for mutation in &batch {
-            let Some(ack) = acks.get(&mutation.mutation_id) else {
-                continue;
-            };
-            let first_time = !known.contains_key(&mutation.mutation_id) && recorded.insert(mutation.mutation_id);
-            if !first_time || ack.outcome == AckOutcome::Duplicate && !is_new_duplicate(ack) {
-                continue;
-            }
-            let stored_outcome = match ack.outcome {
-                AckOutcome::Applied | AckOutcome::Duplicate => "applied",
-                AckOutcome::Conflict => "conflict",
-                AckOutcome::Rejected => "rejected",
-            };
-            let detail = serde_json::json!({
-                "current_version": ack.current_version,
-                "current": ack.current,
-                "reason": ack.reason,
-            });
-            records.push((
-                applied_mutations::mutation_id.eq(mutation.mutation_id),
-                applied_mutations::lab_id.eq(lab_id),
-                applied_mutations::kind.eq(mutation.op.kind()),
-                applied_mutations::outcome.eq(stored_outcome),
-                applied_mutations::detail.eq(Some(detail)),
-            ));
-            if ack.outcome == AckOutcome::Applied {
-                let (patient, resource) = match &mutation.op {
-                    RelayedOp::CollectionCreate { collection } => {
-                        (Some(collection.patient_id), format!("collection:{}", collection.id))
-                    }
-                    RelayedOp::AppointmentUpdate { appointment_id, .. } => {
-                        (None, format!("appointment:{appointment_id}"))
-                    }
-                    RelayedOp::AuditCheckpoint { chain_seq, .. } => (None, format!("audit-checkpoint:{chain_seq}")),
-                };
-                audits.push((
-                    audit_log::at.eq(now),
-                    audit_log::lab_id.eq(Some(lab_id)),
-                    audit_log::actor.eq(actor.clone()),
-                    audit_log::staff_id.eq(mutation.staff_id),
-                    audit_log::device_id.eq(mutation.device_id),
-                    audit_log::action.eq(mutation.op.kind()),
-                    audit_log::patient_id.eq(patient),
-                    audit_log::resource.eq(Some(resource)),
-                    audit_log::request_id.eq(Some(mutation.mutation_id.to_string())),
-                ));
-            }
-        }
-        for chunk in records.chunks(1_000) {
-            diesel::insert_into(applied_mutations::table)
-                .values(chunk)
-                .execute(conn)
-                .await?;
-        }
-        for chunk in audits.chunks(1_000) {
-            diesel::insert_into(audit_log::table)
-                .values(chunk)
-                .execute(conn)
-                .await?;
-        }
-
-        let mut seen = HashSet::new();
-        Ok(batch
-            .iter()
-            .map(|m| {
-                let first = seen.insert(m.mutation_id);
-                match acks.get(&m.mutation_id) {
-                    Some(ack) if first => ack.clone(),
-                    _ => MutationAck {
-                        mutation_id: m.mutation_id,
-                        outcome: AckOutcome::Duplicate,
-                        current_version: None,
-                        current: None,
-                        reason: None,
-                    },
-                }
-            })
-            .collect())
+        set_commit_level(conn, &batch).await?;
+        let known = known_outcomes(conn, lab_id, &batch).await?;
+        let acks = verdicts(conn, lab_id, &batch, &known).await?;
+        record_outcomes(conn, lab_id, &actor, &batch, &known, &acks).await?;
+        Ok(acks_in_order(&batch, &acks))
     })
     .await
+}
+
+/// A batch holding a collection commits only once the synchronous standby has it (critical data);
+/// appointment changes and checkpoints may replicate asynchronously.
+async fn set_commit_level(conn: &mut AsyncPgConnection, batch: &[RelayedMutation]) -> QueryResult<()> {
+    let critical = batch.iter().any(|m| matches!(m.op, RelayedOp::CollectionCreate { .. }));
+    conn.batch_execute(if critical {
+        "SET LOCAL synchronous_commit TO on"
+    } else {
+        "SET LOCAL synchronous_commit TO local"
+    })
+    .await
+}
+
+type Known = HashMap<Uuid, (String, Option<serde_json::Value>)>;
+
+/// The first outcome of each mutation of the batch this lab already sent.
+async fn known_outcomes(conn: &mut AsyncPgConnection, lab_id: Uuid, batch: &[RelayedMutation]) -> QueryResult<Known> {
+    let ids: Vec<Uuid> = batch.iter().map(|m| m.mutation_id).collect();
+    let known: Vec<(Uuid, String, Option<serde_json::Value>)> = applied_mutations::table
+        .filter(applied_mutations::lab_id.eq(lab_id))
+        .filter(applied_mutations::mutation_id.eq_any(&ids))
+        .select((
+            applied_mutations::mutation_id,
+            applied_mutations::outcome,
+            applied_mutations::detail,
+        ))
+        .load(conn)
+        .await?;
+    Ok(known
+        .into_iter()
+        .map(|(id, outcome, detail)| (id, (outcome, detail)))
+        .collect())
+}
+
+/// Each mutation's verdict: a replay of its first outcome, a refusal of its references, or the
+/// result of applying it (collections together, at the end).
+async fn verdicts(
+    conn: &mut AsyncPgConnection,
+    lab_id: Uuid,
+    batch: &[RelayedMutation],
+    known: &Known,
+) -> QueryResult<HashMap<Uuid, MutationAck>> {
+    let references = References::load(conn, lab_id, batch).await?;
+    let mut acks: HashMap<Uuid, MutationAck> = HashMap::new();
+    let mut seen_in_batch: HashSet<Uuid> = HashSet::new();
+    let mut new_collections: Vec<&RelayedMutation> = Vec::new();
+    for mutation in batch {
+        // The same id twice in one batch: the second is a duplicate of the first.
+        if !seen_in_batch.insert(mutation.mutation_id) {
+            continue;
+        }
+        if let Some((outcome, detail)) = known.get(&mutation.mutation_id) {
+            acks.insert(
+                mutation.mutation_id,
+                replay(mutation.mutation_id, outcome, detail.as_ref()),
+            );
+            continue;
+        }
+        if let Some(reason) = references.refusal(lab_id, mutation) {
+            acks.insert(mutation.mutation_id, rejected(mutation.mutation_id, reason.text()));
+            continue;
+        }
+        match &mutation.op {
+            RelayedOp::CollectionCreate { .. } => new_collections.push(mutation),
+            RelayedOp::AppointmentUpdate {
+                appointment_id,
+                if_version,
+                patch,
+            } => {
+                let ack =
+                    update_appointment(conn, lab_id, mutation.mutation_id, *appointment_id, *if_version, patch).await?;
+                acks.insert(mutation.mutation_id, ack);
+            }
+            RelayedOp::AuditCheckpoint { .. } => {
+                acks.insert(
+                    mutation.mutation_id,
+                    crate::intake::checkpoint::apply(conn, lab_id, mutation).await?,
+                );
+            }
+        }
+    }
+    for ack in insert_collections(conn, lab_id, &new_collections).await? {
+        acks.insert(ack.mutation_id, ack);
+    }
+    Ok(acks)
+}
+
+/// Records every first outcome (so that a replay answers the same), and audits what was applied.
+async fn record_outcomes(
+    conn: &mut AsyncPgConnection,
+    lab_id: Uuid,
+    actor: &str,
+    batch: &[RelayedMutation],
+    known: &Known,
+    acks: &HashMap<Uuid, MutationAck>,
+) -> QueryResult<()> {
+    let now = OffsetDateTime::now_utc();
+    let mut records = Vec::new();
+    let mut audits = Vec::new();
+    let mut recorded: HashSet<Uuid> = HashSet::new();
+    for mutation in batch {
+        let Some(ack) = acks.get(&mutation.mutation_id) else {
+            continue;
+        };
+        let first_time = !known.contains_key(&mutation.mutation_id) && recorded.insert(mutation.mutation_id);
+        if !first_time || ack.outcome == AckOutcome::Duplicate && !is_new_duplicate(ack) {
+            continue;
+        }
+        let stored_outcome = match ack.outcome {
+            AckOutcome::Applied | AckOutcome::Duplicate => "applied",
+            AckOutcome::Conflict => "conflict",
+            AckOutcome::Rejected => "rejected",
+        };
+        let detail = serde_json::json!({
+            "current_version": ack.current_version,
+            "current": ack.current,
+            "reason": ack.reason,
+        });
+        records.push((
+            applied_mutations::mutation_id.eq(mutation.mutation_id),
+            applied_mutations::lab_id.eq(lab_id),
+            applied_mutations::kind.eq(mutation.op.kind()),
+            applied_mutations::outcome.eq(stored_outcome),
+            applied_mutations::detail.eq(Some(detail)),
+        ));
+        if ack.outcome == AckOutcome::Applied {
+            let (patient, resource) = match &mutation.op {
+                RelayedOp::CollectionCreate { collection } => {
+                    (Some(collection.patient_id), format!("collection:{}", collection.id))
+                }
+                RelayedOp::AppointmentUpdate { appointment_id, .. } => (None, format!("appointment:{appointment_id}")),
+                RelayedOp::AuditCheckpoint { chain_seq, .. } => (None, format!("audit-checkpoint:{chain_seq}")),
+            };
+            audits.push((
+                audit_log::at.eq(now),
+                audit_log::lab_id.eq(Some(lab_id)),
+                audit_log::actor.eq(actor.to_owned()),
+                audit_log::staff_id.eq(mutation.staff_id),
+                audit_log::device_id.eq(mutation.device_id),
+                audit_log::action.eq(mutation.op.kind()),
+                audit_log::patient_id.eq(patient),
+                audit_log::resource.eq(Some(resource)),
+                audit_log::request_id.eq(Some(mutation.mutation_id.to_string())),
+            ));
+        }
+    }
+    for chunk in records.chunks(1_000) {
+        diesel::insert_into(applied_mutations::table)
+            .values(chunk)
+            .execute(conn)
+            .await?;
+    }
+    for chunk in audits.chunks(1_000) {
+        diesel::insert_into(audit_log::table)
+            .values(chunk)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// One ack per mutation in the batch's order; a repeat of an id within the batch is a duplicate.
+fn acks_in_order(batch: &[RelayedMutation], acks: &HashMap<Uuid, MutationAck>) -> Vec<MutationAck> {
+    let mut seen = HashSet::new();
+    batch
+        .iter()
+        .map(|m| {
+            let first = seen.insert(m.mutation_id);
+            match acks.get(&m.mutation_id) {
+                Some(ack) if first => ack.clone(),
+                _ => MutationAck {
+                    mutation_id: m.mutation_id,
+                    outcome: AckOutcome::Duplicate,
+                    current_version: None,
+                    current: None,
+                    reason: None,
+                },
+            }
+        })
+        .collect()
 }
 
 /// A collection already in the cloud under another mutation id is a duplicate that still needs its
@@ -576,6 +611,34 @@ fn rejection_reason(kind: DatabaseErrorKind, constraint: Option<&str>) -> String
     }
 }
 
+/// The collections of `mutations` not inserted that are already in the cloud as this lab's: a
+/// duplicate when it is this lab's, else another lab's id (never answered as that lab's duplicate).
+async fn own_duplicates(
+    conn: &mut AsyncPgConnection,
+    lab_id: Uuid,
+    mutations: &[&RelayedMutation],
+    inserted: &HashSet<Uuid>,
+) -> QueryResult<HashSet<Uuid>> {
+    let absent: Vec<Uuid> = mutations
+        .iter()
+        .filter_map(|m| collection_of(m))
+        .map(|c| c.id)
+        .filter(|id| !inserted.contains(id))
+        .collect();
+    Ok(if absent.is_empty() {
+        HashSet::new()
+    } else {
+        collections::table
+            .filter(collections::id.eq_any(&absent))
+            .filter(collections::lab_id.eq(lab_id))
+            .select(collections::id)
+            .load::<Uuid>(conn)
+            .await?
+            .into_iter()
+            .collect()
+    })
+}
+
 async fn insert_collection_rows(
     conn: &mut AsyncPgConnection,
     lab_id: Uuid,
@@ -603,26 +666,7 @@ async fn insert_collection_rows(
             .await?;
         inserted.extend(ids);
     }
-    // A collection id not inserted is already in the cloud: a duplicate when it is this lab's, else
-    // another lab's id (never answered as that lab's duplicate).
-    let absent: Vec<Uuid> = mutations
-        .iter()
-        .filter_map(|m| collection_of(m))
-        .map(|c| c.id)
-        .filter(|id| !inserted.contains(id))
-        .collect();
-    let own_duplicates: HashSet<Uuid> = if absent.is_empty() {
-        HashSet::new()
-    } else {
-        collections::table
-            .filter(collections::id.eq_any(&absent))
-            .filter(collections::lab_id.eq(lab_id))
-            .select(collections::id)
-            .load::<Uuid>(conn)
-            .await?
-            .into_iter()
-            .collect()
-    };
+    let own_duplicates = own_duplicates(conn, lab_id, mutations, &inserted).await?;
     let mut tubes = Vec::new();
     for mutation in mutations {
         let Some(collection) = collection_of(mutation) else {

@@ -831,3 +831,45 @@ async fn a_bulk_import_reports_rejects_is_idempotent_and_resumes() {
     assert_eq!((resumed.lines, resumed.written, resumed.unchanged), (100, 100, 0));
     assert_eq!(lis.count(patients).await, before + 350);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appointment_status_changes_come_back_as_new_versions_in_commit_order() {
+    let lis = lis("system/*.*").await;
+    let bundle = visit_bundle(&female_nir(906), &lis.lab_id.to_string(), &lis.exam, "ines.v", &soon());
+    let (status, _, response) = lis.send(Method::POST, "", Some(&bundle), &[]).await;
+    assert_eq!(status, 200, "{response}");
+    let appointment = response["entry"][4]["resource"]["id"].as_str().unwrap().to_owned();
+    let head = lis.count("SELECT max(position) AS n FROM change_log").await;
+
+    // A tablet checks the patient in: the intake updates the row as it applies the gateway's mutation.
+    lis.cloud
+        .db
+        .conn()
+        .await
+        .batch_execute(&format!(
+            "UPDATE appointments SET status = 'checked_in', version = version + 1, updated_at = now() WHERE id = '{appointment}'"
+        ))
+        .await
+        .unwrap();
+    let (status, _, page) = lis
+        .send(Method::GET, &format!("/Appointment?_cursor={head}"), None, &[])
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let entries = page["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{page}");
+    assert_eq!(entries[0]["resource"]["id"], appointment.as_str());
+    assert_eq!(entries[0]["resource"]["status"], "checked-in");
+    assert_eq!(entries[0]["resource"]["meta"]["versionId"], "2");
+    let next = page["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("/fhir/R4")
+        .to_owned();
+    let (_, _, after) = lis.send(Method::GET, &next, None, &[]).await;
+    assert_eq!(after["entry"].as_array().map_or(0, Vec::len), 0, "each version once");
+}
