@@ -5,14 +5,14 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use labedge_schema::cloud::schema::{appointments, labs, patients, prescriptions, staff};
+use labedge_schema::cloud::schema::{appointments, prescriptions, staff};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::json::{Obj, concept_code, identifier, printable, reference};
 use super::outcome::FhirError;
-use super::store::{Expect, Stored, VersionedWrite, insert_or_bump, meta, precondition};
+use super::store::{Expect, Stored, Target, VersionedWrite, insert_or_bump, meta, precondition, require_target};
 use super::{ADDRESS_URL, ROUND_URL, VISIT_SYSTEM};
 
 /// An appointment as stored.
@@ -374,26 +374,22 @@ pub async fn write(
 
 /// Checks the references and resolves the assigned staff member (a role at the appointment's lab).
 async fn check_references(conn: &mut AsyncPgConnection, row: &AppointmentRow) -> Result<Option<Uuid>, FhirError> {
-    let patient: Option<Uuid> = patients::table
-        .find(row.patient_id)
-        .select(patients::id)
-        .first(conn)
-        .await
-        .optional()?;
-    if patient.is_none() {
-        return Err(FhirError::at("Appointment.participant", "names no Patient of this server").code("not-found"));
-    }
-    let lab: Option<Uuid> = labs::table
-        .find(row.lab_id)
-        .select(labs::id)
-        .first(conn)
-        .await
-        .optional()?;
-    if lab.is_none() {
-        return Err(
-            FhirError::at("Appointment.participant", "names no Location (lab) of this server").code("not-found"),
-        );
-    }
+    require_target(
+        conn,
+        Target::Patient,
+        row.patient_id,
+        "Appointment.participant",
+        "Patient",
+    )
+    .await?;
+    require_target(
+        conn,
+        Target::Lab,
+        row.lab_id,
+        "Appointment.participant",
+        "Location (lab)",
+    )
+    .await?;
     if let Some(prescription) = row.prescription_id {
         let found: Option<(Uuid, Uuid)> = prescriptions::table
             .find(prescription)

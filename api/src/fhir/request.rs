@@ -4,14 +4,14 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use labedge_schema::cloud::schema::{exam_catalog, labs, patients, prescribed_exams, prescriptions};
+use labedge_schema::cloud::schema::{exam_catalog, prescribed_exams, prescriptions};
 use serde_json::{Value, json};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use super::json::{Obj, concept_code, identifier, printable, reference};
 use super::outcome::FhirError;
-use super::store::{Expect, Stored, VersionedWrite, insert_or_bump, meta, precondition};
+use super::store::{Expect, Stored, Target, VersionedWrite, insert_or_bump, meta, precondition, require_target};
 use super::{EXAM_SYSTEM, FASTING_URL, RPPS_SYSTEM};
 
 /// A prescription as stored.
@@ -276,30 +276,22 @@ pub async fn write(
 }
 
 async fn check_references(conn: &mut AsyncPgConnection, row: &RequestRow) -> Result<(), FhirError> {
-    let patient: Option<Uuid> = patients::table
-        .find(row.patient_id)
-        .select(patients::id)
-        .first(conn)
-        .await
-        .optional()?;
-    if patient.is_none() {
-        return Err(
-            FhirError::at("ServiceRequest.subject.reference", "names no Patient of this server").code("not-found"),
-        );
-    }
-    let lab: Option<Uuid> = labs::table
-        .find(row.lab_id)
-        .select(labs::id)
-        .first(conn)
-        .await
-        .optional()?;
-    if lab.is_none() {
-        return Err(FhirError::at(
-            "ServiceRequest.performer[0].reference",
-            "names no Organization (lab) of this server",
-        )
-        .code("not-found"));
-    }
+    require_target(
+        conn,
+        Target::Patient,
+        row.patient_id,
+        "ServiceRequest.subject.reference",
+        "Patient",
+    )
+    .await?;
+    require_target(
+        conn,
+        Target::Lab,
+        row.lab_id,
+        "ServiceRequest.performer[0].reference",
+        "Organization (lab)",
+    )
+    .await?;
     let codes: Vec<&str> = row.exams.iter().map(|(_, c)| c.as_str()).collect();
     let known: Vec<String> = exam_catalog::table
         .filter(exam_catalog::code.eq_any(&codes))

@@ -7,14 +7,14 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use labedge_schema::cloud::schema::{labs, practitioners, staff};
+use labedge_schema::cloud::schema::{practitioners, staff};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::json::{Obj, concept_code, identifier, printable, reference};
 use super::outcome::FhirError;
-use super::store::{Expect, Stored, VersionedWrite, insert_or_bump, meta, precondition};
+use super::store::{Expect, Stored, Target, VersionedWrite, insert_or_bump, meta, precondition, require_target};
 use super::{LOGIN_SYSTEM, ROLE_SYSTEM, RPPS_SYSTEM};
 
 /// The PIN hash of a role created by the LIS: not a PHC string, so no PIN verifies against it.
@@ -331,19 +331,14 @@ pub async fn write_role(
         )
         .code("not-found")
     })?;
-    let lab: Option<Uuid> = labs::table
-        .find(row.lab_id)
-        .select(labs::id)
-        .first(conn)
-        .await
-        .optional()?;
-    if lab.is_none() {
-        return Err(FhirError::at(
-            "PractitionerRole.organization.reference",
-            "names no Organization (lab) of this server",
-        )
-        .code("not-found"));
-    }
+    require_target(
+        conn,
+        Target::Lab,
+        row.lab_id,
+        "PractitionerRole.organization.reference",
+        "Organization (lab)",
+    )
+    .await?;
     let current: Option<(i64, Option<Uuid>)> = staff::table
         .find(id)
         .select((staff::version, staff::practitioner_id))

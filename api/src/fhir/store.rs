@@ -124,6 +124,43 @@ pub fn meta(version: i64, last_updated: OffsetDateTime) -> Value {
     })
 }
 
+/// Refuses a reference to a row that does not exist: `what` names it (`Patient`, `Organization
+/// (lab)`) and `expression` the element that refers to it.
+pub async fn require_target(
+    conn: &mut AsyncPgConnection,
+    table: Target,
+    id: Uuid,
+    expression: &str,
+    what: &str,
+) -> Result<(), FhirError> {
+    let found: Option<Uuid> = match table {
+        Target::Patient => {
+            use labedge_schema::cloud::schema::patients;
+            patients::table
+                .find(id)
+                .select(patients::id)
+                .first(conn)
+                .await
+                .optional()?
+        }
+        Target::Lab => {
+            use labedge_schema::cloud::schema::labs;
+            labs::table.find(id).select(labs::id).first(conn).await.optional()?
+        }
+    };
+    match found {
+        Some(_) => Ok(()),
+        None => Err(FhirError::at(expression, format!("names no {what} of this server")).code("not-found")),
+    }
+}
+
+/// What a reference checked by [`require_target`] points at.
+#[derive(Clone, Copy, Debug)]
+pub enum Target {
+    Patient,
+    Lab,
+}
+
 /// The identifiers stored for a resource, in a stable order.
 pub async fn identifiers(conn: &mut AsyncPgConnection, kind: &str, id: Uuid) -> QueryResult<Vec<(String, String)>> {
     fhir_identifiers::table
