@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::json::{Obj, concept_code, identifier, printable, reference};
+use super::json::{Obj, concept_code, identifiers, printable, reference};
 use super::outcome::FhirError;
 use super::store::{Expect, Stored, Target, VersionedWrite, insert_or_bump, meta, precondition, require_target};
 use super::{ADDRESS_URL, ROUND_URL, VISIT_SYSTEM};
@@ -89,11 +89,7 @@ pub fn parse(value: &Value) -> Result<(AppointmentRow, Vec<(String, String)>), F
         Some(reason) => reason.str("text")?.map(str::to_owned),
         None => None,
     };
-    let mut identifiers = Vec::new();
-    for item in root.array("identifier")? {
-        let (s, v) = identifier(&item)?;
-        identifiers.push((s.to_owned(), v.to_owned()));
-    }
+    let identifiers = identifiers(&root)?;
     let row = AppointmentRow {
         lab_id,
         patient_id,

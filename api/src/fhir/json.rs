@@ -264,6 +264,14 @@ pub fn identifier<'a>(obj: &Obj<'a>) -> Result<(&'a str, &'a str), FhirError> {
     Ok((system, value))
 }
 
+/// Every `identifier` of a resource, as (system, value).
+pub fn identifiers(root: &Obj<'_>) -> Result<Vec<(String, String)>, FhirError> {
+    root.array("identifier")?
+        .iter()
+        .map(|item| identifier(item).map(|(s, v)| (s.to_owned(), v.to_owned())))
+        .collect()
+}
+
 /// The resource's own id, when it has one: a UUID (ids are LabEdge's).
 pub fn resource_id(obj: &Obj<'_>) -> Result<Option<Uuid>, FhirError> {
     let Some(id) = obj.str("id")? else { return Ok(None) };

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::json::{Obj, concept_code, identifier, printable, reference};
+use super::json::{Obj, concept_code, identifier, identifiers, printable, reference};
 use super::outcome::FhirError;
 use super::store::{Expect, Stored, Target, VersionedWrite, insert_or_bump, meta, precondition, require_target};
 use super::{EXAM_SYSTEM, FASTING_URL, RPPS_SYSTEM};
@@ -88,11 +88,7 @@ pub fn parse(value: &Value) -> Result<(RequestRow, Vec<(String, String)>), FhirE
         .map(|n| n.req_str("text"))
         .transpose()?
         .map(str::to_owned);
-    let mut identifiers = Vec::new();
-    for item in root.array("identifier")? {
-        let (s, v) = identifier(&item)?;
-        identifiers.push((s.to_owned(), v.to_owned()));
-    }
+    let identifiers = identifiers(&root)?;
     Ok((
         RequestRow {
             patient_id,

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::json::{Obj, concept_code, identifier, printable, reference};
+use super::json::{Obj, concept_code, identifier, identifiers, printable, reference};
 use super::outcome::FhirError;
 use super::store::{Expect, Stored, Target, VersionedWrite, insert_or_bump, meta, precondition, require_target};
 use super::{LOGIN_SYSTEM, ROLE_SYSTEM, RPPS_SYSTEM};
@@ -248,11 +248,7 @@ pub fn parse_role(value: &Value) -> Result<(RoleRow, Vec<(String, String)>), Fhi
             .code("code-invalid"));
         }
     };
-    let mut identifiers = Vec::new();
-    for item in root.array("identifier")? {
-        let (s, v) = identifier(&item)?;
-        identifiers.push((s.to_owned(), v.to_owned()));
-    }
+    let identifiers = identifiers(&root)?;
     Ok((
         RoleRow {
             practitioner_id,
