@@ -243,6 +243,48 @@ pub struct CollectionReceipt {
     pub relay: RelayState,
 }
 
+/// `POST /v1/collections/{id}/void`: a collection recorded by mistake is voided, never deleted; the
+/// void is its own record, relayed to the cloud and shown to the LIS (the Specimen becomes
+/// `entered-in-error`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CollectionVoid {
+    /// Why (mandatory), 3 to 500 characters; no control character but line breaks and tabs.
+    #[validate(
+        length(min = 3, max = 500, message = "must be 3 to 500 characters"),
+        custom(function = rules::free_text)
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 3,
+            max_length = 500,
+            pattern = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$"
+        )
+    )]
+    pub reason: String,
+}
+
+impl fmt::Debug for CollectionVoid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CollectionVoid").finish_non_exhaustive()
+    }
+}
+
+/// The gateway's acknowledgement of a void.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VoidReceipt {
+    /// The collection voided.
+    pub collection_id: Uuid,
+    /// When the gateway stored the void (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub voided_at: OffsetDateTime,
+    /// Relay state at the time of the answer.
+    pub relay: RelayState,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@
 //! | [`devices`], [`auth`] | enrollment, login, refresh, logout, `GET /v1/me` |
 //! | [`patients`], [`prescriptions`], [`rounds`], [`appointments`] | reads, with [`tube_plan`] |
 //! | [`collections`], [`sync`] | writes: [`NewCollection`], [`SyncPushRequest`], [`SyncPullResponse`] |
+//! | [`booking`], [`walk_ins`] | the desk's writes: [`SlotList`], [`NewAppointment`], [`Reschedule`], [`NewPatient`] |
 //! | [`ops`] | [`Health`], [`Readiness`] |
 //! | [`routes`], [`headers`] | path and header constants shared by server and tests |
 //! | `openapi` (feature `openapi`) | `document()`, `document_json()` |
@@ -51,6 +52,7 @@
 
 pub mod appointments;
 pub mod auth;
+pub mod booking;
 pub mod collections;
 pub mod common;
 pub mod devices;
@@ -67,6 +69,7 @@ pub mod rounds;
 pub mod routes;
 pub mod serde_date;
 pub mod sync;
+pub mod walk_ins;
 
 mod rules;
 
@@ -75,6 +78,7 @@ mod fixtures;
 
 pub use appointments::*;
 pub use auth::*;
+pub use booking::*;
 pub use collections::*;
 pub use common::*;
 pub use devices::*;
@@ -86,3 +90,4 @@ pub use prescriptions::*;
 pub use problem::*;
 pub use rounds::*;
 pub use sync::*;
+pub use walk_ins::*;

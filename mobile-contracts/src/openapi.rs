@@ -15,13 +15,14 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{
     Address, Appointment, AppointmentKind, AppointmentList, AppointmentPatch, AppointmentStatus, BirthDate,
-    CollectionReceipt, Contact, DatabaseRole, DateQuery, DeviceRef, EnrollRequest, EnrollResponse, ErrorCode,
-    FieldError, Health, IdentityCheckMethod, IdentityStatus, LabRef, LoginRequest, LogoutRequest, Me, Mutation,
-    MutationOp, MutationOutcome, MutationResult, NewCollection, NirView, Patient, PatientIdentity, PatientPage,
-    PatientSearchQuery, PatientSummary, PersonName, PhoneNumber, PrescribedExam, Prescriber, Prescription,
-    PrescriptionList, PrescriptionStatus, PrescriptionSummary, Problem, Readiness, ReadinessCheck, RefreshRequest,
-    RelayState, Removal, Role, Round, RoundVisit, Secret, Sex, SyncEntity, SyncPullQuery, SyncPullResponse,
-    SyncPushRequest, SyncPushResponse, TokenResponse, TokenType, Tube, TubeBarcode, TubePlanEntry,
+    CollectionReceipt, CollectionVoid, Contact, DatabaseRole, DateQuery, DeviceRef, EnrollRequest, EnrollResponse,
+    ErrorCode, FieldError, Health, IdentityCheckMethod, IdentityDocument, IdentityStatus, LabRef, LoginRequest,
+    LogoutRequest, Me, Mutation, MutationOp, MutationOutcome, MutationResult, NewAppointment, NewCollection,
+    NewPatient, NirView, Patient, PatientIdentity, PatientPage, PatientSearchQuery, PatientSummary, PersonName,
+    PhoneNumber, PrescribedExam, Prescriber, Prescription, PrescriptionList, PrescriptionStatus, PrescriptionSummary,
+    Problem, Readiness, ReadinessCheck, RefreshRequest, RelayState, Removal, Reschedule, Role, Round, RoundVisit,
+    Secret, Sex, Slot, SlotList, SlotQuery, SyncEntity, SyncPullQuery, SyncPullResponse, SyncPushRequest,
+    SyncPushResponse, TokenResponse, TokenType, Tube, TubeBarcode, TubePlanEntry, VoidReceipt,
 };
 
 /// Name of the bearer-token security scheme in the document.
@@ -47,7 +48,8 @@ through `POST /v1/sync/push` with one id per mutation.",
     paths(
         enroll, login, refresh, logout, me, search_patients, get_patient, list_patient_prescriptions,
         get_prescription, get_round, list_appointments, update_appointment, create_collection,
-        sync_push, sync_pull, healthz, readyz, metrics, openapi_json
+        sync_push, sync_pull, list_slots, book_appointment, reschedule_appointment, register_patient,
+        void_collection, healthz, readyz, metrics, openapi_json
     ),
     components(schemas(
         Address, Appointment, AppointmentKind, AppointmentList, AppointmentPatch, AppointmentStatus,
@@ -59,7 +61,8 @@ through `POST /v1/sync/push` with one id per mutation.",
         PrescriptionList, PrescriptionStatus, PrescriptionSummary, Problem, Readiness,
         ReadinessCheck, RefreshRequest, RelayState, Removal, Role, Round, RoundVisit, Secret, Sex,
         SyncEntity, SyncPullQuery, SyncPullResponse, SyncPushRequest, SyncPushResponse,
-        TokenResponse, TokenType, Tube, TubeBarcode, TubePlanEntry
+        TokenResponse, TokenType, Tube, TubeBarcode, TubePlanEntry, Slot, SlotList, SlotQuery,
+        NewAppointment, Reschedule, NewPatient, IdentityDocument, CollectionVoid, VoidReceipt
     )),
     modifiers(&BearerJwt, &ClosedUnions),
     tags(
@@ -531,6 +534,157 @@ fn sync_push() {}
     reason = "a route's documentation for utoipa; the handler lives in the gateway"
 )]
 fn sync_pull() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/slots",
+    tag = "appointments",
+    operation_id = "list_slots",
+    params(SlotQuery),
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 200, description = "The day's slots not started yet, with their capacity and free places.", body = SlotList),
+        (status = 400, description = "`bad_request`: the query string is unreadable.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_token` or `offline_grace_expired`.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` (role), `device_revoked` or `peer_not_allowed`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `date` or `kind` missing or invalid.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait."))),
+        (status = 500, description = "`internal`.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
+    )
+)]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
+fn list_slots() {}
+
+#[utoipa::path(
+    post,
+    path = "/v1/appointments",
+    tag = "appointments",
+    operation_id = "book_appointment",
+    params(
+        ("Idempotency-Key" = String, Header, description = "Required: 1 to 128 visible ASCII characters (no space), a UUID made per write. The same key with the same body replays the first answer.", min_length = 1, max_length = 128, pattern = "^[!-~]{1,128}$", example = json!("0195a3c2-7e4b-7c1d-9a55-3f0e8b7d6c23"))
+    ),
+    request_body = NewAppointment,
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 201, description = "Booked at the gateway and queued for the cloud (also the answer to a replay).", body = Appointment, headers(("ETag" = String, description = "`\"1\"`."))),
+        (status = 400, description = "`malformed_json` (including unknown fields), `idempotency_key_missing`, or `bad_request` (a header unreadable).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_token` or `offline_grace_expired`.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` (role), `device_revoked` or `peer_not_allowed`.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`slot_unavailable` (no free place: `next_slots` lists the next free ones), `conflict` (the id is another appointment's) or `idempotency_in_flight`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: not a slot start, in the past, unknown patient, another patient's prescription, an address for a lab visit or none for a home visit.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait."))),
+        (status = 500, description = "`internal`.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
+    )
+)]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
+fn book_appointment() {}
+
+#[utoipa::path(
+    post,
+    path = "/v1/appointments/{id}/reschedule",
+    tag = "appointments",
+    operation_id = "reschedule_appointment",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Appointment id."),
+        ("If-Match" = String, Header, description = "`\"<version>\"` of the appointment as last read.", pattern = "^\"[0-9]{1,18}\"$", example = json!("\"1\"")),
+        ("Idempotency-Key" = String, Header, description = "Required: 1 to 128 visible ASCII characters (no space), a UUID made per write. The same key with the same body replays the first answer.", min_length = 1, max_length = 128, pattern = "^[!-~]{1,128}$", example = json!("0195a3c2-7e4b-7c1d-9a55-3f0e8b7d6c23"))
+    ),
+    request_body = Reschedule,
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 200, description = "The appointment in its new slot, with its new version.", body = Appointment, headers(("ETag" = String, description = "`\"<version>\"` of the moved appointment."))),
+        (status = 400, description = "`malformed_json` (including unknown fields), `idempotency_key_missing`, or `bad_request` (a header unreadable).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_token` or `offline_grace_expired`.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` (role), `device_revoked` or `peer_not_allowed`.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such appointment in the lab's scope.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`slot_unavailable` (with `next_slots`), `invalid_transition` (not scheduled any more) or `idempotency_in_flight`.", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`version_mismatch`: changed since read; reload and retry.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: not a slot start, in the past, or the current start.", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "`precondition_required`: `If-Match` missing.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait."))),
+        (status = 500, description = "`internal`.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
+    )
+)]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
+fn reschedule_appointment() {}
+
+#[utoipa::path(
+    post,
+    path = "/v1/patients",
+    tag = "patients",
+    operation_id = "register_patient",
+    params(
+        ("Idempotency-Key" = String, Header, description = "Required: 1 to 128 visible ASCII characters (no space), a UUID made per write. The same key with the same body replays the first answer.", min_length = 1, max_length = 128, pattern = "^[!-~]{1,128}$", example = json!("0195a3c2-7e4b-7c1d-9a55-3f0e8b7d6c23"))
+    ),
+    request_body = NewPatient,
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 201, description = "The walk-in patient, registered at the gateway and queued for the cloud.", body = Patient, headers(("ETag" = String, description = "`\"1\"`."))),
+        (status = 400, description = "`malformed_json` (including unknown fields), `idempotency_key_missing`, or `bad_request` (a header unreadable).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_token` or `offline_grace_expired`.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` (role), `device_revoked` or `peer_not_allowed`.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`possible_duplicate` (`candidates` lists the probable duplicates: check each, then send again with their ids in `confirmed_distinct_from`), `conflict` (the NIR or the id is another patient's) or `idempotency_in_flight`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a trait, the NIR (key, sex, year) or the contact is invalid.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait."))),
+        (status = 500, description = "`internal`.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
+    )
+)]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
+fn register_patient() {}
+
+#[utoipa::path(
+    post,
+    path = "/v1/collections/{id}/void",
+    tag = "collections",
+    operation_id = "void_collection",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Collection id."),
+        ("Idempotency-Key" = String, Header, description = "Required: 1 to 128 visible ASCII characters (no space), a UUID made per write. The same key with the same body replays the first answer.", min_length = 1, max_length = 128, pattern = "^[!-~]{1,128}$", example = json!("0195a3c2-7e4b-7c1d-9a55-3f0e8b7d6c23"))
+    ),
+    request_body = CollectionVoid,
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 200, description = "The void, stored at the gateway and queued for the cloud; the collection is kept.", body = VoidReceipt),
+        (status = 400, description = "`malformed_json` (including unknown fields), `idempotency_key_missing`, or `bad_request` (a header unreadable).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_token` or `offline_grace_expired`.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` (role), `device_revoked` or `peer_not_allowed`.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such collection, or a home sampler's colleague's.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: already voided; or `idempotency_in_flight`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: the reason is missing or not 3 to 500 characters.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait."))),
+        (status = 500, description = "`internal`.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
+    )
+)]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
+fn void_collection() {}
 
 #[utoipa::path(
     get,

@@ -60,6 +60,11 @@ pub enum ErrorCode {
     PreconditionRequired,
     /// The `If-Match` version is not the current one: reload, then retry.
     VersionMismatch,
+    /// The slot has no free place left: `next_slots` lists the next free ones.
+    SlotUnavailable,
+    /// Probable duplicates of the patient exist: `candidates` lists them; send again with their ids in
+    /// `confirmed_distinct_from` once checked.
+    PossibleDuplicate,
     /// The enrollment code is unknown, used or expired.
     EnrollmentCodeInvalid,
     /// The device has been offline longer than its grace period allows: log in again online.
@@ -76,7 +81,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order; the snapshot test pins this list.
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 27] = [
         Self::BadRequest,
         Self::MalformedJson,
         Self::ValidationFailed,
@@ -96,6 +101,8 @@ impl ErrorCode {
         Self::InvalidTransition,
         Self::PreconditionRequired,
         Self::VersionMismatch,
+        Self::SlotUnavailable,
+        Self::PossibleDuplicate,
         Self::EnrollmentCodeInvalid,
         Self::OfflineGraceExpired,
         Self::LockedOut,
@@ -126,6 +133,8 @@ impl ErrorCode {
             Self::InvalidTransition => "invalid_transition",
             Self::PreconditionRequired => "precondition_required",
             Self::VersionMismatch => "version_mismatch",
+            Self::SlotUnavailable => "slot_unavailable",
+            Self::PossibleDuplicate => "possible_duplicate",
             Self::EnrollmentCodeInvalid => "enrollment_code_invalid",
             Self::OfflineGraceExpired => "offline_grace_expired",
             Self::LockedOut => "locked_out",
@@ -143,7 +152,11 @@ impl ErrorCode {
             Self::Forbidden | Self::PeerNotAllowed | Self::DeviceRevoked => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::Conflict | Self::IdempotencyInFlight | Self::InvalidTransition => 409,
+            Self::Conflict
+            | Self::IdempotencyInFlight
+            | Self::InvalidTransition
+            | Self::SlotUnavailable
+            | Self::PossibleDuplicate => 409,
             Self::VersionMismatch => 412,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
@@ -177,6 +190,8 @@ impl ErrorCode {
             Self::InvalidTransition => "Status change not allowed",
             Self::PreconditionRequired => "If-Match header required",
             Self::VersionMismatch => "Version mismatch",
+            Self::SlotUnavailable => "Slot unavailable",
+            Self::PossibleDuplicate => "Possible duplicate patient",
             Self::EnrollmentCodeInvalid => "Enrollment code invalid or expired",
             Self::OfflineGraceExpired => "Offline grace period expired",
             Self::LockedOut => "Too many failed attempts",
@@ -248,6 +263,13 @@ pub struct Problem {
     /// The id of the request in the server logs, to quote to the support.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// For `slot_unavailable`: the next free slots of the same kind (up to 5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next_slots: Vec<crate::booking::Slot>,
+    /// For `possible_duplicate`: the probable duplicates, for the nurse to check (the caller may see
+    /// these patients; the read is audited).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<crate::patients::PatientSummary>,
 }
 
 impl Problem {
@@ -262,6 +284,8 @@ impl Problem {
             code,
             errors: Vec::new(),
             request_id: None,
+            next_slots: Vec::new(),
+            candidates: Vec::new(),
         }
     }
 

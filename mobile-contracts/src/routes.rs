@@ -34,6 +34,12 @@ pub const COLLECTIONS: &str = "/v1/collections";
 pub const SYNC_PUSH: &str = "/v1/sync/push";
 /// `GET`: pull changes since a cursor.
 pub const SYNC_PULL: &str = "/v1/sync/pull";
+/// `GET`: free slots of a day (`?date=&kind=`).
+pub const SLOTS: &str = "/v1/slots";
+/// `POST` with `If-Match`: move an appointment to another slot.
+pub const APPOINTMENT_RESCHEDULE: &str = "/v1/appointments/{id}/reschedule";
+/// `POST`: void a collection recorded by mistake (with a reason).
+pub const COLLECTION_VOID: &str = "/v1/collections/{id}/void";
 /// `GET`: liveness.
 pub const HEALTHZ: &str = "/healthz";
 /// `GET`: readiness.
@@ -44,7 +50,7 @@ pub const METRICS: &str = "/metrics";
 pub const OPENAPI_JSON: &str = "/openapi.json";
 
 /// Every route path above, for exhaustive tests.
-pub const ALL: [&str; 19] = [
+pub const ALL: [&str; 22] = [
     ENROLL,
     LOGIN,
     REFRESH,
@@ -60,6 +66,9 @@ pub const ALL: [&str; 19] = [
     COLLECTIONS,
     SYNC_PUSH,
     SYNC_PULL,
+    SLOTS,
+    APPOINTMENT_RESCHEDULE,
+    COLLECTION_VOID,
     HEALTHZ,
     READYZ,
     METRICS,

@@ -7,7 +7,9 @@
 //! answers per item: applied, duplicate (already applied: counts as success), conflict (with the
 //! current version) or rejected (with the reason).
 
-use mobile_contracts::{AppointmentPatch, NewCollection};
+use std::fmt;
+
+use mobile_contracts::{Appointment, AppointmentPatch, NewCollection};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -48,6 +50,42 @@ pub enum RelayedOp {
         if_version: i64,
         /// The change.
         patch: AppointmentPatch,
+    },
+    /// An appointment booked at the gateway (its id made by the tablet), as the gateway stored it.
+    #[serde(rename = "appointment.create")]
+    AppointmentCreate {
+        /// The appointment, version 1.
+        appointment: Appointment,
+    },
+    /// An appointment moved to another slot, against the version the tablet saw.
+    #[serde(rename = "appointment.reschedule")]
+    AppointmentReschedule {
+        /// The appointment.
+        appointment_id: Uuid,
+        /// The version the change was made on.
+        if_version: i64,
+        /// The new start.
+        #[serde(with = "time::serde::rfc3339")]
+        scheduled_at: OffsetDateTime,
+        /// The home sampler the visit moved to (home visits).
+        assigned_staff_id: Option<Uuid>,
+    },
+    /// A walk-in patient registered at the gateway.
+    #[serde(rename = "patient.create")]
+    PatientCreate {
+        /// The patient as the gateway stored it.
+        patient: RegisteredPatient,
+    },
+    /// A collection recorded by mistake, voided (never deleted).
+    #[serde(rename = "collection.void")]
+    CollectionVoid {
+        /// The collection.
+        collection_id: Uuid,
+        /// Why (mandatory).
+        reason: String,
+        /// When the gateway stored the void.
+        #[serde(with = "time::serde::rfc3339")]
+        voided_at: OffsetDateTime,
     },
     /// A signed checkpoint of the gateway's audit chain (low-priority lane): see [`checkpoint`].
     #[serde(rename = "audit.checkpoint")]
@@ -196,6 +234,10 @@ impl RelayedOp {
         match self {
             RelayedOp::CollectionCreate { .. } => "collection.create",
             RelayedOp::AppointmentUpdate { .. } => "appointment.update",
+            RelayedOp::AppointmentCreate { .. } => "appointment.create",
+            RelayedOp::AppointmentReschedule { .. } => "appointment.reschedule",
+            RelayedOp::PatientCreate { .. } => "patient.create",
+            RelayedOp::CollectionVoid { .. } => "collection.void",
             RelayedOp::AuditCheckpoint { .. } => "audit.checkpoint",
         }
     }
@@ -205,6 +247,10 @@ impl RelayedOp {
         match self {
             RelayedOp::CollectionCreate { collection } => format!("collection:{}", collection.id),
             RelayedOp::AppointmentUpdate { appointment_id, .. } => format!("appointment:{appointment_id}"),
+            RelayedOp::AppointmentCreate { appointment } => format!("appointment:{}", appointment.id),
+            RelayedOp::AppointmentReschedule { appointment_id, .. } => format!("appointment:{appointment_id}"),
+            RelayedOp::PatientCreate { patient } => format!("patient:{}", patient.id),
+            RelayedOp::CollectionVoid { collection_id, .. } => format!("collection:{collection_id}"),
             RelayedOp::AuditCheckpoint { .. } => "audit:chain".into(),
         }
     }
@@ -215,6 +261,55 @@ impl RelayedOp {
             RelayedOp::AuditCheckpoint { .. } => 1,
             _ => 0,
         }
+    }
+}
+
+/// A walk-in patient as registered at a gateway: the INS traits and contact, the identity status
+/// (`provisional`, or `validated` when a document was checked) and how it was collected (FR Core
+/// codes). `Debug` shows the id only.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisteredPatient {
+    /// Patient id (made by the tablet).
+    pub id: Uuid,
+    /// NIR, key-checked at the gateway.
+    pub nir: Option<String>,
+    /// `provisional` or `validated`.
+    pub identity_status: String,
+    /// Family name at birth.
+    pub birth_family_name: String,
+    /// Given names at birth.
+    pub birth_given_names: String,
+    /// First given name.
+    pub first_given_name: String,
+    /// Family name in use.
+    pub used_family_name: Option<String>,
+    /// Given name in use.
+    pub used_given_name: Option<String>,
+    /// Birth date.
+    pub birth_date: time::Date,
+    /// `F`, `M` or `I`.
+    pub sex: String,
+    /// INSEE code of the place of birth.
+    pub birth_place_code: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// Street line.
+    pub address_line: Option<String>,
+    /// Postal code.
+    pub postal_code: Option<String>,
+    /// City.
+    pub city: Option<String>,
+    /// FR Core identity collection method (`SM`: typed at the desk).
+    pub identity_method: Option<String>,
+    /// FR Core identity validation mode (the document checked), when validated.
+    pub validation_mode: Option<String>,
+}
+
+impl fmt::Debug for RegisteredPatient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisteredPatient")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 

@@ -62,9 +62,12 @@ macro_rules! replicated {
 }
 
 replicated!(
-    /// A lab.
+    /// A lab, with its booking rules (see `mobile_contracts::slots`): slot length and places of lab
+    /// visits, opening hours and home-visit hours by weekday (`{"mon": [["07:00", "12:00"]], …}`).
     LabRow, labs, key: id, {
         id: Uuid, code: String, name: String, kind: String, version: i64,
+        slot_minutes: i16, lab_places: i16, opening_hours: serde_json::Value, home_slot_minutes: i16,
+        home_hours: serde_json::Value,
     }
 );
 

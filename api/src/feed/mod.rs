@@ -27,7 +27,8 @@
 //!   [`scope::Window`];
 //! - prescriptions that are the lab's, `open` and issued on or after today − `window_back_days`, and
 //!   prescriptions (of any lab) that an in-scope appointment refers to;
-//! - patients that an in-scope appointment or prescription refers to.
+//! - patients that an in-scope appointment or prescription refers to, and walk-ins registered at the
+//!   lab's gateway since `now − feed.window_back_days`.
 //!
 //! # Feed semantics
 //!

@@ -108,11 +108,15 @@ impl Scope {
             Entity::TubeType | Entity::Exam => "true".to_owned(),
             Entity::Appointment => self.appointment(t),
             Entity::Prescription => self.prescription(t),
+            // A walk-in registered at the lab is in its scope from its registration, before any
+            // appointment or prescription names it, for as long as an appointment would be.
             Entity::Patient => format!(
-                "{t}.id IN (SELECT sa.patient_id FROM appointments sa WHERE {} \
-                 UNION ALL SELECT sp.patient_id FROM prescriptions sp WHERE {})",
+                "({t}.id IN (SELECT sa.patient_id FROM appointments sa WHERE {} \
+                 UNION ALL SELECT sp.patient_id FROM prescriptions sp WHERE {}) \
+                 OR ({t}.registered_lab_id = {lab} AND {t}.registered_at >= {from}))",
                 self.appointment("sa"),
-                self.prescription("sp")
+                self.prescription("sp"),
+                from = instant(self.window.from),
             ),
         }
     }

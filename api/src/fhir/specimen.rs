@@ -40,13 +40,16 @@ struct TubeRow {
     tube_type: String,
     #[diesel(sql_type = BigInt)]
     rank: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    void_reason: Option<String>,
 }
 
 const SELECT: &str = "SELECT f.position, f.committed_at, c.id AS collection_id, c.patient_id, c.prescription_id, \
      c.collected_at, c.collected_by, c.identity_checked, c.identity_check_method, c.comments, t.barcode, \
-     t.tube_type, row_number() OVER (PARTITION BY c.id ORDER BY t.barcode) AS rank \
+     t.tube_type, row_number() OVER (PARTITION BY f.position ORDER BY t.barcode) AS rank, v.reason AS void_reason \
      FROM specimen_feed f JOIN collections c ON c.id = f.collection_id \
-     JOIN collection_tubes t ON t.collection_id = c.id";
+     JOIN collection_tubes t ON t.collection_id = c.id \
+     LEFT JOIN collection_voids v ON v.collection_id = c.id";
 
 /// A page of Specimens after `cursor`, committed after `since` when given: at most `count`
 /// Specimens, never splitting a collection's tubes across pages (unless one collection alone has
@@ -86,7 +89,8 @@ pub async fn load(conn: &mut AsyncPgConnection, id: &str) -> diesel::QueryResult
     let Some((collection, rank)) = split_id(id) else {
         return Ok(None);
     };
-    let sql = format!("SELECT * FROM ({SELECT} WHERE c.id = $1) p WHERE rank = $2");
+    // A voided collection is in the feed twice: its latest position dates the current version.
+    let sql = format!("SELECT * FROM ({SELECT} WHERE c.id = $1) p WHERE rank = $2 ORDER BY position DESC LIMIT 1");
     let rows: Vec<TubeRow> = diesel::sql_query(sql)
         .bind::<SqlUuid, _>(collection)
         .bind::<BigInt, _>(rank)
@@ -122,13 +126,15 @@ fn render(row: &TubeRow) -> Stored {
     } else {
         "not_checked".into()
     };
+    // A void (a collection recorded by mistake) is the Specimen's second version.
+    let version = if row.void_reason.is_some() { 2 } else { 1 };
     let mut resource = json!({
         "resourceType": "Specimen",
         "id": format!("{}-{}", row.collection_id, row.rank),
-        "meta": meta(1, row.committed_at),
+        "meta": meta(version, row.committed_at),
         "identifier": [barcode.clone()],
         "accessionIdentifier": barcode.clone(),
-        "status": "available",
+        "status": if row.void_reason.is_some() { "entered-in-error" } else { "available" },
         "type": {"coding": [{"system": TUBE_SYSTEM, "code": row.tube_type}]},
         "subject": {"reference": format!("Patient/{}", row.patient_id)},
         "request": [{"reference": format!("ServiceRequest/{}", row.prescription_id)}],
@@ -139,12 +145,20 @@ fn render(row: &TubeRow) -> Stored {
         "container": [{"identifier": [barcode]}],
         "extension": [{"url": IDENTITY_CHECK_URL, "valueCode": method}],
     });
-    if let Some(note) = &row.comments {
-        resource["note"] = json!([{"text": note}]);
+    let notes: Vec<Value> = [
+        row.comments.clone(),
+        row.void_reason.as_ref().map(|r| format!("voided: {r}")),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|text| json!({"text": text}))
+    .collect();
+    if !notes.is_empty() {
+        resource["note"] = Value::Array(notes);
     }
     Stored {
         id: row.collection_id,
-        version: 1,
+        version,
         last_updated: row.committed_at,
         resource,
     }

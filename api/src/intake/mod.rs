@@ -135,12 +135,47 @@ async fn verdicts(
                     crate::intake::checkpoint::apply(conn, lab_id, mutation).await?,
                 );
             }
+            op => {
+                acks.insert(mutation.mutation_id, desk_verdict(conn, lab_id, mutation, op).await?);
+            }
         }
     }
     for ack in insert_collections(conn, lab_id, &new_collections).await? {
         acks.insert(ack.mutation_id, ack);
     }
     Ok(acks)
+}
+
+/// The verdict on a write of the lab's desk (booking, reschedule, walk-in, void).
+async fn desk_verdict(
+    conn: &mut AsyncPgConnection,
+    lab_id: Uuid,
+    mutation: &RelayedMutation,
+    op: &RelayedOp,
+) -> QueryResult<MutationAck> {
+    match op {
+        RelayedOp::AppointmentCreate { appointment } => {
+            desk::create_appointment(conn, lab_id, mutation, appointment).await
+        }
+        RelayedOp::AppointmentReschedule {
+            appointment_id,
+            if_version,
+            scheduled_at,
+            assigned_staff_id,
+        } => {
+            let change = (*appointment_id, *if_version, *scheduled_at, *assigned_staff_id);
+            desk::reschedule_appointment(conn, lab_id, mutation, change).await
+        }
+        RelayedOp::PatientCreate { patient } => desk::create_patient(conn, lab_id, mutation, patient).await,
+        RelayedOp::CollectionVoid {
+            collection_id,
+            reason,
+            voided_at,
+        } => desk::void_collection(conn, lab_id, mutation, (*collection_id, reason, *voided_at)).await,
+        RelayedOp::CollectionCreate { .. }
+        | RelayedOp::AppointmentUpdate { .. }
+        | RelayedOp::AuditCheckpoint { .. } => Ok(rejected(mutation.mutation_id, "invalid: not a desk write")),
+    }
 }
 
 /// Records every first outcome (so that a replay answers the same), and audits what was applied.
@@ -188,6 +223,14 @@ async fn record_outcomes(
                 }
                 RelayedOp::AppointmentUpdate { appointment_id, .. } => (None, format!("appointment:{appointment_id}")),
                 RelayedOp::AuditCheckpoint { chain_seq, .. } => (None, format!("audit-checkpoint:{chain_seq}")),
+                RelayedOp::AppointmentCreate { appointment } => {
+                    (Some(appointment.patient_id), format!("appointment:{}", appointment.id))
+                }
+                RelayedOp::AppointmentReschedule { appointment_id, .. } => {
+                    (None, format!("appointment:{appointment_id}"))
+                }
+                RelayedOp::PatientCreate { patient } => (Some(patient.id), format!("patient:{}", patient.id)),
+                RelayedOp::CollectionVoid { collection_id, .. } => (None, format!("collection:{collection_id}")),
             };
             audits.push((
                 audit_log::at.eq(now),
@@ -241,7 +284,15 @@ fn acks_in_order(batch: &[RelayedMutation], acks: &HashMap<Uuid, MutationAck>) -
 /// A collection already in the cloud under another mutation id is a duplicate that still needs its
 /// own `applied_mutations` row (so that this id is known from now on).
 fn is_new_duplicate(ack: &MutationAck) -> bool {
-    ack.reason.as_deref() == Some("collection_already_recorded")
+    matches!(
+        ack.reason.as_deref(),
+        Some(
+            "collection_already_recorded"
+                | "appointment_already_recorded"
+                | "patient_already_recorded"
+                | "collection_already_voided"
+        )
+    )
 }
 
 fn replay(mutation_id: Uuid, outcome: &str, detail: Option<&serde_json::Value>) -> MutationAck {
@@ -421,7 +472,7 @@ impl References {
     }
 }
 
-fn rejected(mutation_id: Uuid, reason: impl Into<String>) -> MutationAck {
+pub(super) fn rejected(mutation_id: Uuid, reason: impl Into<String>) -> MutationAck {
     MutationAck {
         mutation_id,
         outcome: AckOutcome::Rejected,
@@ -431,7 +482,7 @@ fn rejected(mutation_id: Uuid, reason: impl Into<String>) -> MutationAck {
     }
 }
 
-fn applied(mutation_id: Uuid) -> MutationAck {
+pub(super) fn applied(mutation_id: Uuid) -> MutationAck {
     MutationAck {
         mutation_id,
         outcome: AckOutcome::Applied,
@@ -501,7 +552,7 @@ async fn update_appointment(
     Ok(applied(mutation_id))
 }
 
-fn status_name(status: AppointmentStatus) -> &'static str {
+pub(super) fn status_name(status: AppointmentStatus) -> &'static str {
     match status {
         AppointmentStatus::Scheduled => "scheduled",
         AppointmentStatus::CheckedIn => "checked_in",
@@ -708,4 +759,5 @@ async fn insert_collection_rows(
 }
 
 pub mod checkpoint;
+mod desk;
 pub mod routes;

@@ -13,7 +13,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use labedge_service::error::ApiError;
 use labedge_service::http::{RequestId, ValidatedQuery};
 use mobile_contracts::routes;
-use mobile_contracts::{DateQuery, PatientSearchQuery, SyncPullQuery};
+use mobile_contracts::{DateQuery, PatientSearchQuery, SlotQuery, SyncPullQuery};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -26,13 +26,23 @@ use crate::tablet_pull;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource(routes::PATIENTS).route(web::get().to(search_patients)))
-        .service(web::resource(routes::PATIENT).route(web::get().to(patient)))
-        .service(web::resource(routes::PATIENT_PRESCRIPTIONS).route(web::get().to(patient_prescriptions)))
-        .service(web::resource(routes::PRESCRIPTION).route(web::get().to(prescription)))
-        .service(web::resource(routes::ROUNDS).route(web::get().to(round)))
-        .service(web::resource(routes::APPOINTMENTS).route(web::get().to(appointments)))
-        .service(web::resource(routes::SYNC_PULL).route(web::get().to(sync_pull)));
+    // A path's methods share one resource: a second resource of the same path would never be reached.
+    cfg.service(
+        web::resource(routes::PATIENTS)
+            .route(web::get().to(search_patients))
+            .route(web::post().to(super::writes::register_patient)),
+    )
+    .service(web::resource(routes::PATIENT).route(web::get().to(patient)))
+    .service(web::resource(routes::PATIENT_PRESCRIPTIONS).route(web::get().to(patient_prescriptions)))
+    .service(web::resource(routes::PRESCRIPTION).route(web::get().to(prescription)))
+    .service(web::resource(routes::ROUNDS).route(web::get().to(round)))
+    .service(
+        web::resource(routes::APPOINTMENTS)
+            .route(web::get().to(appointments))
+            .route(web::post().to(super::writes::book)),
+    )
+    .service(web::resource(routes::SLOTS).route(web::get().to(slots)))
+    .service(web::resource(routes::SYNC_PULL).route(web::get().to(sync_pull)));
 }
 
 async fn caller(state: &AppState, principal: &Principal, req: &HttpRequest) -> Result<Caller, ApiError> {
@@ -158,6 +168,22 @@ async fn appointments(
     let (caller, query) = caller_and_query::<DateQuery>(&state, &principal, &req).await?;
     let read = reads::appointments::of_day(&state, &caller, query.date).await?;
     respond(&state, &req, read).await
+}
+
+/// `GET /v1/slots?date=&kind=`: the day's bookable slots and their free places (no patient data,
+/// so no audit).
+async fn slots(state: web::Data<AppState>, principal: Principal, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let (_, query) = caller_and_query::<SlotQuery>(&state, &principal, &req).await?;
+    let list = crate::writes::booking::slots(&state, query.date, query.kind).await?;
+    respond(
+        &state,
+        &req,
+        Audited {
+            body: list,
+            audit: Vec::new(),
+        },
+    )
+    .await
 }
 
 /// `GET /v1/sync/pull?cursor=`: what changed in the device's scope since the cursor.

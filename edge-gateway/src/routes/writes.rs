@@ -8,7 +8,9 @@ use labedge_service::http::{ProblemError, RequestId, ValidatedJson};
 use mobile_contracts::headers::{IDEMPOTENCY_KEY, IF_MATCH, is_valid_idempotency_key, parse_if_match};
 use mobile_contracts::problem::ErrorCode;
 use mobile_contracts::routes;
-use mobile_contracts::{AppointmentPatch, NewCollection, SyncPushRequest};
+use mobile_contracts::{
+    AppointmentPatch, CollectionVoid, NewAppointment, NewCollection, NewPatient, Reschedule, SyncPushRequest,
+};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -21,6 +23,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // A push of 500 collections weighs several hundred kilobytes: more than the default body limit.
     cfg.service(web::resource(routes::COLLECTIONS).route(web::post().to(collections)))
         .service(web::resource(routes::APPOINTMENT).route(web::patch().to(appointment)))
+        .service(web::resource(routes::APPOINTMENT_RESCHEDULE).route(web::post().to(reschedule)))
+        .service(web::resource(routes::COLLECTION_VOID).route(web::post().to(void_collection)))
         .service(
             web::resource(routes::SYNC_PUSH)
                 .app_data(labedge_service::http::BodyLimit(PUSH_BODY_LIMIT))
@@ -89,16 +93,7 @@ async fn appointment(
     key: IdempotencyKey,
     body: ValidatedJson<AppointmentPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let if_version = match req.headers().get(IF_MATCH).and_then(|v| v.to_str().ok()) {
-        None => {
-            return Err(ProblemError::new(ErrorCode::PreconditionRequired)
-                .detail("send If-Match with the version of the appointment you changed")
-                .into());
-        }
-        Some(value) => parse_if_match(value).ok_or_else(|| {
-            ProblemError::new(ErrorCode::BadRequest).detail("If-Match must be an appointment version such as \"3\"")
-        })?,
-    };
+    let if_version = if_match(&req)?;
     let change = AppointmentChange {
         id: id.into_inner(),
         if_version,
@@ -107,6 +102,74 @@ async fn appointment(
     let answered = writes::update_appointment(&state, &principal, &key.0, change, &RequestId::of(&req)).await?;
     let version = answered.value.version;
     Ok(answer(StatusCode::OK, answered, Some(version)))
+}
+
+/// The version the tablet saw, from `If-Match` (required).
+fn if_match(req: &HttpRequest) -> Result<i64, ProblemError> {
+    match req.headers().get(IF_MATCH).and_then(|v| v.to_str().ok()) {
+        None => Err(ProblemError::new(ErrorCode::PreconditionRequired)
+            .detail("send If-Match with the version of the appointment you changed")),
+        Some(value) => parse_if_match(value).ok_or_else(|| {
+            ProblemError::new(ErrorCode::BadRequest).detail("If-Match must be an appointment version such as \"3\"")
+        }),
+    }
+}
+
+/// Books an appointment in a free slot; 201 with the appointment (version 1 in `ETag`).
+pub(super) async fn book(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    key: IdempotencyKey,
+    body: ValidatedJson<NewAppointment>,
+) -> Result<HttpResponse, ApiError> {
+    let answered = writes::booking::book(&state, &principal, &key.0, body.0, &RequestId::of(&req)).await?;
+    let version = answered.value.version;
+    Ok(answer(StatusCode::CREATED, answered, Some(version)))
+}
+
+/// Moves an appointment to another free slot, against the version the tablet saw (`If-Match`).
+async fn reschedule(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    id: web::Path<Uuid>,
+    key: IdempotencyKey,
+    body: ValidatedJson<Reschedule>,
+) -> Result<HttpResponse, ApiError> {
+    let if_version = if_match(&req)?;
+    let target = (id.into_inner(), if_version);
+    let answered =
+        writes::booking::reschedule(&state, &principal, &key.0, target, body.0, &RequestId::of(&req)).await?;
+    let version = answered.value.version;
+    Ok(answer(StatusCode::OK, answered, Some(version)))
+}
+
+/// Registers a walk-in patient; 201 with the patient, or 409 `possible_duplicate` with candidates.
+pub(super) async fn register_patient(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    key: IdempotencyKey,
+    body: ValidatedJson<NewPatient>,
+) -> Result<HttpResponse, ApiError> {
+    let answered = writes::walk_ins::register(&state, &principal, &key.0, body.0, &RequestId::of(&req)).await?;
+    let version = answered.value.version;
+    Ok(answer(StatusCode::CREATED, answered, Some(version)))
+}
+
+/// Voids a collection recorded by mistake (a reason is required); nothing is deleted.
+async fn void_collection(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    id: web::Path<Uuid>,
+    key: IdempotencyKey,
+    body: ValidatedJson<CollectionVoid>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let answered = writes::voids::void(&state, &principal, &key.0, id, body.0, &RequestId::of(&req)).await?;
+    Ok(answer(StatusCode::OK, answered, None))
 }
 
 /// Largest push body: 500 mutations of a few kilobytes each.

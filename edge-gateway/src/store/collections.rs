@@ -3,7 +3,9 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use labedge_schema::edge::schema::{collection_tubes, collections, patients, prescriptions, tube_types};
+use labedge_schema::edge::schema::{
+    collection_tubes, collection_voids, collections, patients, prescriptions, tube_types,
+};
 use mobile_contracts::{IdentityCheckMethod, NewCollection};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -151,4 +153,41 @@ pub fn method_name(method: IdentityCheckMethod) -> &'static str {
         M::KnownPatient => "known_patient",
         M::ThirdParty => "third_party",
     }
+}
+
+/// Collection `id`'s lab, patient and recorder, locked until the transaction ends (a void and its
+/// check happen under the lock).
+pub async fn lock_owner(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<(Uuid, Uuid, Uuid)>> {
+    collections::table
+        .find(id)
+        .select((collections::lab_id, collections::patient_id, collections::collected_by))
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// When collection `id` was voided, if it was.
+pub async fn voided_at(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<OffsetDateTime>> {
+    collection_voids::table
+        .find(id)
+        .select(collection_voids::voided_at)
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Records the void of collection `id`.
+pub async fn insert_void(conn: &mut AsyncPgConnection, id: Uuid, reason: &str, by: Recording) -> QueryResult<()> {
+    diesel::insert_into(collection_voids::table)
+        .values((
+            collection_voids::collection_id.eq(id),
+            collection_voids::reason.eq(reason),
+            collection_voids::voided_by.eq(by.staff_id),
+            collection_voids::device_id.eq(by.device_id),
+            collection_voids::voided_at.eq(by.recorded_at),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
 }

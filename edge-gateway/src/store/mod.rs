@@ -7,6 +7,7 @@
 pub mod admin_sessions;
 pub mod appointments;
 pub mod audit;
+pub mod booking;
 pub mod changes;
 pub mod collections;
 pub mod conflicts;
@@ -23,6 +24,7 @@ pub mod revocations;
 pub mod sessions;
 pub mod signing_keys;
 pub mod staff;
+pub mod walk_ins;
 
 /// A JSON (de)serialisation failure inside a transaction, as the database error that rolls it back.
 pub(crate) fn serde_failure(e: serde_json::Error) -> diesel::result::Error {

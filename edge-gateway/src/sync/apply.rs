@@ -97,11 +97,13 @@ pub async fn commit_checkpoint(conn: &mut AsyncPgConnection, position: i64) -> Q
 
 /// Keys of appointments with a local write not yet accepted by the cloud: the cloud's older state
 /// must not overwrite them (the relay brings them up to date, then the feed sends the new version).
-async fn pending_appointments(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<HashSet<Uuid>> {
+/// The records of `ids` (of kind `prefix`: `appointment`, `patient`) with a local write still on its
+/// way to the cloud: the feed must not overwrite or remove them before the cloud has the write.
+async fn pending(conn: &mut AsyncPgConnection, prefix: &str, ids: &[Uuid]) -> QueryResult<HashSet<Uuid>> {
     if ids.is_empty() {
         return Ok(HashSet::new());
     }
-    let keys: Vec<String> = ids.iter().map(|id| format!("appointment:{id}")).collect();
+    let keys: Vec<String> = ids.iter().map(|id| format!("{prefix}:{id}")).collect();
     let pending: Vec<String> = outbox::table
         .filter(outbox::sent_at.is_null())
         .filter(outbox::entity_key.eq_any(&keys))
@@ -110,8 +112,12 @@ async fn pending_appointments(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Que
         .await?;
     Ok(pending
         .iter()
-        .filter_map(|k| k.strip_prefix("appointment:")?.parse().ok())
+        .filter_map(|k| k.strip_prefix(prefix)?.strip_prefix(':')?.parse().ok())
         .collect())
+}
+
+async fn pending_appointments(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<HashSet<Uuid>> {
+    pending(conn, "appointment", ids).await
 }
 
 async fn upsert_records(conn: &mut AsyncPgConnection, records: Vec<Record>) -> QueryResult<Touched> {
@@ -170,8 +176,14 @@ async fn remove(conn: &mut AsyncPgConnection, removals: &[(Entity, String)], tou
                 diesel::delete(staff::table.find(id)).execute(conn).await?
             }
             (Entity::Patient, Some(id)) => {
-                touched.patients.insert(id);
-                diesel::delete(patients::table.find(id)).execute(conn).await?
+                // A walk-in registered here is not in the cloud's scope until the cloud has it.
+                if pending(conn, "patient", &[id]).await?.is_empty() {
+                    touched.patients.insert(id);
+                    diesel::delete(patients::table.find(id)).execute(conn).await?
+                } else {
+                    touched.held_back += 1;
+                    0
+                }
             }
             (Entity::Prescription, Some(id)) => {
                 let patient: Option<Uuid> = prescriptions::table
@@ -214,11 +226,15 @@ pub async fn sweep(
         _ => String::new(),
     };
     let keep: Vec<String> = keep.iter().cloned().collect();
-    // Appointments with a local write on its way are kept, as when applying.
-    let pending = if entity == Entity::Appointment {
-        " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.sent_at IS NULL AND o.entity_key = 'appointment:' || t.id::text)"
-    } else {
-        ""
+    // Appointments and walk-in patients with a local write on its way are kept, as when applying.
+    let pending = match entity {
+        Entity::Appointment => {
+            " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.sent_at IS NULL AND o.entity_key = 'appointment:' || t.id::text)"
+        }
+        Entity::Patient => {
+            " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.sent_at IS NULL AND o.entity_key = 'patient:' || t.id::text)"
+        }
+        _ => "",
     };
     diesel::sql_query(format!(
         "DELETE FROM {table} t WHERE NOT (t.{key}::text = ANY($1)){bucket_filter}{pending}"

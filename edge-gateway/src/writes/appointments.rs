@@ -96,7 +96,7 @@ async fn change_status(
 }
 
 /// The appointment, locked, if it is the lab's and (for a home sampler) the caller's own.
-async fn lock_in_scope(
+pub(super) async fn lock_in_scope(
     conn: &mut AsyncPgConnection,
     lab_id: Uuid,
     principal: &Principal,
@@ -114,7 +114,7 @@ async fn lock_in_scope(
 }
 
 /// The tablet changed the version it saw, or is told the current one (in `ETag`).
-fn check_version(row: &AppointmentRow, if_version: i64) -> Result<(), ProblemError> {
+pub(super) fn check_version(row: &AppointmentRow, if_version: i64) -> Result<(), ProblemError> {
     if row.version == if_version {
         return Ok(());
     }

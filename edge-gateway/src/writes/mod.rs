@@ -16,8 +16,11 @@
 //!   transitions of `AppointmentStatus::can_transition_to`.
 
 mod appointments;
+pub mod booking;
 mod collections;
 pub mod push;
+pub mod voids;
+pub mod walk_ins;
 
 use diesel::QueryResult;
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};

@@ -89,6 +89,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    collection_voids (collection_id) {
+        collection_id -> Uuid,
+        lab_id -> Uuid,
+        reason -> Text,
+        voided_by -> Uuid,
+        device_id -> Nullable<Uuid>,
+        voided_at -> Timestamptz,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     collections (id) {
         id -> Uuid,
         lab_id -> Uuid,
@@ -206,6 +218,11 @@ diesel::table! {
         version -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        slot_minutes -> Int2,
+        lab_places -> Int2,
+        opening_hours -> Jsonb,
+        home_slot_minutes -> Int2,
+        home_hours -> Jsonb,
     }
 }
 
@@ -231,6 +248,8 @@ diesel::table! {
         updated_at -> Timestamptz,
         identity_method -> Nullable<Text>,
         identity_validation_mode -> Nullable<Text>,
+        registered_lab_id -> Nullable<Uuid>,
+        registered_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -315,6 +334,9 @@ diesel::joinable!(audit_checkpoints -> gateways (gateway_id));
 diesel::joinable!(audit_checkpoints -> labs (lab_id));
 diesel::joinable!(collection_tubes -> collections (collection_id));
 diesel::joinable!(collection_tubes -> tube_types (tube_type));
+diesel::joinable!(collection_voids -> collections (collection_id));
+diesel::joinable!(collection_voids -> labs (lab_id));
+diesel::joinable!(collection_voids -> staff (voided_by));
 diesel::joinable!(collections -> appointments (appointment_id));
 diesel::joinable!(collections -> labs (lab_id));
 diesel::joinable!(collections -> patients (patient_id));
@@ -324,6 +346,7 @@ diesel::joinable!(devices -> labs (lab_id));
 diesel::joinable!(exam_catalog -> tube_types (tube_type));
 diesel::joinable!(fhir_subscriptions -> integration_clients (client_id));
 diesel::joinable!(gateways -> labs (lab_id));
+diesel::joinable!(patients -> labs (registered_lab_id));
 diesel::joinable!(prescribed_exams -> exam_catalog (exam_code));
 diesel::joinable!(prescribed_exams -> prescriptions (prescription_id));
 diesel::joinable!(prescriptions -> labs (lab_id));
@@ -339,6 +362,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     change_log,
     collection_tubes,
+    collection_voids,
     collections,
     devices,
     exam_catalog,

@@ -114,6 +114,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    collection_voids (collection_id) {
+        collection_id -> Uuid,
+        reason -> Text,
+        voided_by -> Uuid,
+        device_id -> Uuid,
+        voided_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     collections (id) {
         id -> Uuid,
         lab_id -> Uuid,
@@ -222,6 +232,11 @@ diesel::table! {
         name -> Text,
         kind -> Text,
         version -> Int8,
+        slot_minutes -> Int2,
+        lab_places -> Int2,
+        opening_hours -> Jsonb,
+        home_slot_minutes -> Int2,
+        home_hours -> Jsonb,
     }
 }
 
@@ -380,6 +395,7 @@ diesel::table! {
 }
 
 diesel::joinable!(collection_tubes -> collections (collection_id));
+diesel::joinable!(collection_voids -> collections (collection_id));
 diesel::joinable!(prescribed_exams -> prescriptions (prescription_id));
 diesel::joinable!(refresh_tokens -> auth_sessions (session_id));
 
@@ -393,6 +409,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     auth_sessions,
     change_log,
     collection_tubes,
+    collection_voids,
     collections,
     conflicts,
     dead_letters,

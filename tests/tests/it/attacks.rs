@@ -144,7 +144,24 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
     // Logout last: it ends the home sampler's session.
     let mut all = routes::ALL.to_vec();
     all.sort_by_key(|r| *r == routes::LOGOUT);
+    let walk_in = json!({"id": Uuid::now_v7(), "birth_family_name": "Zoubir", "birth_given_names": "Nadia",
+        "birth_date": "1990-01-01", "sex": "F", "birth_place_code": "13055"});
+    let tomorrow_9 = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+    let booking = json!({"id": Uuid::now_v7(), "patient_id": lab_a.theirs, "kind": "lab",
+        "scheduled_at": tomorrow_9.format(&time::format_description::well_known::Rfc3339).unwrap()});
+    let post = |path: String, body: serde_json::Value| Attempt {
+        method: Method::POST,
+        path,
+        body: Some(body),
+    };
+    let mut cases: Vec<(&str, Attempt)> = Vec::new();
     for route in all {
+        // A path's second method is tried as its own case.
+        match route {
+            routes::PATIENTS => cases.push((route, post(route.into(), walk_in.clone()))),
+            routes::APPOINTMENTS => cases.push((route, post(route.into(), booking.clone()))),
+            _ => {}
+        }
         let attempt = match route {
             routes::HEALTHZ | routes::READYZ | routes::OPENAPI_JSON | routes::METRICS => {
                 // Public by design (network-gated, no patient data); /metrics not even from tablets.
@@ -179,6 +196,15 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
                 body: Some(push.clone()),
             },
             routes::SYNC_PULL => get(routes::SYNC_PULL.into()),
+            routes::SLOTS => get(format!("{}?date={today}&kind=lab", routes::SLOTS)),
+            routes::APPOINTMENT_RESCHEDULE => post(
+                with_id(routes::APPOINTMENT_RESCHEDULE, lab_a.theirs_visit),
+                json!({"scheduled_at": booking["scheduled_at"]}),
+            ),
+            routes::COLLECTION_VOID => post(
+                with_id(routes::COLLECTION_VOID, Uuid::now_v7()),
+                json!({"reason": "wrong patient"}),
+            ),
             routes::LOGOUT => Attempt {
                 method: Method::POST,
                 path: routes::LOGOUT.into(),
@@ -186,6 +212,9 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
             },
             other => panic!("a route of the contract the matrix does not know: {other}"),
         };
+        cases.push((route, attempt));
+    }
+    for (route, attempt) in cases {
         tried.push(route);
         // Another lab's token: refused as a token (issuer, audience, key all differ).
         let r = gw.app.send(request(&attempt, Some(&other_lab))).await;
@@ -203,12 +232,15 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
         // (or 422 "not among yours" for a write's reference); list routes answer 200 without the
         // objects out of scope; `me` and `logout` concern the caller only.
         let r = gw.app.send(request(&attempt, Some(&sampler_token))).await;
+        let desk_write = attempt.method == Method::POST && matches!(route, routes::PATIENTS | routes::APPOINTMENTS);
         let s4 = match route {
+            _ if desk_write => assert_refused(&r, &format!("POST {route} other role"), &[403], &secrets),
             routes::ME
             | routes::LOGOUT
             | routes::ROUNDS
             | routes::APPOINTMENTS
             | routes::SYNC_PULL
+            | routes::SLOTS
             | routes::PATIENTS => {
                 // Not a refusal: the caller's own scope. Nothing out of it shows.
                 assert!(
@@ -233,7 +265,7 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
         };
         figures.push(format!("{} {route}: {s1}/{s4}/{s2}/{s3}", attempt.method));
     }
-    assert_eq!(tried.len(), 12, "every token route of the contract");
+    assert_eq!(tried.len(), 17, "every token route and method of the contract");
 
     // The credential routes, with another lab's credentials, none, and a revoked device's.
     let enroll = |code: &str| json!({"code": code, "label": "x", "app_version": "1.0.0"});

@@ -16,6 +16,7 @@ mod console;
 mod continuity;
 mod crash;
 mod deploy_files;
+mod desk;
 mod faults;
 mod feed;
 mod fhir;

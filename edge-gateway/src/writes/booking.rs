@@ -1,0 +1,420 @@
+//! Booking at the desk: `book` (a new appointment in a free slot) and `reschedule` (an appointment
+//! moved to another free slot, against the version the tablet saw), and the slots they offer.
+//!
+//! Rules:
+//! - nurses and lab admins book; a home sampler works on the road from a round planned for them;
+//! - the start is a slot of the lab's booking rules, not started yet, with a free place; the slot's
+//!   lock is taken before its places are counted, so that of two tablets booking the last place at
+//!   once exactly one wins and the other gets 409 `slot_unavailable` with the next free slots;
+//! - a home visit goes to an active home sampler free in that slot (the one with the fewest visits
+//!   that day), at the address given or else the patient's; it has no round position until the
+//!   cloud's round planning gives it one (rounds list such visits by time after the planned ones);
+//! - the prescription, when named, is one of the patient's at this lab.
+//!
+//! A slot taken both here and upstream (by the LIS through FHIR) while the cloud was out of reach is
+//! kept on both sides: the patient was told. The cloud applies the booking and answers `conflict`
+//! with reason `slot_overbooked`, so the lab admin's conflict queue shows it and the desk moves one
+//! of the patients (docs/integration.md).
+
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use labedge_protocol::relay::RelayedOp;
+use labedge_schema::sync::AppointmentRow;
+use labedge_service::error::ApiError;
+use labedge_service::http::ProblemError;
+use mobile_contracts::problem::{ErrorCode, FieldError};
+use mobile_contracts::{
+    Address, Appointment, AppointmentKind, AppointmentStatus, NewAppointment, Reschedule, Role, Slot, SlotList,
+};
+use time::{Date, Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::appointments::{check_version, lock_in_scope};
+use super::{WriteError, durable, entry, invalid, keyed, mutation, wake_relay};
+use crate::auth::Principal;
+use crate::reads::render::render_appointment;
+use crate::state::AppState;
+use crate::store::booking::{self as stored, SlotFilter, SlotRow};
+use crate::store::collections as clinical;
+use crate::store::idempotency::{Answered, idempotent, request_hash};
+use crate::store::{audit, outbox};
+
+/// Who books and reschedules.
+const DESK: [Role; 2] = [Role::Nurse, Role::LabAdmin];
+
+/// How many free slots a refusal offers.
+const OFFERED: usize = 5;
+
+/// How many days ahead a refusal looks for free slots.
+const LOOK_AHEAD_DAYS: i64 = 14;
+
+fn kind_name(kind: AppointmentKind) -> &'static str {
+    match kind {
+        AppointmentKind::Lab => "lab",
+        AppointmentKind::Home => "home",
+    }
+}
+
+fn slot(row: &SlotRow) -> Slot {
+    Slot {
+        start: row.start_at,
+        end: row.end_at,
+        capacity: u16::try_from(row.capacity).unwrap_or(0),
+        free: u16::try_from(row.free()).unwrap_or(0),
+    }
+}
+
+/// `GET /v1/slots?date=&kind=`: the day's slots not started yet.
+pub async fn slots(state: &AppState, date: Date, kind: AppointmentKind) -> Result<SlotList, ApiError> {
+    let lab = state.lab().await?;
+    let mut conn = state.pool.get().await?;
+    let from = SlotFilter {
+        from: Some(OffsetDateTime::now_utc()),
+        exactly: None,
+    };
+    let rows = stored::slots(&mut conn, lab.id, kind_name(kind), (date, &state.config.timezone), from).await?;
+    let slot_minutes = match rows.first() {
+        Some(row) => u16::try_from(row.minutes).unwrap_or(0),
+        None => 0,
+    };
+    Ok(SlotList {
+        date,
+        kind,
+        slot_minutes,
+        items: rows.iter().map(slot).collect(),
+    })
+}
+
+/// The next free slots of `kind` from `after`, over the following days if need be.
+async fn next_free(
+    conn: &mut AsyncPgConnection,
+    lab: Uuid,
+    kind: &str,
+    timezone: &str,
+    after: OffsetDateTime,
+) -> Result<Vec<Slot>, WriteError> {
+    let now = OffsetDateTime::now_utc();
+    let first_day = stored::local_day(conn, after.max(now), timezone).await?;
+    let mut offered = Vec::new();
+    for offset in 0..LOOK_AHEAD_DAYS {
+        let day = first_day + Duration::days(offset);
+        let filter = SlotFilter {
+            from: Some(after.max(now)),
+            exactly: None,
+        };
+        let rows = stored::slots(conn, lab, kind, (day, timezone), filter).await?;
+        offered.extend(rows.iter().filter(|r| r.free() > 0 && r.start_at != after).map(slot));
+        if offered.len() >= OFFERED {
+            break;
+        }
+    }
+    offered.truncate(OFFERED);
+    Ok(offered)
+}
+
+/// The slot starting at `start`, locked, if it is one of the rules' and has not started.
+async fn locked_slot(
+    conn: &mut AsyncPgConnection,
+    lab: Uuid,
+    kind: &str,
+    start: OffsetDateTime,
+    timezone: &str,
+) -> Result<SlotRow, WriteError> {
+    if start < OffsetDateTime::now_utc() {
+        return Err(invalid("/scheduled_at", "is in the past").into());
+    }
+    let day = stored::local_day(conn, start, timezone).await?;
+    stored::lock_slot(conn, lab, kind, start).await?;
+    let exactly = SlotFilter {
+        from: None,
+        exactly: Some(start),
+    };
+    let rows = stored::slots(conn, lab, kind, (day, timezone), exactly).await?;
+    rows.into_iter().next().ok_or_else(|| {
+        invalid(
+            "/scheduled_at",
+            "is not the start of a slot of the lab's hours: take one from GET /v1/slots",
+        )
+        .into()
+    })
+}
+
+/// 409 `slot_unavailable`, with the next free slots.
+async fn unavailable(
+    conn: &mut AsyncPgConnection,
+    lab: Uuid,
+    kind: &str,
+    timezone: &str,
+    start: OffsetDateTime,
+) -> WriteError {
+    let mut problem = ProblemError::new(ErrorCode::SlotUnavailable)
+        .detail("this slot has no free place left: choose one of next_slots")
+        .errors(vec![FieldError::new(
+            "/scheduled_at",
+            "slot_full",
+            "no free place in this slot",
+        )]);
+    match next_free(conn, lab, kind, timezone, start).await {
+        Ok(slots) => problem.problem.next_slots = slots,
+        Err(e) => return e,
+    }
+    problem.into()
+}
+
+/// A free place in `slot` for a visit of `kind`: the home sampler it goes to (home visits), or
+/// `slot_unavailable`.
+async fn place_in(
+    conn: &mut AsyncPgConnection,
+    lab: Uuid,
+    (kind, slot): (&str, &SlotRow),
+    (timezone, prefer, except): (&str, Option<Uuid>, Option<Uuid>),
+) -> Result<Option<Uuid>, WriteError> {
+    if kind == "lab" {
+        if slot.free() == 0 {
+            return Err(unavailable(conn, lab, kind, timezone, slot.start_at).await);
+        }
+        return Ok(None);
+    }
+    let sampler = stored::free_sampler(conn, lab, (slot.start_at, slot.end_at), (timezone, prefer, except)).await?;
+    match sampler {
+        Some(id) => Ok(Some(id)),
+        None => Err(unavailable(conn, lab, kind, timezone, slot.start_at).await),
+    }
+}
+
+/// Books an appointment (`POST /v1/appointments`).
+pub async fn book(
+    state: &AppState,
+    principal: &Principal,
+    key: &str,
+    body: NewAppointment,
+    request_id: &str,
+) -> Result<Answered<Appointment>, ApiError> {
+    principal.require(&DESK)?;
+    let lab = state.lab().await?;
+    let canonical = serde_json::to_vec(&body).map_err(anyhow::Error::from)?;
+    let hash = request_hash(&[b"appointment.create", &canonical]);
+    let timezone = state.config.timezone.clone();
+    let patient = body.patient_id;
+    let mut conn = state.pool.get().await?;
+    let answered = conn
+        .transaction::<_, WriteError, _>(async move |conn| {
+            durable(conn).await?;
+            idempotent(
+                conn,
+                keyed(principal, key, &hash, 201),
+                async |conn| patient_known(conn, patient).await,
+                async move |conn| insert_booking(conn, (lab.id, &timezone), principal, body, request_id).await,
+            )
+            .await
+        })
+        .await?;
+    wake_relay(state, &answered);
+    Ok(answered)
+}
+
+async fn patient_known(conn: &mut AsyncPgConnection, patient: Uuid) -> Result<(), WriteError> {
+    if clinical::patient_exists(conn, patient).await? {
+        Ok(())
+    } else {
+        Err(invalid("/patient_id", "no such patient at this lab").into())
+    }
+}
+
+/// The booking itself, once the key is claimed.
+async fn insert_booking(
+    conn: &mut AsyncPgConnection,
+    (lab_id, timezone): (Uuid, &str),
+    principal: &Principal,
+    body: NewAppointment,
+    request_id: &str,
+) -> Result<Answered<Appointment>, WriteError> {
+    if let Some(existing) = stored::find(conn, body.id).await? {
+        return same_booking(&existing, &body).map(Answered::replayed);
+    }
+    patient_known(conn, body.patient_id).await?;
+    check_prescription(conn, lab_id, &body).await?;
+    let address = visit_address(conn, &body).await?;
+    let kind = kind_name(body.kind);
+    let slot = locked_slot(conn, lab_id, kind, body.scheduled_at, timezone).await?;
+    let sampler = place_in(conn, lab_id, (kind, &slot), (timezone, None, None)).await?;
+    let row = AppointmentRow {
+        id: body.id,
+        lab_id,
+        patient_id: body.patient_id,
+        prescription_id: body.prescription_id,
+        kind: kind.to_owned(),
+        scheduled_at: body.scheduled_at,
+        duration_min: i16::try_from(slot.minutes).unwrap_or(15),
+        address_line: address.as_ref().map(|a| a.line.clone()),
+        postal_code: address.as_ref().map(|a| a.postal_code.clone()),
+        city: address.as_ref().map(|a| a.city.clone()),
+        access_notes: body.access_notes.clone(),
+        assigned_staff_id: sampler,
+        round_position: None,
+        status: "scheduled".into(),
+        status_reason: None,
+        version: 1,
+    };
+    stored::insert(conn, &row).await?;
+    let appointment = render_appointment(&row).map_err(|_| ProblemError::new(ErrorCode::Internal))?;
+    let op = RelayedOp::AppointmentCreate {
+        appointment: appointment.clone(),
+    };
+    outbox::enqueue(conn, &mutation(principal, OffsetDateTime::now_utc(), op)).await?;
+    let audit_entry = entry(
+        principal,
+        lab_id,
+        "appointment.create",
+        row.patient_id,
+        format!("appointment:{}", row.id),
+        request_id,
+    );
+    audit::insert(conn, &[audit_entry]).await?;
+    Ok(Answered::fresh(appointment))
+}
+
+/// A booking id already stored: the same booking (its first answer was lost and the tablet sent it
+/// again under another key) is answered as it is now; another one under that id is a conflict.
+fn same_booking(existing: &AppointmentRow, body: &NewAppointment) -> Result<Appointment, WriteError> {
+    let same = existing.patient_id == body.patient_id
+        && existing.prescription_id == body.prescription_id
+        && existing.kind == kind_name(body.kind)
+        && existing.scheduled_at == body.scheduled_at;
+    if !same {
+        return Err(ProblemError::new(ErrorCode::Conflict)
+            .detail("another appointment already has this id")
+            .errors(vec![FieldError::new("/id", "taken", "already used")])
+            .into());
+    }
+    render_appointment(existing).map_err(|_| ProblemError::new(ErrorCode::Internal).into())
+}
+
+async fn check_prescription(
+    conn: &mut AsyncPgConnection,
+    lab_id: Uuid,
+    body: &NewAppointment,
+) -> Result<(), WriteError> {
+    let Some(id) = body.prescription_id else {
+        return Ok(());
+    };
+    match clinical::prescription(conn, id).await? {
+        Some((patient, lab, _)) if patient == body.patient_id && lab == lab_id => Ok(()),
+        _ => Err(invalid("/prescription_id", "not a prescription of this patient at this lab").into()),
+    }
+}
+
+/// Where a home visit takes place: the address sent, else the patient's; none for a lab visit.
+async fn visit_address(conn: &mut AsyncPgConnection, body: &NewAppointment) -> Result<Option<Address>, WriteError> {
+    if body.kind == AppointmentKind::Lab {
+        if body.address.is_some() || body.access_notes.is_some() {
+            return Err(invalid("/address", "a lab visit takes no address or access notes").into());
+        }
+        return Ok(None);
+    }
+    if let Some(address) = &body.address {
+        return Ok(Some(address.clone()));
+    }
+    let patient = crate::store::reads::load_patient(conn, body.patient_id).await?;
+    let on_record = patient.and_then(|p| match (p.address_line, p.postal_code, p.city) {
+        (Some(line), Some(postal_code), Some(city)) => Some(Address::new(line, postal_code, city)),
+        _ => None,
+    });
+    on_record.map(Some).ok_or_else(|| {
+        invalid(
+            "/address",
+            "a home visit needs an address and the patient has none on record",
+        )
+        .into()
+    })
+}
+
+/// Moves an appointment to another slot (`POST /v1/appointments/{id}/reschedule`, `If-Match`).
+pub async fn reschedule(
+    state: &AppState,
+    principal: &Principal,
+    key: &str,
+    (id, if_version): (Uuid, i64),
+    body: Reschedule,
+    request_id: &str,
+) -> Result<Answered<Appointment>, ApiError> {
+    principal.require(&DESK)?;
+    let lab = state.lab().await?;
+    let canonical = serde_json::to_vec(&body).map_err(anyhow::Error::from)?;
+    let hash = request_hash(&[
+        b"appointment.reschedule",
+        id.as_bytes(),
+        &if_version.to_be_bytes(),
+        &canonical,
+    ]);
+    let timezone = state.config.timezone.clone();
+    let mut conn = state.pool.get().await?;
+    let answered = conn
+        .transaction::<_, WriteError, _>(async move |conn| {
+            durable(conn).await?;
+            idempotent(
+                conn,
+                keyed(principal, key, &hash, 200),
+                async |conn| lock_in_scope(conn, lab.id, principal, id).await.map(|_| ()),
+                async move |conn| {
+                    move_booking(conn, (lab.id, &timezone), principal, (id, if_version), body, request_id).await
+                },
+            )
+            .await
+        })
+        .await?;
+    wake_relay(state, &answered);
+    Ok(answered)
+}
+
+async fn move_booking(
+    conn: &mut AsyncPgConnection,
+    (lab_id, timezone): (Uuid, &str),
+    principal: &Principal,
+    (id, if_version): (Uuid, i64),
+    body: Reschedule,
+    request_id: &str,
+) -> Result<Answered<Appointment>, WriteError> {
+    let row = lock_in_scope(conn, lab_id, principal, id).await?;
+    check_version(&row, if_version)?;
+    if row.status != "scheduled" {
+        return Err(ProblemError::new(ErrorCode::InvalidTransition)
+            .detail("only a scheduled appointment can be moved to another slot")
+            .into());
+    }
+    if row.scheduled_at == body.scheduled_at {
+        return Err(invalid("/scheduled_at", "is the appointment's current start").into());
+    }
+    let slot = locked_slot(conn, lab_id, &row.kind, body.scheduled_at, timezone).await?;
+    let sampler = place_in(
+        conn,
+        lab_id,
+        (&row.kind, &slot),
+        (timezone, row.assigned_staff_id, Some(id)),
+    )
+    .await?;
+    let assigned = if row.kind == "home" {
+        sampler
+    } else {
+        row.assigned_staff_id
+    };
+    let moved = stored::move_to(conn, id, body.scheduled_at, assigned, row.version + 1).await?;
+    let op = RelayedOp::AppointmentReschedule {
+        appointment_id: id,
+        if_version,
+        scheduled_at: body.scheduled_at,
+        assigned_staff_id: assigned,
+    };
+    outbox::enqueue(conn, &mutation(principal, OffsetDateTime::now_utc(), op)).await?;
+    let audit_entry = entry(
+        principal,
+        lab_id,
+        "appointment.reschedule",
+        row.patient_id,
+        format!("appointment:{id}"),
+        request_id,
+    );
+    audit::insert(conn, &[audit_entry]).await?;
+    let rendered = render_appointment(&moved).map_err(|_| ProblemError::new(ErrorCode::Internal))?;
+    debug_assert_eq!(rendered.status, AppointmentStatus::Scheduled);
+    Ok(Answered::fresh(rendered))
+}

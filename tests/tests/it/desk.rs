@@ -1,0 +1,511 @@
+//! The lab's own day at the edge (issue 15): booking in free slots, walk-in patients, corrections,
+//! against a gateway on real PostgreSQL and Redis; and the whole set written with the cloud out of
+//! reach, then relayed exactly once, with a slot the LIS took meanwhile shown in the conflict queue.
+
+use actix_web::test::TestRequest;
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use labedge_edge_gateway::relay::Relay;
+use labedge_tests::app::{TestApp, TestResponse};
+use labedge_tests::cloud::TestCloud;
+use labedge_tests::edge_data::{self, patient, prescription};
+use labedge_tests::gateway::{HOME_SAMPLER, NURSE, TestGateway};
+use mobile_contracts::problem::ErrorCode;
+use mobile_contracts::routes::{self, with_id};
+use mobile_contracts::{Appointment, AppointmentKind, Patient, SlotList, VoidReceipt};
+use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
+use time::macros::date;
+use time::{Date, Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// Every day the same hours, so that the tests run any day: lab visits 08:00–09:00 in 15-minute
+/// slots of `places` places, home visits 08:00–10:00 in 30-minute slots.
+fn rules_sql(places: i32) -> String {
+    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let hours = |open: &str, close: &str| {
+        let entries: Vec<String> = days
+            .iter()
+            .map(|d| format!("\"{d}\": [[\"{open}\", \"{close}\"]]"))
+            .collect();
+        format!("{{{}}}", entries.join(", "))
+    };
+    format!(
+        "UPDATE labs SET slot_minutes = 15, lab_places = {places}, opening_hours = '{}', \
+         home_slot_minutes = 30, home_hours = '{}'",
+        hours("08:00", "09:00"),
+        hours("08:00", "10:00")
+    )
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap()
+}
+
+struct Desk {
+    gw: TestGateway,
+    nurse: String,
+    sampler: String,
+    tomorrow: Date,
+    patient: Uuid,
+    prescription: Uuid,
+    other_prescription: Uuid,
+}
+
+async fn token(gw: &TestGateway, (login, pin): (&str, &str)) -> String {
+    let device = gw.enroll(None).await;
+    gw.login(&device, login, pin)
+        .await
+        .access_token
+        .expose_secret()
+        .to_owned()
+}
+
+async fn desk(places: i32) -> Desk {
+    let gw = TestGateway::start().await;
+    edge_data::insert_catalog(&gw).await;
+    gw.db.conn().await.batch_execute(&rules_sql(places)).await.unwrap();
+    let today = edge_data::local_today(&gw).await;
+    let first = patient("Lefèvre", "Amandine", date!(1984 - 06 - 30));
+    let second = patient("Martin", "Louise", date!(1960 - 01 - 01));
+    edge_data::upsert_patients(&gw, &[first.clone(), second.clone()]).await;
+    let rx = prescription(gw.lab_id, first.id, today, &["NFS"]);
+    let other_rx = prescription(gw.lab_id, second.id, today, &["NFS"]);
+    edge_data::upsert_prescriptions(&gw, &[rx.clone(), other_rx.clone()]).await;
+    let nurse = token(&gw, NURSE).await;
+    let sampler = token(&gw, HOME_SAMPLER).await;
+    Desk {
+        tomorrow: today + Duration::days(1),
+        patient: first.id,
+        prescription: rx.prescription.id,
+        other_prescription: other_rx.prescription.id,
+        nurse,
+        sampler,
+        gw,
+    }
+}
+
+async fn send(app: &TestApp, request: TestRequest, token: &str, if_match: Option<i64>) -> TestResponse {
+    let mut request = request
+        .insert_header(("authorization", format!("Bearer {token}")))
+        .insert_header(("idempotency-key", Uuid::now_v7().to_string()));
+    if let Some(version) = if_match {
+        request = request.insert_header(("if-match", format!("\"{version}\"")));
+    }
+    app.send(request).await
+}
+
+async fn post(app: &TestApp, path: &str, token: &str, body: &Value) -> TestResponse {
+    send(app, TestRequest::post().uri(path).set_json(body), token, None).await
+}
+
+async fn slots(app: &TestApp, token: &str, day: Date, kind: &str) -> SlotList {
+    app.get_authed(&format!("{}?date={day}&kind={kind}", routes::SLOTS), token)
+        .await
+        .expect(200)
+        .json()
+}
+
+fn booking(patient: Uuid, kind: &str, at: OffsetDateTime) -> Value {
+    json!({"id": Uuid::now_v7(), "patient_id": patient, "kind": kind, "scheduled_at": rfc3339(at)})
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn count(gw: &TestGateway, sql: &str) -> i64 {
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut gw.db.conn().await)
+        .await
+        .unwrap()
+        .n
+}
+
+async fn outbox_kinds(gw: &TestGateway) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Kind {
+        #[diesel(sql_type = Text)]
+        kind: String,
+    }
+    diesel::sql_query("SELECT kind FROM outbox ORDER BY seq")
+        .load::<Kind>(&mut gw.db.conn().await)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kind)
+        .collect()
+}
+
+fn assert_code(response: &TestResponse, code: ErrorCode, pointer: Option<&str>) {
+    let problem = response.problem();
+    assert_eq!(problem.code, code, "{problem:?}");
+    if let Some(pointer) = pointer {
+        assert!(
+            problem.errors.iter().any(|e| e.pointer == pointer),
+            "{pointer}: {problem:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookings_take_free_slots_of_the_lab_rules_and_refuse_the_rest() {
+    let d = desk(1).await;
+    let (app, nurse) = (&d.gw.app, d.nurse.as_str());
+    let at = |h: u8, m: u8| edge_data::local_time(&d.gw, d.tomorrow, h, m);
+
+    let lab_slots = slots(app, nurse, d.tomorrow, "lab").await;
+    assert_eq!(
+        (lab_slots.slot_minutes, lab_slots.items.len()),
+        (15, 4),
+        "08:00 to 09:00 by 15"
+    );
+    assert_eq!(lab_slots.items[0].start, at(8, 0).await);
+    assert!(lab_slots.items.iter().all(|s| (s.capacity, s.free) == (1, 1)));
+    // Bad queries and callers.
+    for query in [
+        "?date=2026-13-01&kind=lab",
+        "?date=2026-12-07",
+        "?date=2026-12-07&kind=car",
+        "",
+    ] {
+        let response = app.get_authed(&format!("{}{query}", routes::SLOTS), nurse).await;
+        assert!(
+            matches!(response.status.as_u16(), 400 | 422),
+            "{query}: {}",
+            response.status
+        );
+    }
+    app.get(&format!("{}?date={}&kind=lab", routes::SLOTS, d.tomorrow))
+        .await
+        .expect(401);
+
+    let before = count(&d.gw, "SELECT count(*) AS n FROM appointments").await;
+    // A home sampler does not book.
+    let response = post(
+        app,
+        routes::APPOINTMENTS,
+        &d.sampler,
+        &booking(d.patient, "lab", at(8, 0).await),
+    )
+    .await;
+    assert_code(&response.expect(403), ErrorCode::Forbidden, None);
+    // Not a slot start, in the past, an unknown patient, another patient's prescription, a lab
+    // visit with an address, a nil id: 422 naming the field.
+    for (body, pointer) in [
+        (booking(d.patient, "lab", at(8, 5).await), "/scheduled_at"),
+        (booking(d.patient, "lab", at(19, 0).await), "/scheduled_at"),
+        (
+            booking(d.patient, "lab", OffsetDateTime::now_utc() - Duration::days(2)),
+            "/scheduled_at",
+        ),
+        (booking(Uuid::now_v7(), "lab", at(8, 0).await), "/patient_id"),
+    ] {
+        let response = post(app, routes::APPOINTMENTS, nurse, &body).await.expect(422);
+        assert_code(&response, ErrorCode::ValidationFailed, Some(pointer));
+    }
+    let mut wrong_rx = booking(d.patient, "lab", at(8, 0).await);
+    wrong_rx["prescription_id"] = json!(d.other_prescription);
+    let response = post(app, routes::APPOINTMENTS, nurse, &wrong_rx).await.expect(422);
+    assert_code(&response, ErrorCode::ValidationFailed, Some("/prescription_id"));
+    let mut with_address = booking(d.patient, "lab", at(8, 0).await);
+    with_address["address"] = json!({"line": "1 rue A", "postal_code": "75001", "city": "Paris"});
+    let response = post(app, routes::APPOINTMENTS, nurse, &with_address).await.expect(422);
+    assert_code(&response, ErrorCode::ValidationFailed, Some("/address"));
+    let mut nil = booking(d.patient, "lab", at(8, 0).await);
+    nil["id"] = json!(Uuid::nil());
+    let response = post(app, routes::APPOINTMENTS, nurse, &nil).await.expect(422);
+    assert_code(&response, ErrorCode::ValidationFailed, Some("/id"));
+    assert_eq!(
+        count(&d.gw, "SELECT count(*) AS n FROM appointments").await,
+        before,
+        "nothing stored"
+    );
+    assert!(outbox_kinds(&d.gw).await.is_empty());
+
+    // The booking: 201, version 1 in ETag, queued for the cloud, audited; the slot is now full.
+    let mut body = booking(d.patient, "lab", at(8, 0).await);
+    body["prescription_id"] = json!(d.prescription);
+    let response = post(app, routes::APPOINTMENTS, nurse, &body).await.expect(201);
+    assert_eq!(response.header("etag").as_deref(), Some("\"1\""));
+    let booked: Appointment = response.json();
+    assert_eq!(
+        (booked.kind, booked.version, booked.duration_min),
+        (AppointmentKind::Lab, 1, 15)
+    );
+    assert_eq!(outbox_kinds(&d.gw).await, ["appointment.create"]);
+    assert_eq!(
+        count(
+            &d.gw,
+            "SELECT count(*) AS n FROM audit_log WHERE action = 'appointment.create'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(slots(app, nurse, d.tomorrow, "lab").await.items[0].free, 0);
+    // The same booking again under another key (its answer was lost): the same appointment, once.
+    let again = post(app, routes::APPOINTMENTS, nurse, &body).await.expect(201);
+    assert_eq!(again.json::<Appointment>().id, booked.id);
+    assert_eq!(outbox_kinds(&d.gw).await.len(), 1);
+    // Another patient in the full slot: 409 with the next free slots.
+    let other = patient("Petit", "Jean", date!(1970 - 02 - 02));
+    edge_data::upsert_patients(&d.gw, std::slice::from_ref(&other)).await;
+    let response = post(
+        app,
+        routes::APPOINTMENTS,
+        nurse,
+        &booking(other.id, "lab", at(8, 0).await),
+    )
+    .await
+    .expect(409);
+    let problem = response.problem();
+    assert_eq!(problem.code, ErrorCode::SlotUnavailable);
+    let offered: Vec<OffsetDateTime> = problem.next_slots.iter().map(|s| s.start).collect();
+    assert_eq!(offered[..3], [at(8, 15).await, at(8, 30).await, at(8, 45).await]);
+
+    // Reschedule: If-Match required and checked, then 200 at version 2; the old slot frees.
+    let path = with_id(routes::APPOINTMENT_RESCHEDULE, booked.id);
+    let to = json!({"scheduled_at": rfc3339(at(8, 30).await)});
+    let response = send(app, TestRequest::post().uri(&path).set_json(&to), nurse, None).await;
+    assert_code(&response.expect(428), ErrorCode::PreconditionRequired, None);
+    let response = send(app, TestRequest::post().uri(&path).set_json(&to), nurse, Some(5)).await;
+    assert_code(&response.expect(412), ErrorCode::VersionMismatch, None);
+    let response = send(app, TestRequest::post().uri(&path).set_json(&to), nurse, Some(1)).await;
+    let moved: Appointment = response.expect(200).json();
+    assert_eq!((moved.scheduled_at, moved.version), (at(8, 30).await, 2));
+    let day = slots(app, nurse, d.tomorrow, "lab").await;
+    assert_eq!(day.items.iter().map(|s| s.free).collect::<Vec<_>>(), [1, 1, 0, 1]);
+    // Cancelled with its version: the slot frees.
+    let cancel = TestRequest::patch()
+        .uri(&with_id(routes::APPOINTMENT, booked.id))
+        .set_json(json!({"status": "cancelled", "reason": "patient called"}));
+    send(app, cancel, nurse, Some(2)).await.expect(200);
+    assert!(
+        slots(app, nurse, d.tomorrow, "lab")
+            .await
+            .items
+            .iter()
+            .all(|s| s.free == 1)
+    );
+    assert_eq!(
+        outbox_kinds(&d.gw).await,
+        ["appointment.create", "appointment.reschedule", "appointment.update"]
+    );
+
+    // A home visit goes to the lab's home sampler, at the patient's address; a second one in the same
+    // slot has no sampler left.
+    let home = post(
+        app,
+        routes::APPOINTMENTS,
+        nurse,
+        &booking(d.patient, "home", at(9, 0).await),
+    )
+    .await
+    .expect(201)
+    .json::<Appointment>();
+    assert_eq!(home.assigned_staff_id, Some(d.gw.staff_id(HOME_SAMPLER.0)));
+    assert_eq!(home.address.as_ref().map(|a| a.city.as_str()), Some("Paris"));
+    let response = post(
+        app,
+        routes::APPOINTMENTS,
+        nurse,
+        &booking(other.id, "home", at(9, 0).await),
+    )
+    .await;
+    assert_code(&response.expect(409), ErrorCode::SlotUnavailable, None);
+    let home_day = slots(app, nurse, d.tomorrow, "home").await;
+    assert_eq!(home_day.items.iter().map(|s| s.free).collect::<Vec<_>>(), [1, 1, 0, 1]);
+    // The sampler sees it in their round of the day.
+    let round: Value = app
+        .get_authed(&format!("{}?date={}", routes::ROUNDS, d.tomorrow), &d.sampler)
+        .await
+        .expect(200)
+        .json();
+    assert!(round.to_string().contains(&home.id.to_string()), "{round}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tablets_booking_the_last_place_at_once_exactly_one_wins() {
+    let d = desk(1).await;
+    let start = edge_data::local_time(&d.gw, d.tomorrow, 8, 15).await;
+    let others: Vec<_> = (0..6)
+        .map(|i| patient("Durand", "Paul", date!(1950 - 01 - 01) + Duration::days(i)))
+        .collect();
+    edge_data::upsert_patients(&d.gw, &others).await;
+    let second_nurse = token(&d.gw, NURSE).await;
+    let tokens = [d.nurse.as_str(), second_nurse.as_str()];
+    let attempts = others.iter().enumerate().map(|(i, p)| {
+        let body = booking(p.id, "lab", start);
+        let token = tokens[i % 2];
+        let app = &d.gw.app;
+        async move { post(app, routes::APPOINTMENTS, token, &body).await }
+    });
+    let responses = futures_util::future::join_all(attempts).await;
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 5, "{statuses:?}");
+    for response in responses.iter().filter(|r| r.status.as_u16() == 409) {
+        let problem = response.problem();
+        assert_eq!(problem.code, ErrorCode::SlotUnavailable);
+        assert!(!problem.next_slots.is_empty() && problem.next_slots.iter().all(|s| s.start != start));
+    }
+    let booked = count(
+        &d.gw,
+        &format!(
+            "SELECT count(*) AS n FROM appointments WHERE scheduled_at = '{}'",
+            rfc3339(start)
+        ),
+    )
+    .await;
+    assert_eq!(booked, 1);
+}
+
+fn walk_in(family: &str, given: &str, birth: &str) -> Value {
+    json!({
+        "id": Uuid::now_v7(), "birth_family_name": family, "birth_given_names": given,
+        "birth_date": birth, "sex": "F", "birth_place_code": "13055",
+        "phone": "+33 6 12 34 56 78",
+        "address": {"line": "3 place du Marché", "postal_code": "13001", "city": "Marseille"}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walk_ins_are_offered_their_probable_duplicates_before_they_are_created() {
+    let d = desk(1).await;
+    let (app, nurse) = (&d.gw.app, d.nurse.as_str());
+    let before = count(&d.gw, "SELECT count(*) AS n FROM patients").await;
+
+    // Bad traits, the home sampler, a wrong NIR key: refused, nothing stored.
+    let mut bad = walk_in("R2D2", "Amandine", "1984-06-30");
+    bad["birth_place_code"] = json!("2C004");
+    let response = post(app, routes::PATIENTS, nurse, &bad).await.expect(422);
+    assert_code(&response, ErrorCode::ValidationFailed, Some("/birth_family_name"));
+    assert_code(&response, ErrorCode::ValidationFailed, Some("/birth_place_code"));
+    assert!(!response.text().contains("R2D2"), "no submitted value in the answer");
+    let mut wrong_key = walk_in("Durand", "Anne", "1984-06-30");
+    wrong_key["nir"] = json!("284069912611193");
+    let response = post(app, routes::PATIENTS, nurse, &wrong_key).await.expect(422);
+    assert_code(&response, ErrorCode::ValidationFailed, Some("/nir"));
+    let response = post(
+        app,
+        routes::PATIENTS,
+        &d.sampler,
+        &walk_in("Durand", "Anne", "1984-06-30"),
+    )
+    .await;
+    assert_code(&response.expect(403), ErrorCode::Forbidden, None);
+    assert_eq!(count(&d.gw, "SELECT count(*) AS n FROM patients").await, before);
+
+    // "LEFEBVRE" born the same day as "Lefèvre": offered as a probable duplicate, the offer audited.
+    let mut body = walk_in("LEFEBVRE", "Amandine Rose", "1984-06-30");
+    let response = post(app, routes::PATIENTS, nurse, &body).await.expect(409);
+    let problem = response.problem();
+    assert_eq!(problem.code, ErrorCode::PossibleDuplicate);
+    assert_eq!(problem.candidates.iter().map(|c| c.id).collect::<Vec<_>>(), [d.patient]);
+    assert_eq!(
+        count(
+            &d.gw,
+            "SELECT count(*) AS n FROM audit_log WHERE action = 'patient.duplicate_offered'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(count(&d.gw, "SELECT count(*) AS n FROM patients").await, before);
+    // Set aside by the nurse: created, provisional, queued, readable.
+    body["confirmed_distinct_from"] = json!([d.patient]);
+    let response = post(app, routes::PATIENTS, nurse, &body).await.expect(201);
+    let created: Patient = response.json();
+    assert_eq!(created.identity_status, mobile_contracts::IdentityStatus::Provisional);
+    assert_eq!(created.identity.first_given_name.as_str(), "Amandine");
+    assert_eq!(outbox_kinds(&d.gw).await, ["patient.create"]);
+    app.get_authed(&with_id(routes::PATIENT, created.id), nurse)
+        .await
+        .expect(200);
+    // A document checked: validated. A NIR already a patient's can never be set aside.
+    let mut validated = walk_in("Nguyen", "Thi", "1992-03-04");
+    validated["identity_document"] = json!("passport");
+    validated["nir"] = json!(edge_data::nir("F", date!(1992 - 03 - 04), 7));
+    let nguyen: Patient = post(app, routes::PATIENTS, nurse, &validated).await.expect(201).json();
+    assert_eq!(nguyen.identity_status, mobile_contracts::IdentityStatus::Validated);
+    let mut same_nir = walk_in("Autre", "Nom", "1992-03-04");
+    same_nir["nir"] = validated["nir"].clone();
+    same_nir["confirmed_distinct_from"] = json!([nguyen.id]);
+    let response = post(app, routes::PATIENTS, nurse, &same_nir).await.expect(409);
+    assert_code(&response, ErrorCode::Conflict, Some("/nir"));
+
+    // The same walk-in entered on two tablets at once: one is created, the other is offered it.
+    let second_nurse = token(&d.gw, NURSE).await;
+    let (a, b) = (
+        walk_in("Girard", "Léa", "2001-09-09"),
+        walk_in("GIRARD", "Lea", "2001-09-09"),
+    );
+    let (first, second) = tokio::join!(
+        post(app, routes::PATIENTS, nurse, &a),
+        post(app, routes::PATIENTS, &second_nurse, &b)
+    );
+    let mut statuses = [first.status.as_u16(), second.status.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409]);
+    let (won, lost) = if first.status.as_u16() == 201 {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert_eq!(
+        lost.problem().candidates.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [won.json::<Patient>().id]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_recorded_by_mistake_is_voided_with_a_reason_never_deleted() {
+    let d = desk(1).await;
+    let (app, nurse) = (&d.gw.app, d.nurse.as_str());
+    let collection = edge_data::collection(d.patient, d.prescription, &["EDTA"]);
+    post(
+        app,
+        routes::COLLECTIONS,
+        nurse,
+        &serde_json::to_value(&collection).unwrap(),
+    )
+    .await
+    .expect(201);
+    let path = with_id(routes::COLLECTION_VOID, collection.id);
+    // No reason, a blank one, an unknown collection, a home sampler who did not record it.
+    for body in [json!({}), json!({"reason": "  x  "}), json!({"reason": "ab"})] {
+        let response = post(app, &path, nurse, &body).await;
+        assert!(
+            matches!(response.status.as_u16(), 400 | 422),
+            "{body}: {}",
+            response.status
+        );
+    }
+    let unknown = with_id(routes::COLLECTION_VOID, Uuid::now_v7());
+    post(app, &unknown, nurse, &json!({"reason": "wrong patient"}))
+        .await
+        .expect(404);
+    post(app, &path, &d.sampler, &json!({"reason": "wrong patient"}))
+        .await
+        .expect(404);
+    assert_eq!(count(&d.gw, "SELECT count(*) AS n FROM collection_voids").await, 0);
+
+    let receipt: VoidReceipt = post(app, &path, nurse, &json!({"reason": "wrong patient labelled"}))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(receipt.collection_id, collection.id);
+    let response = post(app, &path, nurse, &json!({"reason": "again"})).await.expect(409);
+    assert_code(&response, ErrorCode::Conflict, None);
+    assert_eq!(count(&d.gw, "SELECT count(*) AS n FROM collections").await, 1, "kept");
+    assert_eq!(outbox_kinds(&d.gw).await, ["collection.create", "collection.void"]);
+    assert_eq!(
+        count(
+            &d.gw,
+            "SELECT count(*) AS n FROM audit_log WHERE action = 'collection.void'"
+        )
+        .await,
+        1
+    );
+}
