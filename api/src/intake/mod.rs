@@ -102,6 +102,7 @@ async fn verdicts(
     let mut acks: HashMap<Uuid, MutationAck> = HashMap::new();
     let mut seen_in_batch: HashSet<Uuid> = HashSet::new();
     let mut new_collections: Vec<&RelayedMutation> = Vec::new();
+    let mut voids: Vec<&RelayedMutation> = Vec::new();
     for mutation in batch {
         // The same id twice in one batch: the second is a duplicate of the first.
         if !seen_in_batch.insert(mutation.mutation_id) {
@@ -120,6 +121,8 @@ async fn verdicts(
         }
         match &mutation.op {
             RelayedOp::CollectionCreate { .. } => new_collections.push(mutation),
+            // After the collections: a void names a collection that may be in this very batch.
+            RelayedOp::CollectionVoid { .. } => voids.push(mutation),
             RelayedOp::AppointmentUpdate {
                 appointment_id,
                 if_version,
@@ -142,6 +145,12 @@ async fn verdicts(
     }
     for ack in insert_collections(conn, lab_id, &new_collections).await? {
         acks.insert(ack.mutation_id, ack);
+    }
+    for mutation in voids {
+        acks.insert(
+            mutation.mutation_id,
+            desk_verdict(conn, lab_id, mutation, &mutation.op).await?,
+        );
     }
     Ok(acks)
 }

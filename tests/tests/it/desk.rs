@@ -22,6 +22,11 @@ use uuid::Uuid;
 /// Every day the same hours, so that the tests run any day: lab visits 08:00–09:00 in 15-minute
 /// slots of `places` places, home visits 08:00–10:00 in 30-minute slots.
 fn rules_sql(places: i32) -> String {
+    rules_sql_with(places, ("08:00", "09:00"))
+}
+
+/// [`rules_sql`] with lab visits from `open` to `close`.
+fn rules_sql_with(places: i32, (open, close): (&str, &str)) -> String {
     let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
     let hours = |open: &str, close: &str| {
         let entries: Vec<String> = days
@@ -33,7 +38,7 @@ fn rules_sql(places: i32) -> String {
     format!(
         "UPDATE labs SET slot_minutes = 15, lab_places = {places}, opening_hours = '{}', \
          home_slot_minutes = 30, home_hours = '{}'",
-        hours("08:00", "09:00"),
+        hours(open, close),
         hours("08:00", "10:00")
     )
 }
@@ -508,4 +513,226 @@ async fn a_collection_recorded_by_mistake_is_voided_with_a_reason_never_deleted(
         .await,
         1
     );
+}
+
+const VISIT: &str = "https://labedge.labanalyse.fr/fhir/CodeSystem/visit-kind";
+
+async fn drain(relay: &Relay) {
+    let mut last = None;
+    for _ in 0..20 {
+        match relay.pass().await {
+            Ok(labedge_edge_gateway::relay::Pass::Idle) => return,
+            Ok(_) => {}
+            Err(e) => last = Some(e.to_string()),
+        }
+    }
+    panic!("the outbox did not drain (last error: {last:?})");
+}
+
+async fn cloud_count(cloud: &TestCloud, sql: &str) -> i64 {
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut cloud.db.conn().await)
+        .await
+        .unwrap()
+        .n
+}
+
+#[derive(diesel::QueryableByName)]
+struct Visit {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    patient: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    prescription: Uuid,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_works_with_the_cloud_down_and_its_writes_reach_the_cloud_and_the_lis_exactly_once() {
+    let (cloud, summary) = TestCloud::seeded(60, 1).await;
+    let lab = summary.proximity_labs().next().unwrap().clone();
+    cloud
+        .db
+        .conn()
+        .await
+        .batch_execute(&rules_sql_with(1, ("06:00", "21:00")))
+        .await
+        .unwrap();
+    let (gw, upstreams) = cloud.bootstrapped_gateway(&lab.code).await;
+    let admin = gw.admin_login_as(&lab.logins.lab_admin, "labedge-admin").await;
+    let device = gw.enroll_with(&admin, None).await;
+    let nurse = gw.login(&device, lab.logins.nurse.as_deref().unwrap(), "1234").await;
+    let nurse = nurse.access_token.expose_secret().to_owned();
+    let relay = Relay::new(gw.state.clone(), upstreams.clone());
+    // Two slots of tomorrow that the seeded appointments left free.
+    let tomorrow = edge_data::local_today(&gw).await + Duration::days(1);
+    let free: Vec<OffsetDateTime> = slots(&gw.app, &nurse, tomorrow, "lab")
+        .await
+        .items
+        .iter()
+        .filter(|s| s.free == 1)
+        .map(|s| s.start)
+        .collect();
+    let (eight, eight_fifteen) = (free[0], free[1]);
+    cloud.stop().await;
+
+    // The cloud is down: a walk-in, their booking moved once, a collection and its void.
+    let mut body = walk_in("Ferreira", "Ana", "1988-08-08");
+    let mut response = post(&gw.app, routes::PATIENTS, &nurse, &body).await;
+    if response.status.as_u16() == 409 {
+        let ids: Vec<Uuid> = response.problem().candidates.iter().map(|c| c.id).collect();
+        body["confirmed_distinct_from"] = json!(ids);
+        response = post(&gw.app, routes::PATIENTS, &nurse, &body).await;
+    }
+    let walk_in: Patient = response.expect(201).json();
+    let booked: Appointment = post(
+        &gw.app,
+        routes::APPOINTMENTS,
+        &nurse,
+        &booking(walk_in.id, "lab", eight),
+    )
+    .await
+    .expect(201)
+    .json();
+    let path = with_id(routes::APPOINTMENT_RESCHEDULE, booked.id);
+    let to = json!({"scheduled_at": rfc3339(eight_fifteen)});
+    send(&gw.app, TestRequest::post().uri(&path).set_json(&to), &nurse, Some(1))
+        .await
+        .expect(200);
+    let visit: Visit = diesel::sql_query(
+        "SELECT patient_id AS patient, prescription_id AS prescription FROM appointments \
+         WHERE status = 'scheduled' AND prescription_id IS NOT NULL ORDER BY scheduled_at LIMIT 1",
+    )
+    .get_result(&mut gw.db.conn().await)
+    .await
+    .unwrap();
+    let collection = edge_data::collection(visit.patient, visit.prescription, &["EDTA"]);
+    post(
+        &gw.app,
+        routes::COLLECTIONS,
+        &nurse,
+        &serde_json::to_value(&collection).unwrap(),
+    )
+    .await
+    .expect(201);
+    let void = with_id(routes::COLLECTION_VOID, collection.id);
+    post(
+        &gw.app,
+        &void,
+        &nurse,
+        &json!({"reason": "labelled for the wrong patient"}),
+    )
+    .await
+    .expect(200);
+    assert!(relay.pass().await.is_err(), "the cloud is down");
+    let queued = outbox_kinds(&gw).await;
+    assert_eq!(
+        queued,
+        [
+            "patient.create",
+            "appointment.create",
+            "appointment.reschedule",
+            "collection.create",
+            "collection.void"
+        ]
+    );
+
+    // The cloud comes back; before the gateway catches up, the LIS books 08:15 for another patient
+    // through FHIR: the slot (one place) ends up taken on both sides.
+    cloud.restart().await;
+    let (lis, _) = cloud.integration_client("lis", "system/*.*").await;
+    let other_patient = visit.patient;
+    let appointment = json!({
+        "resourceType": "Appointment", "status": "booked",
+        "appointmentType": {"coding": [{"system": VISIT, "code": "lab"}]},
+        "start": rfc3339(eight_fifteen), "minutesDuration": 15,
+        "participant": [
+            {"actor": {"reference": format!("Patient/{other_patient}")}, "status": "accepted"},
+            {"actor": {"reference": format!("Location/{}", lab.id)}, "status": "accepted"}
+        ]
+    });
+    let created = lis
+        .post(format!("{}/fhir/R4/Appointment", cloud.url()))
+        .header("content-type", "application/fhir+json")
+        .body(appointment.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201, "{}", created.text().await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(5_100)).await; // the circuit's first rest
+    drain(&relay).await;
+
+    // Exactly once in the cloud, the walk-in in the lab's scope, the overbooking in the conflict queue.
+    let applied = format!(
+        "SELECT count(*) AS n FROM applied_mutations WHERE lab_id = '{}'",
+        lab.id
+    );
+    assert_eq!(cloud_count(&cloud, &applied).await, 5);
+    let patient_sql = format!(
+        "SELECT count(*) AS n FROM patients WHERE id = '{}' AND registered_lab_id = '{}' \
+         AND identity_status = 'provisional' AND identity_method = 'SM'",
+        walk_in.id, lab.id
+    );
+    assert_eq!(cloud_count(&cloud, &patient_sql).await, 1);
+    let moved = format!(
+        "SELECT count(*) AS n FROM appointments WHERE id = '{}' AND version = 2 AND scheduled_at = '{}'",
+        booked.id,
+        rfc3339(eight_fifteen)
+    );
+    assert_eq!(cloud_count(&cloud, &moved).await, 1);
+    let voided = format!(
+        "SELECT count(*) AS n FROM collection_voids WHERE collection_id = '{}'",
+        collection.id
+    );
+    assert_eq!(cloud_count(&cloud, &voided).await, 1);
+    let conflicts: Vec<labedge_edge_gateway::conflicts::ConflictView> = gw
+        .console(&admin, TestRequest::get().uri("/admin/v1/conflicts"))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(conflicts[0].entity_key, format!("appointment:{}", booked.id));
+
+    // Acknowledgements lost on the way: everything is sent again and nothing is doubled.
+    gw.db
+        .conn()
+        .await
+        .batch_execute("UPDATE outbox SET sent_at = NULL, outcome = NULL")
+        .await
+        .unwrap();
+    drain(&relay).await;
+    assert_eq!(cloud_count(&cloud, &applied).await, 5);
+    assert_eq!(cloud_count(&cloud, &voided).await, 1);
+    let walk_ins = format!(
+        "SELECT count(*) AS n FROM patients WHERE registered_lab_id = '{}'",
+        lab.id
+    );
+    assert_eq!(cloud_count(&cloud, &walk_ins).await, 1);
+
+    // The LIS sees the walk-in, the booking and the voided Specimen.
+    let get = |path: String| {
+        let lis = lis.clone();
+        let url = format!("{}/fhir/R4{path}", cloud.url());
+        async move {
+            let response = lis.get(url).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let patient = get(format!("/Patient/{}", walk_in.id)).await;
+    assert_eq!(patient["name"][0]["family"], "Ferreira");
+    let specimen = get(format!("/Specimen/{}-1", collection.id)).await;
+    assert_eq!(specimen["status"], "entered-in-error");
+    assert_eq!(specimen["meta"]["versionId"], "2");
+    get(format!("/Appointment/{}", booked.id)).await;
+
+    // The feed brings the lab's own writes back without removing the walk-in from the gateway.
+    let status = std::sync::RwLock::new(labedge_edge_gateway::sync::SyncStatus::default());
+    labedge_edge_gateway::sync::pull(&gw.state, &upstreams, &status)
+        .await
+        .unwrap();
+    let kept = format!("SELECT count(*) AS n FROM patients WHERE id = '{}'", walk_in.id);
+    assert_eq!(count(&gw, &kept).await, 1);
+    gw.app
+        .get_authed(&with_id(routes::PATIENT, walk_in.id), &nurse)
+        .await
+        .expect(200);
 }
