@@ -204,6 +204,48 @@ done
 [ "$SEEN" = 200 ] || die "the FHIR patient did not reach the gateway (see $DEMO/gateway-$LAB.log)"
 echo "  $(cat "$DEMO/lis/patient-at-gateway.json")"
 
+log "the desk at $LAB: a walk-in patient registered, then booked in a free slot (relayed to the cloud and the LIS)"
+WALKIN_ID=$(cat /proc/sys/kernel/random/uuid)
+WALKIN="{\"id\":\"$WALKIN_ID\",\"birth_family_name\":\"Quérel\",\"birth_given_names\":\"Maëlle Anne\",\"birth_date\":\"1991-0$((RANDOM % 9 + 1))-1$((RANDOM % 9))\",\"sex\":\"F\",\"birth_place_code\":\"35238\",\"phone\":\"+33 6 11 22 33 44\",\"address\":{\"line\":\"4 rue de la Monnaie\",\"postal_code\":\"35000\",\"city\":\"Rennes\"},\"identity_document\":\"id_card\"}"
+desk_post() { # path body: POSTs as the nurse's tablet with a fresh Idempotency-Key
+  $CURL -s -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+    -H "idempotency-key: $(cat /proc/sys/kernel/random/uuid)" -d "$2" "$GW$1"
+}
+show "$CURL -H \"authorization: Bearer \$TOKEN\" -H 'idempotency-key: <uuid>' -H 'content-type: application/json' -d '$WALKIN' $GW/v1/patients"
+REGISTERED=$(desk_post /v1/patients "$WALKIN")
+if echo "$REGISTERED" | grep -q '"code":"possible_duplicate"'; then
+  # Another patient of the synthetic network looks alike: the nurse checked, it is someone else.
+  echo "  $REGISTERED" | cut -c1-300
+  CANDIDATES=$(echo "$REGISTERED" | grep -o '"candidates":\[.*' | grep -o '"id":"[0-9a-f-]*"' | cut -d'"' -f4 | sed 's/.*/"&"/' | paste -sd, -)
+  WALKIN="${WALKIN%\}},\"confirmed_distinct_from\":[$CANDIDATES]}"
+  show "(the nurse checks the candidates, then sends again with \"confirmed_distinct_from\")"
+  REGISTERED=$(desk_post /v1/patients "$WALKIN")
+fi
+echo "  $REGISTERED"
+echo "$REGISTERED" | grep -q "\"id\":\"$WALKIN_ID\"" || die "the walk-in was not registered: $REGISTERED"
+for days in 1 2 3 4 5 6 7; do
+  DAY=$(date -d "+$days day" +%F)
+  SLOT=$($CURL -s -H "authorization: Bearer $TOKEN" "$GW/v1/slots?date=$DAY&kind=lab" |
+    grep -o '"start":"[^"]*","end":"[^"]*","capacity":[0-9]*,"free":[1-9]' | head -n 1 | json_field start)
+  [ -n "$SLOT" ] && break
+done
+[ -n "$SLOT" ] || die "no free lab slot in the coming week"
+show "$CURL -H \"authorization: Bearer \$TOKEN\" '$GW/v1/slots?date=$DAY&kind=lab'"
+echo "  first free slot: $SLOT"
+BOOKING="{\"id\":\"$(cat /proc/sys/kernel/random/uuid)\",\"patient_id\":\"$WALKIN_ID\",\"kind\":\"lab\",\"scheduled_at\":\"$SLOT\"}"
+show "$CURL -H \"authorization: Bearer \$TOKEN\" -H 'idempotency-key: <uuid>' -H 'content-type: application/json' -d '$BOOKING' $GW/v1/appointments"
+BOOKED=$(desk_post /v1/appointments "$BOOKING")
+echo "  $BOOKED"
+echo "$BOOKED" | grep -q '"status":"scheduled"' || die "the booking failed: $BOOKED"
+show "$CURL $LIS_TLS https://localhost:$API_PORT/fhir/R4/Patient/$WALKIN_ID"
+for _ in $(seq 1 100); do
+  SEEN=$($CURL -s -o "$DEMO/lis/walk-in.json" -w '%{http_code}' $LIS_TLS "https://localhost:$API_PORT/fhir/R4/Patient/$WALKIN_ID")
+  [ "$SEEN" = 200 ] && break
+  sleep 0.2
+done
+[ "$SEEN" = 200 ] || die "the walk-in did not reach the cloud (see $DEMO/gateway-$LAB.log)"
+echo "  $(cut -c1-400 "$DEMO/lis/walk-in.json")…"
+
 cat <<TEXT
 
   LabEdge demo running (Ctrl-C stops it)
