@@ -9,12 +9,13 @@
 //! keys live under `labedge:bench:<pid>:` and are deleted, and every process is stopped by its pid.
 //!
 //! ```text
-//! labedge-bench [--smoke] [--out DIR] [--only read,rounds,drain,pouch,write,fhir] [--runs N]
+//! labedge-bench [--smoke] [--out DIR] [--only read,rounds,drain,pouch,write,desk,fhir] [--runs N]
 //!               [--duration SECONDS] [--patients N]
 //! ```
 
 mod bootstrap;
 mod data;
+mod desk;
 mod drain;
 mod fhir;
 mod perf;
@@ -90,7 +91,7 @@ impl Opts {
                 "--patients" => opts.patients = Some(value("--patients")?.parse()?),
                 "-h" | "--help" => {
                     eprintln!(
-                        "labedge-bench [--smoke] [--out DIR] [--only read,rounds,drain,pouch,write,fhir] [--runs N] \
+                        "labedge-bench [--smoke] [--out DIR] [--only read,rounds,drain,pouch,write,desk,fhir] [--runs N] \
                          [--duration SECONDS] [--patients N]\n(run it through deploy/bench.sh, which builds and installs what it needs)"
                     );
                     std::process::exit(0);
@@ -471,6 +472,10 @@ impl Bench {
         if self.opts.wants("write") {
             let result = Box::pin(self.writes()).await;
             sections.push(Self::guard("write", result));
+        }
+        if self.opts.wants("desk") {
+            let result = Box::pin(self.desk()).await;
+            sections.push(Self::guard("desk", result));
         }
         // Last: its Specimen page reads the collections the write benchmarks relayed to the cloud.
         if self.opts.wants("fhir") {

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 /// Prints wrk's figures as JSON (latencies in microseconds). Shared by every script.
-const DONE: &str = r#"
+pub const DONE: &str = r#"
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
