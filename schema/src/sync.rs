@@ -102,6 +102,8 @@ replicated!(
         used_family_name: Option<String>, used_given_name: Option<String>, birth_date: Date, sex: String,
         birth_place_code: Option<String>, phone: Option<String>, address_line: Option<String>,
         postal_code: Option<String>, city: Option<String>, version: i64,
+        /// The patient this one was merged into by the LIS (reads of this id lead there).
+        merged_into: Option<Uuid>,
     }
 );
 

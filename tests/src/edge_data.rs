@@ -109,6 +109,7 @@ pub fn patient(birth_family_name: &str, first_given_name: &str, birth: Date) -> 
         postal_code: Some("75011".into()),
         city: Some("Paris".into()),
         version: 1,
+        merged_into: None,
     }
 }
 

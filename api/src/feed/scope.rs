@@ -109,15 +109,21 @@ impl Scope {
             Entity::Appointment => self.appointment(t),
             Entity::Prescription => self.prescription(t),
             // A walk-in registered at the lab is in its scope from its registration, before any
-            // appointment or prescription names it, for as long as an appointment would be.
-            Entity::Patient => format!(
-                "({t}.id IN (SELECT sa.patient_id FROM appointments sa WHERE {} \
-                 UNION ALL SELECT sp.patient_id FROM prescriptions sp WHERE {}) \
-                 OR ({t}.registered_lab_id = {lab} AND {t}.registered_at >= {from}))",
-                self.appointment("sa"),
-                self.prescription("sp"),
-                from = instant(self.window.from),
-            ),
+            // appointment or prescription names it, for as long as an appointment would be. A patient
+            // merged into one in scope stays, marked, so that reads of its id lead to the survivor.
+            Entity::Patient => {
+                let named = format!(
+                    "SELECT sa.patient_id FROM appointments sa WHERE {} \
+                     UNION ALL SELECT sp.patient_id FROM prescriptions sp WHERE {}",
+                    self.appointment("sa"),
+                    self.prescription("sp"),
+                );
+                format!(
+                    "({t}.id IN ({named}) OR {t}.merged_into IN ({named}) \
+                     OR ({t}.registered_lab_id = {lab} AND {t}.registered_at >= {from}))",
+                    from = instant(self.window.from),
+                )
+            }
         }
     }
 

@@ -240,6 +240,16 @@ fn read_line(number: u64, text: &str) -> Line {
         // The source's own id (not a UUID) was mapped: the check of the body's id does not apply.
         value["id"] = Value::String(id.to_string());
         let (parsed, identifiers) = resources::parse(kind, &value)?;
+        // A merge moves the old patient's records: it is a PUT of the Patient, not a line of a load.
+        if let resources::Parsed::Patient(patient) = &parsed
+            && patient.merged_into.is_some()
+        {
+            return Err(FhirError::at(
+                "Patient.link",
+                "a merged Patient (link replaced-by) is sent with PUT, not imported",
+            )
+            .code("not-supported"));
+        }
         Ok((kind, id, parsed, identifiers))
     })();
     match parsed {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::json::{Obj, coding_code, identifier, printable};
+use super::json::{Obj, coding_code, identifier, printable, reference};
 use super::outcome::FhirError;
 use super::store::{Expect, Stored, VersionedWrite, insert_or_bump, meta, precondition};
 
@@ -55,6 +55,8 @@ pub struct PatientRow {
     pub address_line: Option<String>,
     pub postal_code: Option<String>,
     pub city: Option<String>,
+    /// The surviving patient, when the LIS merged this one into it (`link` replaced-by, inactive).
+    pub merged_into: Option<Uuid>,
 }
 
 /// Reads and checks a Patient resource; also returns its identifiers (system, value).
@@ -70,15 +72,26 @@ pub fn parse(value: &Value) -> Result<(PatientRow, Vec<(String, String)>), FhirE
             "birthDate",
             "address",
             "extension",
+            "link",
         ],
         true,
     )?;
-    if root.bool("active")? == Some(false) {
-        return Err(FhirError::at(
-            root.path_of("active"),
-            "inactive patients are not supported: merge or correct the record instead",
-        )
-        .code("not-supported"));
+    let merged_into = replaced_by(&root)?;
+    match (root.bool("active")?, merged_into) {
+        (Some(false), None) => {
+            return Err(FhirError::at(
+                root.path_of("active"),
+                "an inactive Patient is one merged into another: name the survivor in link (type replaced-by)",
+            )
+            .code("not-supported"));
+        }
+        (Some(true) | None, Some(_)) => {
+            return Err(FhirError::at(
+                root.path_of("active"),
+                "a Patient replaced by another is inactive: set active to false",
+            ));
+        }
+        _ => {}
     }
     let (ins, identifiers) = ins_and_identifiers(&root)?;
     let (identity_status, identity_method, validation_mode) = reliability(&root)?;
@@ -122,11 +135,38 @@ pub fn parse(value: &Value) -> Result<(PatientRow, Vec<(String, String)>), FhirE
         address_line: address.0,
         postal_code: address.1,
         city: address.2,
+        merged_into,
     };
     Ok((row, identifiers))
 }
 
 /// The INS sex from `gender`, which must agree with the matricule's sex digit.
+/// The survivor named by a `link` of type `replaced-by` (a merge decided by the LIS); the other link
+/// types (`refer`, `seealso`, `replaces`) are not kept and refused rather than dropped silently.
+fn replaced_by(root: &Obj<'_>) -> Result<Option<Uuid>, FhirError> {
+    let mut survivor = None;
+    for link in root.array("link")? {
+        link.allow_only(&["other", "type"], false)?;
+        let kind = link.req_str("type")?;
+        if kind != "replaced-by" {
+            return Err(FhirError::at(
+                link.path_of("type"),
+                format!(
+                    "`{}` links are not supported: only replaced-by (a merge)",
+                    printable(kind)
+                ),
+            )
+            .code("not-supported"));
+        }
+        if survivor.is_some() {
+            return Err(FhirError::at(link.path(), "a Patient is replaced by one survivor only"));
+        }
+        let (_, id) = reference(&link.req_obj("other")?, &["Patient"])?;
+        survivor = Some(id);
+    }
+    Ok(survivor)
+}
+
 fn sex(root: &Obj<'_>, ins: Option<&(String, &'static str)>) -> Result<&'static str, FhirError> {
     let sex = match root.req_str("gender")? {
         "female" => "F",
@@ -407,6 +447,7 @@ type Loaded = (
     Option<String>,
     i64,
     OffsetDateTime,
+    Option<Uuid>,
 );
 
 /// The Patient of this id, rendered.
@@ -434,6 +475,7 @@ pub async fn load(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
             patients::city,
             patients::version,
             patients::updated_at,
+            patients::merged_into,
         ))
         .first(conn)
         .await
@@ -511,6 +553,10 @@ fn render(r: Loaded, identifiers: Vec<(String, String)>) -> Stored {
         }
         resource["address"] = json!([address]);
     }
+    if let Some(survivor) = r.20 {
+        resource["active"] = json!(false);
+        resource["link"] = json!([{"other": {"reference": format!("Patient/{survivor}")}, "type": "replaced-by"}]);
+    }
     Stored {
         id,
         version: r.18,
@@ -544,14 +590,93 @@ pub async fn write(
         patients::address_line.eq(&row.address_line),
         patients::postal_code.eq(&row.postal_code),
         patients::city.eq(&row.city),
+        patients::merged_into.eq(row.merged_into),
     );
-    let current: Option<i64> = patients::table
+    let current: Option<(i64, Option<Uuid>)> = patients::table
         .find(id)
-        .select(patients::version)
+        .select((patients::version, patients::merged_into))
         .for_update()
         .first(conn)
         .await
         .optional()?;
-    precondition(current, expect, "Patient", id)?;
-    Ok(insert_or_bump!(conn, patients, id, current, values))
+    precondition(current.map(|c| c.0), expect, "Patient", id)?;
+    let already = current.and_then(|c| c.1);
+    if already.is_some() && already != row.merged_into {
+        return Err(FhirError::conflict(
+            "this Patient was merged into another: a merge is not undone or redirected (correct the survivor instead)",
+        ));
+    }
+    if let Some(survivor) = row.merged_into.filter(|_| already.is_none()) {
+        if current.is_none() {
+            return Err(FhirError::at(
+                "Patient.link",
+                "only an existing Patient is merged into another",
+            ));
+        }
+        merge(conn, id, survivor).await?;
+    }
+    Ok(insert_or_bump!(conn, patients, id, current.map(|c| c.0), values))
+}
+
+/// Moves patient `old`'s prescriptions, appointments and collections to `survivor`, in the caller's
+/// transaction: the survivor exists, is not `old`, and was not merged itself (no chains). Each moved
+/// prescription and appointment gets a new version, so the change feed takes them to the labs' gateways
+/// (which move their own collections when the merged patient reaches them).
+async fn merge(conn: &mut AsyncPgConnection, old: Uuid, survivor: Uuid) -> Result<(), FhirError> {
+    use diesel_async::SimpleAsyncConnection;
+    use labedge_schema::cloud::schema::{appointments, collections, prescriptions};
+
+    if survivor == old {
+        return Err(FhirError::at(
+            "Patient.link[0].other",
+            "a Patient is not merged into itself",
+        ));
+    }
+    let target: Option<Option<Uuid>> = patients::table
+        .find(survivor)
+        .select(patients::merged_into)
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    match target {
+        None => {
+            return Err(FhirError::at("Patient.link[0].other", "names no Patient of this server").code("not-found"));
+        }
+        Some(Some(_)) => {
+            return Err(FhirError::at(
+                "Patient.link[0].other",
+                "the survivor was itself merged into another Patient: name that one",
+            ));
+        }
+        Some(None) => {}
+    }
+    // A collection names its patient through its prescription and its appointment: both checks wait
+    // for the commit while the three move.
+    conn.batch_execute(
+        "SET CONSTRAINTS collections_prescription_patient_fkey, collections_appointment_patient_fkey DEFERRED",
+    )
+    .await?;
+    let now = OffsetDateTime::now_utc();
+    diesel::update(prescriptions::table.filter(prescriptions::patient_id.eq(old)))
+        .set((
+            prescriptions::patient_id.eq(survivor),
+            prescriptions::version.eq(prescriptions::version + 1),
+            prescriptions::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::update(appointments::table.filter(appointments::patient_id.eq(old)))
+        .set((
+            appointments::patient_id.eq(survivor),
+            appointments::version.eq(appointments::version + 1),
+            appointments::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::update(collections::table.filter(collections::patient_id.eq(old)))
+        .set(collections::patient_id.eq(survivor))
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -30,7 +30,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use labedge_protocol::relay::{AckOutcome, MutationAck, RelayedMutation, RelayedOp};
 use labedge_schema::cloud::schema::{
-    applied_mutations, appointments, audit_log, collection_tubes, collections, devices, prescriptions, staff,
+    applied_mutations, appointments, audit_log, collection_tubes, collections, devices, patients, prescriptions, staff,
 };
 use mobile_contracts::{AppointmentStatus, NewCollection};
 use time::OffsetDateTime;
@@ -48,6 +48,7 @@ pub async fn apply_batch(
 ) -> QueryResult<Vec<MutationAck>> {
     let actor = format!("gateway:{lab_code}");
     conn.transaction::<_, DieselError, _>(async move |conn| {
+        let batch = follow_merges(conn, batch).await?;
         set_commit_level(conn, &batch).await?;
         let known = known_outcomes(conn, lab_id, &batch).await?;
         let acks = verdicts(conn, lab_id, &batch, &known).await?;
@@ -55,6 +56,48 @@ pub async fn apply_batch(
         Ok(acks_in_order(&batch, &acks))
     })
     .await
+}
+
+/// Writes made at a gateway before it heard of a merge name the old patient: they are applied to the
+/// survivor, as the merge moved the old patient's records (its prescriptions and appointments, which
+/// the writes' other references are checked against).
+async fn follow_merges(
+    conn: &mut AsyncPgConnection,
+    mut batch: Vec<RelayedMutation>,
+) -> QueryResult<Vec<RelayedMutation>> {
+    let named: HashSet<Uuid> = batch
+        .iter()
+        .filter_map(|m| match &m.op {
+            RelayedOp::CollectionCreate { collection } => Some(collection.patient_id),
+            RelayedOp::AppointmentCreate { appointment } => Some(appointment.patient_id),
+            _ => None,
+        })
+        .collect();
+    if named.is_empty() {
+        return Ok(batch);
+    }
+    let merged: HashMap<Uuid, Uuid> = patients::table
+        .filter(patients::id.eq_any(named))
+        .filter(patients::merged_into.is_not_null())
+        .select((patients::id, patients::merged_into.assume_not_null()))
+        .load::<(Uuid, Uuid)>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    if merged.is_empty() {
+        return Ok(batch);
+    }
+    for mutation in &mut batch {
+        let patient = match &mut mutation.op {
+            RelayedOp::CollectionCreate { collection } => &mut collection.patient_id,
+            RelayedOp::AppointmentCreate { appointment } => &mut appointment.patient_id,
+            _ => continue,
+        };
+        if let Some(survivor) = merged.get(patient) {
+            *patient = *survivor;
+        }
+    }
+    Ok(batch)
 }
 
 /// A batch holding a collection commits only once the synchronous standby has it (critical data);

@@ -172,9 +172,21 @@ pub async fn get(
     cached: Option<PatientRow>,
 ) -> Result<Audited<Patient>, ApiError> {
     let (row, ()) = tokio::try_join!(patient_row(state, id, cached), ensure_in_scope(state, caller, id))?;
+    // Merged by the LIS into another patient: the read leads to the survivor (its own id in the
+    // body tells the tablet to follow), audited as a read of the survivor.
+    let row = match row.merged_into {
+        None => row,
+        Some(survivor) => {
+            let (row, ()) = tokio::try_join!(
+                patient_row(state, survivor, None),
+                ensure_in_scope(state, caller, survivor)
+            )?;
+            row
+        }
+    };
     Ok(Audited {
         body: render::render_patient(&row, caller.role)?,
-        audit: vec![caller.audit("patient.read", Some(id), Some(format!("patient:{id}")))],
+        audit: vec![caller.audit("patient.read", Some(row.id), Some(format!("patient:{id}")))],
     })
 }
 

@@ -289,7 +289,11 @@ pub async fn search_patients(
     page: u32,
     per_page: u32,
 ) -> QueryResult<(Vec<PatientRow>, bool)> {
-    let mut query = patients::table.select(PatientRow::EDGE_COLUMNS).into_boxed();
+    // A patient merged into another is found as the survivor, never twice.
+    let mut query = patients::table
+        .select(PatientRow::EDGE_COLUMNS)
+        .filter(patients::merged_into.is_null())
+        .into_boxed();
     query = match filter {
         PatientFilter::FamilyKeyLike(pattern) => query.filter(
             patients::birth_family_key

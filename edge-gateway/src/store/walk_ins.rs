@@ -29,7 +29,10 @@ pub async fn same_birth_or_nir(
     nir: Option<&str>,
 ) -> QueryResult<Vec<PatientRow>> {
     let same_birth = patients::birth_date.eq(birth_date).and(patients::sex.eq(sex));
-    let mut query = patients::table.select(PatientRow::EDGE_COLUMNS).into_boxed();
+    let mut query = patients::table
+        .select(PatientRow::EDGE_COLUMNS)
+        .filter(patients::merged_into.is_null())
+        .into_boxed();
     query = match nir {
         Some(nir) => query.filter(same_birth.or(patients::nir.eq(nir))),
         None => query.filter(same_birth),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::{
-    appointments, exam_catalog, labs, outbox, patients, prescriptions, staff, sync_checkpoints, tube_types,
+    appointments, collections, exam_catalog, labs, outbox, patients, prescriptions, staff, sync_checkpoints, tube_types,
 };
 use labedge_schema::sync::{
     AppointmentRow, Entity, ExamRow, FeedChange, LabRow, PatientRow, PrescriptionRecord, Record, StaffRow, TubeTypeRow,
@@ -120,6 +120,24 @@ async fn pending_appointments(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Que
     pending(conn, "appointment", ids).await
 }
 
+/// A patient the LIS merged into another: the collections recorded here under the old id move to
+/// the survivor, as the cloud moved its own (appointments and prescriptions come moved by the feed).
+/// The survivor's cached entries go too, since its collections changed.
+async fn follow_merges(
+    conn: &mut AsyncPgConnection,
+    patients: &[PatientRow],
+    touched: &mut Touched,
+) -> QueryResult<()> {
+    for (old, survivor) in patients.iter().filter_map(|p| Some((p.id, p.merged_into?))) {
+        touched.rows += diesel::update(collections::table.filter(collections::patient_id.eq(old)))
+            .set(collections::patient_id.eq(survivor))
+            .execute(conn)
+            .await?;
+        touched.patients.insert(survivor);
+    }
+    Ok(())
+}
+
 async fn upsert_records(conn: &mut AsyncPgConnection, records: Vec<Record>) -> QueryResult<Touched> {
     let mut touched = Touched::default();
     let (mut lab_rows, mut staff_rows, mut tube_rows, mut exam_rows) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -143,6 +161,7 @@ async fn upsert_records(conn: &mut AsyncPgConnection, records: Vec<Record>) -> Q
     touched.rows += ExamRow::upsert_edge(conn, &exam_rows).await?;
     touched.patients.extend(patient_rows.iter().map(|p| p.id));
     touched.rows += PatientRow::upsert_edge(conn, &patient_rows).await?;
+    follow_merges(conn, &patient_rows, &mut touched).await?;
     touched.prescriptions.extend(
         prescription_rows
             .iter()

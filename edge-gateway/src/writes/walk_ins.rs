@@ -255,6 +255,7 @@ fn patient_row(body: &NewPatient) -> PatientRow {
         postal_code: address.map(|a| a.postal_code.clone()),
         city: address.map(|a| a.city.clone()),
         version: 1,
+        merged_into: None,
     }
 }
 

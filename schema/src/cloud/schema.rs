@@ -250,6 +250,7 @@ diesel::table! {
         identity_validation_mode -> Nullable<Text>,
         registered_lab_id -> Nullable<Uuid>,
         registered_at -> Nullable<Timestamptz>,
+        merged_into -> Nullable<Uuid>,
     }
 }
 

@@ -294,6 +294,7 @@ diesel::table! {
         version -> Int8,
         birth_family_key -> Nullable<Text>,
         used_family_key -> Nullable<Text>,
+        merged_into -> Nullable<Uuid>,
     }
 }
 

@@ -736,3 +736,180 @@ async fn the_desk_works_with_the_cloud_down_and_its_writes_reach_the_cloud_and_t
         .await
         .expect(200);
 }
+
+async fn fhir(
+    lis: &reqwest::Client,
+    cloud: &TestCloud,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut request = lis.request(method, format!("{}/fhir/R4{path}", cloud.url()));
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_walk_in_merged_by_the_lis_leads_to_the_survivor_and_its_collections_follow() {
+    let (cloud, summary) = TestCloud::seeded(40, 1).await;
+    let lab = summary.proximity_labs().next().unwrap().clone();
+    let (gw, upstreams) = cloud.bootstrapped_gateway(&lab.code).await;
+    let admin = gw.admin_login_as(&lab.logins.lab_admin, "labedge-admin").await;
+    let device = gw.enroll_with(&admin, None).await;
+    let nurse = gw.login(&device, lab.logins.nurse.as_deref().unwrap(), "1234").await;
+    let nurse = nurse.access_token.expose_secret().to_owned();
+    let relay = Relay::new(gw.state.clone(), upstreams.clone());
+    let status = std::sync::RwLock::new(labedge_edge_gateway::sync::SyncStatus::default());
+    let pull = || labedge_edge_gateway::sync::pull(&gw.state, &upstreams, &status);
+    let (lis, _) = cloud.integration_client("lis", "system/*.*").await;
+
+    // A walk-in registered at the desk, relayed; the LIS then prescribes for them.
+    let mut body = walk_in("Ferreira", "Ana", "1988-08-08");
+    body["confirmed_distinct_from"] = json!([]);
+    let mut response = post(&gw.app, routes::PATIENTS, &nurse, &body).await;
+    if response.status.as_u16() == 409 {
+        body["confirmed_distinct_from"] = json!(response.problem().candidates.iter().map(|c| c.id).collect::<Vec<_>>());
+        response = post(&gw.app, routes::PATIENTS, &nurse, &body).await;
+    }
+    let walk_in: Patient = response.expect(201).json();
+    drain(&relay).await;
+    #[derive(diesel::QueryableByName)]
+    struct Code {
+        #[diesel(sql_type = Text)]
+        code: String,
+    }
+    let exam: Code =
+        diesel::sql_query("SELECT code FROM exam_catalog WHERE active AND tube_type = 'EDTA' ORDER BY code LIMIT 1")
+            .get_result(&mut cloud.db.conn().await)
+            .await
+            .unwrap();
+    let request = json!({
+        "resourceType": "ServiceRequest", "status": "active", "intent": "order",
+        "subject": {"reference": format!("Patient/{}", walk_in.id)},
+        "requester": {"identifier": {"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "10001234567"}, "display": "Dr Claire Petit"},
+        "performer": [{"reference": format!("Organization/{}", lab.id)}],
+        "orderDetail": [{"coding": [{"system": "https://labedge.labanalyse.fr/fhir/CodeSystem/exam", "code": exam.code}]}],
+        "authoredOn": rfc3339(OffsetDateTime::now_utc())[..10],
+    });
+    let (created, answer) = fhir(&lis, &cloud, reqwest::Method::POST, "/ServiceRequest", Some(&request)).await;
+    assert_eq!(created, 201, "{answer}");
+    let prescription = Uuid::parse_str(answer["id"].as_str().unwrap()).unwrap();
+    pull().await.unwrap();
+
+    // Two collections for the walk-in: one relayed before the merge, one still queued when it comes.
+    let first = edge_data::collection(walk_in.id, prescription, &["EDTA"]);
+    post(
+        &gw.app,
+        routes::COLLECTIONS,
+        &nurse,
+        &serde_json::to_value(&first).unwrap(),
+    )
+    .await
+    .expect(201);
+    drain(&relay).await;
+    let second = edge_data::collection(walk_in.id, prescription, &["EDTA"]);
+    post(
+        &gw.app,
+        routes::COLLECTIONS,
+        &nurse,
+        &serde_json::to_value(&second).unwrap(),
+    )
+    .await
+    .expect(201);
+
+    // The LIS finds the walk-in is a known patient and merges it into them.
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+    }
+    let known: Id = diesel::sql_query(format!(
+        "SELECT id FROM patients WHERE id <> '{}' AND merged_into IS NULL ORDER BY id LIMIT 1",
+        walk_in.id
+    ))
+    .get_result(&mut gw.db.conn().await)
+    .await
+    .unwrap();
+    let path = format!("/Patient/{}", walk_in.id);
+    let (_, mut resource) = fhir(&lis, &cloud, reqwest::Method::GET, &path, None).await;
+    resource.as_object_mut().unwrap().remove("meta");
+    // Refused: a merge into itself, into nobody, an inactive patient without a survivor.
+    for link in [
+        json!([{"other": {"reference": path[1..]}, "type": "replaced-by"}]),
+        json!([{"other": {"reference": format!("Patient/{}", Uuid::now_v7())}, "type": "replaced-by"}]),
+        json!([{"other": {"reference": format!("Patient/{}", known.id)}, "type": "seealso"}]),
+    ] {
+        let mut bad = resource.clone();
+        bad["active"] = json!(false);
+        bad["link"] = link.clone();
+        let (status, outcome) = fhir(&lis, &cloud, reqwest::Method::PUT, &path, Some(&bad)).await;
+        assert!(matches!(status, 400 | 404 | 422), "{link}: {status} {outcome}");
+        assert_eq!(outcome["resourceType"], "OperationOutcome", "{link}");
+    }
+    let unmerged = format!(
+        "SELECT count(*) AS n FROM patients WHERE id = '{}' AND merged_into IS NULL",
+        walk_in.id
+    );
+    assert_eq!(cloud_count(&cloud, &unmerged).await, 1, "refused merges change nothing");
+    let mut inactive = resource.clone();
+    inactive["active"] = json!(false);
+    let (status, _) = fhir(&lis, &cloud, reqwest::Method::PUT, &path, Some(&inactive)).await;
+    assert!(
+        matches!(status, 400 | 422),
+        "an inactive patient names its survivor: {status}"
+    );
+    let mut merged = resource.clone();
+    merged["active"] = json!(false);
+    merged["link"] = json!([{"other": {"reference": format!("Patient/{}", known.id)}, "type": "replaced-by"}]);
+    let (status, outcome) = fhir(&lis, &cloud, reqwest::Method::PUT, &path, Some(&merged)).await;
+    assert_eq!(status, 200, "{outcome}");
+    // The merge is not undone.
+    let (status, _) = fhir(&lis, &cloud, reqwest::Method::PUT, &path, Some(&resource)).await;
+    assert_eq!(status, 409);
+
+    // In the cloud the first collection and the prescription follow at once; the queued collection,
+    // relayed now under the old id, is applied to the survivor.
+    drain(&relay).await;
+    let moved = format!(
+        "SELECT count(*) AS n FROM collections WHERE id IN ('{}', '{}') AND patient_id = '{}'",
+        first.id, second.id, known.id
+    );
+    assert_eq!(cloud_count(&cloud, &moved).await, 2);
+    let rx = format!(
+        "SELECT count(*) AS n FROM prescriptions WHERE id = '{prescription}' AND patient_id = '{}'",
+        known.id
+    );
+    assert_eq!(cloud_count(&cloud, &rx).await, 1);
+
+    // At the gateway, once the feed brings the merge: reads of the old id lead to the survivor, the
+    // search no longer lists the walk-in, the collections follow.
+    pull().await.unwrap();
+    let read: Patient = gw
+        .app
+        .get_authed(&with_id(routes::PATIENT, walk_in.id), &nurse)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(read.id, known.id);
+    let page: Value = gw
+        .app
+        .get_authed(&format!("{}?q=1988-08-08", routes::PATIENTS), &nurse)
+        .await
+        .expect(200)
+        .json();
+    assert!(!page.to_string().contains(&walk_in.id.to_string()), "{page}");
+    let local = format!(
+        "SELECT count(*) AS n FROM collections WHERE patient_id = '{}' AND id IN ('{}', '{}')",
+        known.id, first.id, second.id
+    );
+    assert_eq!(count(&gw, &local).await, 2);
+    let (_, shown) = fhir(&lis, &cloud, reqwest::Method::GET, &path, None).await;
+    assert_eq!(shown["active"], false);
+    assert_eq!(shown["link"][0]["other"]["reference"], format!("Patient/{}", known.id));
+}
