@@ -10,7 +10,7 @@ use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpServer, web};
 use labedge_schema::db::{self, Database};
-use labedge_service::http::{BodyLimit, not_found, path_config, request_telemetry};
+use labedge_service::http::{BodyLimit, localize_problems, not_found, path_config, request_telemetry};
 use labedge_service::startup::ensure_migrated;
 use labedge_service::workers::Workers;
 use labedge_service::{metrics, server};
@@ -118,5 +118,6 @@ pub fn app(
         .configure(routes::configure)
         .default_service(web::to(not_found))
         .wrap(Compress::default())
+        .wrap(from_fn(localize_problems))
         .wrap(from_fn(request_telemetry))
 }

@@ -551,6 +551,9 @@ fn backoff_delay(backoff: &mut ExponentialBackoff, retry_after: Option<Duration>
 pub struct GatewayStatus {
     /// The lab.
     pub lab: String,
+    /// The lab's IANA time zone (`timezone` in the config): the console shows its times there,
+    /// whatever the zone of the computer it runs on.
+    pub timezone: String,
     /// Upstream mode and its history.
     pub upstream: crate::sync::health::HealthView,
     /// The outbox.
@@ -569,6 +572,7 @@ pub async fn gateway_status(state: &AppState) -> Result<GatewayStatus, labedge_s
     let backlog = backlog(&mut conn).await?;
     Ok(GatewayStatus {
         lab: state.config.lab.clone(),
+        timezone: state.config.timezone.clone(),
         upstream: state.upstream_health.view(),
         backlog,
         recovery: state.drain.times(),

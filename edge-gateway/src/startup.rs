@@ -13,7 +13,9 @@ use actix_web::http::ConnectionType;
 use actix_web::middleware::{Compress, Next, from_fn};
 use actix_web::{App, HttpServer, web};
 use labedge_schema::db::{self, Database};
-use labedge_service::http::{BodyLimit, method_not_allowed_problem, not_found, path_config, request_telemetry};
+use labedge_service::http::{
+    BodyLimit, localize_problems, method_not_allowed_problem, not_found, path_config, request_telemetry,
+};
 use labedge_service::startup::ensure_migrated;
 use labedge_service::workers::Workers;
 use labedge_service::{metrics, server};
@@ -384,5 +386,6 @@ pub fn app_for(
         .wrap(Compress::default())
         .wrap(from_fn(vpn_gate))
         .wrap(from_fn(close_while_draining))
+        .wrap(from_fn(localize_problems))
         .wrap(from_fn(request_telemetry))
 }

@@ -14,6 +14,7 @@
 //! | [`personal`] | [`PersonName`], [`BirthDate`], [`PhoneNumber`], [`Address`], [`Secret`]: `Debug` redacts them |
 //! | [`nir`] | [`Nir`]: the French NIR / INS matricule, parsed and key-checked |
 //! | [`problem`] | [`Problem`] (RFC 9457), [`ErrorCode`], [`FieldError`], [`Problem::from_validation`] |
+//! | [`i18n`] | [`Lang`] and its `Accept-Language` negotiation, the French forms of problems' texts |
 //! | [`common`] | [`LabRef`], [`Role`], [`IdentityStatus`], [`Sex`], [`AppointmentStatus`] and the other enums |
 //! | [`devices`], [`auth`] | enrollment, login, refresh, logout, `GET /v1/me` |
 //! | [`patients`], [`prescriptions`], [`rounds`], [`appointments`] | reads, with [`tube_plan`] |
@@ -36,6 +37,8 @@
 //!   [`Problem::from_validation`]: 422 `validation_failed` with one JSON pointer per bad field. A body
 //!   serde cannot read is answered with [`Problem::from_json_error`]: 400 `malformed_json`.
 //! - Every 4xx/5xx body is a [`Problem`] (`application/problem+json`); tablets branch on its `code`.
+//!   Its `title`, `detail` and field messages are in the language of the request's `Accept-Language`
+//!   (French or English, English by default: [`Lang::negotiate`], [`Problem::localized`]).
 //!   `GET /readyz` is the one exception: its 503 carries the same [`Readiness`] body as its 200.
 //! - No submitted value and no personal data appears in a problem or in a `Debug` output.
 //!
@@ -57,6 +60,7 @@ pub mod collections;
 pub mod common;
 pub mod devices;
 pub mod headers;
+pub mod i18n;
 pub mod nir;
 #[cfg(feature = "openapi")]
 pub mod openapi;
@@ -82,6 +86,7 @@ pub use booking::*;
 pub use collections::*;
 pub use common::*;
 pub use devices::*;
+pub use i18n::Lang;
 pub use nir::*;
 pub use ops::*;
 pub use patients::*;

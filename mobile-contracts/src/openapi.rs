@@ -38,7 +38,7 @@ pub const BEARER_SCHEME: &str = "bearer_jwt";
 over the lab VPN.\n\n\
 Errors are RFC 9457 `application/problem+json` documents (`Problem`); branch on their `code`, which \
 is stable. Validation errors (422 `validation_failed`) list one JSON pointer per bad field in \
-`errors[]`. Request bodies refuse unknown fields. Timestamps are RFC 3339 with an offset, dates \
+`errors[]`. A problem's `title`, `detail` and field `message`s are in French or English as the request's `Accept-Language` asks (English by default), and the answer says which in `Content-Language`; its `type`, `code`, `status` and pointers are the same in both. Request bodies refuse unknown fields. Timestamps are RFC 3339 with an offset, dates \
 `YYYY-MM-DD`. Every answer carries an `X-Request-Id` header to quote to the support.\n\n\
 Writes are idempotent: `POST /v1/collections` takes an `Idempotency-Key` (use the collection id), \
 `PATCH /v1/appointments/{id}` an `If-Match` with the version read, and queued offline work goes \

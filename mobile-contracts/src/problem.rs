@@ -11,6 +11,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use validator::{ValidationError, ValidationErrors, ValidationErrorsKind};
 
+use crate::i18n::{Lang, translate};
+
 /// The media type of every error response.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -168,7 +170,8 @@ impl ErrorCode {
         }
     }
 
-    /// A short English title, the same for every occurrence of the code (RFC 9457 §3.1.4).
+    /// A short English title, the same for every occurrence of the code (RFC 9457 §3.1.4); the
+    /// French one is [`title_in`](Self::title_in).
     pub fn title(self) -> &'static str {
         match self {
             Self::BadRequest => "Bad request",
@@ -201,6 +204,45 @@ impl ErrorCode {
         }
     }
 
+    /// The title in `lang` (French titles are as constant per code as the English ones).
+    pub fn title_in(self, lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => self.title(),
+            Lang::Fr => self.title_fr(),
+        }
+    }
+
+    /// The French title.
+    fn title_fr(self) -> &'static str {
+        match self {
+            Self::BadRequest => "Requête incorrecte",
+            Self::MalformedJson => "Corps JSON mal formé",
+            Self::ValidationFailed => "Échec de la validation",
+            Self::PayloadTooLarge => "Corps de requête trop volumineux",
+            Self::UnsupportedMediaType => "Type de média non pris en charge",
+            Self::InvalidToken => "Jeton d'accès invalide ou expiré",
+            Self::InvalidCredentials => "Identifiants invalides",
+            Self::Forbidden => "Accès refusé",
+            Self::PeerNotAllowed => "Adresse réseau non autorisée",
+            Self::DeviceRevoked => "Tablette révoquée",
+            Self::NotFound => "Introuvable",
+            Self::MethodNotAllowed => "Méthode non autorisée",
+            Self::Conflict => "Conflit avec l'état actuel",
+            Self::IdempotencyKeyMissing => "En-tête Idempotency-Key manquant",
+            Self::IdempotencyKeyReused => "Clé d'idempotence réutilisée pour une autre requête",
+            Self::IdempotencyInFlight => "Requête avec cette clé d'idempotence encore en cours",
+            Self::InvalidTransition => "Changement de statut non autorisé",
+            Self::PreconditionRequired => "En-tête If-Match requis",
+            Self::VersionMismatch => "Version périmée",
+            Self::EnrollmentCodeInvalid => "Code d'enrôlement invalide ou expiré",
+            Self::OfflineGraceExpired => "Délai de grâce hors ligne dépassé",
+            Self::LockedOut => "Trop de tentatives échouées",
+            Self::RateLimited => "Trop de requêtes",
+            Self::ServiceUnavailable => "Service indisponible",
+            Self::Internal => "Erreur interne",
+        }
+    }
+
     /// The problem `type` URI of this code.
     pub fn type_uri(self) -> String {
         format!("{PROBLEM_TYPE_PREFIX}{}", self.as_str())
@@ -222,7 +264,8 @@ pub struct FieldError {
     pub pointer: String,
     /// Machine code of the rule, e.g. `length`, `range`, `tube_barcode`, `duplicate_barcode`.
     pub code: String,
-    /// English explanation for developers; never contains the submitted value.
+    /// Explanation for developers, in the language the request asked for (English by default);
+    /// never contains the submitted value.
     pub message: String,
 }
 
@@ -321,6 +364,24 @@ impl Problem {
     #[must_use]
     pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
         self.request_id = Some(request_id.into());
+        self
+    }
+
+    /// The same problem for a reader of `lang`: `title`, `detail` and the field errors' `message` in
+    /// that language (see [`crate::i18n`]); `type`, `code`, `status`, `instance`, `request_id` and
+    /// the field errors' `pointer` and `code` unchanged, since clients branch on those.
+    #[must_use]
+    pub fn localized(mut self, lang: Lang) -> Self {
+        if lang == Lang::En {
+            return self;
+        }
+        self.title = self.code.title_in(lang).to_owned();
+        if let Some(detail) = &self.detail {
+            self.detail = Some(translate(detail, lang).into_owned());
+        }
+        for error in &mut self.errors {
+            error.message = translate(&error.message, lang).into_owned();
+        }
         self
     }
 
@@ -486,6 +547,7 @@ mod tests {
                     "code": code,
                     "status": code.default_status(),
                     "title": code.title(),
+                    "title_fr": code.title_in(Lang::Fr),
                     "type": code.type_uri(),
                 })
             })
@@ -536,6 +598,88 @@ mod tests {
             full.to_string(),
             "Conflict with the current state (conflict, 409): already recorded"
         );
+    }
+
+    #[test]
+    fn a_localized_problem_changes_only_its_human_texts() {
+        let english = Problem::new(ErrorCode::ValidationFailed)
+            .with_detail("the body does not match the contract")
+            .with_instance("/v1/collections")
+            .with_request_id("req-1")
+            .with_errors(vec![
+                FieldError::new("/tubes/0/barcode", "length", "length must be between 8 and 20"),
+                FieldError::new("/lab_id", "unknown_field", "unknown field `lab_id`, expected `id`"),
+            ]);
+        assert_eq!(english.clone().localized(Lang::En), english);
+        let french = english.clone().localized(Lang::Fr);
+        assert_eq!(french.title, "Échec de la validation");
+        assert_eq!(french.detail.as_deref(), Some("le corps ne respecte pas le contrat"));
+        assert_eq!(french.errors[0].message, "la longueur doit être comprise entre 8 et 20");
+        assert_eq!(french.errors[1].message, "champ inconnu `lab_id`, attendu : `id`");
+        let wire = |p: &Problem| {
+            (
+                p.r#type.clone(),
+                p.code,
+                p.status,
+                p.instance.clone(),
+                p.request_id.clone(),
+            )
+        };
+        assert_eq!(wire(&french), wire(&english));
+        let fields = |p: &Problem| {
+            p.errors
+                .iter()
+                .map(|e| (e.pointer.clone(), e.code.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(fields(&french), fields(&english));
+    }
+
+    #[test]
+    fn every_message_built_here_has_a_french_form() {
+        let mut texts = Vec::new();
+        for (code, params) in [
+            ("length", &[("equal", 3)][..]),
+            ("length", &[("min", 1), ("max", 3)]),
+            ("length", &[("min", 1)]),
+            ("length", &[("max", 3)]),
+            ("length", &[]),
+            ("range", &[("min", 1), ("max", 3)]),
+            ("range", &[("min", 1)]),
+            ("range", &[("max", 3)]),
+            ("range", &[]),
+            ("required", &[]),
+            ("non_control_character", &[]),
+            ("email", &[]),
+            ("url", &[]),
+            ("anything_else", &[]),
+        ] {
+            let mut error = ValidationError::new(code);
+            for (name, value) in params {
+                error.add_param(Cow::Borrowed(name), value);
+            }
+            texts.push(message_for(&error));
+        }
+        let mut one = ValidationErrors::new();
+        one.add("a", ValidationError::new("required"));
+        let mut two = one.clone();
+        two.add("b", ValidationError::new("required"));
+        for errors in [one, two] {
+            texts.extend(Problem::from_validation(&errors).detail);
+        }
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[expect(dead_code, reason = "only its deserialisation is tested")]
+        struct Body {
+            count: u32,
+        }
+        for body in [r#"{"count":"x"}"#, r#"{"count":1,"other":2}"#, "{nope", r#"{"count":"#] {
+            let error = serde_json::from_str::<Body>(body).expect_err(body);
+            texts.extend(Problem::from_json_error(&error).detail);
+        }
+        for text in texts {
+            assert!(crate::i18n::french(&text).is_some(), "no French form for {text:?}");
+        }
     }
 
     #[test]

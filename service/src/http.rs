@@ -6,13 +6,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use futures_util::StreamExt;
+use mobile_contracts::i18n::Lang;
 use mobile_contracts::problem::{ErrorCode, FieldError, PROBLEM_JSON, Problem};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
@@ -21,13 +22,88 @@ use validator::Validate;
 /// Response header carrying the request id (also accepted from the client when well formed).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// Builds the HTTP response of a problem document.
+/// Builds the HTTP response of a problem document, in English. The problem rides along in the
+/// response's extensions so that [`localize_problems`] can write it again in the language the
+/// request asked for, wherever in the stack the answer was made.
 pub fn problem_response(problem: &Problem) -> HttpResponse {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    HttpResponse::build(status)
+    let mut response = HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, PROBLEM_JSON))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(problem)
+        .insert_header((header::CONTENT_LANGUAGE, Lang::En.tag()))
+        .json(problem);
+    response.extensions_mut().insert(problem.clone());
+    response
+}
+
+/// The language a request's `Accept-Language` asks for (English when absent or unsupported).
+pub fn request_lang(req: &HttpRequest) -> Lang {
+    Lang::negotiate(req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()))
+}
+
+/// Every problem answer in the language of the request's `Accept-Language` (French or English),
+/// as an `App::wrap(from_fn(localize_problems))` middleware placed just inside
+/// [`request_telemetry`], so that it also sees the refusals of the middlewares (VPN gate, 405)
+/// and not only the handlers'. Its `title`, `detail` and field messages change
+/// ([`Problem::localized`]); its `type`, `code`, `status` and pointers never do. The answer says
+/// `Content-Language` and `Vary: Accept-Language`.
+///
+/// Done here, once, rather than by each handler: an error is turned into its response where no
+/// request is at hand (`ResponseError::error_response`), and a handler that forgot would answer
+/// in English.
+pub async fn localize_problems(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let lang = request_lang(req.request());
+    match next.call(req).await {
+        Ok(res) => {
+            let problem = res.response().extensions().get::<Problem>().cloned();
+            Ok(res.map_body(|head, body| localize_body(head, body, problem, lang)))
+        }
+        Err(error) => {
+            // Kept an error, so that the layers outside see it as they did; only its answer changes.
+            let response = error.error_response();
+            let problem = response.extensions().get::<Problem>().cloned();
+            let response = response.map_body(|head, body| localize_body(head, body, problem, lang));
+            Err(actix_web::error::InternalError::from_response(LocalizedRefusal(error.to_string()), response).into())
+        }
+    }
+}
+
+/// The body of a response in `lang`: a problem's written again, anything else untouched.
+fn localize_body(
+    head: &mut actix_http::ResponseHead,
+    body: impl MessageBody + 'static,
+    problem: Option<Problem>,
+    lang: Lang,
+) -> BoxBody {
+    let Some(problem) = problem else {
+        return body.boxed();
+    };
+    head.headers_mut()
+        .append(header::VARY, HeaderValue::from_static("accept-language"));
+    if lang == Lang::En {
+        return body.boxed();
+    }
+    let Ok(json) = serde_json::to_vec(&problem.localized(lang)) else {
+        return body.boxed();
+    };
+    head.headers_mut()
+        .insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(lang.tag()));
+    // The English body may have been compressed on the way out; this one is not.
+    head.headers_mut().remove(header::CONTENT_ENCODING);
+    BoxBody::new(json)
+}
+
+/// A middleware's refusal, answered in the request's language by [`localize_problems`].
+#[derive(Debug)]
+struct LocalizedRefusal(String);
+
+impl fmt::Display for LocalizedRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// An error that is already a problem document, with the headers its answer needs

@@ -29,7 +29,8 @@
     return String(Math.round(value * 10) / 10);
   }
 
-  function clock(ms) {
+  // The browser's own clock, for a caller that gives none.
+  function localClock(ms) {
     return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   }
 
@@ -46,11 +47,13 @@
   /**
    * Draws a line chart into `figure` (a <figure> with a <figcaption>).
    * options: points [{t: ms, v: number|null, mode}], color, format(v) for the tooltip and the
-   * current value, minSpanMs (the time axis covers at least that much).
+   * current value, minSpanMs (the time axis covers at least that much), and the caller's words and
+   * clock: clock(ms) for the time labels (the lab's time zone), collecting and noData texts.
    */
   function lineChart(figure, options) {
     const points = options.points || [];
     const format = options.format || shortNumber;
+    const clock = options.clock || localClock;
     const width = Math.max(260, Math.floor(figure.clientWidth - 26));
     let svg = figure.querySelector("svg");
     if (svg) svg.remove();
@@ -78,7 +81,7 @@
 
     if (points.length === 0) {
       el("text", { x: width / 2, y: HEIGHT / 2, "text-anchor": "middle", class: "empty-text" }, svg).textContent =
-        "Collecting data…";
+        options.collecting || "…";
       return;
     }
     const t1 = points[points.length - 1].t;
@@ -147,7 +150,7 @@
       } else {
         dot.setAttribute("visibility", "hidden");
       }
-      tip.textContent = `${clock(best.t)} · ${best.v === null || best.v === undefined ? "no data" : format(best.v)}`;
+      tip.textContent = `${clock(best.t)} · ${best.v === null || best.v === undefined ? (options.noData || "—") : format(best.v)}`;
       tip.style.left = `${((px / width) * box.width) + (box.left - figure.getBoundingClientRect().left)}px`;
       tip.style.top = `${box.top - figure.getBoundingClientRect().top + 8}px`;
       tip.hidden = false;

@@ -1,8 +1,11 @@
 // LabEdge lab console: logs in, then polls the gateway's JSON admin routes and draws the page.
 // Everything from the server goes into the DOM as text (textContent, attributes), never as markup.
+// Texts come from i18n.js (French by default, English by the switch); dates are in the lab's zone.
 "use strict";
 
 (function () {
+  const { t, tn, code } = window.LabI18n;
+
   const REFRESH_MS = 5000;
   const HISTORY_MS = 30000;
   const RECONCILIATIONS_MS = 60000;
@@ -15,6 +18,14 @@
     devices: [],
     pending: new Map(),
     reconciliations: null,
+    zone: null,
+    // When the last refresh read everything; null when some of it failed; undefined before the first.
+    refreshed: undefined,
+    access: null,
+    conflicts: [],
+    deadLetters: [],
+    events: [],
+    lockouts: [],
     timers: [],
     enrollTimer: null,
     refreshing: false,
@@ -64,9 +75,7 @@
   // ---------------------------------------------------------------------------------------------
   // Formatting.
 
-  const numberFormat = new Intl.NumberFormat();
-  const num = (n) => numberFormat.format(n);
-  const plural = (n, word, many = `${word}s`) => `${num(n)} ${n === 1 ? word : many}`;
+  const num = (n) => new Intl.NumberFormat(LabI18n.locale()).format(n);
 
   function duration(seconds) {
     seconds = Math.max(0, Math.round(seconds));
@@ -75,43 +84,28 @@
     if (minutes < 60) return `${minutes} min${seconds % 60 && minutes < 10 ? ` ${seconds % 60} s` : ""}`;
     const hours = Math.floor(minutes / 60);
     if (hours < 48) return `${hours} h${minutes % 60 ? ` ${String(minutes % 60).padStart(2, "0")} min` : ""}`;
-    return `${Math.floor(hours / 24)} days`;
+    return tn("n.days", Math.floor(hours / 24));
   }
 
   function ago(iso) {
-    if (!iso) return "never";
+    if (!iso) return t("time.never");
     const seconds = (Date.now() - Date.parse(iso)) / 1000;
-    if (seconds < 5) return "just now";
-    return `${duration(seconds)} ago`;
+    if (seconds < 5) return t("time.justNow");
+    return t("time.ago", duration(seconds));
   }
 
+  // A moment, in the lab's time zone: its time when today there, else its day and time.
   function when(iso) {
     if (!iso) return "—";
     const date = new Date(iso);
-    const sameDay = date.toDateString() === new Date().toDateString();
-    return sameDay
-      ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })
-      : date.toLocaleString([], { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+    return LabI18n.sameDay(date, new Date()) ? LabI18n.clockSeconds(date) : LabI18n.dayAndTime(date);
   }
 
-  function clock(iso) {
-    return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  }
+  const clock = (iso) => LabI18n.clock(new Date(iso));
 
   const shortId = (id) => (id ? String(id).slice(0, 8) : "—");
 
-  const MODES = {
-    online: { pill: "Online", title: "Online", sub: "connected to the cloud", kpi: "ok" },
-    failover: { pill: "Failover", title: "Failover", sub: "on the central lab's standby", kpi: "warn" },
-    degraded: { pill: "Offline", title: "Offline", sub: "cloud unreachable: writes wait here", kpi: "bad" },
-  };
-
-  const EVENTS = {
-    login: "Tablet login", lockout: "Lockout", refresh: "Token refresh", refresh_reuse: "Refresh token reused",
-    logout: "Logout", enroll: "Tablet enrolled", enrollment_code: "Enrollment code", revoke: "Revocation",
-    peer_refused: "Address refused", token_refused: "Token refused", rate_limited: "Rate limited",
-    admin_login: "Console login", admin_refused: "Console refused", unlock: "Lockout lifted",
-  };
+  const MODE_LEVELS = { online: "ok", failover: "warn", degraded: "bad" };
 
   // ---------------------------------------------------------------------------------------------
   // The gateway's API.
@@ -126,7 +120,8 @@
   }
 
   async function call(method, path, body) {
-    const headers = { accept: "application/json" };
+    // The gateway writes its problem documents in the page's language.
+    const headers = { accept: "application/json", "accept-language": LabI18n.lang() };
     if (method !== "GET" && state.session) headers["x-csrf-token"] = state.session.csrf_token;
     if (body !== undefined) headers["content-type"] = "application/json";
     const response = await fetch(path, {
@@ -154,7 +149,7 @@
       return await call(method, path, body);
     } catch (error) {
       if (error instanceof HttpError && error.status === 401 && state.session) {
-        showLogin("Your session has ended: sign in again.");
+        showLogin(t("login.ended"));
       }
       throw error;
     }
@@ -165,6 +160,10 @@
 
   function showLogin(message) {
     state.session = null;
+    // Nothing of the last session stays in the page, hidden or not.
+    state.access = null;
+    $("access-table").hidden = true;
+    setText("access-summary", "");
     for (const timer of state.timers) clearInterval(timer);
     state.timers = [];
     $("console-view").hidden = true;
@@ -198,14 +197,14 @@
       $("password").value = "";
       startConsole(session);
     } catch (error) {
-      let message = "The gateway did not answer. Try again.";
+      let message = t("login.noAnswer");
       if (error instanceof HttpError) {
-        if (error.status === 401 || error.status === 422) message = "Wrong login or password.";
+        if (error.status === 401 || error.status === 422) message = t("login.wrong");
         else if (error.status === 429) {
           const wait = Number(error.retryAfter);
-          message = `Too many attempts. Try again${wait ? ` in ${duration(wait)}` : " later"}.`;
-        } else if (error.status === 403) message = "This account cannot use the console, or this computer is not on the lab's network.";
-        else if (error.status === 503) message = "The gateway is starting or has not received its lab's data yet. Try again shortly.";
+          message = t("login.tooMany", wait ? duration(wait) : null);
+        } else if (error.status === 403) message = t("login.forbidden");
+        else if (error.status === 503) message = t("login.starting");
       }
       $("login-error").textContent = message;
       $("login-error").hidden = false;
@@ -228,38 +227,45 @@
 
   function renderStatus(status) {
     state.status = status;
+    if (status.timezone && status.timezone !== state.zone) {
+      state.zone = status.timezone;
+      LabI18n.setTimeZone(status.timezone);
+      // Every time already on the page was written in the browser's zone.
+      rerender();
+    }
+    setText("timezone-note", LabI18n.timeZone() ? t("footer.zone", LabI18n.timeZone()) : "");
     setText("lab-name", status.lab);
-    document.title = `LabEdge — ${status.lab}`;
-    const mode = MODES[status.upstream.mode] || MODES.degraded;
+    document.title = t("page.titleLab", status.lab);
+    const modeName = MODE_LEVELS[status.upstream.mode] ? status.upstream.mode : "degraded";
     const pill = $("mode-pill");
     pill.className = `pill pill-${status.upstream.mode}`;
-    pill.textContent = mode.pill;
-    pill.title = mode.sub;
+    pill.textContent = t(`mode.${modeName}`);
+    pill.title = t(`mode.${modeName}.sub`);
 
-    $("kpi-upstream").className = `kpi ${mode.kpi}`;
-    setText("upstream-mode", mode.title);
-    const via = status.upstream.active ? ` · via ${status.upstream.active}` : "";
-    setText("upstream-since", `since ${when(status.upstream.since)} (${duration((Date.now() - Date.parse(status.upstream.since)) / 1000)})${via}`);
+    $("kpi-upstream").className = `kpi ${MODE_LEVELS[modeName]}`;
+    setText("upstream-mode", t(`mode.${modeName}`));
+    setText("upstream-since", t("status.since", when(status.upstream.since),
+      duration((Date.now() - Date.parse(status.upstream.since)) / 1000), status.upstream.active));
 
     const backlog = status.backlog;
     const oldest = backlog.oldest_pending_seconds;
     $("kpi-backlog").className = `kpi ${backlog.pending === 0 ? "ok" : oldest > 3600 ? "bad" : oldest > 300 ? "warn" : "ok"}`;
     setText("backlog-pending", num(backlog.pending));
-    setText("backlog-oldest", backlog.pending === 0 ? "everything is in the cloud" : `oldest waiting for ${duration(oldest || 0)}`);
+    setText("backlog-oldest", backlog.pending === 0 ? t("backlog.none") : t("backlog.oldest", duration(oldest || 0)));
 
     const sync = status.sync;
     const lag = sync.head !== null && sync.position !== null ? Math.max(0, sync.head - sync.position) : null;
     const pullAge = sync.last_pull_at ? (Date.now() - Date.parse(sync.last_pull_at)) / 1000 : null;
     $("kpi-feed").className = `kpi ${pullAge === null ? "warn" : pullAge > 600 ? "bad" : pullAge > 60 ? "warn" : "ok"}`;
-    setText("feed-pull", sync.last_pull_at ? ago(sync.last_pull_at) : "not yet");
-    setText("feed-lag", lag === null ? "waiting for the first pull" : lag === 0 ? `up to date (position ${num(sync.position)})` : `${plural(lag, "change")} behind the cloud`);
+    setText("feed-pull", sync.last_pull_at ? ago(sync.last_pull_at) : t("feed.notYet"));
+    setText("feed-lag", lag === null ? t("feed.waiting") : lag === 0 ? t("feed.upToDate", num(sync.position)) : t("feed.behind", tn("n.change", lag)));
     $("feed-error").hidden = !sync.last_error;
-    setText("feed-error", sync.last_error ? `Last pull failed: ${sync.last_error}` : "");
+    setText("feed-error", sync.last_error ? t("feed.error", sync.last_error) : "");
 
     const open = backlog.conflicts + backlog.dead_letters;
     $("kpi-attention").className = `kpi ${open ? "warn" : "ok"}`;
-    setText("attention", open ? num(open) : "None");
-    setText("attention-sub", open ? `${plural(backlog.conflicts, "conflict")} · ${plural(backlog.dead_letters, "dead letter")}` : "no conflict, no dead letter");
+    setText("attention", open ? num(open) : t("attention.none"));
+    setText("attention-sub", open ? t("attention.sub", tn("n.conflict", backlog.conflicts), tn("n.deadLetter", backlog.dead_letters)) : t("attention.nothing"));
 
     renderReconciliation();
     renderDrain(status);
@@ -267,12 +273,12 @@
     const recovery = status.recovery;
     const parts = [];
     if (recovery.last_drain_seconds !== null && recovery.last_drain_seconds !== undefined) {
-      parts.push(`last outage: ${plural(recovery.backlog_at_start, "write")} sent in ${duration(recovery.last_drain_seconds)}`);
+      parts.push(t("recovery.drain", tn("n.write", recovery.backlog_at_start), duration(recovery.last_drain_seconds)));
     }
     if (recovery.last_catch_up_seconds !== null && recovery.last_catch_up_seconds !== undefined) {
-      parts.push(`feed caught up in ${duration(recovery.last_catch_up_seconds)}`);
+      parts.push(t("recovery.catchUp", duration(recovery.last_catch_up_seconds)));
     }
-    setText("recovery", parts.length ? `Recovery — ${parts.join(", ")}.` : "");
+    setText("recovery", parts.length ? t("recovery.text", parts.join(", ")) : "");
   }
 
   function renderDrain(status) {
@@ -286,10 +292,10 @@
     const elapsed = (Date.now() - Date.parse(status.recovery.drain_started_at)) / 1000;
     $("drain-fill").style.width = `${(fraction * 100).toFixed(1)}%`;
     $("drain-bar").setAttribute("aria-valuenow", String(Math.round(fraction * 100)));
-    setText("drain-text", `${num(sent)} of ${num(start)} writes sent (${Math.round(fraction * 100)} %), ${num(left)} left`);
+    setText("drain-text", t("drain.text", num(sent), num(start), Math.round(fraction * 100), num(left)));
     // Estimated from the pace since the drain started.
     const eta = sent > 0 && elapsed > 1 ? (left * elapsed) / sent : null;
-    setText("drain-eta", eta === null ? "estimating the time left…" : `about ${duration(eta)} left`);
+    setText("drain-eta", eta === null ? t("drain.estimating") : t("drain.eta", duration(eta)));
   }
 
   function renderReconciliation() {
@@ -300,20 +306,20 @@
     const kpi = $("kpi-reconcile");
     if (!run) {
       kpi.className = "kpi";
-      setText("reconcile-result", "Not run yet");
-      setText("reconcile-when", "runs every night");
+      setText("reconcile-result", t("reconcile.never"));
+      setText("reconcile-when", t("reconcile.nightly"));
       return;
     }
     let result;
     let level;
-    if (!run.finished_at) [result, level] = ["Running…", ""];
-    else if (run.error) [result, level] = ["Failed", "bad"];
-    else if (run.ok && run.repaired_rows > 0) [result, level] = [`Repaired ${num(run.repaired_rows)}`, "warn"];
-    else if (run.ok) [result, level] = ["Matched", "ok"];
-    else [result, level] = ["Differences", "bad"];
+    if (!run.finished_at) [result, level] = [t("reconcile.running"), ""];
+    else if (run.error) [result, level] = [t("reconcile.failed"), "bad"];
+    else if (run.ok && run.repaired_rows > 0) [result, level] = [t("reconcile.repaired", num(run.repaired_rows)), "warn"];
+    else if (run.ok) [result, level] = [t("reconcile.matched"), "ok"];
+    else [result, level] = [t("reconcile.differences"), "bad"];
     kpi.className = `kpi ${level}`;
     setText("reconcile-result", result);
-    const took = run.finished_at ? ` · took ${duration((Date.parse(run.finished_at) - Date.parse(run.started_at)) / 1000)}` : "";
+    const took = run.finished_at ? t("reconcile.took", duration((Date.parse(run.finished_at) - Date.parse(run.started_at)) / 1000)) : "";
     setText("reconcile-when", `${when(run.started_at)}${took}`);
     kpi.title = run.error || "";
   }
@@ -327,10 +333,13 @@
     const samples = history.samples;
     const at = (s) => Date.parse(s.at);
     const common = (s) => ({ t: at(s), mode: s.mode });
+    // The charts' own words and clock, in the page's language and the lab's zone.
+    const texts = { clock: (ms) => LabI18n.clock(new Date(ms)), collecting: t("charts.collecting"), noData: t("charts.noData") };
     LabCharts.lineChart($("chart-requests"), {
-      label: "Tablet requests per minute",
+      ...texts,
+      label: `${t("charts.requests")} ${t("charts.requests.unit")}`,
       color: "#0f766e",
-      format: (v) => `${LabCharts.shortNumber(v)}/min`,
+      format: (v) => t("charts.perMinute", LabCharts.shortNumber(v)),
       // A sample much shorter than the interval (the one taken at start-up) would turn a handful of
       // requests into a spike of a rate: left out.
       points: samples.map((s) => ({
@@ -339,19 +348,21 @@
       })),
     });
     LabCharts.lineChart($("chart-backlog"), {
-      label: "Outbox backlog",
+      ...texts,
+      label: t("charts.backlog"),
       color: "#1d4ed8",
-      format: (v) => plural(v, "write"),
+      format: (v) => tn("n.write", v),
       points: samples.map((s) => ({ ...common(s), v: s.backlog })),
     });
     LabCharts.lineChart($("chart-lag"), {
-      label: "Sync lag",
+      ...texts,
+      label: t("charts.lag"),
       color: "#7c3aed",
-      format: (v) => plural(v, "change"),
+      format: (v) => tn("n.change", v),
       points: samples.map((s) => ({ ...common(s), v: s.sync_lag })),
     });
     setText("charts-range", samples.length
-      ? `since ${clock(samples[0].at)} · a point every ${history.interval_s} s · up to ${history.retention_s / 3600} h`
+      ? t("charts.range", clock(samples[0].at), history.interval_s, history.retention_s / 3600)
       : "");
   }
 
@@ -388,36 +399,33 @@
       const active = device.status === "active";
       return h("tr", { class: active ? "" : "revoked", dataset: { deviceId: device.id, status: device.status } },
         h("td", {}, h("div", { class: "cell-main", text: device.label }), h("div", { class: "cell-sub mono", text: shortId(device.id), title: device.id })),
-        h("td", {}, active ? badge("ok", "Active") : badge("bad", "Revoked"),
+        h("td", {}, active ? badge("ok", t("tablets.active")) : badge("bad", t("tablets.revoked")),
           device.revoked_at ? h("div", { class: "cell-sub", text: when(device.revoked_at) }) : null),
         h("td", { text: ago(device.last_seen_at), title: device.last_seen_at || "" }),
         h("td", { class: "mono", text: device.app_version || "—" }),
-        h("td", {}, device.certificate_bound ? badge("info", "Certificate") : badge("neutral", "Secret only")),
+        h("td", {}, device.certificate_bound ? badge("info", t("tablets.certificate")) : badge("neutral", t("tablets.secretOnly"))),
         h("td", { class: "num" }, pending
-          ? h("span", {}, badge("warn", num(pending.pending)), h("div", { class: "cell-sub", text: `oldest ${ago(pending.oldest_at)}` }))
+          ? h("span", {}, badge("warn", num(pending.pending)), h("div", { class: "cell-sub", text: t("tablets.oldest", ago(pending.oldest_at)) }))
           : h("span", { class: "muted", text: "0" })),
         h("td", { text: when(device.enrolled_at) }),
         h("td", {}, active
           ? h("div", { class: "actions" }, h("button", {
-              type: "button", class: "btn btn-danger btn-small", text: "Revoke", dataset: { action: "revoke" },
+              type: "button", class: "btn btn-danger btn-small", text: t("tablets.revoke"), dataset: { action: "revoke" },
               onclick: () => revokeDevice(device),
             }))
           : null));
     });
-    fillRows($("devices"), rows, "No tablet enrolled yet: use “Enroll a tablet”.", 8);
+    fillRows($("devices"), rows, t("tablets.empty"), 8);
   }
 
   async function revokeDevice(device) {
-    const ok = await confirmAction(
-      `Revoke “${device.label}”?`,
-      "The tablet is refused from its very next request and told to wipe its data. Its sessions end now. This cannot be undone: the tablet must be enrolled again.",
-      "Revoke tablet");
+    const ok = await confirmAction(t("tablets.revoke.title", device.label), t("tablets.revoke.text"), t("tablets.revoke.ok"));
     if (!ok) return;
     try {
       await api("POST", `/admin/v1/devices/${encodeURIComponent(device.id)}/revoke`);
-      toast(`“${device.label}” is revoked.`);
+      toast(t("tablets.revoke.done", device.label));
     } catch (error) {
-      toast(`Not revoked: ${error.message}`, true);
+      toast(t("tablets.revoke.failed", error.message), true);
     }
     refresh();
   }
@@ -429,7 +437,7 @@
       const code = await api("POST", "/admin/v1/enrollment-codes");
       showEnrollment(code);
     } catch (error) {
-      toast(`No code created: ${error.message}`, true);
+      toast(t("enroll.failed", error.message), true);
     } finally {
       button.disabled = false;
     }
@@ -447,14 +455,14 @@
     const tick = () => {
       const left = (expires - Date.now()) / 1000;
       if (left <= 0) {
-        setText("enroll-expiry", "Expired: create another code.");
+        setText("enroll-expiry", t("enroll.expired"));
         $("enroll-expiry").className = "small form-error";
         clearInterval(state.enrollTimer);
         return;
       }
       $("enroll-expiry").className = "small";
       const minutes = Math.floor(left / 60);
-      setText("enroll-expiry", `Expires in ${minutes}:${String(Math.floor(left % 60)).padStart(2, "0")} (at ${clock(code.expires_at)})`);
+      setText("enroll-expiry", t("enroll.expires", `${minutes}:${String(Math.floor(left % 60)).padStart(2, "0")}`, clock(code.expires_at)));
     };
     tick();
     state.enrollTimer = setInterval(tick, 1000);
@@ -473,73 +481,73 @@
   function describeChange(payload) {
     if (!payload || typeof payload !== "object") return "";
     const kind = payload.kind || "";
-    if (kind === "appointment.update" && payload.status) return `appointment → ${payload.status}`;
+    if (kind === "appointment.update" && payload.status) return t("change.appointment", code("appointment", payload.status));
     return kind;
   }
 
   function renderConflicts(conflicts) {
+    state.conflicts = conflicts;
     const rows = conflicts.slice(0, 50).map((c) => {
       const open = !c.resolved_at;
       return h("tr", { class: open ? "" : "handled", dataset: { conflictId: c.id } },
         h("td", {}, h("div", { class: "mono", text: c.entity_key })),
         h("td", { text: ago(c.detected_at), title: c.detected_at }),
         h("td", {}, h("div", { text: describeChange(c.local_payload) }),
-          c.server_version !== null ? h("div", { class: "cell-sub", text: `cloud at version ${c.server_version}` }) : null),
+          c.server_version !== null ? h("div", { class: "cell-sub", text: t("conflicts.cloudVersion", c.server_version) }) : null),
         h("td", {}, open
           ? h("div", { class: "actions" },
-            h("button", { type: "button", class: "btn btn-small", text: "Keep cloud's", title: "The cloud's state stands; the tablet's change is dropped.", onclick: () => resolveConflict(c, "keep_server") }),
-            h("button", { type: "button", class: "btn btn-small", text: "Reapply tablet's", title: "Send the tablet's change again over the cloud's current version.", onclick: () => resolveConflict(c, "reapply_local") }))
-          : badge("neutral", c.resolution === "keep_server" ? "Kept cloud's" : "Reapplied")));
+            h("button", { type: "button", class: "btn btn-small", text: t("conflicts.keep"), title: t("conflicts.keep.hint"), onclick: () => resolveConflict(c, "keep_server") }),
+            h("button", { type: "button", class: "btn btn-small", text: t("conflicts.reapply"), title: t("conflicts.reapply.hint"), onclick: () => resolveConflict(c, "reapply_local") }))
+          : badge("neutral", c.resolution === "keep_server" ? t("conflicts.kept") : t("conflicts.reapplied"))));
     });
-    fillRows($("conflicts"), rows, "No conflict.", 4);
+    fillRows($("conflicts"), rows, t("conflicts.empty"), 4);
   }
 
   async function resolveConflict(conflict, resolution) {
     const keep = resolution === "keep_server";
     const ok = await confirmAction(
-      keep ? "Keep the cloud's version?" : "Reapply the tablet's change?",
-      keep ? `The tablet's change to ${conflict.entity_key} is dropped; the cloud's state comes back with the next sync.`
-        : `The tablet's change to ${conflict.entity_key} is sent again, over the cloud's current version.`,
-      keep ? "Keep cloud's" : "Reapply");
+      keep ? t("conflicts.keep.title") : t("conflicts.reapply.title"),
+      keep ? t("conflicts.keep.text", conflict.entity_key) : t("conflicts.reapply.text", conflict.entity_key),
+      keep ? t("conflicts.keep") : t("conflicts.reapply.ok"));
     if (!ok) return;
     try {
       await api("POST", `/admin/v1/conflicts/${encodeURIComponent(conflict.id)}/resolve`, { resolution });
-      toast("Conflict resolved.");
+      toast(t("conflicts.done"));
     } catch (error) {
-      toast(`Not resolved: ${error.message}`, true);
+      toast(t("conflicts.failed", error.message), true);
     }
     refresh();
   }
 
   function renderDeadLetters(letters) {
+    state.deadLetters = letters;
     const rows = letters.slice(0, 50).map((d) => {
       const open = !d.replayed_at && !d.discarded_at;
       return h("tr", { class: open ? "" : "handled", dataset: { deadLetterId: d.id } },
         h("td", {}, h("div", { class: "cell-main", text: d.kind }), h("div", { class: "cell-sub mono", text: d.entity_key })),
-        h("td", {}, h("div", { text: d.reason }), h("div", { class: "cell-sub", text: plural(d.attempts, "attempt") })),
+        h("td", {}, h("div", { text: d.reason }), h("div", { class: "cell-sub", text: tn("n.attempt", d.attempts) })),
         h("td", { text: ago(d.quarantined_at), title: d.quarantined_at }),
         h("td", {}, open
           ? h("div", { class: "actions" },
-            h("button", { type: "button", class: "btn btn-small", text: "Replay", onclick: () => handleDeadLetter(d, "replay") }),
-            h("button", { type: "button", class: "btn btn-danger btn-small", text: "Discard", onclick: () => handleDeadLetter(d, "discard") }))
-          : badge("neutral", d.replayed_at ? "Replayed" : "Discarded")));
+            h("button", { type: "button", class: "btn btn-small", text: t("letters.replay"), onclick: () => handleDeadLetter(d, "replay") }),
+            h("button", { type: "button", class: "btn btn-danger btn-small", text: t("letters.discard"), onclick: () => handleDeadLetter(d, "discard") }))
+          : badge("neutral", d.replayed_at ? t("letters.replayed") : t("letters.discarded"))));
     });
-    fillRows($("dead-letters"), rows, "No dead letter.", 4);
+    fillRows($("dead-letters"), rows, t("letters.empty"), 4);
   }
 
   async function handleDeadLetter(letter, action) {
     const replay = action === "replay";
     const ok = await confirmAction(
-      replay ? "Send this write again?" : "Discard this write?",
-      replay ? `${letter.kind} on ${letter.entity_key} is sent to the cloud again as a new write.`
-        : `${letter.kind} on ${letter.entity_key} will never reach the cloud. Later writes of this record go on.`,
-      replay ? "Replay" : "Discard");
+      replay ? t("letters.replay.title") : t("letters.discard.title"),
+      replay ? t("letters.replay.text", letter.kind, letter.entity_key) : t("letters.discard.text", letter.kind, letter.entity_key),
+      replay ? t("letters.replay") : t("letters.discard"));
     if (!ok) return;
     try {
       await api("POST", `/admin/v1/dead-letters/${encodeURIComponent(letter.id)}/${action}`);
-      toast(replay ? "Write sent again." : "Write discarded.");
+      toast(replay ? t("letters.replay.done") : t("letters.discard.done"));
     } catch (error) {
-      toast(`Not done: ${error.message}`, true);
+      toast(t("letters.failed", error.message), true);
     }
     refresh();
   }
@@ -548,54 +556,53 @@
   // Security events.
 
   function renderEvents(events) {
+    state.events = events;
     const labels = new Map(state.devices.map((d) => [d.id, d.label]));
     const rows = events.slice(0, 60).map((e) => {
       const who = [];
-      if (e.staff_id) who.push(h("div", { class: "mono", text: `staff ${shortId(e.staff_id)}`, title: e.staff_id }));
-      if (e.device_id) who.push(h("div", { text: labels.get(e.device_id) || `tablet ${shortId(e.device_id)}`, title: e.device_id }));
+      if (e.staff_id) who.push(h("div", { class: "mono", text: t("who.staff", shortId(e.staff_id)), title: e.staff_id }));
+      if (e.device_id) who.push(h("div", { text: labels.get(e.device_id) || t("who.tablet", shortId(e.device_id)), title: e.device_id }));
       return h("tr", {},
         h("td", { text: when(e.at), title: e.at }),
-        h("td", { text: EVENTS[e.action] || e.action }),
-        h("td", {}, e.success ? badge("ok", "ok") : badge("bad", e.reason ? e.reason.replace(/_/g, " ") : "failed")),
+        h("td", { text: code("event", e.action) }),
+        h("td", {}, e.success ? badge("ok", t("events.ok")) : badge("bad", e.reason ? code("reason", e.reason) : t("events.failed"))),
         h("td", {}, who.length ? who : h("span", { class: "muted", text: "—" })),
         h("td", { class: "mono", text: e.source_ip || "—" }));
     });
-    fillRows($("events"), rows, "No security event since the gateway started.", 5);
+    fillRows($("events"), rows, t("events.empty"), 5);
   }
 
   // ---------------------------------------------------------------------------------------------
   // Lockouts: a login locked on one tablet or from one address, lifted by the admin.
 
   function renderLockouts(lockouts) {
+    state.lockouts = lockouts;
     const labels = new Map(state.devices.map((d) => [d.id, d.label]));
     const rows = lockouts.map((l) => {
-      const where = l.device_id ? (labels.get(l.device_id) || `tablet ${shortId(l.device_id)}`) : `console from ${l.source}`;
+      const where = l.device_id ? (labels.get(l.device_id) || t("who.tablet", shortId(l.device_id))) : t("lockouts.console", l.source);
       const stateCell = l.locked_until
-        ? h("span", {}, badge("bad", "Locked"), h("div", { class: "cell-sub", text: `until ${clock(l.locked_until)}` }))
-        : badge("warn", plural(l.failures, "failure", "failures"));
+        ? h("span", {}, badge("bad", t("lockouts.locked")), h("div", { class: "cell-sub", text: t("lockouts.until", clock(l.locked_until)) }))
+        : badge("warn", tn("n.failure", l.failures));
       return h("tr", { dataset: { lockoutId: l.id } },
         h("td", { class: "mono", text: l.login }),
         h("td", { text: where, title: l.device_id || l.source || "" }),
         h("td", {}, stateCell),
         h("td", {}, h("button", {
-          type: "button", class: "btn btn-small", text: "Unlock", dataset: { action: "unlock" },
+          type: "button", class: "btn btn-small", text: t("lockouts.unlock"), dataset: { action: "unlock" },
           onclick: () => unlock(l, where),
         })));
     });
-    fillRows($("lockouts"), rows, "No login is locked out.", 4);
+    fillRows($("lockouts"), rows, t("lockouts.empty"), 4);
   }
 
   async function unlock(lockout, where) {
-    const ok = await confirmAction(
-      `Unlock “${lockout.login}” (${where})?`,
-      "Its failed attempts are forgotten and it may log in again at once. Do it once you know who was locked out and why.",
-      "Unlock");
+    const ok = await confirmAction(t("lockouts.unlock.title", lockout.login, where), t("lockouts.unlock.text"), t("lockouts.unlock"));
     if (!ok) return;
     try {
       await api("POST", `/admin/v1/lockouts/${encodeURIComponent(lockout.id)}/unlock`);
-      toast(`“${lockout.login}” is unlocked.`);
+      toast(t("lockouts.unlock.done", lockout.login));
     } catch (error) {
-      toast(`Not unlocked: ${error.message}`, true);
+      toast(t("lockouts.unlock.failed", error.message), true);
     }
     refresh();
   }
@@ -608,27 +615,31 @@
     const id = $("patient-id").value.trim();
     $("access-error").hidden = true;
     if (!UUID.test(id)) {
-      $("access-error").textContent = "A patient id looks like 0190c3a2-7b1e-7c4d-9a2b-3f4e5d6c7b8a.";
+      $("access-error").textContent = t("access.badId");
       $("access-error").hidden = false;
       return;
     }
     try {
-      const records = await api("GET", `/admin/v1/patients/${encodeURIComponent(id)}/access`);
-      const rows = records.map((r) => h("tr", {},
-        h("td", { text: when(r.at), title: r.at }),
-        h("td", {}, h("div", { class: "cell-main", text: r.staff_name || (r.staff_id ? `staff ${shortId(r.staff_id)}` : "system") }),
-          r.staff_role ? h("div", { class: "cell-sub", text: r.staff_role.replace(/_/g, " ") }) : null),
-        h("td", { text: r.device_label || (r.device_id ? `tablet ${shortId(r.device_id)}` : "console / gateway"), title: r.device_id || "" }),
-        h("td", {}, h("span", { class: "mono", text: r.action }),
-          r.resource ? h("div", { class: "cell-sub mono", text: r.resource }) : null)));
-      fillRows($("access"), rows, "No access recorded for this patient on this gateway.", 4);
-      $("access-table").hidden = false;
-      setText("access-summary", records.length ? `${plural(records.length, "access", "accesses")} shown, newest first.` : "");
+      renderAccess(await api("GET", `/admin/v1/patients/${encodeURIComponent(id)}/access`));
     } catch (error) {
-      $("access-error").textContent = `Not found: ${error.message}`;
+      $("access-error").textContent = t("access.failed", error.message);
       $("access-error").hidden = false;
     }
   });
+
+  function renderAccess(records) {
+    state.access = records;
+    const rows = records.map((r) => h("tr", {},
+        h("td", { text: when(r.at), title: r.at }),
+        h("td", {}, h("div", { class: "cell-main", text: r.staff_name || (r.staff_id ? t("who.staff", shortId(r.staff_id)) : t("access.system")) }),
+          r.staff_role ? h("div", { class: "cell-sub", text: code("role", r.staff_role) }) : null),
+        h("td", { text: r.device_label || (r.device_id ? t("who.tablet", shortId(r.device_id)) : t("access.console")), title: r.device_id || "" }),
+        h("td", {}, h("span", { class: "mono", text: r.action }),
+          r.resource ? h("div", { class: "cell-sub mono", text: r.resource }) : null)));
+    fillRows($("access"), rows, t("access.empty"), 4);
+    $("access-table").hidden = false;
+    setText("access-summary", records.length ? t("access.summary", tn("n.access", records.length)) : "");
+  }
 
   // ---------------------------------------------------------------------------------------------
   // Confirmation dialog.
@@ -674,11 +685,37 @@
       if (events.status === "fulfilled") renderEvents(events.value);
       if (lockouts.status === "fulfilled") renderLockouts(lockouts.value);
       const failed = [status, devices, pending, conflicts, dead, events, lockouts].filter((r) => r.status === "rejected");
-      setText("refreshed", failed.length ? "Some data could not be read: retrying…" : `Updated ${new Date().toLocaleTimeString()}`);
+      state.refreshed = failed.length ? null : new Date();
+      renderRefreshed();
     } finally {
       state.refreshing = false;
     }
   }
+
+  function renderRefreshed() {
+    if (state.refreshed === undefined) return;
+    setText("refreshed", state.refreshed ? t("refreshed.at", LabI18n.clockSeconds(state.refreshed)) : t("refreshed.failed"));
+  }
+
+  // Everything drawn from data, again from the last data: after a language or time-zone change.
+  function rerender() {
+    if (!state.session) return;
+    renderRefreshed();
+    if (state.status) renderStatus(state.status);
+    renderDevices();
+    renderConflicts(state.conflicts);
+    renderDeadLetters(state.deadLetters);
+    renderEvents(state.events);
+    renderLockouts(state.lockouts);
+    renderHistory();
+    if (state.access) renderAccess(state.access);
+    $("access-error").hidden = true;
+  }
+
+  LabI18n.onChange(() => {
+    rerender();
+    if (!$("login-error").hidden) $("login-error").hidden = true;
+  });
 
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden && state.session) {

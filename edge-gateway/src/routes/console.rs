@@ -53,6 +53,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../../assets/admin/console.js"),
     },
     Asset {
+        name: "i18n.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../assets/admin/i18n.js"),
+    },
+    Asset {
         name: "charts.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../assets/admin/charts.js"),

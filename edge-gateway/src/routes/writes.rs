@@ -4,7 +4,7 @@ use actix_web::dev::Payload;
 use actix_web::http::{StatusCode, header};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use labedge_service::error::ApiError;
-use labedge_service::http::{ProblemError, RequestId, ValidatedJson};
+use labedge_service::http::{ProblemError, RequestId, ValidatedJson, request_lang};
 use mobile_contracts::headers::{IDEMPOTENCY_KEY, IF_MATCH, is_valid_idempotency_key, parse_if_match};
 use mobile_contracts::problem::ErrorCode;
 use mobile_contracts::routes;
@@ -182,7 +182,12 @@ async fn sync_push(
     principal: Principal,
     body: ValidatedJson<SyncPushRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let response = push::push(&state, &principal, body.0, &RequestId::of(&req)).await?;
+    let mut response = push::push(&state, &principal, body.0, &RequestId::of(&req)).await?;
+    // Each item's refusal is a problem too, read by the same person as a refusal of the whole push.
+    let lang = request_lang(&req);
+    for result in &mut response.results {
+        result.problem = result.problem.take().map(|problem| problem.localized(lang));
+    }
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(response))

@@ -1,6 +1,7 @@
 //! The lab admin's web console (`/admin`): its page and assets, its own JSON routes (history,
 //! pending pushes per tablet, a patient's access history, reconciliations) in process, and the page
-//! itself driven in headless Chromium against the real binaries (`tests/browser/admin.mjs`).
+//! itself driven in headless Chromium against the real binaries (`tests/browser/admin.mjs`): in
+//! French, its default, then in English through its language switch.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -78,9 +79,15 @@ async fn the_page_and_its_assets_are_served_from_the_binary_with_a_strict_policy
         let html = page.text();
         assert!(html.contains("id=\"login-form\""), "the login form is part of the page");
         assert!(html.contains("/admin/assets/console.js"));
+        // French before any script runs; the switch to English is on the page.
+        assert!(html.contains("<html lang=\"fr\">"), "French by default");
+        assert!(html.contains(">Se connecter</button>"), "{html}");
+        assert!(html.contains("data-lang=\"en\""), "a language switch");
+        assert!(html.contains("/admin/assets/i18n.js"));
     }
     for (asset, content_type) in [
         ("console.js", "text/javascript; charset=utf-8"),
+        ("i18n.js", "text/javascript; charset=utf-8"),
         ("charts.js", "text/javascript; charset=utf-8"),
         ("console.css", "text/css; charset=utf-8"),
         ("logo.svg", "image/svg+xml"),
@@ -140,6 +147,25 @@ async fn every_console_route_needs_an_admin_session() {
             .expect(401);
         assert_eq!(forged.problem().code, ErrorCode::InvalidCredentials, "{path}");
     }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The lab's time zone, in which the page shows every date.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_gives_the_labs_time_zone_to_the_page() {
+    let paris = TestGateway::start().await;
+    let admin = paris.admin_login().await;
+    let status: Value = console_get(&paris, &admin, "/admin/v1/status").await.expect(200).json();
+    assert_eq!(status["timezone"], "Europe/Paris");
+
+    let cayenne = TestGateway::start_with("TEST-LAB", |c| c.timezone = "America/Cayenne".into()).await;
+    let admin = cayenne.admin_login().await;
+    let status: Value = console_get(&cayenne, &admin, "/admin/v1/status")
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(status["timezone"], "America/Cayenne");
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -503,6 +529,29 @@ async fn the_admin_console_works_in_headless_chromium() {
         .find_map(|l| serde_json::from_str(l).ok())
         .unwrap_or_else(|| panic!("no result line from the script:\n{stdout}\n{stderr}"));
     assert_eq!(result["ok"], true, "{result}");
+
+    // The page as the browser showed it: French (its default, in an English browser), then English
+    // through the switch; the screenshot in French. Times in the lab's zone, not the browser's.
+    let (french, english) = (&result["seen"]["fr"], &result["seen"]["en"]);
+    assert_eq!(french["lang"], "fr", "{result}");
+    assert_eq!(french["logout"], "Se déconnecter");
+    assert_eq!(french["tablets"], "Tablettes");
+    assert_eq!(french["revoked"], "Révoquée");
+    assert!(
+        ["En ligne", "Secours", "Hors ligne"].contains(&french["mode"].as_str().unwrap()),
+        "{french}"
+    );
+    assert_eq!(french["zone"], "Heures dans le fuseau du laboratoire (Europe/Paris).");
+    assert_eq!(english["lang"], "en", "{result}");
+    assert_eq!(english["logout"], "Sign out");
+    assert_eq!(english["tablets"], "Tablets");
+    assert_eq!(english["revoked"], "Revoked");
+    assert!(
+        ["Online", "Failover", "Offline"].contains(&english["mode"].as_str().unwrap()),
+        "{english}"
+    );
+    assert_eq!(english["zone"], "Times in the lab's time zone (Europe/Paris).");
+    assert_eq!(result["screenshot_lang"], "fr");
 
     // A full-page PNG of a real page.
     let png = std::fs::read(&screenshot).unwrap_or_else(|e| panic!("{}: {e}", screenshot.display()));

@@ -24,6 +24,7 @@ mod fhir_loop;
 mod fuzz;
 mod gate;
 mod hardening;
+mod i18n;
 mod intake;
 mod intake_scope;
 mod load_balancer;
