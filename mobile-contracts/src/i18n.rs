@@ -609,6 +609,74 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "doit être deux chiffres hexadécimaux en minuscules",
     ),
     ("not a replicated table", "ce n'est pas une table répliquée"),
+    // --- the desk (issue 15): booking, walk-ins, voids (edge-gateway/src/writes, mobile-contracts) ---
+    ("is in the past", "est dans le passé"),
+    (
+        "is not the start of a slot of the lab's hours: take one from GET /v1/slots",
+        "n'est pas le début d'un créneau des horaires du laboratoire : prenez-en un de GET /v1/slots",
+    ),
+    ("is the appointment's current start", "est déjà l'heure du rendez-vous"),
+    (
+        "only a scheduled appointment can be moved to another slot",
+        "seul un rendez-vous planifié peut être déplacé sur un autre créneau",
+    ),
+    ("no such patient at this lab", "patient inconnu dans ce laboratoire"),
+    ("already used", "déjà utilisé"),
+    (
+        "another appointment already has this id",
+        "un autre rendez-vous porte déjà cet identifiant",
+    ),
+    ("no free place in this slot", "plus de place libre sur ce créneau"),
+    (
+        "this slot has no free place left: choose one of next_slots",
+        "ce créneau est complet : choisissez l'un des créneaux de next_slots",
+    ),
+    (
+        "a home visit needs an address and the patient has none on record",
+        "une visite à domicile demande une adresse et le patient n'en a aucune au dossier",
+    ),
+    (
+        "a lab visit takes no address or access notes",
+        "une visite au laboratoire ne prend ni adresse ni indications d'accès",
+    ),
+    ("this collection is already voided", "ce prélèvement est déjà annulé"),
+    (
+        "a patient with this NIR is already registered: search for them instead",
+        "un patient porte déjà ce NIR : recherchez-le plutôt",
+    ),
+    ("already a patient's", "déjà celui d'un patient"),
+    (
+        "probable duplicates of this patient exist: check each, then send again with their ids in confirmed_distinct_from if none is the patient",
+        "des doublons probables de ce patient existent : vérifiez chacun, puis renvoyez la demande avec leurs identifiants dans confirmed_distinct_from si aucun n'est le patient",
+    ),
+    (
+        "another patient already has this id",
+        "un autre patient porte déjà cet identifiant",
+    ),
+    ("the postal code has 5 characters", "le code postal a 5 caractères"),
+    (
+        "must be an INSEE code: 5 characters, 2A/2B for Corsica, 99xxx abroad",
+        "doit être un code INSEE : 5 caractères, 2A/2B pour la Corse, 99xxx à l'étranger",
+    ),
+    (
+        "must be 1 to 100 letters, spaces, hyphens or apostrophes",
+        "doit compter de 1 à 100 lettres, espaces, traits d'union ou apostrophes",
+    ),
+    ("is not a NIR with a valid key", "n'est pas un NIR à la clé valide"),
+    (
+        "its birth year does not match the birth date",
+        "son année de naissance ne correspond pas à la date de naissance",
+    ),
+    (
+        "its first digit does not match the sex",
+        "son premier chiffre ne correspond pas au sexe",
+    ),
+    ("must be 8 to 15 digits", "doit compter de 8 à 15 chiffres"),
+    (
+        "must be a date between 1890 and today",
+        "doit être une date entre 1890 et aujourd'hui",
+    ),
+    ("must list at most 50 patients", "doit citer au plus 50 patients"),
 ];
 
 #[cfg(test)]

@@ -234,6 +234,8 @@ impl ErrorCode {
             Self::InvalidTransition => "Changement de statut non autorisé",
             Self::PreconditionRequired => "En-tête If-Match requis",
             Self::VersionMismatch => "Version périmée",
+            Self::SlotUnavailable => "Créneau complet",
+            Self::PossibleDuplicate => "Doublon de patient possible",
             Self::EnrollmentCodeInvalid => "Code d'enrôlement invalide ou expiré",
             Self::OfflineGraceExpired => "Délai de grâce hors ligne dépassé",
             Self::LockedOut => "Trop de tentatives échouées",
