@@ -87,6 +87,15 @@ pub enum MutationOp {
         /// The change.
         patch: AppointmentPatch,
     },
+    /// The same as `POST /v1/collections/{collection_id}/void`: a home sampler on the road voids
+    /// their own collection recorded by mistake before they are back in coverage.
+    #[serde(rename = "collection.void")]
+    CollectionVoid {
+        /// The collection.
+        collection_id: Uuid,
+        /// Why.
+        void: crate::collections::CollectionVoid,
+    },
 }
 
 impl MutationOp {
@@ -95,6 +104,7 @@ impl MutationOp {
         match self {
             Self::CollectionCreate { .. } => "collection.create",
             Self::AppointmentUpdate { .. } => "appointment.update",
+            Self::CollectionVoid { .. } => "collection.void",
         }
     }
 }
@@ -121,6 +131,13 @@ impl Validate for MutationOp {
                 );
                 let mut errors = checks.finish().err().unwrap_or_default();
                 errors.merge_self("patch", patch.validate());
+                if errors.is_empty() { Ok(()) } else { Err(errors) }
+            }
+            Self::CollectionVoid { collection_id, void } => {
+                let mut checks = Checks::default();
+                checks.field("collection_id", rules::not_nil(collection_id));
+                let mut errors = checks.finish().err().unwrap_or_default();
+                errors.merge_self("void", void.validate());
                 if errors.is_empty() { Ok(()) } else { Err(errors) }
             }
         }

@@ -41,6 +41,11 @@ pub async fn push(
                     .await
                     .map(|answered| (answered.replayed, 200, Some(answered.value.version)))
             }
+            MutationOp::CollectionVoid { collection_id, void } => {
+                super::voids::void(state, principal, &key, collection_id, void, request_id)
+                    .await
+                    .map(|answered| (answered.replayed, 200, None))
+            }
         };
         let result = match outcome {
             Ok((replayed, status, current_version)) => MutationResult {

@@ -513,6 +513,32 @@ async fn a_collection_recorded_by_mistake_is_voided_with_a_reason_never_deleted(
         .await,
         1
     );
+
+    // Offline, the same through a push; a replay of the mutation is a duplicate.
+    let other = edge_data::collection(d.patient, d.prescription, &["EDTA"]);
+    post(app, routes::COLLECTIONS, nurse, &serde_json::to_value(&other).unwrap())
+        .await
+        .expect(201);
+    let mutation = json!({"mutation_id": Uuid::now_v7(),
+        "queued_at": rfc3339(OffsetDateTime::now_utc() - Duration::hours(1)),
+        "op": {"kind": "collection.void", "collection_id": other.id, "void": {"reason": "tube broken before labelling"}}});
+    let push = json!({"mutations": [mutation.clone()]});
+    let results: Value = post(app, routes::SYNC_PUSH, nurse, &push).await.expect(200).json();
+    assert_eq!(results["results"][0]["outcome"], "applied", "{results}");
+    let results: Value = post(app, routes::SYNC_PUSH, nurse, &push).await.expect(200).json();
+    assert_eq!(results["results"][0]["outcome"], "duplicate", "{results}");
+    let mut blank = mutation;
+    blank["mutation_id"] = json!(Uuid::now_v7());
+    blank["op"]["void"]["reason"] = json!("");
+    let response = post(app, routes::SYNC_PUSH, nurse, &json!({"mutations": [blank]}))
+        .await
+        .expect(422);
+    assert_code(
+        &response,
+        ErrorCode::ValidationFailed,
+        Some("/mutations/0/op/void/reason"),
+    );
+    assert_eq!(count(&d.gw, "SELECT count(*) AS n FROM collection_voids").await, 2);
 }
 
 const VISIT: &str = "https://labedge.labanalyse.fr/fhir/CodeSystem/visit-kind";
