@@ -42,22 +42,21 @@ pub async fn patient_held(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult
         .await
 }
 
-/// Whether a paper prescription already has id `id`.
-pub async fn exists(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(paper_prescriptions::table.find(id)))
-        .get_result(conn)
-        .await
-}
-
-/// Stores a paper prescription and its document.
-pub async fn insert(conn: &mut AsyncPgConnection, row: &PaperRow<'_>, document: &DocumentRow<'_>) -> QueryResult<()> {
-    diesel::insert_into(paper_prescriptions::table)
+/// Stores a paper prescription and its document; `false` (nothing stored) when the id is already
+/// another paper prescription's. A registration of the same id committing meanwhile on another
+/// tablet is waited for, then seen as taken.
+pub async fn insert(conn: &mut AsyncPgConnection, row: &PaperRow<'_>, document: &DocumentRow<'_>) -> QueryResult<bool> {
+    let inserted = diesel::insert_into(paper_prescriptions::table)
         .values(row)
+        .on_conflict_do_nothing()
         .execute(conn)
         .await?;
+    if inserted == 0 {
+        return Ok(false);
+    }
     diesel::insert_into(prescription_documents::table)
         .values(document)
         .execute(conn)
-        .await
-        .map(|_| ())
+        .await?;
+    Ok(true)
 }

@@ -99,12 +99,6 @@ async fn insert_paper(
     if !stored::patient_held(conn, body.patient_id).await? {
         return Err(super::invalid("/patient_id", "not a patient of this lab").into());
     }
-    if stored::exists(conn, body.id).await? {
-        return Err(ProblemError::new(ErrorCode::Conflict)
-            .detail("another paper prescription already has this id")
-            .errors(vec![FieldError::new("/id", "taken", "already used")])
-            .into());
-    }
     let size = u32::try_from(upload.bytes.len()).map_err(|_| ProblemError::new(ErrorCode::PayloadTooLarge))?;
     let now = OffsetDateTime::now_utc();
     let now = now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now);
@@ -129,7 +123,12 @@ async fn insert_paper(
         sha256: &sha256,
         content: &upload.bytes,
     };
-    stored::insert(conn, &row, &document).await?;
+    if !stored::insert(conn, &row, &document).await? {
+        return Err(ProblemError::new(ErrorCode::Conflict)
+            .detail("another paper prescription already has this id")
+            .errors(vec![FieldError::new("/id", "taken", "already used")])
+            .into());
+    }
     let chunks: Vec<&[u8]> = upload.bytes.chunks(CHUNK_BYTES).collect();
     let manifest = DocumentManifest {
         id: document_id,
