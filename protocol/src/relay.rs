@@ -351,7 +351,8 @@ pub struct PaperPrescription {
     pub prescriber_name: Option<String>,
     /// The prescriber's RPPS number, when printed.
     pub prescriber_rpps: Option<String>,
-    /// Date written on it.
+    /// Date written on it (`YYYY-MM-DD`).
+    #[serde(with = "mobile_contracts::serde_date")]
     pub issued_on: time::Date,
     /// The desk's notes.
     pub notes: Option<String>,
@@ -439,4 +440,46 @@ pub struct MutationAck {
 pub struct MutationAcks {
     /// The answers.
     pub results: Vec<MutationAck>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paper_prescription_and_its_chunks_share_one_record_key_and_show_no_content() {
+        let (id, document) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let create = RelayedOp::PaperPrescriptionCreate {
+            prescription: PaperPrescription {
+                id,
+                patient_id: Uuid::from_u128(3),
+                prescriber_name: Some("Dr Morel".into()),
+                prescriber_rpps: None,
+                issued_on: time::macros::date!(2026 - 12 - 01),
+                notes: Some("before 9".into()),
+                document: DocumentManifest {
+                    id: document,
+                    media_type: "application/pdf".into(),
+                    size_bytes: 300_000,
+                    sha256: "ab".repeat(32),
+                    chunk_count: 2,
+                },
+            },
+        };
+        let chunk = RelayedOp::DocumentChunk {
+            prescription_id: id,
+            document_id: document,
+            index: 1,
+            data: ChunkData("JVBERi0xLjcK".into()),
+        };
+        assert_eq!(create.entity_key(), chunk.entity_key());
+        let wire = serde_json::to_value(&create).unwrap();
+        assert_eq!(wire["kind"], "prescription.create");
+        assert_eq!(wire["prescription"]["issued_on"], "2026-12-01");
+        assert_eq!(serde_json::to_value(&chunk).unwrap()["data"], "JVBERi0xLjcK");
+        let shown = format!("{create:?} {chunk:?}");
+        for private in ["Morel", "before 9", "JVBERi0xLjcK"] {
+            assert!(!shown.contains(private), "{shown}");
+        }
+    }
 }
