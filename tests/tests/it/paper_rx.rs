@@ -1,14 +1,16 @@
 //! Paper prescriptions (issue 15): a photo or scan taken at the desk, stored at the gateway as a
 //! provisional prescription with its document, refused clearly when the upload is not one, relayed
 //! to the cloud in chunks exactly once (resuming after a cut without resending what was
-//! acknowledged), and read by the LIS as a FHIR DocumentReference and its Binary.
+//! acknowledged), and read by the LIS as a FHIR DocumentReference and its Binary; the cloud's intake
+//! keeping each chunk once and refusing a document whose bytes do not match.
 
 use actix_web::test::TestRequest;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use labedge_edge_gateway::relay::{Pass, Relay};
+use labedge_protocol::relay::{AckOutcome, CHUNK_BYTES, MutationAcks, RelayedMutation, RelayedOp};
 use labedge_tests::app::{TestApp, TestResponse};
-use labedge_tests::cloud::TestCloud;
+use labedge_tests::cloud::{TestCloud, Visit, relayed};
 use labedge_tests::edge_data::{self, patient};
 use labedge_tests::gateway::{HOME_SAMPLER, NURSE, TestGateway};
 use labedge_tests::multipart::{self, Part};
@@ -576,4 +578,133 @@ async fn an_upload_made_with_the_cloud_down_is_relayed_once_resumes_after_a_cut_
         foreign_rx.id
     );
     assert_eq!(count(&cloud.db, &nothing).await, 0);
+}
+
+/// A `prescription.create` for `patient` announcing `bytes` (or, with `claimed`, other bytes' hash).
+fn announce(staff: Uuid, patient: Uuid, document: Uuid, bytes: &[u8], claimed: Option<&[u8]>) -> RelayedMutation {
+    relayed(
+        staff,
+        json!({"kind": "prescription.create", "prescription": {
+            "id": Uuid::now_v7(), "patient_id": patient, "prescriber_name": null, "prescriber_rpps": null,
+            "issued_on": "2026-12-01", "notes": null,
+            "document": {"id": document, "media_type": "image/jpeg", "size_bytes": bytes.len(),
+                "sha256": hex::encode(Sha256::digest(claimed.unwrap_or(bytes))),
+                "chunk_count": bytes.len().div_ceil(CHUNK_BYTES)}
+        }}),
+    )
+}
+
+fn chunk_of(staff: Uuid, announced: &RelayedMutation, bytes: &[u8], index: usize) -> RelayedMutation {
+    use base64::Engine as _;
+    let RelayedOp::PaperPrescriptionCreate { prescription } = &announced.op else {
+        panic!("not an announcement")
+    };
+    let end = ((index + 1) * CHUNK_BYTES).min(bytes.len());
+    let data = bytes.get(index * CHUNK_BYTES..end).unwrap_or_default();
+    relayed(
+        staff,
+        json!({"kind": "document.chunk", "prescription_id": prescription.id, "document_id": prescription.document.id,
+            "index": index, "data": base64::engine::general_purpose::STANDARD.encode(data)}),
+    )
+}
+
+async fn relay_batch(app: &TestApp, code: &str, mutations: &[RelayedMutation]) -> Vec<(AckOutcome, Option<String>)> {
+    let acks: MutationAcks = app
+        .send(
+            TestRequest::post()
+                .uri(&format!("/v1/labs/{code}/mutations"))
+                .set_json(json!({ "mutations": mutations })),
+        )
+        .await
+        .expect(200)
+        .json();
+    acks.results.into_iter().map(|a| (a.outcome, a.reason)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cloud_keeps_each_chunk_once_and_refuses_a_document_that_does_not_match() {
+    let (cloud, summary) = TestCloud::seeded(60, 2).await;
+    let mut labs = summary.proximity_labs();
+    let (mine, theirs) = (labs.next().unwrap().code.clone(), labs.next().unwrap().code.clone());
+    let visit: Visit = diesel::sql_query(format!(
+        "SELECT l.id AS lab, a.id AS appointment, a.patient_id AS patient, a.prescription_id AS prescription, s.id AS staff, a.version \
+         FROM appointments a JOIN labs l ON l.id = a.lab_id JOIN staff s ON s.lab_id = l.id AND s.role = 'nurse' \
+         WHERE l.code = '{mine}' AND a.prescription_id IS NOT NULL ORDER BY a.id LIMIT 1"
+    ))
+    .get_result(&mut cloud.db.conn().await)
+    .await
+    .unwrap();
+    let app = cloud.gateway_app(&mine).await;
+    let staff = visit.staff;
+    let bytes = multipart::jpeg(300 * 1024);
+    let document = Uuid::now_v7();
+    let create = announce(staff, visit.patient, document, &bytes, None);
+    let whole = format!(
+        "SELECT count(*) AS n FROM prescription_documents WHERE id = '{document}' AND completed_at IS NOT NULL"
+    );
+
+    // Out of order, then the second chunk again under another mutation id: stored once.
+    let second = chunk_of(staff, &create, &bytes, 1);
+    let verdicts = relay_batch(&app, &mine, &[create.clone(), second.clone()]).await;
+    assert_eq!(
+        verdicts.iter().map(|v| v.0).collect::<Vec<_>>(),
+        [AckOutcome::Applied; 2]
+    );
+    assert_eq!(count(&cloud.db, &whole).await, 0, "incomplete");
+    let again = chunk_of(staff, &create, &bytes, 1);
+    let first = chunk_of(staff, &create, &bytes, 0);
+    let verdicts = relay_batch(&app, &mine, &[again, first]).await;
+    assert_eq!(verdicts[0].0, AckOutcome::Duplicate, "{verdicts:?}");
+    assert_eq!(verdicts[1].0, AckOutcome::Applied, "{verdicts:?}");
+    assert_eq!(count(&cloud.db, &whole).await, 1, "complete once the last chunk is in");
+    // A chunk arriving after the document is whole is a duplicate too; the first delivery of a
+    // mutation is answered the same when it comes again.
+    let late = relay_batch(&app, &mine, &[chunk_of(staff, &create, &bytes, 0), second]).await;
+    assert_eq!(late.iter().map(|v| v.0).collect::<Vec<_>>(), [AckOutcome::Duplicate; 2]);
+
+    // Bytes that do not make the announced SHA-256: the last chunk is refused, nothing is shown.
+    let forged = Uuid::now_v7();
+    let lying = announce(staff, visit.patient, forged, &bytes, Some(b"other bytes"));
+    let mut batch = vec![lying.clone()];
+    batch.extend((0..2).map(|i| chunk_of(staff, &lying, &bytes, i)));
+    let verdicts = relay_batch(&app, &mine, &batch).await;
+    assert_eq!(verdicts[1].0, AckOutcome::Applied);
+    assert_eq!(verdicts[2].0, AckOutcome::Rejected);
+    assert!(
+        verdicts[2].1.as_deref().unwrap().starts_with("document_mismatch"),
+        "{verdicts:?}"
+    );
+    let shown =
+        format!("SELECT count(*) AS n FROM prescription_documents WHERE id = '{forged}' AND content IS NOT NULL");
+    assert_eq!(count(&cloud.db, &shown).await, 0);
+
+    // A chunk of the wrong length, an index past the end: refused.
+    let third = Uuid::now_v7();
+    let short = announce(staff, visit.patient, third, &bytes, None);
+    let cut = chunk_of(staff, &short, &bytes[..1000], 0);
+    let beyond = chunk_of(staff, &short, &bytes, 7);
+    let verdicts = relay_batch(&app, &mine, &[short, cut, beyond]).await;
+    assert_eq!(verdicts[0].0, AckOutcome::Applied);
+    assert!(verdicts[1].1.as_deref().unwrap().contains("length"), "{verdicts:?}");
+    assert!(verdicts[2].1.as_deref().unwrap().contains("index"), "{verdicts:?}");
+
+    // Another lab's gateway can neither add to this lab's document nor announce for its patient.
+    let other = cloud.gateway_app(&theirs).await;
+    let their_staff: Id = diesel::sql_query(format!(
+        "SELECT s.id FROM staff s JOIN labs l ON l.id = s.lab_id WHERE l.code = '{theirs}' AND s.role = 'nurse' LIMIT 1"
+    ))
+    .get_result(&mut cloud.db.conn().await)
+    .await
+    .unwrap();
+    let intruding = chunk_of(their_staff.id, &create, &bytes, 0);
+    let foreign_patient = announce(their_staff.id, visit.patient, Uuid::now_v7(), &bytes, None);
+    let verdicts = relay_batch(&other, &theirs, &[intruding, foreign_patient]).await;
+    assert!(
+        verdicts[0].1.as_deref().unwrap().starts_with("foreign_lab_reference"),
+        "{verdicts:?}"
+    );
+    assert!(
+        verdicts[1].1.as_deref().unwrap().starts_with("patient_out_of_scope"),
+        "{verdicts:?}"
+    );
 }
