@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use labedge_protocol::relay::{AckOutcome, MutationAck, MutationAcks, MutationBatch, RelayedMutation};
+use labedge_protocol::relay::{AckOutcome, CHUNK_BYTES, MutationAck, MutationAcks, MutationBatch, RelayedMutation};
 use labedge_schema::edge::schema::{conflicts, dead_letters, outbox};
 use labedge_service::workers::Stop;
 use serde::Serialize;
@@ -298,10 +298,26 @@ impl Relay {
     }
 }
 
+/// About the most a batch's entries may weigh on the wire: a paper prescription's document travels
+/// as chunks of 256 KiB (about 350 KB in base64), and a batch of them must stay well under the
+/// cloud's 16 MiB body limit whatever `relay.batch_size` says. A batch always takes its first entry.
+pub const BATCH_BYTES: i64 = 4 * 1024 * 1024;
+
+/// What an entry weighs, in SQL: its stored size, or for a chunk its size in base64 (stored, a
+/// chunk may compress to much less than it weighs on the wire).
+fn weight_sql() -> String {
+    let chunk_wire = CHUNK_BYTES.div_ceil(3) * 4 + 1024;
+    format!(
+        "GREATEST(pg_column_size(outbox.payload), \
+         CASE WHEN outbox.kind = 'document.chunk' THEN {chunk_wire} ELSE 0 END)"
+    )
+}
+
 /// Pending entries in commit-safe order (lane, then commit sequence), those of a record with an
-/// open dead letter left behind it, locked for this pass and skipped by any other.
+/// open dead letter left behind it, locked for this pass and skipped by any other; cut after
+/// [`BATCH_BYTES`]. The sizes are read first, so that a long backlog of chunks is not loaded whole.
 async fn pending_batch(conn: &mut AsyncPgConnection, size: usize) -> QueryResult<Vec<Pending>> {
-    outbox::table
+    let heads: Vec<(i64, i32)> = outbox::table
         .filter(outbox::sent_at.is_null())
         .filter(diesel::dsl::not(diesel::dsl::exists(
             dead_letters::table
@@ -313,6 +329,30 @@ async fn pending_batch(conn: &mut AsyncPgConnection, size: usize) -> QueryResult
         .limit(i64::try_from(size).unwrap_or(500))
         .select((
             outbox::seq,
+            diesel::dsl::sql::<diesel::sql_types::Integer>(&weight_sql()),
+        ))
+        .for_update()
+        .skip_locked()
+        .load(conn)
+        .await?;
+    let mut total = 0_i64;
+    let kept: Vec<i64> = heads
+        .iter()
+        .take_while(|(_, bytes)| {
+            let first = total == 0;
+            total += i64::from(*bytes);
+            first || total <= BATCH_BYTES
+        })
+        .map(|(seq, _)| *seq)
+        .collect();
+    if kept.is_empty() {
+        return Ok(Vec::new());
+    }
+    outbox::table
+        .filter(outbox::seq.eq_any(&kept))
+        .order((outbox::lane, outbox::seq))
+        .select((
+            outbox::seq,
             outbox::mutation_id,
             outbox::lane,
             outbox::kind,
@@ -320,8 +360,6 @@ async fn pending_batch(conn: &mut AsyncPgConnection, size: usize) -> QueryResult
             outbox::payload,
             outbox::attempts,
         ))
-        .for_update()
-        .skip_locked()
         .load(conn)
         .await
 }

@@ -20,6 +20,7 @@
 //! | [`patients`], [`prescriptions`], [`rounds`], [`appointments`] | reads, with [`tube_plan`] |
 //! | [`collections`], [`sync`] | writes: [`NewCollection`], [`SyncPushRequest`], [`SyncPullResponse`] |
 //! | [`booking`], [`walk_ins`] | the desk's writes: [`SlotList`], [`NewAppointment`], [`Reschedule`], [`NewPatient`] |
+//! | [`paper_prescriptions`] | a paper prescription and its photo or scan: [`NewPaperPrescription`], [`PaperPrescriptionReceipt`] |
 //! | [`ops`] | [`Health`], [`Readiness`] |
 //! | [`routes`], [`headers`] | path and header constants shared by server and tests |
 //! | `openapi` (feature `openapi`) | `document()`, `document_json()` |
@@ -65,6 +66,7 @@ pub mod nir;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod ops;
+pub mod paper_prescriptions;
 pub mod patients;
 pub mod personal;
 pub mod prescriptions;
@@ -89,6 +91,7 @@ pub use devices::*;
 pub use i18n::Lang;
 pub use nir::*;
 pub use ops::*;
+pub use paper_prescriptions::*;
 pub use patients::*;
 pub use personal::*;
 pub use prescriptions::*;

@@ -15,10 +15,11 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{
     Address, Appointment, AppointmentKind, AppointmentList, AppointmentPatch, AppointmentStatus, BirthDate,
-    CollectionReceipt, CollectionVoid, Contact, DatabaseRole, DateQuery, DeviceRef, EnrollRequest, EnrollResponse,
-    ErrorCode, FieldError, Health, IdentityCheckMethod, IdentityDocument, IdentityStatus, LabRef, LoginRequest,
-    LogoutRequest, Me, Mutation, MutationOp, MutationOutcome, MutationResult, NewAppointment, NewCollection,
-    NewPatient, NirView, Patient, PatientIdentity, PatientPage, PatientSearchQuery, PatientSummary, PersonName,
+    CollectionReceipt, CollectionVoid, Contact, DatabaseRole, DateQuery, DeviceRef, DocumentMediaType, DocumentReceipt,
+    EnrollRequest, EnrollResponse, ErrorCode, FieldError, Health, IdentityCheckMethod, IdentityDocument,
+    IdentityStatus, LabRef, LoginRequest, LogoutRequest, Me, Mutation, MutationOp, MutationOutcome, MutationResult,
+    NewAppointment, NewCollection, NewPaperPrescription, NewPatient, NirView, PaperPrescriptionReceipt,
+    PaperPrescriptionStatus, Patient, PatientIdentity, PatientPage, PatientSearchQuery, PatientSummary, PersonName,
     PhoneNumber, PrescribedExam, Prescriber, Prescription, PrescriptionList, PrescriptionStatus, PrescriptionSummary,
     Problem, Readiness, ReadinessCheck, RefreshRequest, RelayState, Removal, Reschedule, Role, Round, RoundVisit,
     Secret, Sex, Slot, SlotList, SlotQuery, SyncEntity, SyncPullQuery, SyncPullResponse, SyncPushRequest,
@@ -49,7 +50,7 @@ through `POST /v1/sync/push` with one id per mutation.",
         enroll, login, refresh, logout, me, search_patients, get_patient, list_patient_prescriptions,
         get_prescription, get_round, list_appointments, update_appointment, create_collection,
         sync_push, sync_pull, list_slots, book_appointment, reschedule_appointment, register_patient,
-        void_collection, healthz, readyz, metrics, openapi_json
+        void_collection, create_paper_prescription, healthz, readyz, metrics, openapi_json
     ),
     components(schemas(
         Address, Appointment, AppointmentKind, AppointmentList, AppointmentPatch, AppointmentStatus,
@@ -62,7 +63,9 @@ through `POST /v1/sync/push` with one id per mutation.",
         ReadinessCheck, RefreshRequest, RelayState, Removal, Role, Round, RoundVisit, Secret, Sex,
         SyncEntity, SyncPullQuery, SyncPullResponse, SyncPushRequest, SyncPushResponse,
         TokenResponse, TokenType, Tube, TubeBarcode, TubePlanEntry, Slot, SlotList, SlotQuery,
-        NewAppointment, Reschedule, NewPatient, IdentityDocument, CollectionVoid, VoidReceipt
+        NewAppointment, Reschedule, NewPatient, IdentityDocument, CollectionVoid, VoidReceipt,
+        NewPaperPrescription, PaperPrescriptionForm, PaperPrescriptionReceipt, PaperPrescriptionStatus,
+        DocumentReceipt, DocumentMediaType
     )),
     modifiers(&BearerJwt, &ClosedUnions),
     tags(
@@ -685,6 +688,48 @@ fn register_patient() {}
     reason = "a route's documentation for utoipa; the handler lives in the gateway"
 )]
 fn void_collection() {}
+
+/// The multipart body of `POST /v1/prescriptions` (documentation only: the gateway reads the parts
+/// as a stream).
+#[derive(Debug, utoipa::ToSchema)]
+#[expect(dead_code, reason = "the shape of a multipart body for the OpenAPI document")]
+pub struct PaperPrescriptionForm {
+    /// The prescription, as JSON.
+    prescription: NewPaperPrescription,
+    /// The photo or scan: JPEG, PNG or PDF (read from its first bytes), 1 byte to 10 MiB.
+    #[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
+    file: Vec<u8>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/prescriptions",
+    tag = "prescriptions",
+    operation_id = "create_paper_prescription",
+    params(
+        ("Idempotency-Key" = String, Header, description = "Required: 1 to 128 visible ASCII characters (no space), a UUID made per write. The same key with the same body and file replays the first answer.", min_length = 1, max_length = 128, pattern = "^[!-~]{1,128}$", example = json!("0195a3c2-7e4b-7c1d-9a55-3f0e8b7d6c24"))
+    ),
+    request_body(content = PaperPrescriptionForm, content_type = "multipart/form-data", description = "Two parts: `prescription` (JSON) and `file` (the photo or scan)."),
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 201, description = "Stored at the gateway, provisional, and queued for the cloud (also the answer to a replay).", body = PaperPrescriptionReceipt),
+        (status = 400, description = "`malformed_json` (the `prescription` part), `idempotency_key_missing`, or `bad_request` (not multipart, a part missing, repeated or unknown, a header unreadable).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_token` or `offline_grace_expired`.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` (role: nurse and lab admin only), `device_revoked` or `peer_not_allowed`.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict` (the id is another prescription's) or `idempotency_in_flight`.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`: the file is over 10 MiB.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: the body is not multipart/form-data, or the file is not a JPEG, PNG or PDF (read from its bytes).", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: an invalid field of `prescription`, an empty file, or a patient the gateway does not hold.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait."))),
+        (status = 500, description = "`internal`.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
+    )
+)]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
+fn create_paper_prescription() {}
 
 #[utoipa::path(
     get,

@@ -20,6 +20,8 @@ pub const PATIENTS: &str = "/v1/patients";
 pub const PATIENT: &str = "/v1/patients/{id}";
 /// `GET`: a patient's prescriptions.
 pub const PATIENT_PRESCRIPTIONS: &str = "/v1/patients/{id}/prescriptions";
+/// `POST` (multipart): a paper prescription and its photo or scan.
+pub const PRESCRIPTIONS: &str = "/v1/prescriptions";
 /// `GET`: one prescription with its tube plan.
 pub const PRESCRIPTION: &str = "/v1/prescriptions/{id}";
 /// `GET`: the caller's home-sampling round of a day.
@@ -50,7 +52,7 @@ pub const METRICS: &str = "/metrics";
 pub const OPENAPI_JSON: &str = "/openapi.json";
 
 /// Every route path above, for exhaustive tests.
-pub const ALL: [&str; 22] = [
+pub const ALL: [&str; 23] = [
     ENROLL,
     LOGIN,
     REFRESH,
@@ -69,6 +71,7 @@ pub const ALL: [&str; 22] = [
     SLOTS,
     APPOINTMENT_RESCHEDULE,
     COLLECTION_VOID,
+    PRESCRIPTIONS,
     HEALTHZ,
     READYZ,
     METRICS,

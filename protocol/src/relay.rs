@@ -87,6 +87,25 @@ pub enum RelayedOp {
         #[serde(with = "time::serde::rfc3339")]
         voided_at: OffsetDateTime,
     },
+    /// A paper prescription recorded at the desk, with the document its chunks will make.
+    #[serde(rename = "prescription.create")]
+    PaperPrescriptionCreate {
+        /// The prescription and its document's description.
+        prescription: PaperPrescription,
+    },
+    /// One chunk of a paper prescription's document (under the prescription's record key, so after
+    /// it and in order).
+    #[serde(rename = "document.chunk")]
+    DocumentChunk {
+        /// The prescription the document is of.
+        prescription_id: Uuid,
+        /// The document.
+        document_id: Uuid,
+        /// Rank from 0.
+        index: u32,
+        /// The bytes, base64 (standard alphabet, padded).
+        data: ChunkData,
+    },
     /// A signed checkpoint of the gateway's audit chain (low-priority lane): see [`checkpoint`].
     #[serde(rename = "audit.checkpoint")]
     AuditCheckpoint {
@@ -238,6 +257,8 @@ impl RelayedOp {
             RelayedOp::AppointmentReschedule { .. } => "appointment.reschedule",
             RelayedOp::PatientCreate { .. } => "patient.create",
             RelayedOp::CollectionVoid { .. } => "collection.void",
+            RelayedOp::PaperPrescriptionCreate { .. } => "prescription.create",
+            RelayedOp::DocumentChunk { .. } => "document.chunk",
             RelayedOp::AuditCheckpoint { .. } => "audit.checkpoint",
         }
     }
@@ -251,6 +272,8 @@ impl RelayedOp {
             RelayedOp::AppointmentReschedule { appointment_id, .. } => format!("appointment:{appointment_id}"),
             RelayedOp::PatientCreate { patient } => format!("patient:{}", patient.id),
             RelayedOp::CollectionVoid { collection_id, .. } => format!("collection:{collection_id}"),
+            RelayedOp::PaperPrescriptionCreate { prescription } => format!("prescription:{}", prescription.id),
+            RelayedOp::DocumentChunk { prescription_id, .. } => format!("prescription:{prescription_id}"),
             RelayedOp::AuditCheckpoint { .. } => "audit:chain".into(),
         }
     }
@@ -313,6 +336,66 @@ impl fmt::Debug for RegisteredPatient {
     }
 }
 
+/// The size of a document's chunks (the last may be shorter): a 10 MiB document is 40 chunks, and a
+/// batch of the relay carries a few of them.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+
+/// A paper prescription as recorded at a gateway. `Debug` shows the ids only.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaperPrescription {
+    /// Prescription id (made by the tablet).
+    pub id: Uuid,
+    /// The patient.
+    pub patient_id: Uuid,
+    /// The prescriber's name, when readable.
+    pub prescriber_name: Option<String>,
+    /// The prescriber's RPPS number, when printed.
+    pub prescriber_rpps: Option<String>,
+    /// Date written on it (`YYYY-MM-DD`).
+    #[serde(with = "mobile_contracts::serde_date")]
+    pub issued_on: time::Date,
+    /// The desk's notes.
+    pub notes: Option<String>,
+    /// The photo or scan the chunks carry.
+    pub document: DocumentManifest,
+}
+
+impl fmt::Debug for PaperPrescription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PaperPrescription")
+            .field("id", &self.id)
+            .field("patient_id", &self.patient_id)
+            .field("document", &self.document)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a document's chunks make once put together: the cloud checks the whole against it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentManifest {
+    /// Document id (made by the gateway).
+    pub id: Uuid,
+    /// `image/jpeg`, `image/png` or `application/pdf`, read from the bytes.
+    pub media_type: String,
+    /// Size in bytes.
+    pub size_bytes: u32,
+    /// SHA-256 of the whole, lowercase hex.
+    pub sha256: String,
+    /// How many chunks carry it.
+    pub chunk_count: u32,
+}
+
+/// A chunk's bytes in base64. `Debug` shows the length only: a prescription is personal data.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ChunkData(pub String);
+
+impl fmt::Debug for ChunkData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChunkData({} base64 characters)", self.0.len())
+    }
+}
+
 /// `POST /v1/labs/{lab}/mutations` body.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MutationBatch {
@@ -357,4 +440,46 @@ pub struct MutationAck {
 pub struct MutationAcks {
     /// The answers.
     pub results: Vec<MutationAck>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paper_prescription_and_its_chunks_share_one_record_key_and_show_no_content() {
+        let (id, document) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let create = RelayedOp::PaperPrescriptionCreate {
+            prescription: PaperPrescription {
+                id,
+                patient_id: Uuid::from_u128(3),
+                prescriber_name: Some("Dr Morel".into()),
+                prescriber_rpps: None,
+                issued_on: time::macros::date!(2026 - 12 - 01),
+                notes: Some("before 9".into()),
+                document: DocumentManifest {
+                    id: document,
+                    media_type: "application/pdf".into(),
+                    size_bytes: 300_000,
+                    sha256: "ab".repeat(32),
+                    chunk_count: 2,
+                },
+            },
+        };
+        let chunk = RelayedOp::DocumentChunk {
+            prescription_id: id,
+            document_id: document,
+            index: 1,
+            data: ChunkData("JVBERi0xLjcK".into()),
+        };
+        assert_eq!(create.entity_key(), chunk.entity_key());
+        let wire = serde_json::to_value(&create).unwrap();
+        assert_eq!(wire["kind"], "prescription.create");
+        assert_eq!(wire["prescription"]["issued_on"], "2026-12-01");
+        assert_eq!(serde_json::to_value(&chunk).unwrap()["data"], "JVBERi0xLjcK");
+        let shown = format!("{create:?} {chunk:?}");
+        for private in ["Morel", "before 9", "JVBERi0xLjcK"] {
+            assert!(!shown.contains(private), "{shown}");
+        }
+    }
 }

@@ -26,6 +26,7 @@ pub mod edge_data;
 pub mod fake_upstream;
 pub mod fixtures;
 pub mod gateway;
+pub mod multipart;
 pub mod prometheus;
 pub mod real_gateway;
 pub mod redis;

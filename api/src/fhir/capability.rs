@@ -10,7 +10,10 @@ pub fn statement() -> Value {
     let resources: Vec<Value> = Kind::ALL
         .into_iter()
         .map(|kind| {
-            let mut interactions = vec![json!({"code": "read"}), json!({"code": "search-type"})];
+            let mut interactions = vec![json!({"code": "read"})];
+            if kind.searchable() {
+                interactions.push(json!({"code": "search-type"}));
+            }
             if kind.writable() {
                 interactions.push(json!({"code": "create"}));
                 interactions.push(json!({"code": "update"}));
@@ -19,6 +22,9 @@ pub fn statement() -> Value {
                 json!({"name": "_id", "type": "token"}),
                 json!({"name": "_count", "type": "number"}),
             ];
+            if !kind.searchable() {
+                params.clear();
+            }
             for name in kind.search_params() {
                 let kind_of = match *name {
                     "identifier" => "token",

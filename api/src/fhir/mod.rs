@@ -5,7 +5,8 @@
 //! `Appointment`; every accepted change is a row of the cloud's tables, so the change feed carries it
 //! to the gateway of the lab concerned. Outbound, tablets' collections are `Specimen`s and
 //! appointment status changes new `Appointment` versions, both read in commit-safe order with
-//! `_cursor`. Resources are typed rows read element by element ([`json`]): the generated FHIR model
+//! `_cursor`; paper prescriptions photographed at the desks are `DocumentReference`s with their
+//! bytes as `Binary` ([`document`]). Resources are typed rows read element by element ([`json`]): the generated FHIR model
 //! crates either lack R4 (`fhir-sdk`: STU3, R4B, R5) or are experimental and 1.5 million lines to
 //! compile (`fhirbolt`), for the eight types used here.
 
@@ -13,6 +14,7 @@ pub mod appointment;
 pub mod bundle;
 pub mod capability;
 pub mod client;
+pub mod document;
 pub mod import;
 pub mod interactions;
 pub mod json;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::outcome::FhirError;
 use super::store::{self, Expect, Stored, VersionedWrite};
 use super::{LAB_SYSTEM, LOGIN_SYSTEM, RPPS_SYSTEM};
-use super::{appointment, organization, patient, request, specimen, staff as staff_fhir, subscription};
+use super::{appointment, document, organization, patient, request, specimen, staff as staff_fhir, subscription};
 
 /// A resource type of the interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,11 +25,13 @@ pub enum Kind {
     Location,
     Specimen,
     Subscription,
+    DocumentReference,
+    Binary,
 }
 
 impl Kind {
     /// Every type, as the CapabilityStatement lists them.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Patient,
         Kind::Practitioner,
         Kind::PractitionerRole,
@@ -39,6 +41,8 @@ impl Kind {
         Kind::Location,
         Kind::Specimen,
         Kind::Subscription,
+        Kind::DocumentReference,
+        Kind::Binary,
     ];
 
     /// The type of this name.
@@ -58,12 +62,23 @@ impl Kind {
             Kind::Location => "Location",
             Kind::Specimen => "Specimen",
             Kind::Subscription => "Subscription",
+            Kind::DocumentReference => "DocumentReference",
+            Kind::Binary => "Binary",
         }
     }
 
-    /// Whether the LIS may create and update it (Locations mirror labs; Specimens come from tablets).
+    /// Whether the LIS may create and update it (Locations mirror labs; Specimens and the paper
+    /// prescriptions' documents come from tablets).
     pub fn writable(self) -> bool {
-        !matches!(self, Kind::Location | Kind::Specimen)
+        !matches!(
+            self,
+            Kind::Location | Kind::Specimen | Kind::DocumentReference | Kind::Binary
+        )
+    }
+
+    /// Whether it can be searched (a Binary is only read, by the url of its DocumentReference).
+    pub fn searchable(self) -> bool {
+        self != Kind::Binary
     }
 
     /// The search parameters it supports, beside `_id`, `_count`.
@@ -74,7 +89,8 @@ impl Kind {
             Kind::ServiceRequest => &["identifier", "patient"],
             Kind::Appointment => &["identifier", "patient", "_cursor", "_lastUpdated"],
             Kind::Specimen => &["_cursor", "_lastUpdated"],
-            Kind::Subscription => &[],
+            Kind::DocumentReference => &["patient", "_lastUpdated"],
+            Kind::Subscription | Kind::Binary => &[],
         }
     }
 }
@@ -101,7 +117,7 @@ pub fn parse(kind: Kind, value: &Value) -> Result<(Parsed, Vec<(String, String)>
         Kind::Appointment => appointment::parse(value).map(|(r, i)| (Parsed::Appointment(r), i))?,
         Kind::Organization => organization::parse(value).map(|(r, i)| (Parsed::Organization(r), i))?,
         Kind::Subscription => subscription::parse(value).map(|(r, i)| (Parsed::Subscription(r), i))?,
-        Kind::Location | Kind::Specimen => {
+        Kind::Location | Kind::Specimen | Kind::DocumentReference | Kind::Binary => {
             return Err(FhirError::new(
                 actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
                 "not-supported",
@@ -152,6 +168,8 @@ pub async fn read(conn: &mut AsyncPgConnection, kind: Kind, id: &str) -> Result<
         Kind::Organization => organization::load(conn, uuid).await?,
         Kind::Location => organization::load_location(conn, uuid).await?,
         Kind::Subscription => subscription::load(conn, uuid).await?,
+        Kind::DocumentReference => document::load_reference(conn, uuid).await?,
+        Kind::Binary => document::load_binary(conn, uuid).await?,
         Kind::Specimen => None,
     })
 }
@@ -299,6 +317,36 @@ pub async fn search(conn: &mut AsyncPgConnection, kind: Kind, search: &Search) -
             resources,
             next_cursor: Some(next),
         });
+    }
+    if kind == Kind::DocumentReference {
+        if search.patient.is_none() && search.since.is_none() && search.id.is_none() {
+            return Err(
+                FhirError::bad_request("a search of DocumentReference needs patient or _lastUpdated")
+                    .code("too-costly"),
+            );
+        }
+        let mut resources = document::search(conn, search.patient, search.since, search.count).await?;
+        if let Some(id) = &search.id {
+            resources.retain(|r| r.id.to_string() == *id);
+            if search.patient.is_none() && search.since.is_none() {
+                let id = Uuid::parse_str(id).ok();
+                resources = match id {
+                    Some(id) => document::load_reference(conn, id).await?.into_iter().collect(),
+                    None => Vec::new(),
+                };
+            }
+        }
+        return Ok(Found {
+            resources,
+            next_cursor: None,
+        });
+    }
+    if !kind.searchable() {
+        return Err(FhirError::new(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            "not-supported",
+            format!("{} is read by id only (the url of its DocumentReference)", kind.name()),
+        ));
     }
     if kind == Kind::Appointment && (search.cursor.is_some() || search.since.is_some()) {
         return appointment_feed(conn, search).await;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::FHIR_JSON;
 use super::client::{self, IntegrationClient};
+use super::document;
 use super::interactions::{self, Caller, Done};
 use super::outcome::FhirError;
 use super::resources::{Found, Kind};
@@ -148,7 +149,32 @@ async fn read(
     let done = conn
         .transaction::<_, FhirError, _>(async |conn| interactions::read(conn, caller, kind, &id).await)
         .await?;
+    if kind == Kind::Binary {
+        let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+        if !document::wants_fhir_json(accept, req.query_string()) {
+            return Ok(raw_binary(&done));
+        }
+    }
     Ok(answer(&done))
+}
+
+/// A Binary's bytes as they are, with their content type; never sniffed or shown inline by a
+/// browser (a PDF or an image is personal data, and no page of this API should render one).
+fn raw_binary(done: &Done) -> HttpResponse {
+    let Some((content_type, bytes)) = document::raw(&done.stored.resource) else {
+        return answer(done);
+    };
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::ETAG, done.etag()))
+        .insert_header(("x-content-type-options", "nosniff"))
+        .insert_header((header::CONTENT_DISPOSITION, "attachment"))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    if let Ok(modified) = done.stored.last_updated.format(&Rfc2822) {
+        response.insert_header((header::LAST_MODIFIED, modified));
+    }
+    response.body(bytes)
 }
 
 async fn search(

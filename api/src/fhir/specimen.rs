@@ -169,6 +169,8 @@ pub fn patient_of(resource: &Value) -> Option<Uuid> {
     let reference = resource
         .get("subject")
         .or_else(|| resource.get("patient"))
+        // A Binary's security context is the patient whose document it is.
+        .or_else(|| resource.get("securityContext"))
         .and_then(|s| s.get("reference"))
         .and_then(Value::as_str)?;
     Uuid::parse_str(reference.strip_prefix("Patient/")?).ok()

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::{applied, rejected, status_name};
 
-fn duplicate(mutation_id: Uuid, reason: &str) -> MutationAck {
+pub(super) fn duplicate(mutation_id: Uuid, reason: &str) -> MutationAck {
     MutationAck {
         mutation_id,
         outcome: AckOutcome::Duplicate,

@@ -198,7 +198,7 @@ async fn verdicts(
     Ok(acks)
 }
 
-/// The verdict on a write of the lab's desk (booking, reschedule, walk-in, void).
+/// The verdict on a write of the lab's desk (booking, reschedule, walk-in, void, paper prescription).
 async fn desk_verdict(
     conn: &mut AsyncPgConnection,
     lab_id: Uuid,
@@ -224,6 +224,23 @@ async fn desk_verdict(
             reason,
             voided_at,
         } => desk::void_collection(conn, lab_id, mutation, (*collection_id, reason, *voided_at)).await,
+        RelayedOp::PaperPrescriptionCreate { prescription } => {
+            paper::create(conn, lab_id, mutation, prescription).await
+        }
+        RelayedOp::DocumentChunk {
+            prescription_id,
+            document_id,
+            index,
+            data,
+        } => {
+            paper::chunk(
+                conn,
+                lab_id,
+                mutation,
+                (*prescription_id, *document_id, *index, &data.0),
+            )
+            .await
+        }
         RelayedOp::CollectionCreate { .. }
         | RelayedOp::AppointmentUpdate { .. }
         | RelayedOp::AuditCheckpoint { .. } => Ok(rejected(mutation.mutation_id, "invalid: not a desk write")),
@@ -269,7 +286,13 @@ async fn record_outcomes(
             applied_mutations::detail.eq(Some(detail)),
         ));
         if ack.outcome == AckOutcome::Applied {
+            // A document's chunks are audited as their prescription's creation, not one by one.
             let (patient, resource) = match &mutation.op {
+                RelayedOp::DocumentChunk { .. } => continue,
+                RelayedOp::PaperPrescriptionCreate { prescription } => (
+                    Some(prescription.patient_id),
+                    format!("prescription:{}", prescription.id),
+                ),
                 RelayedOp::CollectionCreate { collection } => {
                     (Some(collection.patient_id), format!("collection:{}", collection.id))
                 }
@@ -812,4 +835,5 @@ async fn insert_collection_rows(
 
 pub mod checkpoint;
 mod desk;
+mod paper;
 pub mod routes;

@@ -10,6 +10,7 @@ mod auth;
 mod console;
 mod extract;
 mod ops;
+mod paper_prescriptions;
 mod tablet;
 mod writes;
 

@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource(routes::APPOINTMENT).route(web::patch().to(appointment)))
         .service(web::resource(routes::APPOINTMENT_RESCHEDULE).route(web::post().to(reschedule)))
         .service(web::resource(routes::COLLECTION_VOID).route(web::post().to(void_collection)))
+        .service(web::resource(routes::PRESCRIPTIONS).route(web::post().to(super::paper_prescriptions::create)))
         .service(
             web::resource(routes::SYNC_PUSH)
                 .app_data(labedge_service::http::BodyLimit(PUSH_BODY_LIMIT))
@@ -59,7 +60,7 @@ impl FromRequest for IdempotencyKey {
 
 /// A write's answer: `no-store`, marked when it replays an earlier one, with the appointment's
 /// version as `ETag` when there is one.
-fn answer<T: Serialize>(status: StatusCode, answered: Answered<T>, version: Option<i64>) -> HttpResponse {
+pub(super) fn answer<T: Serialize>(status: StatusCode, answered: Answered<T>, version: Option<i64>) -> HttpResponse {
     let mut response = HttpResponse::build(status);
     response.insert_header((header::CACHE_CONTROL, "no-store"));
     if answered.replayed {

@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod labs;
 pub mod lockouts;
 pub mod outbox;
+pub mod paper_prescriptions;
 pub mod reads;
 pub mod revocations;
 pub mod sessions;

@@ -18,6 +18,7 @@
 mod appointments;
 pub mod booking;
 mod collections;
+pub mod paper_prescriptions;
 pub mod push;
 pub mod voids;
 pub mod walk_ins;

@@ -227,6 +227,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    paper_prescriptions (id) {
+        id -> Uuid,
+        patient_id -> Uuid,
+        lab_id -> Uuid,
+        prescriber_name -> Nullable<Text>,
+        prescriber_rpps -> Nullable<Text>,
+        issued_on -> Date,
+        notes -> Nullable<Text>,
+        status -> Text,
+        recorded_by -> Nullable<Uuid>,
+        device_id -> Nullable<Uuid>,
+        recorded_at -> Timestamptz,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     patients (id) {
         id -> Uuid,
         nir -> Nullable<Text>,
@@ -270,6 +287,31 @@ diesel::table! {
     prescribed_exams (prescription_id, exam_code) {
         prescription_id -> Uuid,
         exam_code -> Text,
+    }
+}
+
+diesel::table! {
+    prescription_document_chunks (document_id, chunk_index) {
+        document_id -> Uuid,
+        chunk_index -> Int4,
+        data -> Bytea,
+    }
+}
+
+diesel::table! {
+    prescription_documents (id) {
+        id -> Uuid,
+        prescription_id -> Uuid,
+        lab_id -> Uuid,
+        patient_id -> Uuid,
+        media_type -> Text,
+        size_bytes -> Int4,
+        sha256 -> Bytea,
+        chunk_count -> Int4,
+        content -> Nullable<Bytea>,
+        sha1 -> Nullable<Bytea>,
+        completed_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
     }
 }
 
@@ -347,9 +389,16 @@ diesel::joinable!(devices -> labs (lab_id));
 diesel::joinable!(exam_catalog -> tube_types (tube_type));
 diesel::joinable!(fhir_subscriptions -> integration_clients (client_id));
 diesel::joinable!(gateways -> labs (lab_id));
+diesel::joinable!(paper_prescriptions -> labs (lab_id));
+diesel::joinable!(paper_prescriptions -> patients (patient_id));
+diesel::joinable!(paper_prescriptions -> staff (recorded_by));
 diesel::joinable!(patients -> labs (registered_lab_id));
 diesel::joinable!(prescribed_exams -> exam_catalog (exam_code));
 diesel::joinable!(prescribed_exams -> prescriptions (prescription_id));
+diesel::joinable!(prescription_document_chunks -> prescription_documents (document_id));
+diesel::joinable!(prescription_documents -> labs (lab_id));
+diesel::joinable!(prescription_documents -> paper_prescriptions (prescription_id));
+diesel::joinable!(prescription_documents -> patients (patient_id));
 diesel::joinable!(prescriptions -> labs (lab_id));
 diesel::joinable!(prescriptions -> patients (patient_id));
 diesel::joinable!(specimen_feed -> collections (collection_id));
@@ -373,9 +422,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     gateways,
     integration_clients,
     labs,
+    paper_prescriptions,
     patients,
     practitioners,
     prescribed_exams,
+    prescription_document_chunks,
+    prescription_documents,
     prescriptions,
     specimen_feed,
     staff,

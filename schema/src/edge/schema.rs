@@ -274,6 +274,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    paper_prescriptions (id) {
+        id -> Uuid,
+        patient_id -> Uuid,
+        lab_id -> Uuid,
+        prescriber_name -> Nullable<Text>,
+        prescriber_rpps -> Nullable<Text>,
+        issued_on -> Date,
+        notes -> Nullable<Text>,
+        status -> Text,
+        recorded_by -> Uuid,
+        device_id -> Uuid,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     patients (id) {
         id -> Uuid,
         nir -> Nullable<Text>,
@@ -302,6 +318,17 @@ diesel::table! {
     prescribed_exams (prescription_id, exam_code) {
         prescription_id -> Uuid,
         exam_code -> Text,
+    }
+}
+
+diesel::table! {
+    prescription_documents (id) {
+        id -> Uuid,
+        prescription_id -> Uuid,
+        media_type -> Text,
+        size_bytes -> Int4,
+        sha256 -> Bytea,
+        content -> Bytea,
     }
 }
 
@@ -398,6 +425,7 @@ diesel::table! {
 diesel::joinable!(collection_tubes -> collections (collection_id));
 diesel::joinable!(collection_voids -> collections (collection_id));
 diesel::joinable!(prescribed_exams -> prescriptions (prescription_id));
+diesel::joinable!(prescription_documents -> paper_prescriptions (prescription_id));
 diesel::joinable!(refresh_tokens -> auth_sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -421,8 +449,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     labs,
     login_failures,
     outbox,
+    paper_prescriptions,
     patients,
     prescribed_exams,
+    prescription_documents,
     prescriptions,
     reconciliation_runs,
     refresh_tokens,

@@ -65,6 +65,8 @@ struct Attempt {
     method: Method,
     path: String,
     body: Option<serde_json::Value>,
+    /// A `multipart/form-data` body instead of JSON (uploads).
+    multipart: Option<Vec<u8>>,
 }
 
 fn request(attempt: &Attempt, token: Option<&str>) -> TestRequest {
@@ -76,9 +78,12 @@ fn request(attempt: &Attempt, token: Option<&str>) -> TestRequest {
     if let Some(token) = token {
         request = request.insert_header(("authorization", format!("Bearer {token}")));
     }
-    match &attempt.body {
-        Some(body) => request.set_json(body),
-        None => request,
+    match (&attempt.body, &attempt.multipart) {
+        (_, Some(bytes)) => request
+            .insert_header(("content-type", labedge_tests::multipart::content_type()))
+            .set_payload(bytes.clone()),
+        (Some(body), None) => request.set_json(body),
+        (None, None) => request,
     }
 }
 
@@ -136,6 +141,7 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
         method: Method::GET,
         path,
         body: None,
+        multipart: None,
     };
     let today = edge_data::local_today(gw).await;
     // Every route of the contract; the public ones are listed with why they need no token.
@@ -153,7 +159,16 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
         method: Method::POST,
         path,
         body: Some(body),
+        multipart: None,
     };
+    // A paper prescription for lab A's patient out of the home sampler's scope.
+    let paper = labedge_tests::multipart::body(&[
+        labedge_tests::multipart::Part::json(
+            "prescription",
+            &json!({"id": Uuid::now_v7(), "patient_id": lab_a.theirs, "issued_on": "2026-12-01"}),
+        ),
+        labedge_tests::multipart::Part::file("file", "rx.jpg", "image/jpeg", labedge_tests::multipart::jpeg(2048)),
+    ]);
     let mut cases: Vec<(&str, Attempt)> = Vec::new();
     for route in all {
         // A path's second method is tried as its own case.
@@ -184,16 +199,19 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
                 method: Method::PATCH,
                 path: with_id(routes::APPOINTMENT, lab_a.theirs_visit),
                 body: Some(json!({"status": "checked_in"})),
+                multipart: None,
             },
             routes::COLLECTIONS => Attempt {
                 method: Method::POST,
                 path: routes::COLLECTIONS.into(),
                 body: Some(collection.clone()),
+                multipart: None,
             },
             routes::SYNC_PUSH => Attempt {
                 method: Method::POST,
                 path: routes::SYNC_PUSH.into(),
                 body: Some(push.clone()),
+                multipart: None,
             },
             routes::SYNC_PULL => get(routes::SYNC_PULL.into()),
             routes::SLOTS => get(format!("{}?date={today}&kind=lab", routes::SLOTS)),
@@ -205,10 +223,17 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
                 with_id(routes::COLLECTION_VOID, Uuid::now_v7()),
                 json!({"reason": "wrong patient"}),
             ),
+            routes::PRESCRIPTIONS => Attempt {
+                method: Method::POST,
+                path: routes::PRESCRIPTIONS.into(),
+                body: None,
+                multipart: Some(paper.clone()),
+            },
             routes::LOGOUT => Attempt {
                 method: Method::POST,
                 path: routes::LOGOUT.into(),
                 body: None,
+                multipart: None,
             },
             other => panic!("a route of the contract the matrix does not know: {other}"),
         };
@@ -232,7 +257,8 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
         // (or 422 "not among yours" for a write's reference); list routes answer 200 without the
         // objects out of scope; `me` and `logout` concern the caller only.
         let r = gw.app.send(request(&attempt, Some(&sampler_token))).await;
-        let desk_write = attempt.method == Method::POST && matches!(route, routes::PATIENTS | routes::APPOINTMENTS);
+        let desk_write = attempt.method == Method::POST
+            && matches!(route, routes::PATIENTS | routes::APPOINTMENTS | routes::PRESCRIPTIONS);
         let s4 = match route {
             _ if desk_write => assert_refused(&r, &format!("POST {route} other role"), &[403], &secrets),
             routes::ME
@@ -265,7 +291,7 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
         };
         figures.push(format!("{} {route}: {s1}/{s4}/{s2}/{s3}", attempt.method));
     }
-    assert_eq!(tried.len(), 17, "every token route and method of the contract");
+    assert_eq!(tried.len(), 18, "every token route and method of the contract");
 
     // The credential routes, with another lab's credentials, none, and a revoked device's.
     let enroll = |code: &str| json!({"code": code, "label": "x", "app_version": "1.0.0"});
@@ -370,6 +396,7 @@ async fn fields_the_gateway_owns_are_refused_in_every_body_naming_the_field() {
                     method: Method::POST,
                     path: routes::COLLECTIONS.into(),
                     body: Some(body.clone()),
+                    multipart: None,
                 },
                 Some(&token),
             ))
@@ -384,6 +411,7 @@ async fn fields_the_gateway_owns_are_refused_in_every_body_naming_the_field() {
                     method: Method::POST,
                     path: routes::SYNC_PUSH.into(),
                     body: Some(push),
+                    multipart: None,
                 },
                 Some(&token),
             ))
@@ -402,6 +430,7 @@ async fn fields_the_gateway_owns_are_refused_in_every_body_naming_the_field() {
                         method: Method::PATCH,
                         path: with_id(routes::APPOINTMENT, lab.theirs_visit),
                         body: Some(json!({"status": "checked_in", field: value.clone()})),
+                        multipart: None,
                     },
                     Some(&token),
                 ))

@@ -554,7 +554,9 @@ async fn only_integration_clients_within_their_scopes_may_call() {
             "Organization",
             "Location",
             "Specimen",
-            "Subscription"
+            "Subscription",
+            "DocumentReference",
+            "Binary"
         ]
     );
     let (status, _, _) = lis.send(Method::GET, "/Observation?code=x", None, &[]).await;

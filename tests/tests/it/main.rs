@@ -34,6 +34,7 @@ mod metrics;
 mod monitoring;
 mod network;
 mod ops;
+mod paper_rx;
 mod reads;
 mod relay;
 mod schema;

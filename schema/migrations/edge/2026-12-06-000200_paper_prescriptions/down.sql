@@ -1,0 +1,2 @@
+DROP TABLE prescription_documents;
+DROP TABLE paper_prescriptions;
