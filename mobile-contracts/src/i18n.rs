@@ -677,6 +677,42 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "doit être une date entre 1890 et aujourd'hui",
     ),
     ("must list at most 50 patients", "doit citer au plus 50 patients"),
+    // --- paper prescriptions (edge-gateway/src/routes and writes/paper_prescriptions.rs, mobile-contracts) ---
+    (
+        "the body must be multipart/form-data with the parts `prescription` and `file`",
+        "le corps doit être multipart/form-data avec les parties `prescription` et `file`",
+    ),
+    (
+        "the multipart body is malformed or incomplete",
+        "le corps multipart est mal formé ou incomplet",
+    ),
+    ("missing", "absent"),
+    ("the `{}` part is missing", "la partie `{}` est absente"),
+    ("JPEG, PNG or PDF only", "JPEG, PNG ou PDF uniquement"),
+    (
+        "a part is repeated: send one `prescription` and one `file`",
+        "une partie est répétée : envoyez une seule `prescription` et un seul `file`",
+    ),
+    (
+        "the `prescription` part is over 16 KiB",
+        "la partie `prescription` dépasse 16 Kio",
+    ),
+    ("the file is empty", "le fichier est vide"),
+    (
+        "the file is not a JPEG, PNG or PDF (its type is read from its bytes)",
+        "le fichier n'est ni un JPEG, ni un PNG, ni un PDF (son type est lu dans ses octets)",
+    ),
+    (
+        "unexpected part: send exactly `prescription` (JSON) and `file`",
+        "partie inattendue : envoyez exactement `prescription` (JSON) et `file`",
+    ),
+    ("the file is over 10 MiB", "le fichier dépasse 10 Mio"),
+    (
+        "another paper prescription already has this id",
+        "une autre ordonnance papier porte déjà cet identifiant",
+    ),
+    ("not a patient of this lab", "pas un patient de ce laboratoire"),
+    ("11 digits", "11 chiffres"),
 ];
 
 #[cfg(test)]

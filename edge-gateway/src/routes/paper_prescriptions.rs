@@ -42,8 +42,8 @@ pub(super) async fn create(
     Ok(answer(StatusCode::CREATED, answered, None))
 }
 
-fn bad_request(detail: &str) -> ProblemError {
-    ProblemError::new(ErrorCode::BadRequest).detail(detail.to_owned())
+fn malformed_upload(detail: &'static str) -> ProblemError {
+    ProblemError::new(ErrorCode::BadRequest).detail(detail)
 }
 
 fn too_large() -> ProblemError {
@@ -57,7 +57,7 @@ fn multipart_problem(error: &MultipartError) -> ProblemError {
         | MultipartError::ContentTypeParse
         | MultipartError::ContentTypeIncompatible => ProblemError::new(ErrorCode::UnsupportedMediaType)
             .detail("the body must be multipart/form-data with the parts `prescription` and `file`"),
-        _ => bad_request("the multipart body is malformed or incomplete"),
+        _ => malformed_upload("the multipart body is malformed or incomplete"),
     }
 }
 
@@ -79,17 +79,17 @@ async fn read_upload(req: &HttpRequest, payload: web::Payload) -> Result<Upload,
             Some(PRESCRIPTION_PART) => (
                 &mut json,
                 MAX_JSON_PART,
-                bad_request("the `prescription` part is over 16 KiB"),
+                malformed_upload("the `prescription` part is over 16 KiB"),
             ),
             Some(FILE_PART) => (&mut file, MAX_DOCUMENT_BYTES, too_large()),
             _ => {
-                return Err(bad_request(
+                return Err(malformed_upload(
                     "unexpected part: send exactly `prescription` (JSON) and `file`",
                 ));
             }
         };
         if slot.is_some() {
-            return Err(bad_request(
+            return Err(malformed_upload(
                 "a part is repeated: send one `prescription` and one `file`",
             ));
         }
@@ -103,8 +103,8 @@ async fn read_upload(req: &HttpRequest, payload: web::Payload) -> Result<Upload,
         }
         *slot = Some(bytes);
     }
-    let json = json.ok_or_else(|| part_missing(PRESCRIPTION_PART))?;
-    let bytes = file.ok_or_else(|| part_missing(FILE_PART))?;
+    let json = json.ok_or_else(|| part_missing("prescription"))?;
+    let bytes = file.ok_or_else(|| part_missing("file"))?;
     let prescription: NewPaperPrescription =
         serde_json::from_slice(&json).map_err(|e| ProblemError::from(Problem::from_json_error(&e)))?;
     prescription
