@@ -78,21 +78,24 @@ pub async fn load_reference(conn: &mut AsyncPgConnection, id: Uuid) -> diesel::Q
     Ok(rows.as_slice().first().map(render))
 }
 
-/// The DocumentReferences of `patient` (when given) completed after `since` (when given), oldest
-/// first, at most `count`.
+/// The DocumentReferences with id `id`, of `patient`, completed after `since` (each when given),
+/// oldest first, at most `count`.
 pub async fn search(
     conn: &mut AsyncPgConnection,
+    id: Option<Uuid>,
     patient: Option<Uuid>,
     since: Option<OffsetDateTime>,
     count: usize,
 ) -> diesel::QueryResult<Vec<Stored>> {
     let rows: Vec<DocumentRow> = diesel::sql_query(format!(
         "{SELECT} AND ($1::uuid IS NULL OR d.patient_id = $1) \
-         AND ($2::timestamptz IS NULL OR d.completed_at > $2) ORDER BY d.completed_at, d.id LIMIT $3"
+         AND ($2::timestamptz IS NULL OR d.completed_at > $2) AND ($4::uuid IS NULL OR d.id = $4) \
+         ORDER BY d.completed_at, d.id LIMIT $3"
     ))
     .bind::<Nullable<SqlUuid>, _>(patient)
     .bind::<Nullable<Timestamptz>, _>(since)
     .bind::<diesel::sql_types::BigInt, _>(i64::try_from(count).unwrap_or(i64::MAX))
+    .bind::<Nullable<SqlUuid>, _>(id)
     .load(conn)
     .await?;
     Ok(rows.iter().map(render).collect())

@@ -321,21 +321,19 @@ pub async fn search(conn: &mut AsyncPgConnection, kind: Kind, search: &Search) -
     if kind == Kind::DocumentReference {
         if search.patient.is_none() && search.since.is_none() && search.id.is_none() {
             return Err(
-                FhirError::bad_request("a search of DocumentReference needs patient or _lastUpdated")
+                FhirError::bad_request("a search of DocumentReference needs patient, _lastUpdated or _id")
                     .code("too-costly"),
             );
         }
-        let mut resources = document::search(conn, search.patient, search.since, search.count).await?;
-        if let Some(id) = &search.id {
-            resources.retain(|r| r.id.to_string() == *id);
-            if search.patient.is_none() && search.since.is_none() {
-                let id = Uuid::parse_str(id).ok();
-                resources = match id {
-                    Some(id) => document::load_reference(conn, id).await?.into_iter().collect(),
-                    None => Vec::new(),
-                };
-            }
-        }
+        // An `_id` that is not a UUID names nothing.
+        let id = match &search.id {
+            Some(text) => match Uuid::parse_str(text) {
+                Ok(id) => Some(id),
+                Err(_) => return Ok(Found::default()),
+            },
+            None => None,
+        };
+        let resources = document::search(conn, id, search.patient, search.since, search.count).await?;
         return Ok(Found {
             resources,
             next_cursor: None,

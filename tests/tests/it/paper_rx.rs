@@ -509,6 +509,24 @@ async fn an_upload_made_with_the_cloud_down_is_relayed_once_resumes_after_a_cut_
     let since = fhir("/DocumentReference?_lastUpdated=gt2000-01-01T00:00:00Z".into()).await;
     let since: Value = since.json().await.unwrap();
     assert_eq!(since["total"], 1);
+    let by_id: Value = fhir(format!("/DocumentReference?_id={}", receipt.document.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_id["total"], 1);
+    let none: Value = fhir(format!(
+        "/DocumentReference?_id={}&patient={}",
+        receipt.document.id,
+        Uuid::now_v7()
+    ))
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(none["total"], 0);
+    let unbounded = fhir("/DocumentReference".into()).await;
+    assert_eq!(unbounded.status().as_u16(), 400, "a search needs a criterion");
     let raw = fhir(format!("/Binary/{}", receipt.document.id)).await;
     assert_eq!(raw.status().as_u16(), 200);
     assert_eq!(raw.headers()["content-type"], "application/pdf");
