@@ -49,6 +49,26 @@ pub enum RelayedOp {
         /// The change.
         patch: AppointmentPatch,
     },
+    /// A staff member's new PIN, set at the gateway (their own change, or with a reset code their
+    /// lab admin made): the cloud's staff row takes its hash, and the change feed gives it back to
+    /// every gateway of the lab. The PIN itself never leaves the gateway.
+    #[serde(rename = "staff.pin")]
+    StaffPin {
+        /// The staff member whose PIN it is, of the sending gateway's lab (`member_id`, not
+        /// `staff_id`: the mutation's own `staff_id` says who made the change).
+        member_id: Uuid,
+        /// The argon2id hash of the new PIN (PHC string).
+        pin_hash: PinHash,
+    },
+    /// A staff member deactivated (they can no longer log in anywhere) or reactivated by their lab
+    /// admin at the gateway.
+    #[serde(rename = "staff.active")]
+    StaffActive {
+        /// The staff member, of the sending gateway's lab.
+        member_id: Uuid,
+        /// Whether they may work.
+        active: bool,
+    },
     /// A signed checkpoint of the gateway's audit chain (low-priority lane): see [`checkpoint`].
     #[serde(rename = "audit.checkpoint")]
     AuditCheckpoint {
@@ -71,6 +91,18 @@ pub enum RelayedOp {
         /// The signature (hex) of [`checkpoint::signed_bytes`].
         signature: String,
     },
+}
+
+/// A PIN hash on its way to the cloud: `Debug` does not show it, so that a logged mutation cannot
+/// hand an offline guessing attack its target.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PinHash(pub String);
+
+impl std::fmt::Debug for PinHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PinHash(<redacted>)")
+    }
 }
 
 /// Signed audit checkpoints: what a gateway signs, so that the cloud verifies the same bytes.
@@ -196,6 +228,8 @@ impl RelayedOp {
         match self {
             RelayedOp::CollectionCreate { .. } => "collection.create",
             RelayedOp::AppointmentUpdate { .. } => "appointment.update",
+            RelayedOp::StaffPin { .. } => "staff.pin",
+            RelayedOp::StaffActive { .. } => "staff.active",
             RelayedOp::AuditCheckpoint { .. } => "audit.checkpoint",
         }
     }
@@ -205,6 +239,10 @@ impl RelayedOp {
         match self {
             RelayedOp::CollectionCreate { collection } => format!("collection:{}", collection.id),
             RelayedOp::AppointmentUpdate { appointment_id, .. } => format!("appointment:{appointment_id}"),
+            // A staff member's PIN and activation share one key: applied in the order they were made.
+            RelayedOp::StaffPin { member_id, .. } | RelayedOp::StaffActive { member_id, .. } => {
+                format!("staff:{member_id}")
+            }
             RelayedOp::AuditCheckpoint { .. } => "audit:chain".into(),
         }
     }
@@ -262,4 +300,45 @@ pub struct MutationAck {
 pub struct MutationAcks {
     /// The answers.
     pub results: Vec<MutationAck>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staff_mutations_have_their_wire_kind_and_hide_the_hash() {
+        let member_id = Uuid::now_v7();
+        let pin = RelayedOp::StaffPin {
+            member_id,
+            pin_hash: PinHash("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+        };
+        let wire = serde_json::to_value(&pin).expect("json");
+        assert_eq!(wire["kind"], "staff.pin");
+        assert_eq!(wire["pin_hash"], "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA");
+        assert_eq!(serde_json::from_value::<RelayedOp>(wire).expect("back"), pin);
+        assert!(!format!("{pin:?}").contains("argon2"), "{pin:?}");
+        let active = RelayedOp::StaffActive {
+            member_id,
+            active: false,
+        };
+        assert_eq!(serde_json::to_value(&active).expect("json")["kind"], "staff.active");
+        assert_eq!(
+            pin.entity_key(),
+            active.entity_key(),
+            "one staff member's changes in order"
+        );
+        assert_eq!((pin.kind(), pin.lane()), ("staff.pin", 0));
+        // Flattened into a mutation beside its own `staff_id` (who made it), it reads back whole.
+        let mutation = RelayedMutation {
+            mutation_id: Uuid::now_v7(),
+            recorded_at: time::OffsetDateTime::UNIX_EPOCH,
+            staff_id: Some(Uuid::now_v7()),
+            device_id: None,
+            op: active,
+        };
+        let back: RelayedMutation =
+            serde_json::from_value(serde_json::to_value(&mutation).expect("json")).expect("back");
+        assert_eq!(back, mutation);
+    }
 }
