@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod labs;
 pub mod lockouts;
 pub mod outbox;
+pub mod pin_resets;
 pub mod reads;
 pub mod revocations;
 pub mod sessions;
