@@ -328,6 +328,9 @@ pub struct AuthConfig {
     /// Lifetime of an enrollment code, in minutes.
     #[serde(default = "default_enrollment_ttl")]
     pub enrollment_code_ttl_minutes: u64,
+    /// Lifetime of a PIN reset code a lab admin makes for a staff member, in minutes.
+    #[serde(default = "default_pin_reset_ttl")]
+    pub pin_reset_code_ttl_minutes: u64,
     /// Lifetime of an admin console session, in minutes.
     #[serde(default = "default_admin_session")]
     pub admin_session_minutes: u64,
@@ -371,6 +374,9 @@ fn default_rate_address() -> u32 {
 fn default_enrollment_ttl() -> u64 {
     10
 }
+fn default_pin_reset_ttl() -> u64 {
+    30
+}
 fn default_admin_session() -> u64 {
     8 * 60
 }
@@ -391,6 +397,7 @@ impl Default for AuthConfig {
             attempts_per_minute_per_device: default_rate_device(),
             attempts_per_minute_per_address: default_rate_address(),
             enrollment_code_ttl_minutes: default_enrollment_ttl(),
+            pin_reset_code_ttl_minutes: default_pin_reset_ttl(),
             admin_session_minutes: default_admin_session(),
             device_cert_days: default_device_cert_days(),
             key_encryption_key: None,
@@ -643,6 +650,11 @@ impl AuthConfig {
         check(
             "enrollment_code_ttl_minutes",
             (1..=1440).contains(&self.enrollment_code_ttl_minutes),
+            "must be between 1 and 1440",
+        );
+        check(
+            "pin_reset_code_ttl_minutes",
+            (1..=1440).contains(&self.pin_reset_code_ttl_minutes),
             "must be between 1 and 1440",
         );
         check(

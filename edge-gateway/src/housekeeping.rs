@@ -9,6 +9,7 @@
 //! | `auth_sessions` | 30 days after its end (grace bound or revocation) | investigations; a missing session counts as revoked |
 //! | `admin_sessions` | 1 day after its end | the console session is 8 h at most |
 //! | `enrollment_codes` | 7 days after expiry or use | which admin made which code, for a week |
+//! | `pin_reset_codes` | 7 days after expiry or use | the same, for PIN reset codes (the audit log keeps it for good) |
 
 use std::time::Duration as StdDuration;
 
@@ -18,7 +19,7 @@ use labedge_schema::db::PgPool;
 use labedge_service::workers::Stop;
 use time::{Duration, OffsetDateTime};
 
-use crate::store::{admin_sessions, enrollment_codes, idempotency, sessions};
+use crate::store::{admin_sessions, enrollment_codes, idempotency, pin_resets, sessions};
 
 /// How long an idempotency key is kept after its write.
 pub const IDEMPOTENCY_RETENTION: Duration = Duration::days(7);
@@ -30,6 +31,8 @@ pub const SESSION_RETENTION: Duration = Duration::days(30);
 pub const ADMIN_SESSION_RETENTION: Duration = Duration::days(1);
 /// How long an enrollment code is kept after it expired or was used.
 pub const ENROLLMENT_CODE_RETENTION: Duration = Duration::days(7);
+/// How long a PIN reset code is kept after it expired or was used.
+pub const PIN_RESET_CODE_RETENTION: Duration = Duration::days(7);
 
 const INTERVAL: StdDuration = StdDuration::from_secs(3600);
 
@@ -48,6 +51,8 @@ pub struct Purged {
     pub admin_sessions: usize,
     /// `enrollment_codes`.
     pub enrollment_codes: usize,
+    /// `pin_reset_codes`.
+    pub pin_reset_codes: usize,
 }
 
 /// One pass of every rule, as of `now`.
@@ -57,6 +62,7 @@ pub async fn purge(conn: &mut AsyncPgConnection, now: OffsetDateTime) -> QueryRe
     let ended = sessions::purge(conn, now - SESSION_RETENTION, now - REFRESH_TOKEN_RETENTION).await?;
     let admin_sessions = admin_sessions::purge(conn, now - ADMIN_SESSION_RETENTION).await?;
     let enrollment_codes = enrollment_codes::purge(conn, now - ENROLLMENT_CODE_RETENTION).await?;
+    let pin_reset_codes = pin_resets::purge(conn, now - PIN_RESET_CODE_RETENTION).await?;
     Ok(Purged {
         login_failures,
         idempotency_keys,
@@ -64,6 +70,7 @@ pub async fn purge(conn: &mut AsyncPgConnection, now: OffsetDateTime) -> QueryRe
         auth_sessions: ended.auth_sessions,
         admin_sessions,
         enrollment_codes,
+        pin_reset_codes,
     })
 }
 
@@ -87,6 +94,7 @@ pub async fn run(pool: PgPool, stop: Stop) {
                 auth_sessions = purged.auth_sessions,
                 admin_sessions = purged.admin_sessions,
                 enrollment_codes = purged.enrollment_codes,
+                pin_reset_codes = purged.pin_reset_codes,
                 "expired authentication and idempotency rows purged"
             ),
             Ok(_) => {}

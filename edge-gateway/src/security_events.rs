@@ -43,12 +43,28 @@ pub enum Action {
     AdminRefused,
     /// A lockout lifted by a lab admin.
     Unlock,
+    /// A PIN reset code made by a lab admin for a staff member.
+    PinResetCode,
+    /// A new PIN set with a reset code, on a tablet.
+    PinReset,
+    /// A staff member's own PIN change.
+    PinChange,
+    /// A staff member deactivated by a lab admin: refused from their next request.
+    StaffDeactivate,
+    /// A staff member reactivated by a lab admin.
+    StaffReactivate,
 }
 
 impl Action {
     fn category(self) -> &'static str {
         match self {
-            Action::Enroll | Action::EnrollmentCode | Action::Revoke | Action::Unlock => "iam",
+            Action::Enroll
+            | Action::EnrollmentCode
+            | Action::Revoke
+            | Action::Unlock
+            | Action::PinResetCode
+            | Action::StaffDeactivate
+            | Action::StaffReactivate => "iam",
             Action::PeerRefused | Action::RateLimited => "network",
             _ => "authentication",
         }
@@ -70,6 +86,11 @@ impl Action {
             Action::AdminLogin => "admin_login",
             Action::AdminRefused => "admin_refused",
             Action::Unlock => "unlock",
+            Action::PinResetCode => "pin_reset_code",
+            Action::PinReset => "pin_reset",
+            Action::PinChange => "pin_change",
+            Action::StaffDeactivate => "staff_deactivate",
+            Action::StaffReactivate => "staff_reactivate",
         }
     }
 }

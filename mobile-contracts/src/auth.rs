@@ -1,4 +1,5 @@
-//! Staff sessions on an enrolled device: login, refresh, logout and `GET /v1/me`.
+//! Staff sessions on an enrolled device: login, refresh, logout and `GET /v1/me`; a staff member's
+//! PIN, changed by themselves or reset with a one-time code from their lab admin.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -156,10 +157,134 @@ pub struct Me {
     pub offline_grace_until: OffsetDateTime,
 }
 
+/// A staff member's own PIN change, logged in on their tablet (`POST /v1/auth/pin`); their session
+/// goes on. The gateway relays the new PIN's hash to the cloud, never the PIN.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PinChangeRequest {
+    /// The PIN they log in with now.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Password, min_length = 4, max_length = 12, pattern = "^[0-9]{4,12}$"))]
+    pub current_pin: Secret,
+    /// The new PIN: 4 to 12 digits, not the current one.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Password, min_length = 4, max_length = 12, pattern = "^[0-9]{4,12}$"))]
+    pub new_pin: Secret,
+}
+
+impl Validate for PinChangeRequest {
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut checks = Checks::default();
+        checks
+            .field("current_pin", rules::pin(self.current_pin.expose_secret()))
+            .field("new_pin", rules::pin(self.new_pin.expose_secret()));
+        // Only the tablet's own two fields are compared; the stored PIN only ever through its hash.
+        if self.current_pin.expose_secret() == self.new_pin.expose_secret() {
+            checks.field(
+                "new_pin",
+                Err(rules::fail("same_pin", "must differ from the current PIN")),
+            );
+        }
+        checks.finish()
+    }
+}
+
+/// A new PIN set with the one-time code a lab admin made for a staff member who forgot theirs
+/// (`POST /v1/auth/pin/reset`), on an enrolled tablet; works offline at the gateway. The code is
+/// spent, and the staff member's sessions end: they log in again with the new PIN.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PinResetRequest {
+    /// Device id received at enrollment.
+    pub device_id: Uuid,
+    /// Device secret received at enrollment.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Password, min_length = 16, max_length = 128, pattern = "^[!-~]{16,128}$"))]
+    pub device_secret: Secret,
+    /// Staff login: 3 to 32 characters among a-z, 0-9, '.', '_' and '-'.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 3,
+            max_length = 32,
+            pattern = "^[a-z0-9._-]{3,32}$",
+            examples("c.martin")
+        )
+    )]
+    pub login: String,
+    /// The one-time code the lab admin read out: 6 to 12 characters among A-Z and 2-9.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Password, min_length = 6, max_length = 12, pattern = "^[A-Z2-9]{6,12}$"))]
+    pub reset_code: Secret,
+    /// The new PIN: 4 to 12 digits.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Password, min_length = 4, max_length = 12, pattern = "^[0-9]{4,12}$"))]
+    pub new_pin: Secret,
+}
+
+impl Validate for PinResetRequest {
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut checks = Checks::default();
+        checks
+            .field("device_id", rules::not_nil(&self.device_id))
+            .field(
+                "device_secret",
+                rules::device_secret(self.device_secret.expose_secret()),
+            )
+            .field("login", rules::login(&self.login))
+            .field("reset_code", rules::enrollment_code(self.reset_code.expose_secret()))
+            .field("new_pin", rules::pin(self.new_pin.expose_secret()));
+        checks.finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn pin_change_and_reset_rules_and_no_value_in_errors() {
+        let change = PinChangeRequest {
+            current_pin: Secret::new("482916"),
+            new_pin: Secret::new("735104"),
+        };
+        assert!(change.validate().is_ok());
+        assert!(!format!("{change:?}").contains("735104"));
+        let same = PinChangeRequest {
+            current_pin: Secret::new("482916"),
+            new_pin: Secret::new("482916"),
+        };
+        let errors = same.validate().expect_err("same PIN");
+        assert!(errors.field_errors().contains_key("new_pin"));
+        assert!(!format!("{errors:?}").contains("482916"));
+        let bad = PinChangeRequest {
+            current_pin: Secret::new("12"),
+            new_pin: Secret::new("12ab"),
+        };
+        let errors = bad.validate().expect_err("bad PINs");
+        assert!(errors.field_errors().contains_key("current_pin"));
+        assert!(!format!("{errors:?}").contains("12ab"));
+
+        let reset = PinResetRequest {
+            device_id: Uuid::from_u128(1),
+            device_secret: Secret::new("dev-secret-0123456789abcdef"),
+            login: "c.martin".into(),
+            reset_code: Secret::new("K7WQ4PZX"),
+            new_pin: Secret::new("735104"),
+        };
+        assert!(reset.validate().is_ok());
+        assert!(!format!("{reset:?}").contains("K7WQ4PZX"));
+        let wrong = PinResetRequest {
+            device_id: Uuid::nil(),
+            reset_code: Secret::new("k7wq-4pzx"),
+            new_pin: Secret::new("7351049999999"),
+            ..reset
+        };
+        let errors = wrong.validate().expect_err("bad reset");
+        let fields = errors.field_errors();
+        for field in ["device_id", "reset_code", "new_pin"] {
+            assert!(fields.contains_key(field), "{field}");
+        }
+        assert!(!format!("{errors:?}").contains("k7wq"));
+    }
 
     fn login() -> LoginRequest {
         LoginRequest {

@@ -495,6 +495,23 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "la session d'administration est inconnue ou terminée : reconnectez-vous",
     ),
     ("missing or wrong X-CSRF-Token", "X-CSRF-Token absent ou erroné"),
+    (
+        "must differ from the current PIN",
+        "doit être différent du code PIN actuel",
+    ),
+    ("is not your current PIN", "n'est pas votre code PIN actuel"),
+    (
+        "the device credentials, login or reset code were not recognised, or the code is used or expired",
+        "les identifiants de la tablette, le login ou le code de réinitialisation n'ont pas été reconnus, ou le code est déjà utilisé ou expiré",
+    ),
+    (
+        "this staff member is deactivated: reactivate them first",
+        "ce membre du personnel est désactivé : réactivez-le d'abord",
+    ),
+    (
+        "a lab admin cannot deactivate themselves: ask another lab admin",
+        "un administrateur du laboratoire ne peut pas se désactiver lui-même : demandez à un autre administrateur",
+    ),
     // --- the edge gateway: routes, reads and writes ---
     (
         "the cursor was not issued by this gateway; pull without a cursor to start again",

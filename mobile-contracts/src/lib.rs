@@ -16,7 +16,7 @@
 //! | [`problem`] | [`Problem`] (RFC 9457), [`ErrorCode`], [`FieldError`], [`Problem::from_validation`] |
 //! | [`i18n`] | [`Lang`] and its `Accept-Language` negotiation, the French forms of problems' texts |
 //! | [`common`] | [`LabRef`], [`Role`], [`IdentityStatus`], [`Sex`], [`AppointmentStatus`] and the other enums |
-//! | [`devices`], [`auth`] | enrollment, login, refresh, logout, `GET /v1/me` |
+//! | [`devices`], [`auth`] | enrollment, login, refresh, logout, `GET /v1/me`, a PIN changed or reset with a code |
 //! | [`patients`], [`prescriptions`], [`rounds`], [`appointments`] | reads, with [`tube_plan`] |
 //! | [`collections`], [`sync`] | writes: [`NewCollection`], [`SyncPushRequest`], [`SyncPullResponse`] |
 //! | [`booking`], [`walk_ins`] | the desk's writes: [`SlotList`], [`NewAppointment`], [`Reschedule`], [`NewPatient`] |

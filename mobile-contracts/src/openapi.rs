@@ -20,10 +20,11 @@ use crate::{
     IdentityStatus, LabRef, LoginRequest, LogoutRequest, Me, Mutation, MutationOp, MutationOutcome, MutationResult,
     NewAppointment, NewCollection, NewPaperPrescription, NewPatient, NirView, PaperPrescriptionReceipt,
     PaperPrescriptionStatus, Patient, PatientIdentity, PatientPage, PatientSearchQuery, PatientSummary, PersonName,
-    PhoneNumber, PrescribedExam, Prescriber, Prescription, PrescriptionList, PrescriptionStatus, PrescriptionSummary,
-    Problem, Readiness, ReadinessCheck, RefreshRequest, RelayState, Removal, Reschedule, Role, Round, RoundVisit,
-    Secret, Sex, Slot, SlotList, SlotQuery, SyncEntity, SyncPullQuery, SyncPullResponse, SyncPushRequest,
-    SyncPushResponse, TokenResponse, TokenType, Tube, TubeBarcode, TubePlanEntry, VoidReceipt,
+    PhoneNumber, PinChangeRequest, PinResetRequest, PrescribedExam, Prescriber, Prescription, PrescriptionList,
+    PrescriptionStatus, PrescriptionSummary, Problem, Readiness, ReadinessCheck, RefreshRequest, RelayState, Removal,
+    Reschedule, Role, Round, RoundVisit, Secret, Sex, Slot, SlotList, SlotQuery, SyncEntity, SyncPullQuery,
+    SyncPullResponse, SyncPushRequest, SyncPushResponse, TokenResponse, TokenType, Tube, TubeBarcode, TubePlanEntry,
+    VoidReceipt,
 };
 
 /// Name of the bearer-token security scheme in the document.
@@ -47,7 +48,7 @@ through `POST /v1/sync/push` with one id per mutation.",
         license(name = "UNLICENSED")
     ),
     paths(
-        enroll, login, refresh, logout, me, search_patients, get_patient, list_patient_prescriptions,
+        enroll, login, refresh, logout, me, change_pin, reset_pin, search_patients, get_patient, list_patient_prescriptions,
         get_prescription, get_round, list_appointments, update_appointment, create_collection,
         sync_push, sync_pull, list_slots, book_appointment, reschedule_appointment, register_patient,
         void_collection, create_paper_prescription, healthz, readyz, metrics, openapi_json
@@ -58,7 +59,7 @@ through `POST /v1/sync/push` with one id per mutation.",
         EnrollResponse, ErrorCode, FieldError, Health, IdentityCheckMethod, IdentityStatus, LabRef,
         LoginRequest, LogoutRequest, Me, Mutation, MutationOp, MutationOutcome, MutationResult,
         NewCollection, NirView, Patient, PatientIdentity, PatientPage, PatientSearchQuery,
-        PatientSummary, PersonName, PhoneNumber, PrescribedExam, Prescriber, Prescription,
+        PatientSummary, PersonName, PhoneNumber, PinChangeRequest, PinResetRequest, PrescribedExam, Prescriber, Prescription,
         PrescriptionList, PrescriptionStatus, PrescriptionSummary, Problem, Readiness,
         ReadinessCheck, RefreshRequest, RelayState, Removal, Role, Round, RoundVisit, Secret, Sex,
         SyncEntity, SyncPullQuery, SyncPullResponse, SyncPushRequest, SyncPushResponse,
@@ -232,6 +233,57 @@ fn login() {}
     reason = "a route's documentation for utoipa; the handler lives in the gateway"
 )]
 fn refresh() {}
+
+#[utoipa::path(
+    post,
+    path = "/v1/auth/pin",
+    tag = "auth",
+    operation_id = "change_pin",
+    request_body = PinChangeRequest,
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 204, description = "PIN changed; the session goes on. Log in with the new PIN from now on."),
+        (status = 400, description = "`malformed_json`.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_token`.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`device_revoked` or `peer_not_allowed`.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a PIN of the wrong shape, the same PIN twice, or `current_pin` not the current PIN (`errors[0].code = \"wrong_pin\"`).", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`locked_out` (too many wrong current PINs for this account on this device, as for a login) or `rate_limited`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait."))),
+        (status = 500, description = "`internal`.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
+    )
+)]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
+fn change_pin() {}
+
+#[utoipa::path(
+    post,
+    path = "/v1/auth/pin/reset",
+    tag = "auth",
+    operation_id = "reset_pin",
+    request_body = PinResetRequest,
+    responses(
+        (status = 204, description = "PIN set; the code is spent and the staff member's sessions have ended: log in with the new PIN."),
+        (status = 400, description = "`malformed_json`.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials`: wrong device secret, login or code, or a code used or expired (never says which).", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`device_revoked` (enroll again) or `peer_not_allowed`.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`locked_out` (too many failures for this account on this device, as for a login) or `rate_limited`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait."))),
+        (status = 500, description = "`internal`.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`.", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait.")))
+    )
+)]
+#[expect(
+    dead_code,
+    reason = "a route's documentation for utoipa; the handler lives in the gateway"
+)]
+fn reset_pin() {}
 
 #[utoipa::path(
     post,
@@ -852,6 +904,7 @@ mod tests {
             routes::ENROLL,
             routes::LOGIN,
             routes::REFRESH,
+            routes::PIN_RESET,
             routes::HEALTHZ,
             routes::READYZ,
             routes::METRICS,

@@ -14,6 +14,10 @@ pub const REFRESH: &str = "/v1/auth/refresh";
 pub const LOGOUT: &str = "/v1/auth/logout";
 /// `GET`: the session's staff, lab and device.
 pub const ME: &str = "/v1/me";
+/// `POST`: a staff member's own PIN change (bearer token).
+pub const PIN: &str = "/v1/auth/pin";
+/// `POST`: a new PIN with a lab admin's one-time reset code.
+pub const PIN_RESET: &str = "/v1/auth/pin/reset";
 /// `GET`: patient search.
 pub const PATIENTS: &str = "/v1/patients";
 /// `GET`: one patient.
@@ -52,12 +56,14 @@ pub const METRICS: &str = "/metrics";
 pub const OPENAPI_JSON: &str = "/openapi.json";
 
 /// Every route path above, for exhaustive tests.
-pub const ALL: [&str; 23] = [
+pub const ALL: [&str; 25] = [
     ENROLL,
     LOGIN,
     REFRESH,
     LOGOUT,
     ME,
+    PIN,
+    PIN_RESET,
     PATIENTS,
     PATIENT,
     PATIENT_PRESCRIPTIONS,

@@ -106,6 +106,26 @@ pub enum RelayedOp {
         /// The bytes, base64 (standard alphabet, padded).
         data: ChunkData,
     },
+    /// A staff member's new PIN, set at the gateway (their own change, or with a reset code their
+    /// lab admin made): the cloud's staff row takes its hash, and the change feed gives it back to
+    /// every gateway of the lab. The PIN itself never leaves the gateway.
+    #[serde(rename = "staff.pin")]
+    StaffPin {
+        /// The staff member whose PIN it is, of the sending gateway's lab (`member_id`, not
+        /// `staff_id`: the mutation's own `staff_id` says who made the change).
+        member_id: Uuid,
+        /// The argon2id hash of the new PIN (PHC string).
+        pin_hash: PinHash,
+    },
+    /// A staff member deactivated (they can no longer log in anywhere) or reactivated by their lab
+    /// admin at the gateway.
+    #[serde(rename = "staff.active")]
+    StaffActive {
+        /// The staff member, of the sending gateway's lab.
+        member_id: Uuid,
+        /// Whether they may work.
+        active: bool,
+    },
     /// A signed checkpoint of the gateway's audit chain (low-priority lane): see [`checkpoint`].
     #[serde(rename = "audit.checkpoint")]
     AuditCheckpoint {
@@ -128,6 +148,18 @@ pub enum RelayedOp {
         /// The signature (hex) of [`checkpoint::signed_bytes`].
         signature: String,
     },
+}
+
+/// A PIN hash on its way to the cloud: `Debug` does not show it, so that a logged mutation cannot
+/// hand an offline guessing attack its target.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PinHash(pub String);
+
+impl std::fmt::Debug for PinHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PinHash(<redacted>)")
+    }
 }
 
 /// Signed audit checkpoints: what a gateway signs, so that the cloud verifies the same bytes.
@@ -259,6 +291,8 @@ impl RelayedOp {
             RelayedOp::CollectionVoid { .. } => "collection.void",
             RelayedOp::PaperPrescriptionCreate { .. } => "prescription.create",
             RelayedOp::DocumentChunk { .. } => "document.chunk",
+            RelayedOp::StaffPin { .. } => "staff.pin",
+            RelayedOp::StaffActive { .. } => "staff.active",
             RelayedOp::AuditCheckpoint { .. } => "audit.checkpoint",
         }
     }
@@ -274,6 +308,10 @@ impl RelayedOp {
             RelayedOp::CollectionVoid { collection_id, .. } => format!("collection:{collection_id}"),
             RelayedOp::PaperPrescriptionCreate { prescription } => format!("prescription:{}", prescription.id),
             RelayedOp::DocumentChunk { prescription_id, .. } => format!("prescription:{prescription_id}"),
+            // A staff member's PIN and activation share one key: applied in the order they were made.
+            RelayedOp::StaffPin { member_id, .. } | RelayedOp::StaffActive { member_id, .. } => {
+                format!("staff:{member_id}")
+            }
             RelayedOp::AuditCheckpoint { .. } => "audit:chain".into(),
         }
     }
@@ -481,5 +519,41 @@ mod tests {
         for private in ["Morel", "before 9", "JVBERi0xLjcK"] {
             assert!(!shown.contains(private), "{shown}");
         }
+    }
+
+    #[test]
+    fn staff_mutations_have_their_wire_kind_and_hide_the_hash() {
+        let member_id = Uuid::now_v7();
+        let pin = RelayedOp::StaffPin {
+            member_id,
+            pin_hash: PinHash("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+        };
+        let wire = serde_json::to_value(&pin).expect("json");
+        assert_eq!(wire["kind"], "staff.pin");
+        assert_eq!(wire["pin_hash"], "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA");
+        assert_eq!(serde_json::from_value::<RelayedOp>(wire).expect("back"), pin);
+        assert!(!format!("{pin:?}").contains("argon2"), "{pin:?}");
+        let active = RelayedOp::StaffActive {
+            member_id,
+            active: false,
+        };
+        assert_eq!(serde_json::to_value(&active).expect("json")["kind"], "staff.active");
+        assert_eq!(
+            pin.entity_key(),
+            active.entity_key(),
+            "one staff member's changes in order"
+        );
+        assert_eq!((pin.kind(), pin.lane()), ("staff.pin", 0));
+        // Flattened into a mutation beside its own `staff_id` (who made it), it reads back whole.
+        let mutation = RelayedMutation {
+            mutation_id: Uuid::now_v7(),
+            recorded_at: time::OffsetDateTime::UNIX_EPOCH,
+            staff_id: Some(Uuid::now_v7()),
+            device_id: None,
+            op: active,
+        };
+        let back: RelayedMutation =
+            serde_json::from_value(serde_json::to_value(&mutation).expect("json")).expect("back");
+        assert_eq!(back, mutation);
     }
 }

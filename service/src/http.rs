@@ -342,7 +342,21 @@ fn backticked_after(message: &str, prefix: &str) -> Option<String> {
 
 /// serde quotes the offending value (`invalid type: string "Dupont", expected …`): drop it, it
 /// may be personal data.
+///
+/// Fix: an unknown enum variant is quoted in backticks instead (``unknown variant `Dupont`,
+/// expected one of `nurse`, …``), and went back to the client as sent; it is dropped too. The
+/// backticks of field names (``unknown field `lab_id` ``) stay: they name the contract's fields.
 fn redact_quoted(message: &str) -> String {
+    const VARIANT: &str = "unknown variant `";
+    // The value may hold backticks and commas itself; what follows it is serde's own words, with
+    // the contract's variant names.
+    if let Some(rest) = message.strip_prefix(VARIANT)
+        && let Some(end) = rest
+            .rfind("`, expected ")
+            .or_else(|| rest.rfind("`, there are no variants"))
+    {
+        return format!("unknown variant (value){}", &rest[end + 1..]);
+    }
     let mut out = String::with_capacity(message.len());
     let mut in_quotes = false;
     for c in message.chars() {
@@ -610,6 +624,29 @@ mod tests {
         let err = parse_json::<Body>(br#"{"items":[]}"#).expect_err("missing");
         assert_eq!(err.problem.errors[0].pointer, "/name");
         assert_eq!(err.problem.status, 422);
+    }
+
+    #[test]
+    fn an_unknown_variant_is_not_echoed() {
+        #[derive(Debug, serde::Deserialize, Validate)]
+        #[serde(deny_unknown_fields)]
+        struct Pick {
+            #[expect(dead_code, reason = "only its deserialisation is tested")]
+            role: Role,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Role {
+            Nurse,
+            LabAdmin,
+        }
+        let err = parse_json::<Pick>(br#"{"role":"Dupont`, 1"}"#).expect_err("unknown variant");
+        let message = &err.problem.errors[0].message;
+        assert!(!message.contains("Dupont"), "{message}");
+        assert_eq!(message, "unknown variant (value), expected `nurse` or `lab_admin`");
+        assert_eq!(err.problem.errors[0].pointer, "/role");
+        let err = parse_json::<Pick>(br#"{"role":"Martin"}"#).expect_err("unknown variant");
+        assert!(!err.problem.errors[0].message.contains("Martin"));
     }
 
     #[test]

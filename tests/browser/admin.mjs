@@ -5,7 +5,7 @@
 // shows the lab's); then in English through the language switch, remembered across a reload; then
 // back in French for the screenshot.
 //
-//   node tests/browser/admin.mjs <gateway URL> <admin login> <admin password> <screenshot.png> <patient id>
+//   node tests/browser/admin.mjs <gateway URL> <admin login> <admin password> <screenshot.png> <patient id> <nurse login>
 //
 // Prints one JSON line on success: {"ok": true, "device_id": "…", "code": "…", "screenshot_lang": "fr",
 // "seen": {"fr": {…}, "en": {…}}}, `seen` holding texts read off the page in each language. Exits non-zero on
@@ -13,9 +13,9 @@
 
 import { chromium } from "playwright-core";
 
-const [url, login, password, screenshot, patientId] = process.argv.slice(2);
-if (!url || !login || !password || !screenshot || !patientId) {
-  console.error("usage: node admin.mjs <gateway URL> <admin login> <admin password> <screenshot.png> <patient id>");
+const [url, login, password, screenshot, patientId, nurseLogin] = process.argv.slice(2);
+if (!url || !login || !password || !screenshot || !patientId || !nurseLogin) {
+  console.error("usage: node admin.mjs <gateway URL> <admin login> <admin password> <screenshot.png> <patient id> <nurse login>");
   process.exit(2);
 }
 const executablePath = process.env.LABEDGE_CHROMIUM || "/usr/bin/chromium";
@@ -115,6 +115,7 @@ async function seen() {
     lang: await page.getAttribute("html", "lang"),
     logout: await text("#logout"),
     tablets: await text("#tablets-title"),
+    staff: await text("#staff-title"),
     mode: await text("#mode-pill"),
     revoked: await text(`tr[data-status="revoked"] .badge`),
     zone: await text("#timezone-note"),
@@ -215,6 +216,44 @@ try {
   await page.click("#confirm-ok");
   await lockout.waitFor({ state: "detached" });
 
+  step("the nurse forgot her PIN: a one-time code in the console, a new PIN on the tablet");
+  const nurseRow = page.locator(`#staff tr[data-staff-id]`, { hasText: nurseLogin });
+  await nurseRow.waitFor({ state: "visible" });
+  check((await nurseRow.textContent()).includes("infirmier·ère"), "the nurse's role is not in French");
+  await nurseRow.locator('button[data-action="pin-reset"]').click();
+  await page.locator("#confirm").waitFor({ state: "visible" });
+  await textIs("#confirm-ok", "Créer le code");
+  await page.click("#confirm-ok");
+  await page.locator("#pin-reset").waitFor({ state: "visible" });
+  const resetCode = (await text("#pin-reset-code")).trim();
+  check(/^[A-HJ-NP-Z2-9]{8}$/.test(resetCode), `unexpected reset code ${JSON.stringify(resetCode)}`);
+  await textIs("#pin-reset-expiry", /^Expire dans \d+:\d\d \(à \d\d:\d\d\)$/);
+  const resetAnswer = await context.request.post(`${url}/v1/auth/pin/reset`, {
+    data: { device_id: deviceId, device_secret: secret, login: nurseLogin, reset_code: resetCode, new_pin: "97531" },
+  });
+  if (resetAnswer.status() !== 204) throw new Error(`the PIN reset answered ${resetAnswer.status()}: ${await resetAnswer.text()}`);
+  const newLogin = await context.request.post(`${url}/v1/auth/login`, {
+    data: { device_id: deviceId, device_secret: secret, login: nurseLogin, pin: "97531" },
+  });
+  if (newLogin.status() !== 200) throw new Error(`the new PIN answered ${newLogin.status()}`);
+  await page.click("#pin-reset-close");
+  check(await page.locator("#pin-reset").isHidden(), "the code stays on the page");
+
+  step("deactivate the nurse, then reactivate her");
+  await nurseRow.locator('button[data-action="deactivate"]').click();
+  await page.locator("#confirm").waitFor({ state: "visible" });
+  await page.click("#confirm-ok");
+  await page.waitForSelector(`#staff tr[data-active="false"]`);
+  check((await page.locator(`#staff tr[data-active="false"]`).textContent()).includes("Désactivé"), "not désactivé");
+  const refused = await context.request.post(`${url}/v1/auth/login`, {
+    data: { device_id: deviceId, device_secret: secret, login: nurseLogin, pin: "97531" },
+  });
+  if (refused.status() !== 401) throw new Error(`a deactivated nurse's login answered ${refused.status()}`);
+  await page.locator(`#staff tr[data-active="false"] button[data-action="reactivate"]`).click();
+  await page.locator("#confirm").waitFor({ state: "visible" });
+  await page.click("#confirm-ok");
+  await page.waitForFunction(() => !document.querySelector(`#staff tr[data-active="false"]`));
+
   step("revoke it, with a confirmation");
   await row.locator('button[data-action="revoke"]').click();
   await page.locator("#confirm").waitFor({ state: "visible" });
@@ -254,6 +293,7 @@ try {
   check((await page.getAttribute("html", "lang")) === "en", "the page is not in English");
   await textIs("#logout", "Sign out");
   await textIs("#tablets-title", "Tablets");
+  await textIs("#staff-title", "Staff");
   await textIs("#devices-table thead th:nth-child(3)", "Last seen");
   await textIs("#mode-pill", /^(Online|Failover|Offline)$/);
   await textIs("#timezone-note", `Times in the lab's time zone (${LAB_ZONE}).`);

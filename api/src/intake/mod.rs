@@ -21,6 +21,8 @@
 //! - A batch that carries collections commits with `synchronous_commit = on` (waits for a synchronous
 //!   standby when one is configured: a collection is a clinical fact); other batches commit with
 //!   `local` (asynchronous replication).
+//! - Staff changes (a new PIN hash, a deactivation) name a staff member of the lab, checked like
+//!   every other reference (`staff_changes`).
 //! - Each applied mutation gets a cloud audit record.
 
 use std::collections::{HashMap, HashSet};
@@ -181,6 +183,14 @@ async fn verdicts(
                     crate::intake::checkpoint::apply(conn, lab_id, mutation).await?,
                 );
             }
+            RelayedOp::StaffPin { member_id, pin_hash } => {
+                let ack = staff_changes::set_pin(conn, lab_id, mutation.mutation_id, *member_id, pin_hash).await?;
+                acks.insert(mutation.mutation_id, ack);
+            }
+            RelayedOp::StaffActive { member_id, active } => {
+                let ack = staff_changes::set_active(conn, lab_id, mutation.mutation_id, *member_id, *active).await?;
+                acks.insert(mutation.mutation_id, ack);
+            }
             op => {
                 acks.insert(mutation.mutation_id, desk_verdict(conn, lab_id, mutation, op).await?);
             }
@@ -243,7 +253,9 @@ async fn desk_verdict(
         }
         RelayedOp::CollectionCreate { .. }
         | RelayedOp::AppointmentUpdate { .. }
-        | RelayedOp::AuditCheckpoint { .. } => Ok(rejected(mutation.mutation_id, "invalid: not a desk write")),
+        | RelayedOp::AuditCheckpoint { .. }
+        | RelayedOp::StaffPin { .. }
+        | RelayedOp::StaffActive { .. } => Ok(rejected(mutation.mutation_id, "invalid: not a desk write")),
     }
 }
 
@@ -306,6 +318,9 @@ async fn record_outcomes(
                 }
                 RelayedOp::PatientCreate { patient } => (Some(patient.id), format!("patient:{}", patient.id)),
                 RelayedOp::CollectionVoid { collection_id, .. } => (None, format!("collection:{collection_id}")),
+                RelayedOp::StaffPin { member_id, .. } | RelayedOp::StaffActive { member_id, .. } => {
+                    (None, format!("staff:{member_id}"))
+                }
             };
             audits.push((
                 audit_log::at.eq(now),
@@ -472,7 +487,11 @@ struct References {
 
 impl References {
     async fn load(conn: &mut AsyncPgConnection, lab_id: Uuid, batch: &[RelayedMutation]) -> QueryResult<Self> {
-        let staff_ids: HashSet<Uuid> = batch.iter().filter_map(|m| m.staff_id).collect();
+        let staff_ids: HashSet<Uuid> = batch
+            .iter()
+            .flat_map(|m| [m.staff_id, staff_changed(m)])
+            .flatten()
+            .collect();
         let device_ids: HashSet<Uuid> = batch.iter().filter_map(|m| m.device_id).collect();
         let collections: Vec<&NewCollection> = batch.iter().filter_map(collection_of).collect();
         let prescription_ids: HashSet<Uuid> = collections.iter().map(|c| c.prescription_id).collect();
@@ -516,7 +535,11 @@ impl References {
     /// Why `mutation` names something outside lab `lab_id`, if it does. The lab's own references
     /// are checked before the patient, so that a patient check never runs against another lab's row.
     fn refusal(&self, lab_id: Uuid, mutation: &RelayedMutation) -> Option<Reason> {
-        if mutation.staff_id.is_some_and(|s| !self.lab_staff.contains(&s)) {
+        if [mutation.staff_id, staff_changed(mutation)]
+            .into_iter()
+            .flatten()
+            .any(|s| !self.lab_staff.contains(&s))
+        {
             return Some(Reason::ForeignStaff);
         }
         if mutation.device_id.is_some_and(|d| self.foreign_devices.contains(&d)) {
@@ -679,6 +702,14 @@ fn collection_values(lab_id: Uuid, mutation: &RelayedMutation, c: &NewCollection
     ))
 }
 
+/// The staff member a staff change is about (beside the one who made it, `staff_id`).
+fn staff_changed(mutation: &RelayedMutation) -> Option<Uuid> {
+    match &mutation.op {
+        RelayedOp::StaffPin { member_id, .. } | RelayedOp::StaffActive { member_id, .. } => Some(*member_id),
+        _ => None,
+    }
+}
+
 fn collection_of(mutation: &RelayedMutation) -> Option<&NewCollection> {
     match &mutation.op {
         RelayedOp::CollectionCreate { collection } => Some(collection),
@@ -837,3 +868,4 @@ pub mod checkpoint;
 mod desk;
 mod paper;
 pub mod routes;
+mod staff_changes;

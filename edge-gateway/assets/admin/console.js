@@ -22,12 +22,14 @@
     // When the last refresh read everything; null when some of it failed; undefined before the first.
     refreshed: undefined,
     access: null,
+    staff: [],
     conflicts: [],
     deadLetters: [],
     events: [],
     lockouts: [],
     timers: [],
     enrollTimer: null,
+    pinResetTimer: null,
     refreshing: false,
   };
 
@@ -162,6 +164,7 @@
     state.session = null;
     // Nothing of the last session stays in the page, hidden or not.
     state.access = null;
+    hidePinReset();
     $("access-table").hidden = true;
     setText("access-summary", "");
     for (const timer of state.timers) clearInterval(timer);
@@ -476,6 +479,99 @@
   });
 
   // ---------------------------------------------------------------------------------------------
+  // Staff: a PIN reset code, deactivation and reactivation.
+
+  function renderStaff(members) {
+    state.staff = members;
+    const rows = members.map((member) => {
+      const self = state.session && member.id === state.session.staff_id;
+      const status = [member.active ? badge("ok", t("staff.active")) : badge("bad", t("staff.inactive"))];
+      if (member.revoked_here) status.push(" ", badge("bad", t("staff.revokedHere")));
+      const actions = [];
+      if (member.active && !member.revoked_here) {
+        actions.push(h("button", {
+          type: "button", class: "btn btn-small", text: t("staff.resetPin"), dataset: { action: "pin-reset" },
+          onclick: () => resetPin(member),
+        }));
+      }
+      if (member.active && !self) {
+        actions.push(h("button", {
+          type: "button", class: "btn btn-danger btn-small", text: t("staff.deactivate"), dataset: { action: "deactivate" },
+          onclick: () => setActive(member, false),
+        }));
+      }
+      if (!member.active || member.revoked_here) {
+        actions.push(h("button", {
+          type: "button", class: "btn btn-small", text: t("staff.reactivate"), dataset: { action: "reactivate" },
+          onclick: () => setActive(member, true),
+        }));
+      }
+      return h("tr", { class: member.active ? "" : "revoked", dataset: { staffId: member.id, active: String(member.active) } },
+        h("td", {}, h("div", { class: "cell-main", text: member.display_name })),
+        h("td", { class: "mono", text: member.login }),
+        h("td", { text: code("role", member.role) }),
+        h("td", {}, ...status,
+          member.reset_code_expires_at ? h("div", { class: "cell-sub", text: t("staff.codePending", clock(member.reset_code_expires_at)) }) : null),
+        h("td", {}, h("div", { class: "actions" }, actions)));
+    });
+    fillRows($("staff"), rows, t("staff.empty"), 5);
+  }
+
+  async function resetPin(member) {
+    const ok = await confirmAction(t("staff.reset.title", member.display_name), t("staff.reset.text"), t("staff.reset.ok"));
+    if (!ok) return;
+    try {
+      const made = await api("POST", `/admin/v1/staff/${encodeURIComponent(member.id)}/pin-reset`);
+      showPinReset(member, made);
+    } catch (error) {
+      toast(t("staff.reset.failed", error.message), true);
+    }
+    refresh();
+  }
+
+  // The code is shown once: it is in the page only until "Done", a sign-out or its expiry.
+  function showPinReset(member, made) {
+    $("pin-reset").hidden = false;
+    setText("pin-reset-who", t("staff.codeFor", member.display_name));
+    setText("pin-reset-code", made.code);
+    clearInterval(state.pinResetTimer);
+    const expires = Date.parse(made.expires_at);
+    const tick = () => {
+      const left = (expires - Date.now()) / 1000;
+      if (left <= 0) {
+        hidePinReset();
+        return;
+      }
+      const minutes = Math.floor(left / 60);
+      setText("pin-reset-expiry", t("enroll.expires", `${minutes}:${String(Math.floor(left % 60)).padStart(2, "0")}`, clock(made.expires_at)));
+    };
+    tick();
+    state.pinResetTimer = setInterval(tick, 1000);
+  }
+
+  function hidePinReset() {
+    clearInterval(state.pinResetTimer);
+    $("pin-reset").hidden = true;
+    setText("pin-reset-code", "");
+    setText("pin-reset-who", "");
+  }
+
+  $("pin-reset-close").addEventListener("click", hidePinReset);
+
+  async function setActive(member, active) {
+    const key = active ? "staff.reactivate" : "staff.deactivate";
+    const ok = await confirmAction(t(`${key}.title`, member.display_name), t(`${key}.text`), t(key));
+    if (!ok) return;
+    try {
+      await api("POST", `/admin/v1/staff/${encodeURIComponent(member.id)}/${active ? "reactivate" : "deactivate"}`);
+      toast(t(`${key}.done`, member.display_name));
+    } catch (error) {
+      toast(t("staff.failed", error.message), true);
+    }
+    refresh();
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Conflicts and dead letters.
 
   function describeChange(payload) {
@@ -664,7 +760,7 @@
     if (state.refreshing || !state.session || document.hidden) return;
     state.refreshing = true;
     try {
-      const [status, devices, pending, conflicts, dead, events, lockouts] = await Promise.allSettled([
+      const [status, devices, pending, conflicts, dead, events, lockouts, members] = await Promise.allSettled([
         api("GET", "/admin/v1/status"),
         api("GET", "/admin/v1/devices"),
         api("GET", "/admin/v1/devices/pending-pushes"),
@@ -672,6 +768,7 @@
         api("GET", "/admin/v1/dead-letters"),
         api("GET", "/admin/v1/security-events"),
         api("GET", "/admin/v1/lockouts"),
+        api("GET", "/admin/v1/staff"),
       ]);
       if (!state.session) return;
       if (status.status === "fulfilled") renderStatus(status.value);
@@ -684,7 +781,8 @@
       if (dead.status === "fulfilled") renderDeadLetters(dead.value);
       if (events.status === "fulfilled") renderEvents(events.value);
       if (lockouts.status === "fulfilled") renderLockouts(lockouts.value);
-      const failed = [status, devices, pending, conflicts, dead, events, lockouts].filter((r) => r.status === "rejected");
+      if (members.status === "fulfilled") renderStaff(members.value);
+      const failed = [status, devices, pending, conflicts, dead, events, lockouts, members].filter((r) => r.status === "rejected");
       state.refreshed = failed.length ? null : new Date();
       renderRefreshed();
     } finally {
@@ -703,6 +801,7 @@
     renderRefreshed();
     if (state.status) renderStatus(state.status);
     renderDevices();
+    renderStaff(state.staff);
     renderConflicts(state.conflicts);
     renderDeadLetters(state.deadLetters);
     renderEvents(state.events);

@@ -37,19 +37,25 @@ pub struct NewCode {
     pub qr_svg: Option<String>,
 }
 
-fn code_hash(code: &str) -> Vec<u8> {
+/// What is stored of a one-time code (enrollment or PIN reset): its SHA-256, as typed in capitals.
+pub(crate) fn code_hash(code: &str) -> Vec<u8> {
     Sha256::digest(code.trim().to_ascii_uppercase().as_bytes()).to_vec()
+}
+
+/// A new one-time code of [`CODE_LENGTH`] characters of [`CODE_ALPHABET`].
+pub(crate) fn one_time_code() -> String {
+    let mut bytes = [0u8; CODE_LENGTH];
+    fill_random(&mut bytes);
+    // 256 is not a multiple of 31: the tiny bias does not matter against a short-lived code.
+    bytes
+        .iter()
+        .map(|b| char::from(CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()]))
+        .collect()
 }
 
 /// Creates an enrollment code on behalf of the lab admin `admin`.
 pub async fn create_code(state: &AppState, admin: Uuid) -> Result<NewCode, ApiError> {
-    let mut bytes = [0u8; CODE_LENGTH];
-    fill_random(&mut bytes);
-    // 256 is not a multiple of 31: the tiny bias does not matter against a ten-minute code.
-    let code: String = bytes
-        .iter()
-        .map(|b| char::from(CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()]))
-        .collect();
+    let code = one_time_code();
     let expires_at = OffsetDateTime::now_utc()
         + Duration::minutes(i64::try_from(state.config.auth.enrollment_code_ttl_minutes).unwrap_or(10));
     let mut conn = state.pool.get().await?;

@@ -3,11 +3,13 @@
 //! A tablet is an enrolled, revocable identity (`enroll`); a staff member logs in on it with a PIN
 //! (`sessions`), which works offline; every request carries a short-lived access token (`tokens`,
 //! signed by the `keys` ring) checked by the `Principal` extractor, including revocation
-//! (`revocation`) on every request.
+//! (`revocation`) on every request. A staff member's PIN change and reset, deactivation and
+//! reactivation are `lifecycle`.
 
 pub mod admin;
 pub mod enroll;
 pub mod keys;
+pub mod lifecycle;
 pub mod lockout;
 pub mod manage;
 pub mod principal;

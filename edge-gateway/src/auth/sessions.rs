@@ -123,16 +123,20 @@ async fn check_device(
     Ok(device)
 }
 
-/// The start of a login or a refresh (`action`): the attempt limits, the lab, a connection and the
-/// device's credentials checked.
-async fn authenticate_device(
+/// The start of a login, a refresh or a PIN reset (`action`): the attempt limits, the lab, a
+/// connection and the device's credentials checked.
+pub(super) async fn authenticate_device(
     state: &AppState,
     peer: &Peer,
     action: Action,
     device_id: Uuid,
     secret: &Secret,
 ) -> Result<(LabRef, PooledConnection, DeviceCredentials), ApiError> {
-    let what = if action == Action::Login { "login" } else { "refresh" };
+    let what = match action {
+        Action::Login => "login",
+        Action::PinReset => "pin_reset",
+        _ => "refresh",
+    };
     limit_attempts(state, what, None, peer.ip).await?;
     let lab = state.lab().await?;
     let mut conn = state.pool.get().await?;

@@ -4,15 +4,15 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use labedge_service::error::ApiError;
-use labedge_service::http::{OptionalJson, ValidatedJson};
+use labedge_service::http::{OptionalJson, RequestId, ValidatedJson};
 use serde::Deserialize;
 use uuid::Uuid;
 use validator::Validate;
 
 use crate::auth::admin::{self, AdminLogin, AdminSession};
-use crate::auth::{Peer, enroll, lockout, manage};
+use crate::auth::{Peer, enroll, lifecycle, lockout, manage};
 use crate::security_events::{Action, SecurityEvent};
 use crate::state::AppState;
 
@@ -24,7 +24,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/admin/v1/enrollment-codes").route(web::post().to(create_enrollment_code)))
         .service(web::resource("/admin/v1/devices").route(web::get().to(devices)))
         .service(web::resource("/admin/v1/devices/{id}/revoke").route(web::post().to(revoke_device)))
+        .service(web::resource("/admin/v1/staff").route(web::get().to(staff_list)))
         .service(web::resource("/admin/v1/staff/{id}/revoke").route(web::post().to(revoke_staff)))
+        .service(web::resource("/admin/v1/staff/{id}/pin-reset").route(web::post().to(create_pin_reset)))
+        .service(web::resource("/admin/v1/staff/{id}/deactivate").route(web::post().to(deactivate_staff)))
+        .service(web::resource("/admin/v1/staff/{id}/reactivate").route(web::post().to(reactivate_staff)))
         .service(web::resource("/admin/v1/security-events").route(web::get().to(security_events)))
         .service(web::resource("/admin/v1/lockouts").route(web::get().to(lockouts)))
         .service(web::resource("/admin/v1/lockouts/{id}/unlock").route(web::post().to(unlock)))
@@ -111,6 +115,45 @@ async fn revoke_staff(
 ) -> Result<HttpResponse, ApiError> {
     let reason = body.0.and_then(|b| b.reason);
     manage::revoke_staff(&state, session.staff_id, id.into_inner(), reason).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The staff of the lab: who may work, who has a PIN reset code pending.
+async fn staff_list(state: web::Data<AppState>, _session: AdminSession) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(lifecycle::list(&state).await?))
+}
+
+/// A one-time code for a staff member who forgot their PIN, shown once: they type it on a tablet
+/// with a new PIN.
+async fn create_pin_reset(
+    state: web::Data<AppState>,
+    session: AdminSession,
+    id: web::Path<Uuid>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let code = lifecycle::create_reset_code(&state, session.staff_id, id.into_inner(), &RequestId::of(&req)).await?;
+    Ok(HttpResponse::Created().json(code))
+}
+
+/// Deactivates a staff member: refused from their next request, everywhere once the cloud has it.
+async fn deactivate_staff(
+    state: web::Data<AppState>,
+    session: AdminSession,
+    id: web::Path<Uuid>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    lifecycle::set_active(&state, session.staff_id, id.into_inner(), false, &RequestId::of(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Reactivates a staff member (and lifts a revocation at this gateway).
+async fn reactivate_staff(
+    state: web::Data<AppState>,
+    session: AdminSession,
+    id: web::Path<Uuid>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    lifecycle::set_active(&state, session.staff_id, id.into_inner(), true, &RequestId::of(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,12 +1,12 @@
 //! Tablet routes of enrollment and staff sessions.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use labedge_service::error::ApiError;
-use labedge_service::http::{OptionalJson, ValidatedJson};
+use labedge_service::http::{OptionalJson, RequestId, ValidatedJson};
 use mobile_contracts::routes;
-use mobile_contracts::{EnrollRequest, LoginRequest, LogoutRequest, RefreshRequest};
+use mobile_contracts::{EnrollRequest, LoginRequest, LogoutRequest, PinChangeRequest, PinResetRequest, RefreshRequest};
 
-use crate::auth::{Peer, Principal, enroll, sessions};
+use crate::auth::{Peer, Principal, enroll, lifecycle, sessions};
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -15,7 +15,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource(routes::LOGIN).route(web::post().to(login)))
         .service(web::resource(routes::REFRESH).route(web::post().to(refresh)))
         .service(web::resource(routes::LOGOUT).route(web::post().to(logout)))
-        .service(web::resource(routes::ME).route(web::get().to(me)));
+        .service(web::resource(routes::ME).route(web::get().to(me)))
+        .service(web::resource(routes::PIN).route(web::post().to(change_pin)))
+        .service(web::resource(routes::PIN_RESET).route(web::post().to(reset_pin)));
 }
 
 /// Trades a one-time enrollment code for the tablet's device id and secret.
@@ -67,4 +69,27 @@ async fn logout(
 /// Who is logged in, on which device, of which lab.
 async fn me(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(sessions::me(&state, &principal).await?))
+}
+
+/// The caller changes their own PIN (the current one checked as for a login); their session goes on.
+async fn change_pin(
+    state: web::Data<AppState>,
+    principal: Principal,
+    peer: Peer,
+    req: HttpRequest,
+    body: ValidatedJson<PinChangeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    lifecycle::change_pin(&state, &principal, &peer, body.0, &RequestId::of(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A staff member sets a new PIN with the one-time code their lab admin made, on an enrolled tablet.
+async fn reset_pin(
+    state: web::Data<AppState>,
+    peer: Peer,
+    req: HttpRequest,
+    body: ValidatedJson<PinResetRequest>,
+) -> Result<HttpResponse, ApiError> {
+    lifecycle::reset_pin(&state, &peer, body.0, &RequestId::of(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -20,6 +20,7 @@ pub mod labs;
 pub mod lockouts;
 pub mod outbox;
 pub mod paper_prescriptions;
+pub mod pin_resets;
 pub mod reads;
 pub mod revocations;
 pub mod sessions;

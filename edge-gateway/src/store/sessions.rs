@@ -101,13 +101,13 @@ pub enum Owner {
     Staff(Uuid),
 }
 
-/// Ends every live session of `owner` for `reason`.
+/// Ends every live session of `owner` for `reason`; the ids of the sessions it ended.
 pub async fn revoke_all_of(
     conn: &mut AsyncPgConnection,
     owner: Owner,
     reason: &str,
     now: OffsetDateTime,
-) -> QueryResult<()> {
+) -> QueryResult<Vec<Uuid>> {
     let live = auth_sessions::table.filter(auth_sessions::revoked_at.is_null());
     let ended = (
         auth_sessions::revoked_at.eq(now),
@@ -117,17 +117,18 @@ pub async fn revoke_all_of(
         Owner::Device(id) => {
             diesel::update(live.filter(auth_sessions::device_id.eq(id)))
                 .set(ended)
-                .execute(conn)
+                .returning(auth_sessions::id)
+                .get_results(conn)
                 .await
         }
         Owner::Staff(id) => {
             diesel::update(live.filter(auth_sessions::staff_id.eq(id)))
                 .set(ended)
-                .execute(conn)
+                .returning(auth_sessions::id)
+                .get_results(conn)
                 .await
         }
     }
-    .map(|_| ())
 }
 
 /// Stores a refresh token of `session` by its hash.

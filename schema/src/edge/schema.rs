@@ -315,6 +315,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    pin_reset_codes (staff_id) {
+        staff_id -> Uuid,
+        code_sha256 -> Bytea,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        device_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
     prescribed_exams (prescription_id, exam_code) {
         prescription_id -> Uuid,
         exam_code -> Text,
@@ -424,6 +436,7 @@ diesel::table! {
 
 diesel::joinable!(collection_tubes -> collections (collection_id));
 diesel::joinable!(collection_voids -> collections (collection_id));
+diesel::joinable!(pin_reset_codes -> staff (staff_id));
 diesel::joinable!(prescribed_exams -> prescriptions (prescription_id));
 diesel::joinable!(prescription_documents -> paper_prescriptions (prescription_id));
 diesel::joinable!(refresh_tokens -> auth_sessions (session_id));
@@ -451,6 +464,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     paper_prescriptions,
     patients,
+    pin_reset_codes,
     prescribed_exams,
     prescription_documents,
     prescriptions,

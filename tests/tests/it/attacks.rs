@@ -187,8 +187,14 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
                 }
                 continue;
             }
-            routes::ENROLL | routes::LOGIN | routes::REFRESH => continue, // credential routes, below
+            routes::ENROLL | routes::LOGIN | routes::REFRESH | routes::PIN_RESET => continue, // credential routes, below
             routes::ME => get(routes::ME.into()),
+            routes::PIN => Attempt {
+                method: Method::POST,
+                path: routes::PIN.into(),
+                body: Some(json!({"current_pin": "0000", "new_pin": "975310"})),
+                multipart: None,
+            },
             routes::PATIENTS => get(format!("{}?q=zoubir", routes::PATIENTS)),
             routes::PATIENT => get(with_id(routes::PATIENT, lab_a.theirs)),
             routes::PATIENT_PRESCRIPTIONS => get(with_id(routes::PATIENT_PRESCRIPTIONS, lab_a.theirs)),
@@ -287,16 +293,19 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
                 422
             }
             routes::COLLECTIONS => assert_refused(&r, &format!("{route} other scope"), &[422], &secrets),
+            // The caller's own PIN only, and not without knowing it.
+            routes::PIN => assert_refused(&r, &format!("{route} wrong current PIN"), &[422], &secrets),
             _ => assert_refused(&r, &format!("{route} other scope"), &[403, 404], &secrets),
         };
         figures.push(format!("{} {route}: {s1}/{s4}/{s2}/{s3}", attempt.method));
     }
-    assert_eq!(tried.len(), 18, "every token route and method of the contract");
+    assert_eq!(tried.len(), 19, "every token route and method of the contract");
 
     // The credential routes, with another lab's credentials, none, and a revoked device's.
     let enroll = |code: &str| json!({"code": code, "label": "x", "app_version": "1.0.0"});
     let login = |device: Uuid, secret: &str| json!({"device_id": device, "device_secret": secret, "login": NURSE.0, "pin": NURSE.1});
     let refresh = |device: Uuid, secret: &str, token: &str| json!({"device_id": device, "device_secret": secret, "refresh_token": token});
+    let pin_reset = |device: Uuid, secret: &str| json!({"device_id": device, "device_secret": secret, "login": NURSE.0, "reset_code": "ABCD2345", "new_pin": "975310"});
     let cases = [
         ("enroll, lab B's code", routes::ENROLL, enroll(&lab_b_code), vec![400]),
         ("enroll, no code", routes::ENROLL, json!({"label": "x"}), vec![422]),
@@ -320,6 +329,19 @@ async fn every_tablet_route_refuses_another_lab_another_scope_no_token_and_a_rev
             vec![401],
         ),
         ("refresh, nothing", routes::REFRESH, json!({}), vec![422]),
+        (
+            "PIN reset, lab B's device",
+            routes::PIN_RESET,
+            pin_reset(b_device.id, &b_device.secret),
+            vec![401],
+        ),
+        ("PIN reset, nothing", routes::PIN_RESET, json!({}), vec![422]),
+        (
+            "PIN reset, revoked device",
+            routes::PIN_RESET,
+            pin_reset(revoked_device.id, &revoked_device.secret),
+            vec![403],
+        ),
         (
             "refresh, revoked device",
             routes::REFRESH,

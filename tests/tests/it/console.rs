@@ -504,6 +504,7 @@ async fn the_admin_console_works_in_headless_chromium() {
         .arg(ADMIN_PASSWORD)
         .arg(&screenshot)
         .arg(patient.to_string())
+        .arg(&nurse)
         .env("LABEDGE_CHROMIUM", chromium_path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -536,6 +537,7 @@ async fn the_admin_console_works_in_headless_chromium() {
     assert_eq!(french["lang"], "fr", "{result}");
     assert_eq!(french["logout"], "Se déconnecter");
     assert_eq!(french["tablets"], "Tablettes");
+    assert_eq!(french["staff"], "Personnel");
     assert_eq!(french["revoked"], "Révoquée");
     assert!(
         ["En ligne", "Secours", "Hors ligne"].contains(&french["mode"].as_str().unwrap()),
@@ -545,6 +547,7 @@ async fn the_admin_console_works_in_headless_chromium() {
     assert_eq!(english["lang"], "en", "{result}");
     assert_eq!(english["logout"], "Sign out");
     assert_eq!(english["tablets"], "Tablets");
+    assert_eq!(english["staff"], "Staff");
     assert_eq!(english["revoked"], "Revoked");
     assert!(
         ["Online", "Failover", "Offline"].contains(&english["mode"].as_str().unwrap()),

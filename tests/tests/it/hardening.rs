@@ -172,6 +172,7 @@ async fn expired_authentication_and_idempotency_rows_are_purged_by_their_documen
             auth_sessions: 2,
             admin_sessions: 1,
             enrollment_codes: 2,
+            pin_reset_codes: 0,
         }
     );
     // What stays is what is inside its retention.

@@ -41,6 +41,7 @@ mod schema;
 mod seed_demo;
 mod services;
 mod signing_keys;
+mod staff;
 mod sync;
 mod time;
 mod writes;
