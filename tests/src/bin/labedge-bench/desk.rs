@@ -69,10 +69,11 @@ impl Bench {
             "9. The desk: free slots and bookings",
             format!(
                 "The lab's booking rules set to 07:00–12:00 and 14:00–18:00 every day in 15-minute slots (36 a day) \
-                 with room for every booking of the runs. Slots: `GET /v1/slots?date=<tomorrow>&kind=lab` with a \
+                 of 4 places, as a busy lab's sampling room; bookings spread over the year ahead (about one per slot), \
+                 so that a slot holds what a real one does. Slots: `GET /v1/slots?date=<tomorrow>&kind=lab` with a \
                  nurse's token, `wrk -t2 -c{DESK_CONNECTIONS} -d{d}s` (each answer counts the day's bookings slot by \
                  slot in PostgreSQL). Bookings: `POST /v1/appointments` with a unique id and idempotency key per \
-                 request, a patient and a slot of the coming week picked by a counter; collections: the write \
+                 request, a patient and a slot of the coming year picked by a counter; collections: the write \
                  benchmark's `POST /v1/collections`; both at {DESK_CONNECTIONS} connections, alternating, {runs} runs \
                  after a warm-up, the cloud stopped as in the write benchmark.",
                 d = self.sizes.duration.as_secs(),
@@ -87,7 +88,7 @@ impl Bench {
             .map(|d| format!("\"{d}\":{hours}"))
             .collect();
         edge.batch_execute(&format!(
-            "UPDATE labs SET slot_minutes = 15, lab_places = 1000, opening_hours = '{{{}}}'",
+            "UPDATE labs SET slot_minutes = 15, lab_places = 4, opening_hours = '{{{}}}'",
             week.join(",")
         ))
         .await?;
@@ -99,7 +100,7 @@ impl Bench {
         let gateway = format!("https://127.0.0.1:{}", self.gw_port()?);
         let tomorrow = (OffsetDateTime::now_utc() + time::Duration::days(1)).date();
         let mut starts = Vec::new();
-        for day in 1..=6 {
+        for day in 1..=365 {
             let date = (OffsetDateTime::now_utc() + time::Duration::days(day)).date();
             let list: mobile_contracts::SlotList = self
                 .client()?
