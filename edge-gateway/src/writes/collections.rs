@@ -103,7 +103,7 @@ fn receipt(id: Uuid, recorded_at: OffsetDateTime) -> CollectionReceipt {
 }
 
 /// A time as PostgreSQL keeps it (microseconds), so that a receipt says what is stored.
-fn stored_precision(at: OffsetDateTime) -> OffsetDateTime {
+pub(super) fn stored_precision(at: OffsetDateTime) -> OffsetDateTime {
     at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000).unwrap_or(at)
 }
 

@@ -100,8 +100,7 @@ async fn insert_paper(
         return Err(super::invalid("/patient_id", "not a patient of this lab").into());
     }
     let size = u32::try_from(upload.bytes.len()).map_err(|_| ProblemError::new(ErrorCode::PayloadTooLarge))?;
-    let now = OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now);
+    let now = super::collections::stored_precision(OffsetDateTime::now_utc());
     let document_id = Uuid::now_v7();
     let row = PaperRow {
         id: body.id,

@@ -81,8 +81,7 @@ async fn insert_void(
             .detail("this collection is already voided")
             .into());
     }
-    let now = OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now);
+    let now = super::collections::stored_precision(OffsetDateTime::now_utc());
     let by = Recording {
         lab_id,
         staff_id: principal.staff_id,

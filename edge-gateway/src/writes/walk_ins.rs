@@ -284,25 +284,13 @@ fn registered(row: &PatientRow, body: &NewPatient) -> RegisteredPatient {
 
 /// Names folded for comparison, and a French phonetic key.
 pub mod phonetic {
-    /// Upper case, accents folded, letters only: "D'Almeida-Lefèvre" → "DALMEIDALEFEVRE" (the same
-    /// fold as the database's search keys).
+    /// Upper case, accents folded, letters only: "D'Almeida-Lefèvre" → "DALMEIDALEFEVRE", the fold
+    /// of the database's search keys (the search's own [`name_key`](crate::reads::patients::name_key),
+    /// kept to letters).
     pub fn fold(name: &str) -> String {
-        name.chars()
-            .flat_map(char::to_uppercase)
-            .filter_map(|c| match c {
-                'A'..='Z' => Some(c),
-                'À' | 'Â' | 'Ä' | 'Á' | 'Ã' | 'Å' => Some('A'),
-                'Ç' => Some('C'),
-                'É' | 'È' | 'Ê' | 'Ë' => Some('E'),
-                'Í' | 'Ì' | 'Î' | 'Ï' => Some('I'),
-                'Ñ' => Some('N'),
-                'Ó' | 'Ò' | 'Ô' | 'Ö' | 'Õ' => Some('O'),
-                'Ú' | 'Ù' | 'Û' | 'Ü' => Some('U'),
-                'Ý' | 'Ÿ' => Some('Y'),
-                'Æ' => Some('E'),
-                'Œ' => Some('E'),
-                _ => None,
-            })
+        crate::reads::patients::name_key(name)
+            .chars()
+            .filter(char::is_ascii_uppercase)
             .collect()
     }
 
