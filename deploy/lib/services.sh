@@ -68,6 +68,8 @@ ensure_rust() {
   command -v cargo >/dev/null || die "Rust is needed: https://rustup.rs (cargo not found)"
   # Crates that build C (ring) need a C compiler.
   command -v cc >/dev/null || apt_install build-essential
+  # The gateway reads the lab's time zone from the system's tz database, as PostgreSQL does.
+  [ -d /usr/share/zoneinfo ] || apt_install tzdata
 }
 
 # The dependency gate of .ci/run: unused dependencies (cargo-machete) and the licences, bans and

@@ -521,10 +521,12 @@ impl Config {
 
     /// The lab's time zone and the tablets' networks.
     fn validate_site(&self, issues: &mut Vec<ConfigIssue>) {
-        if self.timezone.is_empty() || self.timezone.len() > 64 {
+        // The zone is looked up where the gateway will use it (the slots' grid), in the system's tz
+        // database, so that a name PostgreSQL and jiff would not both know stops the start.
+        if self.timezone.is_empty() || self.timezone.len() > 64 || jiff::tz::TimeZone::get(&self.timezone).is_err() {
             issues.push(ConfigIssue::new(
                 "timezone",
-                "must be an IANA time zone name such as Europe/Paris",
+                "must be an IANA time zone name of the system's tz database (tzdata), such as Europe/Paris",
             ));
         }
         if self.access.tablet_ranges.is_empty() {

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::time::Duration;
 
-use labedge_service::config::{ClientAuth, ListenConfig};
+use labedge_service::config::{ClientAuth, ConfigError, ConfigIssue, ListenConfig};
 use labedge_service::pki::CertAuthority;
 use tokio::sync::OnceCell;
 
@@ -316,7 +316,15 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let audit = AuditLog::start(pool.clone());
     let upstream_names = config.upstream.endpoints.iter().map(|e| e.name.clone()).collect();
     let history = Arc::new(History::new(Duration::from_secs(config.console.chart_interval_s)));
+    // Checked by the config's validation already; looked up again here because the state keeps it.
+    let zone = jiff::tz::TimeZone::get(&config.timezone).map_err(|_| {
+        ConfigError::from(vec![ConfigIssue::new(
+            "timezone",
+            "is not in the system's tz database (tzdata)",
+        )])
+    })?;
     let state = AppState {
+        zone,
         config: Arc::new(config),
         pool,
         limiter: Arc::new(RateLimiter::new(redis.clone())),

@@ -28,6 +28,8 @@ use crate::sync::health::UpstreamHealth;
 pub struct AppState {
     /// The validated configuration.
     pub config: Arc<Config>,
+    /// The lab's time zone (`timezone` in the config), from the system's tz database.
+    pub zone: jiff::tz::TimeZone,
     /// The lab's database.
     pub pool: PgPool,
     /// The hot cache (may be disconnected).

@@ -1,139 +1,82 @@
-//! The queries of booking: a day's slots with their free places, the slot lock that makes "the last
-//! place" go to exactly one tablet, the home sampler a home visit goes to, and the appointment rows.
-//!
-//! Slots are computed from the lab's booking rules (its `labs` row, fed from the cloud) by
-//! PostgreSQL, which also does the time-zone arithmetic (a slot at 07:00 in Europe/Paris is 06:00 or
-//! 05:00 UTC depending on the date). Hours that are not `HH:MM` pairs are skipped rather than failing
-//! the query: a bad rule in the cloud must not make the desk answer 500.
+//! The queries of booking: the lab's booking rules and the visits that hold places (the slots
+//! themselves are computed in the process, `crate::writes::slot_grid`), the slot lock that makes "the
+//! last place" go to exactly one tablet, the home sampler a home visit goes to, and the appointment
+//! rows. The rules and the places are read with diesel's DSL, so that those queries, asked at every
+//! screen of the desk, are prepared once per connection.
 
 use diesel::prelude::*;
-use diesel::sql_types::{Date as SqlDate, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use labedge_schema::edge::schema::appointments;
+use labedge_schema::edge::schema::{appointments, labs, staff};
 use labedge_schema::sync::AppointmentRow;
-use time::{Date, OffsetDateTime};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// One slot as computed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, QueryableByName)]
-pub struct SlotRow {
-    /// Start.
-    #[diesel(sql_type = Timestamptz)]
-    pub start_at: OffsetDateTime,
-    /// End (exclusive).
-    #[diesel(sql_type = Timestamptz)]
-    pub end_at: OffsetDateTime,
-    /// Patients it takes.
-    #[diesel(sql_type = Int4)]
-    pub capacity: i32,
-    /// Patients booked.
-    #[diesel(sql_type = Int4)]
-    pub taken: i32,
-    /// Slot length, minutes.
-    #[diesel(sql_type = Int4)]
-    pub minutes: i32,
+/// A lab's booking rules, as its row holds them (fed from the cloud with the lab).
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = labs)]
+pub struct BookingRules {
+    /// Length of a lab slot, minutes.
+    pub slot_minutes: i16,
+    /// Patients a lab slot takes.
+    pub lab_places: i16,
+    /// The lab's hours by weekday.
+    pub opening_hours: serde_json::Value,
+    /// Length of a home visit's slot, minutes.
+    pub home_slot_minutes: i16,
+    /// The home samplers' hours by weekday.
+    pub home_hours: serde_json::Value,
 }
 
-impl SlotRow {
-    /// Places left.
-    pub fn free(&self) -> i32 {
-        (self.capacity - self.taken).max(0)
-    }
+/// The booking rules of `lab`, if its row has come from the cloud.
+pub async fn rules(conn: &mut AsyncPgConnection, lab: Uuid) -> QueryResult<Option<BookingRules>> {
+    labs::table
+        .find(lab)
+        .select(BookingRules::as_select())
+        .first(conn)
+        .await
+        .optional()
 }
 
-/// The weekday key of the booking rules.
-pub fn weekday_key(day: Date) -> &'static str {
-    match day.weekday() {
-        time::Weekday::Monday => "mon",
-        time::Weekday::Tuesday => "tue",
-        time::Weekday::Wednesday => "wed",
-        time::Weekday::Thursday => "thu",
-        time::Weekday::Friday => "fri",
-        time::Weekday::Saturday => "sat",
-        time::Weekday::Sunday => "sun",
-    }
-}
-
-const SLOTS: &str = "\
-WITH rules AS (
-    SELECT CASE WHEN $2 = 'lab' THEN slot_minutes ELSE home_slot_minutes END::int AS minutes,
-           CASE WHEN $2 = 'lab' THEN opening_hours ELSE home_hours END -> $4 AS ranges,
-           lab_places::int AS lab_places
-    FROM labs WHERE id = $1
-), hours AS (
-    SELECT r.minutes, r.lab_places, h ->> 0 AS opens, h ->> 1 AS closes
-    FROM rules r,
-         jsonb_array_elements(CASE WHEN jsonb_typeof(r.ranges) = 'array' THEN r.ranges ELSE '[]' END) h
-    WHERE jsonb_typeof(h) = 'array'
-      AND h ->> 0 ~ '^([01][0-9]|2[0-3]):[0-5][0-9]$' AND h ->> 1 ~ '^([01][0-9]|2[0-3]):[0-5][0-9]$'
-), starts AS (
-    SELECT s.start_at, s.start_at + make_interval(mins => h.minutes) AS end_at, h.minutes, h.lab_places
-    FROM hours h,
-         LATERAL generate_series(
-             ($3::date + h.opens::time) AT TIME ZONE $5,
-             (($3::date + h.closes::time) AT TIME ZONE $5) - make_interval(mins => h.minutes),
-             make_interval(mins => h.minutes)) AS s(start_at)
-)
-SELECT st.start_at, st.end_at, st.minutes,
-       CASE WHEN $2 = 'lab' THEN st.lab_places
-            ELSE (SELECT count(*) FROM staff s
-                  WHERE s.lab_id = $1 AND s.role = 'home_sampler' AND s.active)::int END AS capacity,
-       CASE WHEN $2 = 'lab' THEN
-                (SELECT count(*) FROM appointments a
-                 WHERE a.lab_id = $1 AND a.kind = 'lab' AND a.status <> 'cancelled'
-                   AND a.scheduled_at >= st.start_at AND a.scheduled_at < st.end_at)::int
-            ELSE (SELECT count(DISTINCT a.assigned_staff_id) FROM appointments a
-                  JOIN staff s ON s.id = a.assigned_staff_id AND s.role = 'home_sampler' AND s.active
-                  WHERE a.lab_id = $1 AND a.kind = 'home' AND a.status <> 'cancelled'
-                    AND a.scheduled_at >= st.start_at AND a.scheduled_at < st.end_at)::int END AS taken
-FROM starts st
-WHERE st.start_at >= coalesce($6, '-infinity'::timestamptz)
-  AND ($7::timestamptz IS NULL OR st.start_at = $7)
-ORDER BY st.start_at";
-
-/// Which slots of a day.
-#[derive(Clone, Copy, Debug)]
-pub struct SlotFilter {
-    /// Slots starting at or after this instant only (the ones not started yet).
-    pub from: Option<OffsetDateTime>,
-    /// Only the slot starting exactly then.
-    pub exactly: Option<OffsetDateTime>,
-}
-
-/// The slots of `kind` (`lab` or `home`) on the local day `day` of `timezone` at lab `lab`.
-pub async fn slots(
+/// The visits of `kind` at `lab` that hold a place between `from` and `to`: their start and their
+/// sampler. A home visit holds a place only with an active home sampler (the samplers are the home
+/// slots' places).
+pub async fn booked(
     conn: &mut AsyncPgConnection,
     lab: Uuid,
     kind: &str,
-    (day, timezone): (Date, &str),
-    filter: SlotFilter,
-) -> QueryResult<Vec<SlotRow>> {
-    diesel::sql_query(SLOTS)
-        .bind::<SqlUuid, _>(lab)
-        .bind::<Text, _>(kind)
-        .bind::<SqlDate, _>(day)
-        .bind::<Text, _>(weekday_key(day))
-        .bind::<Text, _>(timezone)
-        .bind::<Nullable<Timestamptz>, _>(filter.from)
-        .bind::<Nullable<Timestamptz>, _>(filter.exactly)
+    (from, to): (OffsetDateTime, OffsetDateTime),
+) -> QueryResult<Vec<(OffsetDateTime, Option<Uuid>)>> {
+    let visits = appointments::table
+        .filter(appointments::lab_id.eq(lab))
+        .filter(appointments::kind.eq(kind))
+        .filter(appointments::status.ne("cancelled"))
+        .filter(appointments::scheduled_at.ge(from))
+        .filter(appointments::scheduled_at.lt(to))
+        .select((appointments::scheduled_at, appointments::assigned_staff_id));
+    if kind == "lab" {
+        return visits.load(conn).await;
+    }
+    let samplers = staff::table
+        .filter(staff::lab_id.eq(lab))
+        .filter(staff::role.eq("home_sampler"))
+        .filter(staff::active.eq(true))
+        .select(staff::id.nullable());
+    visits
+        .filter(appointments::assigned_staff_id.eq_any(samplers))
         .load(conn)
         .await
 }
 
-#[derive(QueryableByName)]
-struct LocalDay {
-    #[diesel(sql_type = SqlDate)]
-    day: Date,
-}
-
-/// The local day of `at` in `timezone`.
-pub async fn local_day(conn: &mut AsyncPgConnection, at: OffsetDateTime, timezone: &str) -> QueryResult<Date> {
-    let row: LocalDay = diesel::sql_query("SELECT ($1 AT TIME ZONE $2)::date AS day")
-        .bind::<Timestamptz, _>(at)
-        .bind::<Text, _>(timezone)
+/// How many active home samplers `lab` has: the places of a home slot.
+pub async fn samplers(conn: &mut AsyncPgConnection, lab: Uuid) -> QueryResult<i64> {
+    staff::table
+        .filter(staff::lab_id.eq(lab))
+        .filter(staff::role.eq("home_sampler"))
+        .filter(staff::active.eq(true))
+        .count()
         .get_result(conn)
-        .await?;
-    Ok(row.day)
+        .await
 }
 
 /// Takes the lock of one slot until the transaction ends: two bookings of the same slot are

@@ -17,6 +17,7 @@
 //! of the patients (docs/integration.md).
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use jiff::tz::TimeZone;
 use labedge_protocol::relay::RelayedOp;
 use labedge_schema::sync::AppointmentRow;
 use labedge_service::error::ApiError;
@@ -29,11 +30,12 @@ use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::appointments::{check_version, lock_in_scope};
+use super::slot_grid::{self, SlotRow};
 use super::{WriteError, durable, entry, invalid, keyed, mutation, wake_relay};
 use crate::auth::Principal;
 use crate::reads::render::render_appointment;
 use crate::state::AppState;
-use crate::store::booking::{self as stored, SlotFilter, SlotRow};
+use crate::store::booking as stored;
 use crate::store::collections as clinical;
 use crate::store::idempotency::{Answered, idempotent, request_hash};
 use crate::store::{audit, outbox};
@@ -63,15 +65,80 @@ fn slot(row: &SlotRow) -> Slot {
     }
 }
 
+/// Where bookings are made: the lab, and its clock (the zone for the slots' grid, its name for the
+/// queries that reckon a local day in PostgreSQL).
+#[derive(Clone, Debug)]
+struct Site {
+    lab: Uuid,
+    zone: TimeZone,
+    timezone: String,
+}
+
+impl Site {
+    async fn of(state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self {
+            lab: state.lab().await?.id,
+            zone: state.zone.clone(),
+            timezone: state.config.timezone.clone(),
+        })
+    }
+}
+
+/// Which slots of a day.
+#[derive(Clone, Copy, Debug)]
+enum Starting {
+    /// At or after this instant (the ones not started yet).
+    From(OffsetDateTime),
+    /// At this instant only.
+    At(OffsetDateTime),
+}
+
+/// The slots of `kind` on the local day `day` that `starting` picks, with their places.
+async fn day_slots(
+    conn: &mut AsyncPgConnection,
+    site: &Site,
+    kind: &str,
+    day: Date,
+    starting: Starting,
+) -> diesel::QueryResult<Vec<SlotRow>> {
+    let Some(rules) = stored::rules(conn, site.lab).await? else {
+        return Ok(Vec::new());
+    };
+    let (hours, minutes) = if kind == "lab" {
+        (&rules.opening_hours, rules.slot_minutes)
+    } else {
+        (&rules.home_hours, rules.home_slot_minutes)
+    };
+    let mut grid = slot_grid::day_grid(hours, minutes, day, &site.zone);
+    grid.retain(|(start, _)| match starting {
+        Starting::From(from) => *start >= from,
+        Starting::At(at) => *start == at,
+    });
+    let (Some((first, _)), Some((_, last))) = (grid.first().copied(), grid.last().copied()) else {
+        return Ok(Vec::new());
+    };
+    let booked = stored::booked(conn, site.lab, kind, (first, last)).await?;
+    let capacity = if kind == "lab" {
+        i64::from(rules.lab_places)
+    } else {
+        stored::samplers(conn, site.lab).await?
+    };
+    let capacity = i32::try_from(capacity).unwrap_or(i32::MAX);
+    Ok(slot_grid::with_places(&grid, &booked, capacity, kind != "lab"))
+}
+
 /// `GET /v1/slots?date=&kind=`: the day's slots not started yet.
 pub async fn slots(state: &AppState, date: Date, kind: AppointmentKind) -> Result<SlotList, ApiError> {
-    let lab = state.lab().await?;
+    let site = Site::of(state).await?;
     let mut conn = state.pool.get().await?;
-    let from = SlotFilter {
-        from: Some(OffsetDateTime::now_utc()),
-        exactly: None,
-    };
-    let rows = stored::slots(&mut conn, lab.id, kind_name(kind), (date, &state.config.timezone), from).await?;
+    let rows = day_slots(
+        &mut conn,
+        &site,
+        kind_name(kind),
+        date,
+        Starting::From(OffsetDateTime::now_utc()),
+    )
+    .await?;
     let slot_minutes = match rows.first() {
         Some(row) => u16::try_from(row.minutes).unwrap_or(0),
         None => 0,
@@ -87,21 +154,22 @@ pub async fn slots(state: &AppState, date: Date, kind: AppointmentKind) -> Resul
 /// The next free slots of `kind` from `after`, over the following days if need be.
 async fn next_free(
     conn: &mut AsyncPgConnection,
-    lab: Uuid,
+    site: &Site,
     kind: &str,
-    timezone: &str,
     after: OffsetDateTime,
 ) -> Result<Vec<Slot>, WriteError> {
-    let now = OffsetDateTime::now_utc();
-    let first_day = stored::local_day(conn, after.max(now), timezone).await?;
+    let from = after.max(OffsetDateTime::now_utc());
+    let first_day = slot_grid::local_day(from, &site.zone).unwrap_or(from.date());
     let mut offered = Vec::new();
     for offset in 0..LOOK_AHEAD_DAYS {
-        let day = first_day + Duration::days(offset);
-        let filter = SlotFilter {
-            from: Some(after.max(now)),
-            exactly: None,
-        };
-        let rows = stored::slots(conn, lab, kind, (day, timezone), filter).await?;
+        let rows = day_slots(
+            conn,
+            site,
+            kind,
+            first_day + Duration::days(offset),
+            Starting::From(from),
+        )
+        .await?;
         offered.extend(rows.iter().filter(|r| r.free() > 0 && r.start_at != after).map(slot));
         if offered.len() >= OFFERED {
             break;
@@ -114,38 +182,27 @@ async fn next_free(
 /// The slot starting at `start`, locked, if it is one of the rules' and has not started.
 async fn locked_slot(
     conn: &mut AsyncPgConnection,
-    lab: Uuid,
+    site: &Site,
     kind: &str,
     start: OffsetDateTime,
-    timezone: &str,
 ) -> Result<SlotRow, WriteError> {
     if start < OffsetDateTime::now_utc() {
         return Err(invalid("/scheduled_at", "is in the past").into());
     }
-    let day = stored::local_day(conn, start, timezone).await?;
-    stored::lock_slot(conn, lab, kind, start).await?;
-    let exactly = SlotFilter {
-        from: None,
-        exactly: Some(start),
-    };
-    let rows = stored::slots(conn, lab, kind, (day, timezone), exactly).await?;
-    rows.into_iter().next().ok_or_else(|| {
-        invalid(
+    let not_a_slot = || {
+        WriteError::from(invalid(
             "/scheduled_at",
             "is not the start of a slot of the lab's hours: take one from GET /v1/slots",
-        )
-        .into()
-    })
+        ))
+    };
+    let day = slot_grid::local_day(start, &site.zone).ok_or_else(not_a_slot)?;
+    stored::lock_slot(conn, site.lab, kind, start).await?;
+    let rows = day_slots(conn, site, kind, day, Starting::At(start)).await?;
+    rows.into_iter().next().ok_or_else(not_a_slot)
 }
 
 /// 409 `slot_unavailable`, with the next free slots.
-async fn unavailable(
-    conn: &mut AsyncPgConnection,
-    lab: Uuid,
-    kind: &str,
-    timezone: &str,
-    start: OffsetDateTime,
-) -> WriteError {
+async fn unavailable(conn: &mut AsyncPgConnection, site: &Site, kind: &str, start: OffsetDateTime) -> WriteError {
     let mut problem = ProblemError::new(ErrorCode::SlotUnavailable)
         .detail("this slot has no free place left: choose one of next_slots")
         .errors(vec![FieldError::new(
@@ -153,7 +210,7 @@ async fn unavailable(
             "slot_full",
             "no free place in this slot",
         )]);
-    match next_free(conn, lab, kind, timezone, start).await {
+    match next_free(conn, site, kind, start).await {
         Ok(slots) => problem.problem.next_slots = slots,
         Err(e) => return e,
     }
@@ -164,20 +221,26 @@ async fn unavailable(
 /// `slot_unavailable`.
 async fn place_in(
     conn: &mut AsyncPgConnection,
-    lab: Uuid,
+    site: &Site,
     (kind, slot): (&str, &SlotRow),
-    (timezone, prefer, except): (&str, Option<Uuid>, Option<Uuid>),
+    (prefer, except): (Option<Uuid>, Option<Uuid>),
 ) -> Result<Option<Uuid>, WriteError> {
     if kind == "lab" {
         if slot.free() == 0 {
-            return Err(unavailable(conn, lab, kind, timezone, slot.start_at).await);
+            return Err(unavailable(conn, site, kind, slot.start_at).await);
         }
         return Ok(None);
     }
-    let sampler = stored::free_sampler(conn, lab, (slot.start_at, slot.end_at), (timezone, prefer, except)).await?;
+    let sampler = stored::free_sampler(
+        conn,
+        site.lab,
+        (slot.start_at, slot.end_at),
+        (&site.timezone, prefer, except),
+    )
+    .await?;
     match sampler {
         Some(id) => Ok(Some(id)),
-        None => Err(unavailable(conn, lab, kind, timezone, slot.start_at).await),
+        None => Err(unavailable(conn, site, kind, slot.start_at).await),
     }
 }
 
@@ -190,10 +253,9 @@ pub async fn book(
     request_id: &str,
 ) -> Result<Answered<Appointment>, ApiError> {
     principal.require(&DESK)?;
-    let lab = state.lab().await?;
+    let site = Site::of(state).await?;
     let canonical = serde_json::to_vec(&body).map_err(anyhow::Error::from)?;
     let hash = request_hash(&[b"appointment.create", &canonical]);
-    let timezone = state.config.timezone.clone();
     let patient = body.patient_id;
     let mut conn = state.pool.get().await?;
     let answered = conn
@@ -203,7 +265,7 @@ pub async fn book(
                 conn,
                 keyed(principal, key, &hash, 201),
                 async |conn| patient_known(conn, patient).await,
-                async move |conn| insert_booking(conn, (lab.id, &timezone), principal, body, request_id).await,
+                async move |conn| insert_booking(conn, &site, principal, body, request_id).await,
             )
             .await
         })
@@ -223,7 +285,7 @@ async fn patient_known(conn: &mut AsyncPgConnection, patient: Uuid) -> Result<()
 /// The booking itself, once the key is claimed.
 async fn insert_booking(
     conn: &mut AsyncPgConnection,
-    (lab_id, timezone): (Uuid, &str),
+    site: &Site,
     principal: &Principal,
     body: NewAppointment,
     request_id: &str,
@@ -232,11 +294,12 @@ async fn insert_booking(
         return same_booking(&existing, &body).map(Answered::replayed);
     }
     patient_known(conn, body.patient_id).await?;
+    let lab_id = site.lab;
     check_prescription(conn, lab_id, &body).await?;
     let address = visit_address(conn, &body).await?;
     let kind = kind_name(body.kind);
-    let slot = locked_slot(conn, lab_id, kind, body.scheduled_at, timezone).await?;
-    let sampler = place_in(conn, lab_id, (kind, &slot), (timezone, None, None)).await?;
+    let slot = locked_slot(conn, site, kind, body.scheduled_at).await?;
+    let sampler = place_in(conn, site, (kind, &slot), (None, None)).await?;
     let row = AppointmentRow {
         id: body.id,
         lab_id,
@@ -338,7 +401,8 @@ pub async fn reschedule(
     request_id: &str,
 ) -> Result<Answered<Appointment>, ApiError> {
     principal.require(&DESK)?;
-    let lab = state.lab().await?;
+    let site = Site::of(state).await?;
+    let lab = site.lab;
     let canonical = serde_json::to_vec(&body).map_err(anyhow::Error::from)?;
     let hash = request_hash(&[
         b"appointment.reschedule",
@@ -346,7 +410,6 @@ pub async fn reschedule(
         &if_version.to_be_bytes(),
         &canonical,
     ]);
-    let timezone = state.config.timezone.clone();
     let mut conn = state.pool.get().await?;
     let answered = conn
         .transaction::<_, WriteError, _>(async move |conn| {
@@ -354,10 +417,8 @@ pub async fn reschedule(
             idempotent(
                 conn,
                 keyed(principal, key, &hash, 200),
-                async |conn| lock_in_scope(conn, lab.id, principal, id).await.map(|_| ()),
-                async move |conn| {
-                    move_booking(conn, (lab.id, &timezone), principal, (id, if_version), body, request_id).await
-                },
+                async |conn| lock_in_scope(conn, lab, principal, id).await.map(|_| ()),
+                async move |conn| move_booking(conn, &site, principal, (id, if_version), body, request_id).await,
             )
             .await
         })
@@ -368,12 +429,13 @@ pub async fn reschedule(
 
 async fn move_booking(
     conn: &mut AsyncPgConnection,
-    (lab_id, timezone): (Uuid, &str),
+    site: &Site,
     principal: &Principal,
     (id, if_version): (Uuid, i64),
     body: Reschedule,
     request_id: &str,
 ) -> Result<Answered<Appointment>, WriteError> {
+    let lab_id = site.lab;
     let row = lock_in_scope(conn, lab_id, principal, id).await?;
     check_version(&row, if_version)?;
     if row.status != "scheduled" {
@@ -384,14 +446,8 @@ async fn move_booking(
     if row.scheduled_at == body.scheduled_at {
         return Err(invalid("/scheduled_at", "is the appointment's current start").into());
     }
-    let slot = locked_slot(conn, lab_id, &row.kind, body.scheduled_at, timezone).await?;
-    let sampler = place_in(
-        conn,
-        lab_id,
-        (&row.kind, &slot),
-        (timezone, row.assigned_staff_id, Some(id)),
-    )
-    .await?;
+    let slot = locked_slot(conn, site, &row.kind, body.scheduled_at).await?;
+    let sampler = place_in(conn, site, (&row.kind, &slot), (row.assigned_staff_id, Some(id))).await?;
     let assigned = if row.kind == "home" {
         sampler
     } else {

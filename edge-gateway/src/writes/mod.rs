@@ -20,6 +20,7 @@ pub mod booking;
 mod collections;
 pub mod paper_prescriptions;
 pub mod push;
+mod slot_grid;
 pub mod voids;
 pub mod walk_ins;
 

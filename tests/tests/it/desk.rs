@@ -16,7 +16,7 @@ use mobile_contracts::{Appointment, AppointmentKind, Patient, SlotList, VoidRece
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 use time::macros::date;
-use time::{Date, Duration, OffsetDateTime};
+use time::{Date, Duration, Month, OffsetDateTime, Weekday};
 use uuid::Uuid;
 
 /// Every day the same hours, so that the tests run any day: lab visits 08:00–09:00 in 15-minute
@@ -365,6 +365,46 @@ async fn two_tablets_booking_the_last_place_at_once_exactly_one_wins() {
     )
     .await;
     assert_eq!(booked, 1);
+}
+
+/// The gateway computes the slots' grid itself (jiff, the system's tz database) while reads and tests
+/// reckon local times in PostgreSQL: on the nights the clocks change, both must agree on every slot,
+/// and a slot lasts its minutes of real time (a 01:00–04:00 range is two hours long in March).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_follow_the_labs_clock_on_the_nights_it_changes() {
+    let d = desk(2).await;
+    let rules = rules_sql_with(2, ("01:00", "04:00"));
+    d.gw.db.conn().await.batch_execute(&rules).await.unwrap();
+    let year = d.tomorrow.year() + 1;
+    let last_sunday = |month: Month| {
+        let mut day = Date::from_calendar_date(year, month, 31).unwrap();
+        while day.weekday() != Weekday::Sunday {
+            day = day.previous_day().unwrap();
+        }
+        day
+    };
+    let days = [
+        (last_sunday(Month::March), Some(2)),
+        (last_sunday(Month::October), Some(4)),
+        (d.tomorrow, None),
+    ];
+    for (day, night_hours) in days {
+        let opens = edge_data::local_time(&d.gw, day, 1, 0).await;
+        let closes = edge_data::local_time(&d.gw, day, 4, 0).await;
+        let hours = (closes - opens).whole_hours();
+        if let Some(expected) = night_hours {
+            assert_eq!(hours, expected, "{day}: PostgreSQL's own reckoning of the night");
+        }
+        let expected: Vec<OffsetDateTime> = (0..hours * 4).map(|i| opens + Duration::minutes(15 * i)).collect();
+        let list = slots(&d.gw.app, &d.nurse, day, "lab").await;
+        let starts: Vec<OffsetDateTime> = list.items.iter().map(|s| s.start).collect();
+        assert_eq!(starts, expected, "{day}");
+        assert!(
+            list.items
+                .iter()
+                .all(|s| s.end - s.start == Duration::minutes(15) && s.free == 2)
+        );
+    }
 }
 
 fn walk_in(family: &str, given: &str, birth: &str) -> Value {

@@ -83,12 +83,18 @@ fn bad_configuration_names_the_key_and_exits_2() {
     let gw = dir.path().join("gw.toml");
     write(
         &gw,
-        "lab = \"lower-case\"\n[http]\naddr = \"127.0.0.1:0\"\nplain_http = true\n[database]\nurl = \"postgres://x@h/x\"\n[upstream]\nendpoints = []\nca = \"/x\"\ncert = \"/x\"\nkey = \"/x\"\n",
+        "lab = \"lower-case\"\ntimezone = \"Europe/Atlantis\"\n[http]\naddr = \"127.0.0.1:0\"\nplain_http = true\n[database]\nurl = \"postgres://x@h/x\"\n[upstream]\nendpoints = []\nca = \"/x\"\ncert = \"/x\"\nkey = \"/x\"\n",
     );
     let out = run("edge-gateway", &["--config", gw.to_str().unwrap(), "check-config"], &[]);
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    for key in ["`lab`", "upstream.endpoints", "http.plain_http", "upstream.ca"] {
+    for key in [
+        "`lab`",
+        "`timezone`",
+        "upstream.endpoints",
+        "http.plain_http",
+        "upstream.ca",
+    ] {
         assert!(text.contains(key), "names {key}: {text}");
     }
 }
