@@ -109,7 +109,7 @@ pub async fn resolve_conflict(state: &AppState, admin: Uuid, id: Uuid, resolutio
         Ok(())
     })
     .await?;
-    state.relay_wakeup.notify_one();
+    state.wrote();
     Ok(())
 }
 
@@ -125,6 +125,6 @@ pub async fn handle_dead_letter(state: &AppState, admin: Uuid, id: Uuid, replay:
         Ok(())
     })
     .await?;
-    state.relay_wakeup.notify_one();
+    state.wrote();
     Ok(())
 }

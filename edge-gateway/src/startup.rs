@@ -340,6 +340,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         audit,
         upstream_health: Arc::new(UpstreamHealth::new(upstream_names)),
         relay_wakeup: Arc::new(Notify::new()),
+        slot_lists: Arc::default(),
         drain: Arc::new(DrainState::default()),
         sync_status: Arc::new(RwLock::new(SyncStatus::default())),
         history,

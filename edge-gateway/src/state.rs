@@ -22,6 +22,7 @@ use crate::relay::DrainState;
 use crate::security_events::SecurityLog;
 use crate::sync::SyncStatus;
 use crate::sync::health::UpstreamHealth;
+use crate::writes::booking::SlotLists;
 
 /// Everything a handler needs.
 #[derive(Clone)]
@@ -58,6 +59,8 @@ pub struct AppState {
     pub upstream_health: Arc<UpstreamHealth>,
     /// Wakes the relay when a write is committed.
     pub relay_wakeup: Arc<Notify>,
+    /// The desk's slot lists of the last second, dropped by every write made here.
+    pub slot_lists: Arc<SlotLists>,
     /// The backlog drain after an outage.
     pub drain: Arc<DrainState>,
     /// What the sync has done lately.
@@ -79,6 +82,13 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// After a commit that queued something for the cloud: wakes the relay, and drops the slot lists
+    /// computed before it (a booking, a cancellation, a sampler deactivated change the free places).
+    pub fn wrote(&self) {
+        self.slot_lists.invalidate();
+        self.relay_wakeup.notify_one();
+    }
+
     /// This gateway's lab. Until the first sync has brought it, answers 503: nothing can be served.
     pub async fn lab(&self) -> Result<LabRef, ApiError> {
         self.lab

@@ -243,7 +243,7 @@ pub async fn reset_pin(state: &AppState, peer: &Peer, body: PinResetRequest, req
     for session in ended {
         state.revocations.revoked(RevokedKind::Session, session).await;
     }
-    state.relay_wakeup.notify_one();
+    state.wrote();
     state.security.emit(
         SecurityEvent::success(Action::PinReset)
             .staff(member.id)
@@ -322,7 +322,7 @@ pub async fn change_pin(
     })
     .await?;
     lockout::succeeded(&mut conn, attempt).await?;
-    state.relay_wakeup.notify_one();
+    state.wrote();
     state.security.emit(
         SecurityEvent::success(Action::PinChange)
             .staff(member.id)
@@ -386,7 +386,7 @@ pub async fn set_active(
     } else {
         state.revocations.revoked(RevokedKind::Staff, member).await;
     }
-    state.relay_wakeup.notify_one();
+    state.wrote();
     let action = if active {
         Action::StaffReactivate
     } else {

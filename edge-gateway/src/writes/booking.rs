@@ -26,6 +26,9 @@ use mobile_contracts::problem::{ErrorCode, FieldError};
 use mobile_contracts::{
     Address, Appointment, AppointmentKind, AppointmentStatus, NewAppointment, Reschedule, Role, Slot, SlotList,
 };
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -65,6 +68,67 @@ fn slot(row: &SlotRow) -> Slot {
     }
 }
 
+/// How long a day's slot list is served from memory while nothing is written here: what comes from
+/// the cloud (a booking by the LIS, a rule, a sampler) shows within this, which is well inside the
+/// seconds the sync itself takes. A write made here drops the lists at once ([`AppState::wrote`]), so
+/// the desk always sees its own bookings and cancellations. Bookings never read these lists: they
+/// count the slot's places in the database under the slot's lock.
+const SLOT_LIST_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The slot lists of whole days, by (day, kind), as computed at most [`SLOT_LIST_TTL`] ago and since
+/// the last write made here. Kept because the desk asks for the list at every screen and each list
+/// costs two queries; the answer is filtered by the clock when served.
+#[derive(Debug, Default)]
+pub struct SlotLists {
+    /// Bumped by every write; a list computed under an older one is never served.
+    generation: AtomicU64,
+    days: Mutex<HashMap<(Date, &'static str), CachedDay>>,
+}
+
+#[derive(Debug)]
+struct CachedDay {
+    generation: u64,
+    computed: std::time::Instant,
+    rows: Arc<[SlotRow]>,
+}
+
+impl SlotLists {
+    /// Drops every list computed so far.
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn get(&self, key: (Date, &'static str)) -> Option<Arc<[SlotRow]>> {
+        let generation = self.generation();
+        let days = self.days.lock().ok()?;
+        let day = days.get(&key)?;
+        (day.generation == generation && day.computed.elapsed() < SLOT_LIST_TTL).then(|| Arc::clone(&day.rows))
+    }
+
+    /// Keeps `rows`, computed from what the database held when the generation was `generation`.
+    fn put(&self, key: (Date, &'static str), generation: u64, rows: Arc<[SlotRow]>) {
+        let Ok(mut days) = self.days.lock() else {
+            return;
+        };
+        // A desk looks at a few days; old entries go before the map grows.
+        if days.len() >= 64 {
+            days.retain(|_, day| day.computed.elapsed() < SLOT_LIST_TTL);
+        }
+        days.insert(
+            key,
+            CachedDay {
+                generation,
+                computed: std::time::Instant::now(),
+                rows,
+            },
+        );
+    }
+}
+
 /// Where bookings are made: the lab, and its clock (the zone for the slots' grid, its name for the
 /// queries that reckon a local day in PostgreSQL).
 #[derive(Clone, Debug)]
@@ -87,6 +151,8 @@ impl Site {
 /// Which slots of a day.
 #[derive(Clone, Copy, Debug)]
 enum Starting {
+    /// All of them.
+    Any,
     /// At or after this instant (the ones not started yet).
     From(OffsetDateTime),
     /// At this instant only.
@@ -111,6 +177,7 @@ async fn day_slots(
     };
     let mut grid = slot_grid::day_grid(hours, minutes, day, &site.zone);
     grid.retain(|(start, _)| match starting {
+        Starting::Any => true,
         Starting::From(from) => *start >= from,
         Starting::At(at) => *start == at,
     });
@@ -129,16 +196,20 @@ async fn day_slots(
 
 /// `GET /v1/slots?date=&kind=`: the day's slots not started yet.
 pub async fn slots(state: &AppState, date: Date, kind: AppointmentKind) -> Result<SlotList, ApiError> {
-    let site = Site::of(state).await?;
-    let mut conn = state.pool.get().await?;
-    let rows = day_slots(
-        &mut conn,
-        &site,
-        kind_name(kind),
-        date,
-        Starting::From(OffsetDateTime::now_utc()),
-    )
-    .await?;
+    let key = (date, kind_name(kind));
+    let day = match state.slot_lists.get(key) {
+        Some(day) => day,
+        None => {
+            let generation = state.slot_lists.generation();
+            let site = Site::of(state).await?;
+            let mut conn = state.pool.get().await?;
+            let day: Arc<[SlotRow]> = day_slots(&mut conn, &site, key.1, date, Starting::Any).await?.into();
+            state.slot_lists.put(key, generation, Arc::clone(&day));
+            day
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let rows: Vec<&SlotRow> = day.iter().filter(|row| row.start_at >= now).collect();
     let slot_minutes = match rows.first() {
         Some(row) => u16::try_from(row.minutes).unwrap_or(0),
         None => 0,
@@ -147,7 +218,7 @@ pub async fn slots(state: &AppState, date: Date, kind: AppointmentKind) -> Resul
         date,
         kind,
         slot_minutes,
-        items: rows.iter().map(slot).collect(),
+        items: rows.into_iter().map(slot).collect(),
     })
 }
 

@@ -138,6 +138,6 @@ fn entry(
 /// Wakes the relay once a write put something in the outbox (a replay put nothing).
 fn wake_relay<T>(state: &AppState, answered: &Answered<T>) {
     if !answered.replayed {
-        state.relay_wakeup.notify_one();
+        state.wrote();
     }
 }

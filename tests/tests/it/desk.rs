@@ -407,6 +407,37 @@ async fn slots_follow_the_labs_clock_on_the_nights_it_changes() {
     }
 }
 
+/// The slot list is kept in memory for a second (docs/performance.md, benchmark 9): a booking made
+/// at this gateway shows in the very next list, and one that arrives from the cloud (the LIS through
+/// the sync, written here straight into the table) shows within the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slot_list_shows_a_booking_made_here_at_once_and_one_from_the_cloud_within_a_second() {
+    let d = desk(2).await;
+    let (app, nurse) = (&d.gw.app, d.nurse.as_str());
+    let first = edge_data::local_time(&d.gw, d.tomorrow, 8, 0).await;
+    let free_at_eight = async || slots(app, nurse, d.tomorrow, "lab").await.items[0].free;
+    assert_eq!(free_at_eight().await, 2);
+
+    let synced = edge_data::lab_visit(d.gw.lab_id, d.patient, first);
+    edge_data::upsert_appointments(&d.gw, &[synced]).await;
+    let started = std::time::Instant::now();
+    while free_at_eight().await != 1 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "a booking from the cloud never showed in the slot list"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let other = patient("Bernard", "Jeanne", date!(1971 - 03 - 03));
+    edge_data::upsert_patients(&d.gw, std::slice::from_ref(&other)).await;
+    assert_eq!(free_at_eight().await, 1, "the list is in memory now");
+    post(app, routes::APPOINTMENTS, nurse, &booking(other.id, "lab", first))
+        .await
+        .expect(201);
+    assert_eq!(free_at_eight().await, 0, "a booking made here shows in the next list");
+}
+
 fn walk_in(family: &str, given: &str, birth: &str) -> Value {
     json!({
         "id": Uuid::now_v7(), "birth_family_name": family, "birth_given_names": given,

@@ -71,8 +71,8 @@ impl Bench {
                 "The lab's booking rules set to 07:00–12:00 and 14:00–18:00 every day in 15-minute slots (36 a day) \
                  of 4 places, as a busy lab's sampling room; bookings spread over the year ahead (about one per slot), \
                  so that a slot holds what a real one does. Slots: `GET /v1/slots?date=<tomorrow>&kind=lab` with a \
-                 nurse's token, `wrk -t2 -c{DESK_CONNECTIONS} -d{d}s` (each answer counts the day's bookings slot by \
-                 slot in PostgreSQL). Bookings: `POST /v1/appointments` with a unique id and idempotency key per \
+                 nurse's token, `wrk -t2 -c{DESK_CONNECTIONS} -d{d}s` (each answer reads the lab's rules and the day's \
+                 bookings, and lays out the slots in the gateway). Bookings: `POST /v1/appointments` with a unique id and idempotency key per \
                  request, a patient and a slot of the coming year picked by a counter; collections: the write \
                  benchmark's `POST /v1/collections`; both at {DESK_CONNECTIONS} connections, alternating, {runs} runs \
                  after a warm-up, the cloud stopped as in the write benchmark.",
