@@ -154,6 +154,15 @@ async fn upsert_records(conn: &mut AsyncPgConnection, records: Vec<Record>) -> Q
         }
     }
     touched.rows += LabRow::upsert_edge(conn, &lab_rows).await?;
+    // A PIN or an activation changed here and not yet relayed stands until the cloud has it: the
+    // feed's older copy of the member (say, after a PIN change relayed a moment earlier) would
+    // otherwise reactivate a member the lab admin just deactivated. The cloud's copy comes back by
+    // the feed once it has applied the change.
+    let ids: Vec<Uuid> = staff_rows.iter().map(|s| s.id).collect();
+    let pending_staff = pending(conn, "staff", &ids).await?;
+    let before = staff_rows.len();
+    staff_rows.retain(|s| !pending_staff.contains(&s.id));
+    touched.held_back += before - staff_rows.len();
     touched.staff.extend(staff_rows.iter().map(|s| (s.id, s.active)));
     touched.rows += StaffRow::upsert_edge(conn, &staff_rows).await?;
     touched.catalog |= !tube_rows.is_empty() || !exam_rows.is_empty();

@@ -649,6 +649,61 @@ async fn cloud_staff(cloud: &TestCloud, login: &str, lab: Uuid) -> (Uuid, CloudS
     (id.id, row)
 }
 
+/// Found by the browser test: a PIN reset relayed a moment before a deactivation made the cloud send
+/// the member back, still active, by the feed; applied over the deactivation not yet relayed, it let
+/// the deactivated nurse log in again. The gateway's own change now stands until the cloud has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_does_not_undo_a_deactivation_the_cloud_has_not_received_yet() {
+    let (cloud, summary) = TestCloud::seeded(20, 1).await;
+    let lab = summary.proximity_labs().next().unwrap().clone();
+    let (gw, upstreams) = cloud.bootstrapped_gateway(&lab.code).await;
+    let relay = Relay::new(gw.state.clone(), upstreams.clone());
+    let nurse_login = lab.logins.nurse.clone().expect("the demo lab has a nurse");
+    let (nurse, _) = cloud_staff(&cloud, &nurse_login, lab.id).await;
+    let admin = gw.admin_login_as(&lab.logins.lab_admin, &summary.admin_password).await;
+    let tablet = gw.enroll_with(&admin, None).await;
+
+    console_post(&gw, &admin, &format!("/admin/v1/staff/{nurse}/deactivate"))
+        .await
+        .expect(204);
+    // Meanwhile the cloud changes the member (as applying an earlier PIN change does): the feed
+    // carries the member, still active.
+    cloud
+        .db
+        .conn()
+        .await
+        .batch_execute(&format!(
+            "UPDATE staff SET display_name = display_name || ' (LIS)', version = version + 1 WHERE id = '{nurse}'"
+        ))
+        .await
+        .unwrap();
+    let status = std::sync::RwLock::new(labedge_edge_gateway::sync::SyncStatus::default());
+    labedge_edge_gateway::sync::pull(&gw.state, &upstreams, &status)
+        .await
+        .unwrap();
+    assert!(!staff_row(&gw, nurse).await.1, "the deactivation stands");
+    let refused = gw.try_login(&tablet, &nurse_login, "1234").await;
+    assert_eq!(refused.status.as_u16(), 401);
+
+    // Once relayed, the cloud's copy (deactivated, with its own change) comes back by the feed.
+    drain(&relay).await;
+    labedge_edge_gateway::sync::pull(&gw.state, &upstreams, &status)
+        .await
+        .unwrap();
+    let (_, cloud_row) = cloud_staff(&cloud, &nurse_login, lab.id).await;
+    assert!(!cloud_row.active);
+    assert!(!staff_row(&gw, nurse).await.1);
+    assert_eq!(
+        count(
+            &mut gw.db.conn().await,
+            &format!("SELECT count(*) AS n FROM staff WHERE id = '{nurse}' AND display_name LIKE '% (LIS)'")
+        )
+        .await,
+        1,
+        "the cloud's own change arrives after the deactivation is relayed"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_changes_reach_the_cloud_once_and_only_for_the_labs_own_staff() {
     let (cloud, summary) = TestCloud::seeded(20, 2).await;
