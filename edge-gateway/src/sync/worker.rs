@@ -80,8 +80,12 @@ fn lab_path(state: &AppState) -> String {
     format!("/v1/labs/{}", state.config.lab)
 }
 
-/// Evicts the cache entries of what a page touched and passes staff changes to the revocation list.
+/// Evicts the cache entries of what a page touched (the desk's slot lists with any change: a booking,
+/// a rule or a sampler may have moved) and passes staff changes to the revocation list.
 async fn follow_up(state: &AppState, touched: &Touched) {
+    if touched.rows > 0 {
+        state.slot_lists.invalidate();
+    }
     let mut evict: Vec<String> = Vec::new();
     for patient in &touched.patients {
         evict.push(keys::patient(*patient));

@@ -68,11 +68,11 @@ fn slot(row: &SlotRow) -> Slot {
     }
 }
 
-/// How long a day's slot list is served from memory while nothing is written here: what comes from
-/// the cloud (a booking by the LIS, a rule, a sampler) shows within this, which is well inside the
-/// seconds the sync itself takes. A write made here drops the lists at once ([`AppState::wrote`]), so
-/// the desk always sees its own bookings and cancellations. Bookings never read these lists: they
-/// count the slot's places in the database under the slot's lock.
+/// How long a day's slot list is served from memory at most. A write made here drops the lists at
+/// once ([`AppState::wrote`]), so the desk always sees its own bookings and cancellations, and so does
+/// each sync page that changed rows (a booking by the LIS, a rule, a sampler); the second bounds what
+/// reaches the tables by any other way. Bookings never read these lists: they count the slot's places
+/// in the database under the slot's lock.
 const SLOT_LIST_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The slot lists of whole days, by (day, kind), as computed at most [`SLOT_LIST_TTL`] ago and since
