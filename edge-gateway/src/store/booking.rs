@@ -57,26 +57,25 @@ pub async fn booked(
     if kind == "lab" {
         return visits.load(conn).await;
     }
-    let samplers = staff::table
-        .filter(staff::lab_id.eq(lab))
-        .filter(staff::role.eq("home_sampler"))
-        .filter(staff::active.eq(true))
-        .select(staff::id.nullable());
+    let samplers = active_samplers(lab).select(staff::id.nullable());
     visits
         .filter(appointments::assigned_staff_id.eq_any(samplers))
         .load(conn)
         .await
 }
 
-/// How many active home samplers `lab` has: the places of a home slot.
-pub async fn samplers(conn: &mut AsyncPgConnection, lab: Uuid) -> QueryResult<i64> {
+/// The active home samplers of `lab`: the places of a home slot.
+#[diesel::dsl::auto_type]
+fn active_samplers(lab: Uuid) -> _ {
     staff::table
         .filter(staff::lab_id.eq(lab))
         .filter(staff::role.eq("home_sampler"))
         .filter(staff::active.eq(true))
-        .count()
-        .get_result(conn)
-        .await
+}
+
+/// How many active home samplers `lab` has.
+pub async fn samplers(conn: &mut AsyncPgConnection, lab: Uuid) -> QueryResult<i64> {
+    active_samplers(lab).count().get_result(conn).await
 }
 
 /// Takes the lock of one slot until the transaction ends: two bookings of the same slot are
