@@ -286,6 +286,13 @@ async fn the_tablets_do_not_feel_the_cloud_down_slow_failing_throttling_or_half_
         let batches_before = fake.state.lock().unwrap().batches.len();
         fake.set(behaviour.clone());
         let (f, _) = through(&load, name, length).await;
+        // After the slow answers the circuit may rest the upstream for up to its longest backoff
+        // (15 s plus jitter), longer than a phase on a loaded machine: wait for the relay's next try
+        // rather than lose the fault it must meet.
+        let rest = Instant::now() + Duration::from_secs(20);
+        while fake.state.lock().unwrap().batches.len() == batches_before && Instant::now() < rest {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let batches = fake.state.lock().unwrap().batches.len() - batches_before;
         assert!(batches > 0, "{name}: the relay met the fault ({batches} batches)");
         figures.push((name, f));
