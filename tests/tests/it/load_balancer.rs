@@ -11,7 +11,6 @@ use labedge_tests::cluster::{PgDir, deploy_script, free_port, replicated_pair, s
 use labedge_tests::fixtures::TestPki;
 use labedge_tests::spawn::{Spawned, output_text, run};
 use labedge_tests::stack::ApiFile;
-use labedge_tests::tablet::ReadJson;
 
 /// HAProxy in the foreground, killed when the test ends.
 struct Haproxy(Child);
@@ -149,10 +148,18 @@ async fn only_the_instance_on_the_primary_gets_traffic_and_traffic_follows_a_pro
     // Gateways reach the cloud through it by name, with the lab CA.
     let client = TestPki::new(&dir.path().join("pki")).client_for(None);
     let through = format!("https://localhost:{lb_port}/readyz");
-    let direct_2: serde_json::Value = client
-        .get(format!("https://localhost:{port_2}/readyz"))
-        .read_json()
-        .await;
+    // HAProxy marks the standby DOWN also while it is still starting (connection refused), so wait
+    // for it to listen before asking it directly.
+    let direct_2: serde_json::Value = loop {
+        match client.get(format!("https://localhost:{port_2}/readyz")).send().await {
+            Ok(answer) => break answer.json().await.expect("the standby's readiness is JSON"),
+            Err(e) => assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the standby never listened: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(direct_2["role"], "standby", "{direct_2}");
     for _ in 0..30 {
         assert_eq!(role_through(&client, &through).await.as_deref(), Ok("primary"));
