@@ -9,12 +9,16 @@ const DESK_CONNECTIONS: u32 = 16;
 
 /// `POST /v1/appointments`: a lab visit with a unique id and idempotency key per request, for one of
 /// `patients`, at one of `starts` (slots of the coming days, each with room for the whole run).
+/// `first` is where the slot counter starts: the requests of the earlier runs, so that each run
+/// books places the earlier runs left free (a counter restarting at 0 made later runs meet full
+/// slots and measure 409 answers instead of bookings).
 fn booking_script(
     dir: &Path,
     token: &str,
     nonce: &str,
     patients: &[Uuid],
     starts: &[String],
+    first: u64,
 ) -> anyhow::Result<PathBuf> {
     let mut lua = String::from("local patients = {\n");
     for p in patients {
@@ -29,7 +33,7 @@ fn booking_script(
         r#"
 local token = "{token}"
 local nonce = "{nonce}"
-local counter = 0
+local counter = {first}
 local threads = 0
 local headers = {{}}
 
@@ -125,6 +129,7 @@ impl Bench {
         let slots_url = format!("{gateway}/v1/slots?date={tomorrow}&kind=lab");
         let get = wrk::get_script(&self.work)?;
         let (mut slot_runs, mut book_runs, mut collect_runs) = (Vec::new(), Vec::new(), Vec::new());
+        let mut booking_requests = 0;
         for run in 0..=self.sizes.runs {
             let duration = if run == 0 {
                 self.sizes.warmup
@@ -135,7 +140,7 @@ impl Bench {
             let auth = [format!("Authorization: Bearer {token}")];
             let slots = wrk::run(&slots_url, DESK_CONNECTIONS, duration, &get, &auth).await?;
             let nonce = Uuid::new_v4().simple().to_string()[..8].to_owned();
-            let book = booking_script(&self.work, &token, &nonce, &patients, &starts)?;
+            let book = booking_script(&self.work, &token, &nonce, &patients, &starts, booking_requests)?;
             let booked = wrk::run(
                 &format!("{gateway}/v1/appointments"),
                 DESK_CONNECTIONS,
@@ -144,6 +149,7 @@ impl Bench {
                 &[],
             )
             .await?;
+            booking_requests += booked.requests;
             let stored = scalar(
                 &mut edge,
                 &format!("SELECT count(*) AS n FROM appointments WHERE id::text LIKE '{nonce}-%'"),

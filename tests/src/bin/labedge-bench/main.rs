@@ -449,38 +449,27 @@ impl Bench {
     /// and the next one runs.
     async fn all(&mut self, sections: &mut Vec<Section>) -> anyhow::Result<()> {
         Box::pin(self.setup_cloud()).await?;
+        let load = LoadAverage::now();
         let result = Box::pin(self.bootstrap()).await;
-        sections.push(Self::guard("bootstrap", result));
+        sections.push(load.note(Self::guard("bootstrap", result)));
         Box::pin(self.start_gateways()).await?;
         Box::pin(self.start_peers()).await?;
-        if self.opts.wants("read") {
-            let result = Box::pin(self.reads()).await;
-            sections.push(Self::guard("read", result));
-        }
-        if self.opts.wants("rounds") {
-            let result = Box::pin(self.rounds()).await;
-            sections.push(Self::guard("rounds", result));
-        }
-        if self.opts.wants("drain") {
-            let result = Box::pin(self.drain()).await;
-            sections.push(Self::guard("drain", result));
-        }
-        if self.opts.wants("pouch") && self.documents.is_some() {
-            let result = Box::pin(self.pouch_replication()).await;
-            sections.push(Self::guard("pouch", result));
-        }
-        if self.opts.wants("write") {
-            let result = Box::pin(self.writes()).await;
-            sections.push(Self::guard("write", result));
-        }
-        if self.opts.wants("desk") {
-            let result = Box::pin(self.desk()).await;
-            sections.push(Self::guard("desk", result));
-        }
-        // Last: its Specimen page reads the collections the write benchmarks relayed to the cloud.
-        if self.opts.wants("fhir") {
-            let result = Box::pin(self.fhir()).await;
-            sections.push(Self::guard("fhir", result));
+        for id in ["read", "rounds", "drain", "pouch", "write", "desk", "fhir"] {
+            if !self.opts.wants(id) || (id == "pouch" && self.documents.is_none()) {
+                continue;
+            }
+            let load = LoadAverage::now();
+            // Fhir comes last: its Specimen page reads the collections the write benchmarks relayed.
+            let result = match id {
+                "read" => Box::pin(self.reads()).await,
+                "rounds" => Box::pin(self.rounds()).await,
+                "drain" => Box::pin(self.drain()).await,
+                "pouch" => Box::pin(self.pouch_replication()).await,
+                "write" => Box::pin(self.writes()).await,
+                "desk" => Box::pin(self.desk()).await,
+                _ => Box::pin(self.fhir()).await,
+            };
+            sections.push(load.note(Self::guard(id, result)));
         }
         Ok(())
     }
@@ -528,6 +517,27 @@ impl Bench {
             self.check(),
         ));
         sections.push(section);
+    }
+}
+
+/// The 1-, 5- and 15-minute load averages, read before a benchmark so that its report says how quiet
+/// the machine was at its start and at its end (issue 16: figures from a busy machine are flagged,
+/// not silently mixed with quiet ones).
+struct LoadAverage(String);
+
+impl LoadAverage {
+    fn now() -> Self {
+        let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        Self(text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+    }
+
+    fn note(self, mut section: Section) -> Section {
+        let end = Self::now();
+        section.notes.push(format!(
+            "load average (1, 5, 15 min) at its start: {}; at its end: {}",
+            self.0, end.0
+        ));
+        section
     }
 }
 
