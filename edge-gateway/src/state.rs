@@ -82,10 +82,12 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// After a commit that queued something for the cloud: wakes the relay, and drops the slot lists
-    /// computed before it (a booking, a cancellation, a sampler deactivated change the free places).
+    /// After a commit that queued something for the cloud: wakes the relay, drops the slot lists
+    /// computed before it (a booking, a cancellation, a sampler deactivated change the free places),
+    /// and has the audit journal chain the write's record soon.
     pub fn wrote(&self) {
         self.slot_lists.invalidate();
+        self.audit.nudge();
         self.relay_wakeup.notify_one();
     }
 

@@ -13,6 +13,12 @@ struct Count {
     n: i64,
 }
 
+/// Every audit record of a gateway, chained (`audit_log`) or a write's still waiting for the
+/// journal (`audit_pending`, at most a second): `FROM {AUDIT_RECORDS} WHERE …` counts a write's
+/// record at once.
+pub const AUDIT_RECORDS: &str = "(SELECT action, patient_id, resource FROM audit_log \
+     UNION ALL SELECT action, patient_id, resource FROM audit_pending) AS audit";
+
 /// The `n` of a `SELECT count(*) AS n …` query on `conn`.
 pub async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
     diesel_async::RunQueryDsl::get_result::<Count>(diesel::sql_query(sql), conn)

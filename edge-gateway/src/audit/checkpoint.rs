@@ -34,7 +34,7 @@ use crate::state::AppState;
 /// Advisory lock key of checkpoint creation (transaction scoped).
 const CHECKPOINT_LOCK: i64 = 7_305_710_005;
 
-/// How long after start the first checkpoint is taken (the chainer links what a restart left first).
+/// How long after start the first checkpoint is taken (the journal chains what a restart left pending first).
 const FIRST_CHECKPOINT_AFTER: Duration = Duration::from_secs(30);
 
 /// After a failed attempt, the next one comes sooner than a full interval.

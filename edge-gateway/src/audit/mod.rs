@@ -1,28 +1,31 @@
 //! The audit log of patient data: who read or wrote what, when, from which device.
 //!
-//! ## Appending
+//! ## Appending: one journal owns the chain (issue 16)
 //!
-//! - Reads go through [`AuditLog::record`]: the entries are queued to one writer task, which takes
-//!   everything queued at that moment and writes it with one multi-row `INSERT` and one commit (group
-//!   commit; up to 1,000 rows the `INSERT` is its own transaction, one round trip). `record` resolves once that commit is done, and a read handler answers only after it:
-//!   a read that was answered has its audit on disk, even if the process crashes the next instant.
-//!   When the audit cannot be written (database down, writer gone), `record` fails and the read
-//!   answers 503: never an answer without its audit. Many concurrent reads share one commit, so
-//!   auditing does not cost each read a commit of its own.
-//! - Writes use [`AuditLog::insert_in`], inside their own transaction: the audit row commits or
-//!   rolls back with the write.
+//! One task, the journal, holds the head of the chain (position and hash of the last record) and is
+//! the only writer of chained records. It gives each record its `chain_seq` and `hash` when it
+//! appends it; no record is ever updated afterwards, and the table's trigger refuses every UPDATE.
 //!
-//! Rows are appended unchained (`chain_seq`, `prev_hash`, `hash` NULL).
+//! - Reads go through [`AuditLog::record`]: their entries queue to the journal, which takes
+//!   everything queued at that moment and appends it chained with one statement (the columns as
+//!   arrays through `unnest`, whatever their number) on its own connection, with
+//!   `synchronous_commit` on. `record` resolves once that commit returns, and a read handler answers
+//!   only after it: a read that was answered has its audit on disk, even if the process crashes the
+//!   next instant. When the audit cannot be written (database down, journal gone), `record` fails and
+//!   the read answers 503: never an answer without its audit. Many concurrent reads share one
+//!   commit.
+//! - Writes use [`AuditLog::insert_in`] inside their own transaction: the record goes to
+//!   `audit_pending` and commits or rolls back with the write. The journal moves pending records into
+//!   the chain with the database function `audit_adopt` (content copied by the database, deleted from
+//!   `audit_pending` in the same statement) when a write nudges it, at most every 100 ms, and at least
+//!   every second. `audit verify` counts the records still pending.
+//! - The head is read from the database at start and after any error. A second process appending to
+//!   the same chain cannot fork it: `chain_seq` is unique, the loser's statement fails, and it reads
+//!   the head again and retries.
 //!
-//! ## The chain
-//!
-//! A chainer task links committed, unchained rows about once a second, in one transaction per
-//! pass, under a transaction-scoped advisory lock (so two chainers never interleave): it takes the
-//! unchained rows visible to it by `seq`, and gives each `chain_seq` = previous `chain_seq` + 1 (1 for
-//! the first row ever), `prev_hash` = the previous row's `hash` (32 zero bytes for the first) and
-//! `hash` = [`record_hash`]`(prev_hash, row)`. A row whose `seq` is lower but that committed after a
-//! pass is chained by the next pass: the chain order is `chain_seq`, not `seq`. The table's trigger
-//! allows exactly this update (chain columns of an unchained row) and nothing else.
+//! Each read's record is its own row, a round's too (one per patient it shows): "who saw this
+//! patient" stays one indexed lookup (`audit_log_patient`), and chaining 30 rows costs the journal
+//! 30 SHA-256 in memory and 30 index entries, where the old chainer rewrote each row.
 //!
 //! ### Canonical encoding hashed by [`record_hash`]
 //!
@@ -69,8 +72,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bytea};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel::result::{DatabaseErrorKind, Error};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use labedge_schema::db::{PgPool, PooledConnection};
 use labedge_schema::edge::schema::audit_log;
 use labedge_service::error::ApiError;
@@ -78,7 +81,8 @@ use labedge_service::http::ProblemError;
 use mobile_contracts::problem::ErrorCode;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 /// One audit record to append.
@@ -106,17 +110,22 @@ pub const GENESIS_HASH: [u8; 32] = [0; 32];
 /// The domain tag that starts the hashed encoding of a row (version 1 of the encoding).
 pub const ENCODING_TAG: &[u8; 16] = b"labedge.audit.v1";
 
-/// Advisory lock key of the chainer (transaction scoped).
-const CHAIN_LOCK: i64 = 7_305_710_003;
-
-/// Most entries written by one commit of the writer; more wait for the next commit.
+/// Most entries written by one flush of the journal; more wait for the next one.
 const MAX_ENTRIES_PER_COMMIT: usize = 5_000;
 
-/// Most rows linked by one chainer transaction.
-const MAX_ROWS_PER_CHAIN_PASS: i64 = 10_000;
+/// Most pending write records moved into the chain by one statement.
+const MAX_ROWS_PER_ADOPTION: i64 = 10_000;
 
-/// How often the chainer looks for unchained rows.
-const CHAIN_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the journal looks for pending write records when no write nudged it.
+const ADOPT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Shortest time between two adoptions: under a stream of writes, each adoption takes what the
+/// writes of the last 100 ms appended, instead of one commit per write.
+const MIN_ADOPT_GAP: Duration = Duration::from_millis(100);
+
+/// Times a flush is tried again after another process appended to the same chain (the unique
+/// `chain_seq` refused its positions: the head is read again).
+const HEAD_RACES: usize = 3;
 
 /// Reads whose audit waits to be written; back pressure beyond.
 const QUEUE_CAPACITY: usize = 4_096;
@@ -148,19 +157,21 @@ struct Pending {
     done: oneshot::Sender<Result<(), AuditError>>,
 }
 
-/// The audit log: a writer task that group-commits reads' entries, and a chainer task.
+/// The audit log: the journal task, sole owner of the chain's head, and the queue of reads waiting
+/// for it.
 #[derive(Debug)]
 pub struct AuditLog {
     queue: mpsc::Sender<Pending>,
+    nudge: Arc<Notify>,
 }
 
 impl AuditLog {
-    /// Spawns the writer and the chainer on the current Tokio runtime.
+    /// Spawns the journal on the current Tokio runtime.
     pub fn start(pool: PgPool) -> Arc<Self> {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(write_loop(pool.clone(), receiver));
-        tokio::spawn(chain_loop(pool));
-        Arc::new(Self { queue })
+        let nudge = Arc::new(Notify::new());
+        tokio::spawn(journal_loop(pool, receiver, nudge.clone()));
+        Arc::new(Self { queue, nudge })
     }
 
     /// Appends `entries` and resolves once they are committed (sharing the commit with whatever
@@ -177,71 +188,294 @@ impl AuditLog {
         committed.await.map_err(|_| AuditError::WriterGone)?
     }
 
-    /// Appends `entries` within the caller's transaction (writes: the audit commits with the write).
+    /// Appends `entries` within the caller's transaction (writes: the audit commits with the write),
+    /// to `audit_pending`; the journal chains them within [`MIN_ADOPT_GAP`] of a [`Self::nudge`].
     pub async fn insert_in(conn: &mut AsyncPgConnection, entries: &[AuditEntry]) -> QueryResult<usize> {
         crate::store::audit::insert(conn, entries).await
     }
+
+    /// A write committed pending records: the journal chains them soon.
+    pub fn nudge(&self) {
+        self.nudge.notify_one();
+    }
 }
 
-/// Takes everything queued, writes it with one commit, tells every waiting read. The writer keeps
-/// its connection between batches (no checkout, no liveness query per batch); a batch that fails on
-/// a kept connection is tried once more on a fresh one.
-async fn write_loop(pool: PgPool, mut receiver: mpsc::Receiver<Pending>) {
-    let mut conn: Option<PooledConnection> = None;
-    while let Some(first) = receiver.recv().await {
-        let mut count = first.entries.len();
-        let mut batch = vec![first];
-        while count < MAX_ENTRIES_PER_COMMIT {
-            match receiver.try_recv() {
-                Ok(next) => {
-                    count += next.entries.len();
-                    batch.push(next);
+/// The head of the chain as the journal knows it: position and hash of the last record.
+type Head = (i64, [u8; 32]);
+
+/// The chain's single writer: holds the head between flushes, gives each record its position and
+/// hash as it appends it. The head is read from the database when unknown (at start, after an
+/// error, after another process appended).
+#[derive(Debug, Default)]
+pub struct Journal {
+    head: Option<Head>,
+}
+
+/// Records with their chain columns, as arrays bound to one statement whatever their number.
+#[derive(Default)]
+struct Chained {
+    chain_seqs: Vec<i64>,
+    prev_hashes: Vec<Vec<u8>>,
+    hashes: Vec<Vec<u8>>,
+}
+
+impl Chained {
+    /// Chains `records` (their `chain_seq` is overwritten) after `head`; returns the new head.
+    fn link(head: Head, records: &mut [AuditRecord]) -> (Self, Head) {
+        let (mut position, mut prev) = head;
+        let mut chained = Self::default();
+        for record in records {
+            position += 1;
+            record.chain_seq = position;
+            let hash = record_hash(&prev, record);
+            chained.chain_seqs.push(position);
+            chained.prev_hashes.push(prev.to_vec());
+            chained.hashes.push(hash.to_vec());
+            prev = hash;
+        }
+        (chained, (position, prev))
+    }
+}
+
+impl Journal {
+    async fn head(&mut self, conn: &mut AsyncPgConnection) -> QueryResult<Head> {
+        if let Some(head) = self.head {
+            return Ok(head);
+        }
+        let head = chain_head(conn).await?.unwrap_or((0, GENESIS_HASH));
+        self.head = Some(head);
+        Ok(head)
+    }
+
+    /// Runs `flush` after the head; on success keeps the new head. When another process took the
+    /// positions first (unique violation on `chain_seq`) or the pending records (`audit_adopt`
+    /// answers with a serialization failure), reads the head again and retries; on any other error
+    /// forgets the head, since the outcome of a failed commit is not known.
+    async fn with_head(&mut self, conn: &mut AsyncPgConnection, mut flush: Flush<'_>) -> QueryResult<usize> {
+        let mut races = 0;
+        loop {
+            let head = self.head(conn).await?;
+            match flush.run(conn, head).await {
+                Ok((written, head)) => {
+                    self.head = Some(head);
+                    return Ok(written);
                 }
-                Err(_) => break,
+                Err(e) => {
+                    self.head = None;
+                    let raced = matches!(
+                        e,
+                        Error::DatabaseError(
+                            DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure,
+                            _
+                        )
+                    );
+                    if !raced || races == HEAD_RACES {
+                        return Err(e);
+                    }
+                    races += 1;
+                }
             }
         }
-        let entries: Vec<AuditEntry> = batch.iter().flat_map(|p| p.entries.iter().cloned()).collect();
-        let reused = conn.is_some();
-        let mut outcome = write_batch(&pool, &mut conn, &entries).await;
-        if outcome.is_err() && reused {
-            outcome = write_batch(&pool, &mut conn, &entries).await;
-        }
-        metrics::counter!("labedge_audit_commits_total", "outcome" => if outcome.is_ok() { "ok" } else { "error" })
-            .increment(1);
-        metrics::histogram!("labedge_audit_commit_entries").record(count as f64);
-        if let Err(e) = &outcome {
-            tracing::error!(
-                error = %e,
-                audit.entries = count,
-                audit.requests = batch.len(),
-                "audit entries not written; their reads answer 503"
-            );
-        }
-        for pending in batch {
-            // A read that gave up (client gone) no longer listens: nothing to tell it.
-            let _ = pending.done.send(outcome.clone());
+    }
+
+    /// Appends `entries` at the end of the chain with one statement, committed on return.
+    pub async fn append(&mut self, conn: &mut AsyncPgConnection, entries: &[AuditEntry]) -> QueryResult<()> {
+        // The hash covers `at` at PostgreSQL's precision: the microseconds it will store.
+        let now = OffsetDateTime::now_utc();
+        let at = now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now);
+        let mut records: Vec<AuditRecord> = entries
+            .iter()
+            .map(|e| AuditRecord {
+                seq: 0,
+                chain_seq: 0,
+                at,
+                lab_id: e.lab_id,
+                staff_id: e.staff_id,
+                device_id: e.device_id,
+                action: e.action.to_owned(),
+                patient_id: e.patient_id,
+                resource: e.resource.clone(),
+                request_id: e.request_id.clone(),
+            })
+            .collect();
+        self.with_head(
+            conn,
+            Flush::Reads {
+                at,
+                records: &mut records,
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Moves the oldest pending write records (at most [`MAX_ROWS_PER_ADOPTION`]) into the chain,
+    /// with one statement. Returns how many.
+    pub async fn adopt(&mut self, conn: &mut AsyncPgConnection) -> QueryResult<usize> {
+        self.with_head(conn, Flush::Adopt).await
+    }
+}
+
+/// What one statement of the journal writes.
+enum Flush<'a> {
+    /// Reads' records, all dated `at`.
+    Reads {
+        at: OffsetDateTime,
+        records: &'a mut [AuditRecord],
+    },
+    /// The oldest pending write records.
+    Adopt,
+}
+
+impl Flush<'_> {
+    /// Chains after `head` and writes; returns how many records and the new head.
+    async fn run(&mut self, conn: &mut AsyncPgConnection, head: Head) -> QueryResult<(usize, Head)> {
+        match self {
+            Flush::Reads { at, records } => {
+                let (chained, head) = Chained::link(head, records);
+                let written = crate::store::audit::append_chained(
+                    conn,
+                    *at,
+                    records,
+                    chained.chain_seqs,
+                    chained.prev_hashes,
+                    chained.hashes,
+                )
+                .await?;
+                Ok((written, head))
+            }
+            Flush::Adopt => {
+                // Read again at each attempt: after a race, another adopter may have taken some.
+                let mut records = crate::store::audit::pending(conn, MAX_ROWS_PER_ADOPTION).await?;
+                if records.is_empty() {
+                    return Ok((0, head));
+                }
+                let ids: Vec<i64> = records.iter().map(|r| r.seq).collect();
+                let (chained, head) = Chained::link(head, &mut records);
+                let moved =
+                    crate::store::audit::adopt(conn, &ids, chained.chain_seqs, chained.prev_hashes, chained.hashes)
+                        .await?;
+                Ok((moved, head))
+            }
         }
     }
 }
 
-/// Writes `entries` with one commit: a single multi-row `INSERT` is its own transaction; more rows
-/// than one statement carries go in an explicit transaction. A failed connection is dropped.
+/// The journal task: appends the reads' records as they queue (everything queued at that moment in
+/// one statement, one commit), and moves the writes' pending records into the chain when a write
+/// nudges it (at most every [`MIN_ADOPT_GAP`]) or every [`ADOPT_INTERVAL`]. It keeps its connection
+/// between flushes; a flush that fails on a kept connection is tried once more on a fresh one.
+async fn journal_loop(pool: PgPool, mut receiver: mpsc::Receiver<Pending>, nudge: Arc<Notify>) {
+    let mut journal = Journal::default();
+    let mut conn: Option<PooledConnection> = None;
+    let mut adopt_at = Instant::now();
+    let mut last_adoption = Instant::now();
+    let mut adoption_failing = false;
+    loop {
+        tokio::select! {
+            next = receiver.recv() => {
+                let Some(first) = next else { break };
+                flush_reads(&pool, &mut conn, &mut journal, &mut receiver, first).await;
+            }
+            () = nudge.notified() => {
+                adopt_at = adopt_at.min(last_adoption + MIN_ADOPT_GAP);
+            }
+            () = tokio::time::sleep_until(adopt_at) => {
+                let outcome = match connection(&pool, &mut conn).await {
+                    Ok(c) => journal.adopt(c).await.map_err(|e| AuditError::Database(e.to_string())),
+                    Err(e) => Err(e),
+                };
+                last_adoption = Instant::now();
+                adopt_at = match outcome {
+                    // More wait: go on once the gap has passed.
+                    Ok(moved) if moved as i64 >= MAX_ROWS_PER_ADOPTION => last_adoption + MIN_ADOPT_GAP,
+                    Ok(_) => {
+                        adoption_failing = false;
+                        last_adoption + ADOPT_INTERVAL
+                    }
+                    Err(e) => {
+                        conn = None;
+                        // Logged when it starts failing, not every second.
+                        if !adoption_failing {
+                            tracing::warn!(error = %e, "audit journal: writes' records not chained yet; retrying every second");
+                        }
+                        adoption_failing = true;
+                        last_adoption + ADOPT_INTERVAL
+                    }
+                };
+            }
+        }
+    }
+}
+
+/// The journal's connection, taken from the pool once and kept; `synchronous_commit` is set on it
+/// explicitly, since a read is answered on the strength of this commit.
+async fn connection<'a>(
+    pool: &PgPool,
+    held: &'a mut Option<PooledConnection>,
+) -> Result<&'a mut PooledConnection, AuditError> {
+    if held.is_none() {
+        let mut conn = pool.get().await.map_err(|e| AuditError::Database(e.to_string()))?;
+        conn.batch_execute("SET synchronous_commit = on")
+            .await
+            .map_err(|e| AuditError::Database(e.to_string()))?;
+        *held = Some(conn);
+    }
+    held.as_mut()
+        .ok_or_else(|| AuditError::Database("no connection".into()))
+}
+
+/// Takes everything queued after `first`, appends it with one commit, tells every waiting read.
+async fn flush_reads(
+    pool: &PgPool,
+    conn: &mut Option<PooledConnection>,
+    journal: &mut Journal,
+    receiver: &mut mpsc::Receiver<Pending>,
+    first: Pending,
+) {
+    let mut count = first.entries.len();
+    let mut batch = vec![first];
+    while count < MAX_ENTRIES_PER_COMMIT {
+        match receiver.try_recv() {
+            Ok(next) => {
+                count += next.entries.len();
+                batch.push(next);
+            }
+            Err(_) => break,
+        }
+    }
+    let entries: Vec<AuditEntry> = batch.iter().flat_map(|p| p.entries.iter().cloned()).collect();
+    let reused = conn.is_some();
+    let mut outcome = write_batch(pool, conn, journal, &entries).await;
+    if outcome.is_err() && reused {
+        outcome = write_batch(pool, conn, journal, &entries).await;
+    }
+    metrics::counter!("labedge_audit_commits_total", "outcome" => if outcome.is_ok() { "ok" } else { "error" })
+        .increment(1);
+    metrics::histogram!("labedge_audit_commit_entries").record(count as f64);
+    if let Err(e) = &outcome {
+        tracing::error!(
+            error = %e,
+            audit.entries = count,
+            audit.requests = batch.len(),
+            "audit entries not written; their reads answer 503"
+        );
+    }
+    for pending in batch {
+        // A read that gave up (client gone) no longer listens: nothing to tell it.
+        let _ = pending.done.send(outcome.clone());
+    }
+}
+
+/// Appends `entries` with one statement, its own transaction. A failed connection is dropped.
 async fn write_batch(
     pool: &PgPool,
     held: &mut Option<PooledConnection>,
+    journal: &mut Journal,
     entries: &[AuditEntry],
 ) -> Result<(), AuditError> {
-    let conn = match held {
-        Some(conn) => conn,
-        None => held.insert(pool.get().await.map_err(|e| AuditError::Database(e.to_string()))?),
-    };
-    let written = if entries.len() <= crate::store::audit::ROWS_PER_INSERT {
-        AuditLog::insert_in(conn, entries).await
-    } else {
-        conn.transaction::<_, diesel::result::Error, _>(async move |conn| AuditLog::insert_in(conn, entries).await)
-            .await
-    };
-    written.map(|_| ()).map_err(|e| {
+    let conn = connection(pool, held).await?;
+    journal.append(conn, entries).await.map_err(|e| {
         *held = None;
         AuditError::Database(e.to_string())
     })
@@ -317,7 +551,7 @@ pub fn record_hash(prev: &[u8], row: &AuditRecord) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// An appended row without its chain columns: what the chainer links and the verifier re-hashes.
+/// A chained row without its chain columns: what the verifier re-hashes.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = audit_log)]
 pub(crate) struct Appended {
@@ -350,50 +584,19 @@ impl Appended {
     }
 }
 
-/// Links the committed, unchained rows (at most [`MAX_ROWS_PER_CHAIN_PASS`]) in one transaction.
-/// Returns how many rows it chained. The chainer task calls it every second; it is safe to call
-/// concurrently (an advisory lock serialises passes).
+/// Moves every pending write record into the chain, reading the head from the database (the
+/// journal of a running gateway does the same within a second; the unique `chain_seq` keeps the
+/// two from forking the chain). Returns how many records it chained.
 pub async fn chain_pending(conn: &mut AsyncPgConnection) -> QueryResult<usize> {
-    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
-        conn.batch_execute(&format!("SELECT pg_advisory_xact_lock({CHAIN_LOCK})"))
-            .await?;
-        let (mut chain_seq, prev) = chain_head(conn).await?.unwrap_or((0, GENESIS_HASH));
-        let mut prev = prev.to_vec();
-        let rows: Vec<Appended> = audit_log::table
-            .filter(audit_log::chain_seq.is_null())
-            .order(audit_log::seq.asc())
-            .limit(MAX_ROWS_PER_CHAIN_PASS)
-            .select(Appended::as_select())
-            .load(conn)
-            .await?;
-        if rows.is_empty() {
-            return Ok(0);
+    let mut journal = Journal::default();
+    let mut total = 0;
+    loop {
+        let moved = journal.adopt(conn).await?;
+        total += moved;
+        if (moved as i64) < MAX_ROWS_PER_ADOPTION {
+            return Ok(total);
         }
-        let (mut seqs, mut chain_seqs, mut prev_hashes, mut hashes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for row in rows {
-            chain_seq += 1;
-            let record = row.at_position(chain_seq);
-            let hash = record_hash(&prev, &record).to_vec();
-            seqs.push(record.seq);
-            chain_seqs.push(chain_seq);
-            prev_hashes.push(std::mem::replace(&mut prev, hash.clone()));
-            hashes.push(hash);
-        }
-        let chained = seqs.len();
-        diesel::sql_query(
-            "UPDATE audit_log a SET chain_seq = v.chain_seq, prev_hash = v.prev_hash, hash = v.hash \
-             FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[]) AS v(seq, chain_seq, prev_hash, hash) \
-             WHERE a.seq = v.seq",
-        )
-        .bind::<Array<BigInt>, _>(seqs)
-        .bind::<Array<BigInt>, _>(chain_seqs)
-        .bind::<Array<Bytea>, _>(prev_hashes)
-        .bind::<Array<Bytea>, _>(hashes)
-        .execute(conn)
-        .await?;
-        Ok(chained)
-    })
-    .await
+    }
 }
 
 /// The head of the chain: the last chained record's position and hash, or the retention anchor's
@@ -412,7 +615,7 @@ pub async fn chain_head(conn: &mut AsyncPgConnection) -> QueryResult<Option<(i64
     Ok(verify::latest_anchor(conn).await?.map(|a| (a.chain_seq, a.hash)))
 }
 
-/// Registers the workers a serving gateway runs besides the writer and the chainer: the signed
+/// Registers the workers a serving gateway runs besides the journal: the signed
 /// checkpoints (every `audit.checkpoint_interval_minutes`, and when an upstream is back) and the
 /// daily retention purge.
 pub fn start_maintenance(state: &crate::state::AppState, workers: &mut labedge_service::workers::Workers) {
@@ -420,32 +623,6 @@ pub fn start_maintenance(state: &crate::state::AppState, workers: &mut labedge_s
     workers.spawn("audit checkpoint", |stop| checkpoint::run(checkpoint_state, stop));
     let (pool, months) = (state.pool.clone(), state.config.audit.retention_months);
     workers.spawn("audit retention", move |stop| retention::run(pool, months, stop));
-}
-
-async fn chain_loop(pool: PgPool) {
-    let mut failing = false;
-    loop {
-        let outcome = match pool.get().await {
-            Ok(mut conn) => chain_pending(&mut conn).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match outcome {
-            // A full pass: more rows wait, go on at once.
-            Ok(chained) if chained as i64 >= MAX_ROWS_PER_CHAIN_PASS => {
-                failing = false;
-                continue;
-            }
-            Ok(_) => failing = false,
-            Err(e) => {
-                // Logged when it starts failing, not every second.
-                if !failing {
-                    tracing::warn!(error = %e, "audit chainer: rows not chained yet; retrying every second");
-                }
-                failing = true;
-            }
-        }
-        tokio::time::sleep(CHAIN_INTERVAL).await;
-    }
 }
 
 /// Where a chain check failed.

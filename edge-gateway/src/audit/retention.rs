@@ -11,7 +11,7 @@
 //! the deletion and the anchor are made by the database function `audit_purge`, which runs as the
 //! schema's owner and refuses any record younger than the retention recorded by `edge-gateway
 //! migrate` in `audit_retention` (the longer of that and `audit.retention_months` applies here).
-//! Verification then starts from the anchor, and the chainer continues from it when every record
+//! Verification then starts from the anchor, and the journal continues from it when every record
 //! has been purged.
 
 use std::time::Duration;

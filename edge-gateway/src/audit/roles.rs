@@ -73,7 +73,7 @@ pub async fn powers(conn: &mut AsyncPgConnection) -> diesel::QueryResult<RolePow
          FROM pg_roles r, pg_class c \
          WHERE r.rolname = current_user \
            AND c.oid IN ('audit_log'::regclass, 'audit_anchors'::regclass, 'audit_checkpoints'::regclass, \
-                         'audit_retention'::regclass) \
+                         'audit_retention'::regclass, 'audit_pending'::regclass) \
          GROUP BY r.rolsuper",
     )
     .bind::<diesel::sql_types::Text, _>(RUNTIME_ROLE)

@@ -1,8 +1,8 @@
 //! Verifying the chain, as `edge-gateway audit verify` does.
 //!
 //! The chain is read in `chain_seq` order, in pages of [`PAGE_ROWS`] by keyset (`chain_seq > last`,
-//! on the unique index), inside one read-only `REPEATABLE READ` transaction: a purge or a chainer
-//! pass running meanwhile is not seen half-way, and memory stays flat whatever the chain's length.
+//! on the unique index), inside one read-only `REPEATABLE READ` transaction: a purge or a journal
+//! flush running meanwhile is not seen half-way, and memory stays flat whatever the chain's length.
 //! It starts after the latest retention anchor (the last purged record's position and hash, see
 //! [`super::retention`]), or at position 1 from [`GENESIS_HASH`](super::GENESIS_HASH).
 //!
@@ -55,7 +55,8 @@ pub struct ChainSummary {
     /// Position and hash of the last record (of the anchor when no record follows it; none for an
     /// empty chain).
     pub head: Option<(i64, [u8; 32])>,
-    /// Records appended but not chained yet (not verified: the chainer links them within seconds).
+    /// Writes' records committed but not chained yet (not verified: the journal chains them within
+    /// a second).
     pub unchained: i64,
     /// This gateway's checkpoints found in the chain with their hash.
     pub checkpoints: u64,
@@ -140,11 +141,7 @@ pub async fn verify(conn: &mut AsyncPgConnection) -> QueryResult<Result<ChainSum
                 .load(conn)
                 .await?;
             let checkpoints = checkpoints.into_iter().map(|(p, h)| (p, to_hash(Some(&h)))).collect();
-            let unchained: i64 = audit_log::table
-                .filter(audit_log::chain_seq.is_null())
-                .count()
-                .get_result(conn)
-                .await?;
+            let unchained = crate::store::audit::pending_count(conn).await?;
             let segment = match verify_segment(conn, start, None, checkpoints).await? {
                 Ok(segment) => segment,
                 Err(bad) => return Ok(Err(bad)),

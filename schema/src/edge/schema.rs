@@ -75,6 +75,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_pending (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        lab_id -> Uuid,
+        staff_id -> Nullable<Uuid>,
+        device_id -> Nullable<Uuid>,
+        action -> Text,
+        patient_id -> Nullable<Uuid>,
+        resource -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     audit_retention (singleton) {
         singleton -> Bool,
         months -> Int4,
@@ -447,6 +461,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_anchors,
     audit_checkpoints,
     audit_log,
+    audit_pending,
     audit_retention,
     auth_sessions,
     change_log,

@@ -20,7 +20,7 @@ use uuid::Uuid;
 /// Appends `n` records dated `age` ago (SQL interval) and chains them, as the serving role.
 async fn append_aged(conn: &mut AsyncPgConnection, lab_id: Uuid, n: usize, age: &str) {
     conn.batch_execute(&format!(
-        "INSERT INTO audit_log (at, lab_id, action, patient_id, resource) \
+        "INSERT INTO audit_pending (at, lab_id, action, patient_id, resource) \
          SELECT now() - interval '{age}' + i * interval '1 second', '{lab_id}', 'patient.read', gen_random_uuid(), 'patient:' || i \
          FROM generate_series(1, {n}) AS i"
     ))
@@ -41,7 +41,7 @@ async fn refused(conn: &mut AsyncPgConnection, sql: &str) -> String {
 async fn as_the_serving_role_no_audit_record_can_be_changed_or_removed() {
     let gw = TestGateway::start().await;
     let mut runtime = gw.db.runtime_conn().await;
-    // The serving role appends (as the read and write paths do) and links the chain (the chainer).
+    // The serving role appends (as the write path does) and chains the pending records (the journal).
     let entries: Vec<AuditEntry> = (0..10)
         .map(|i| AuditEntry {
             lab_id: gw.lab_id,
@@ -67,6 +67,12 @@ async fn as_the_serving_role_no_audit_record_can_be_changed_or_removed() {
         "TRUNCATE audit_log".into(),
         "TRUNCATE audit_anchors".into(),
         "TRUNCATE audit_checkpoints".into(),
+        // Writes' records waiting for the journal: only `audit_adopt` moves them, content untouched.
+        "UPDATE audit_pending SET resource = 'patient:0'".into(),
+        "DELETE FROM audit_pending".into(),
+        "TRUNCATE audit_pending".into(),
+        "SET labedge.audit_adopt = on; DELETE FROM audit_pending".into(),
+        "ALTER FUNCTION audit_adopt(bigint[], bigint[], bytea[], bytea[]) SECURITY INVOKER".into(),
         "TRUNCATE audit_log, audit_anchors, audit_checkpoints CASCADE".into(),
         // The purge's old permission: any session could set it.
         format!("SET labedge.audit_purge = on; DELETE FROM audit_log WHERE chain_seq = {tail}"),

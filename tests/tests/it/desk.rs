@@ -8,6 +8,7 @@ use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use labedge_edge_gateway::relay::Relay;
 use labedge_tests::app::{TestApp, TestResponse};
 use labedge_tests::cloud::TestCloud;
+use labedge_tests::db::AUDIT_RECORDS;
 use labedge_tests::edge_data::{self, patient, prescription};
 use labedge_tests::gateway::{HOME_SAMPLER, NURSE, TestGateway};
 use mobile_contracts::problem::ErrorCode;
@@ -244,7 +245,7 @@ async fn bookings_take_free_slots_of_the_lab_rules_and_refuse_the_rest() {
     assert_eq!(
         count(
             &d.gw,
-            "SELECT count(*) AS n FROM audit_log WHERE action = 'appointment.create'"
+            &format!("SELECT count(*) AS n FROM {AUDIT_RECORDS} WHERE action = 'appointment.create'")
         )
         .await,
         1
@@ -483,7 +484,7 @@ async fn walk_ins_are_offered_their_probable_duplicates_before_they_are_created(
     assert_eq!(
         count(
             &d.gw,
-            "SELECT count(*) AS n FROM audit_log WHERE action = 'patient.duplicate_offered'"
+            &format!("SELECT count(*) AS n FROM {AUDIT_RECORDS} WHERE action = 'patient.duplicate_offered'")
         )
         .await,
         1
@@ -579,7 +580,7 @@ async fn a_collection_recorded_by_mistake_is_voided_with_a_reason_never_deleted(
     assert_eq!(
         count(
             &d.gw,
-            "SELECT count(*) AS n FROM audit_log WHERE action = 'collection.void'"
+            &format!("SELECT count(*) AS n FROM {AUDIT_RECORDS} WHERE action = 'collection.void'")
         )
         .await,
         1

@@ -11,6 +11,7 @@ use labedge_edge_gateway::relay::{Pass, Relay};
 use labedge_protocol::relay::{AckOutcome, CHUNK_BYTES, MutationAcks, RelayedMutation, RelayedOp};
 use labedge_tests::app::{TestApp, TestResponse};
 use labedge_tests::cloud::{TestCloud, Visit, relayed};
+use labedge_tests::db::AUDIT_RECORDS;
 use labedge_tests::edge_data::{self, patient};
 use labedge_tests::gateway::{HOME_SAMPLER, NURSE, TestGateway};
 use labedge_tests::multipart::{self, Part};
@@ -129,7 +130,7 @@ async fn a_paper_prescription_is_stored_provisional_with_its_document_and_queued
     );
     assert_eq!(count(&gw.db, &stored).await, 1);
     let audited = format!(
-        "SELECT count(*) AS n FROM audit_log WHERE action = 'prescription.paper_create' AND patient_id = '{}'",
+        "SELECT count(*) AS n FROM {AUDIT_RECORDS} WHERE action = 'prescription.paper_create' AND patient_id = '{}'",
         known.id
     );
     assert_eq!(count(&gw.db, &audited).await, 1);

@@ -11,7 +11,7 @@ use labedge_protocol::relay::{AckOutcome, MutationAcks};
 use labedge_service::secrets::verify_secret;
 use labedge_tests::app::TestResponse;
 use labedge_tests::cloud::{TestCloud, relayed};
-use labedge_tests::db::count;
+use labedge_tests::db::{AUDIT_RECORDS, count};
 use labedge_tests::gateway::{ADMIN, AdminCookie, Device, HOME_SAMPLER, NURSE, TestGateway};
 use mobile_contracts::problem::ErrorCode;
 use mobile_contracts::routes;
@@ -90,7 +90,7 @@ async fn queued(gw: &TestGateway, kind: &str) -> Vec<Value> {
 async fn audited(gw: &TestGateway, action: &str, member: Uuid) -> i64 {
     count(
         &mut gw.db.conn().await,
-        &format!("SELECT count(*) AS n FROM audit_log WHERE action = '{action}' AND resource = 'staff:{member}'"),
+        &format!("SELECT count(*) AS n FROM {AUDIT_RECORDS} WHERE action = '{action}' AND resource = 'staff:{member}'"),
     )
     .await
 }

@@ -152,10 +152,10 @@ async fn many_concurrent_reads_share_few_audit_commits() {
     let answers = join_all(paths.iter().map(|path| get(&gw, path, &token)).collect()).await;
     assert!(answers.iter().all(|a| a.status.as_u16() == 200));
     assert_eq!(audit_rows(&gw).await.len(), before + reads, "every read audited");
-    // Rows written by one transaction share its `at` (`now()`, the transaction's start): count the
-    // commits by it. (Their xmin would do until the chainer rewrites the rows with its own.)
+    // Rows written by one transaction share its id (`xmin`; no row is ever rewritten): count the
+    // commits by it.
     let commits: Count = diesel::sql_query(format!(
-        "SELECT count(DISTINCT at)::bigint AS n FROM (SELECT at FROM audit_log ORDER BY seq OFFSET {before}) AS r"
+        "SELECT count(DISTINCT x)::bigint AS n FROM (SELECT xmin::text AS x FROM audit_log ORDER BY seq OFFSET {before}) AS r"
     ))
     .get_result(&mut gw.db.conn().await)
     .await
@@ -221,7 +221,7 @@ struct StoredAudit {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_chainer_links_audit_rows_with_hashes_that_recompute() {
+async fn the_journal_appends_audit_rows_chained_with_hashes_that_recompute() {
     let gw = TestGateway::start().await;
     let people = people(&gw).await;
     let (_, token) = nurse(&gw).await;
@@ -251,7 +251,9 @@ async fn the_chainer_links_audit_rows_with_hashes_that_recompute() {
             .load(&mut gw.db.conn().await)
             .await
             .unwrap();
-        if rows.len() == expected && rows.iter().all(|r| r.chain_seq.is_some()) {
+        // Every row is chained as it is inserted (a read is answered after its row's commit).
+        assert!(rows.iter().all(|r| r.chain_seq.is_some()), "an unchained row");
+        if rows.len() == expected {
             break rows
                 .into_iter()
                 .map(|r| {

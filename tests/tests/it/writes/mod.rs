@@ -14,6 +14,7 @@ use labedge_protocol::relay::{RelayedMutation, RelayedOp};
 use labedge_schema::edge::schema::{appointments, audit_log, collection_tubes, collections, idempotency_keys, outbox};
 use labedge_schema::sync::AppointmentRow;
 use labedge_tests::app::{TestApp, TestResponse};
+use labedge_tests::db::AUDIT_RECORDS;
 use labedge_tests::edge_data::{self, collection, home_visit, lab_visit, patient, prescription};
 use labedge_tests::gateway::{AdminCookie, HOME_SAMPLER, NURSE, TestGateway};
 use mobile_contracts::problem::ErrorCode;
@@ -196,14 +197,14 @@ struct Stored {
 }
 
 async fn stored(gw: &TestGateway) -> Stored {
-    diesel::sql_query(
+    diesel::sql_query(format!(
         "SELECT (SELECT count(*) FROM collections) AS collections, \
                 (SELECT count(*) FROM collection_tubes) AS tubes, \
                 (SELECT count(*) FROM outbox) AS outbox, \
                 (SELECT count(*) FROM idempotency_keys) AS idempotency, \
-                (SELECT count(*) FROM audit_log WHERE action IN ('collection.create', 'appointment.update')) \
+                (SELECT count(*) FROM {AUDIT_RECORDS} WHERE action IN ('collection.create', 'appointment.update')) \
                     AS audited_writes",
-    )
+    ))
     .get_result(&mut gw.db.conn().await)
     .await
     .unwrap()
@@ -252,7 +253,11 @@ struct AuditRow {
     resource: Option<String>,
 }
 
+/// The writes' audit records in the order they were appended (chained first: the pending ones wait
+/// for the journal).
 async fn audited_writes(gw: &TestGateway) -> Vec<AuditRow> {
+    let mut conn = gw.db.conn().await;
+    labedge_edge_gateway::audit::chain_pending(&mut conn).await.unwrap();
     audit_log::table
         .filter(audit_log::action.eq_any(["collection.create", "appointment.update"]))
         .order(audit_log::seq)
@@ -263,7 +268,7 @@ async fn audited_writes(gw: &TestGateway) -> Vec<AuditRow> {
             audit_log::patient_id,
             audit_log::resource,
         ))
-        .load(&mut gw.db.conn().await)
+        .load(&mut conn)
         .await
         .unwrap()
 }

@@ -48,17 +48,17 @@ async fn a_collection_is_acknowledged_once_one_transaction_holds_it_with_its_out
 
     // The row, its tubes, its outbox entry and its idempotency record carry the same transaction id;
     // the audit row is stamped with the same transaction start (now()), and carries the same
-    // transaction id too until the chainer links it (which rewrites it).
+    // transaction id too while it waits in `audit_pending` (the journal then moves it into the chain).
     let entity = format!("collection:{}", body.id);
     let tx: Transactions = diesel::sql_query(
         "SELECT (SELECT xmin::text FROM collections WHERE id = $1) AS collection, \
                 (SELECT string_agg(DISTINCT xmin::text, ',') FROM collection_tubes WHERE collection_id = $1) AS tubes, \
                 (SELECT xmin::text FROM outbox WHERE entity_key = $2) AS outbox, \
                 (SELECT xmin::text FROM idempotency_keys WHERE device_id = $3 AND idempotency_key = $4) AS idempotency, \
-                (SELECT xmin::text FROM audit_log WHERE resource = $2 AND chain_seq IS NULL) AS audit_unchained, \
+                (SELECT xmin::text FROM audit_pending WHERE resource = $2) AS audit_unchained, \
                 (SELECT created_at FROM outbox WHERE entity_key = $2) AS outbox_at, \
                 (SELECT created_at FROM idempotency_keys WHERE device_id = $3 AND idempotency_key = $4) AS idempotency_at, \
-                (SELECT at FROM audit_log WHERE resource = $2) AS audit_at",
+                (SELECT at FROM audit_log WHERE resource = $2 UNION ALL SELECT at FROM audit_pending WHERE resource = $2) AS audit_at",
     )
     .bind::<diesel::sql_types::Uuid, _>(body.id)
     .bind::<Text, _>(&entity)
