@@ -224,6 +224,60 @@ impl Writer {
     }
 }
 
+/// A tablet reading patients until stopped, each read with its own request id (`X-Request-Id`),
+/// which the gateway writes into the read's audit record.
+#[derive(Debug)]
+pub struct Reader {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<Uuid>>,
+}
+
+impl Reader {
+    /// Starts reading the patients of `visits`, in turn, through `gateway`.
+    pub fn start(client: reqwest::Client, gateway: String, token: String, visits: Vec<Visit>) -> Self {
+        assert!(!visits.is_empty(), "no patient to read");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let task = tokio::spawn(async move {
+            let mut answered = Vec::new();
+            let mut i = 0usize;
+            while !AtomicBool::load(&flag, Ordering::Acquire) {
+                let patient = visits[i % visits.len()].patient;
+                i += 1;
+                let request_id = Uuid::now_v7();
+                let answer = client
+                    .get(format!("{gateway}/v1/patients/{patient}"))
+                    .bearer_auth(&token)
+                    .header("x-request-id", request_id.to_string())
+                    .send()
+                    .await;
+                // Answered means the whole body arrived: a connection cut mid-answer is no answer.
+                match answer {
+                    Ok(r) if r.status().as_u16() == 200 => {
+                        if r.bytes().await.is_ok() {
+                            answered.push(request_id);
+                        }
+                    }
+                    Ok(r) => assert!(
+                        r.status().is_server_error(),
+                        "unexpected answer to a read: {}",
+                        r.status()
+                    ),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+            answered
+        });
+        Self { stop, task }
+    }
+
+    /// Stops and returns the request ids of the reads answered 200.
+    pub async fn stop(self) -> Vec<Uuid> {
+        self.stop.store(true, Ordering::Release);
+        self.task.await.expect("reader")
+    }
+}
+
 /// Whether a request read or wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {

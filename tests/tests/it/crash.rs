@@ -2,8 +2,9 @@
 //! moments — at a random time, while a write is inside its transaction, while the relay waits for
 //! the cloud's answer to a batch — across at least 50 cycles (and the cloud API itself a few times,
 //! mid-batch), while two tablets write with retries (the same idempotency key for each retry) and
-//! the relay sends to the real cloud. At the end every acknowledged write is in the cloud exactly
-//! once, and nothing else is. The long run (`deploy/test.sh --long`) goes on until at least 10,000
+//! the relay sends to the real cloud, and a third tablet reads patients. At the end every
+//! acknowledged write is in the cloud exactly once, and nothing else is; every read answered has its
+//! audit record (some were killed while the audit journal's flush was in flight). The long run (`deploy/test.sh --long`) goes on until at least 10,000
 //! writes were acknowledged.
 
 use std::time::{Duration, Instant};
@@ -40,6 +41,7 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
     // Two tablets, the second one through the visits the other way round.
     let mut reversed = visits.clone();
     reversed.reverse();
+    let reader = tablet::Reader::start(client.clone(), gw.clone(), token.clone(), visits.clone());
     let writers = [
         tablet::Writer::start(client.clone(), gw.clone(), token.clone(), visits),
         tablet::Writer::start(client.clone(), gw.clone(), token, reversed),
@@ -56,6 +58,9 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
          AND pid <> pg_backend_pid() AND state = 'idle in transaction' AND query ILIKE '%outbox%SKIP LOCKED%'";
     let write_in_transaction = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
          AND pid <> pg_backend_pid() AND state <> 'idle' AND query ILIKE 'INSERT INTO%'";
+    // The audit journal's statement for the reads queued at that moment, running.
+    let audit_flushing = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND state = 'active' AND query ILIKE 'INSERT INTO audit_log%'";
     let wait_for = async |watch: &mut diesel_async::AsyncPgConnection, sql: &str| -> bool {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(3) {
@@ -68,7 +73,7 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
     };
     let min_cycles = 50;
     let target_writes = if long_run() { 10_000 } else { 0 };
-    let (mut cycle, mut mid_relay, mut mid_commit, mut at_random, mut cloud_kills) = (0, 0, 0, 0, 0);
+    let (mut cycle, mut mid_relay, mut mid_commit, mut mid_audit, mut at_random, mut cloud_kills) = (0, 0, 0, 0, 0, 0);
     let started = Instant::now();
     while cycle < min_cycles || count(&edge_url, "SELECT count(*) AS n FROM collections").await < target_writes {
         // Every tenth cycle the cloud API is killed too, while the relay waits for its answer when
@@ -85,7 +90,7 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
             stack.api = stack.spawn_api();
             tablet::wait_healthy(&client, &stack.api_url).await;
         }
-        match random.next() % 3 {
+        match random.next() % 4 {
             0 => {
                 if wait_for(&mut watch, relay_waiting).await {
                     mid_relay += 1;
@@ -94,6 +99,11 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
             1 => {
                 if wait_for(&mut watch, write_in_transaction).await {
                     mid_commit += 1;
+                }
+            }
+            2 => {
+                if wait_for(&mut watch, audit_flushing).await {
+                    mid_audit += 1;
                 }
             }
             _ => {
@@ -111,6 +121,7 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
         cycle += 1;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let answered = reader.stop().await;
     let mut acknowledged = Vec::new();
     for writer in writers {
         acknowledged.extend(writer.stop().await);
@@ -122,15 +133,40 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
     );
     eprintln!(
         "{cycle} SIGKILLs of the gateway in {:?}: {mid_relay} while the relay waited for the cloud, \
-         {mid_commit} while a write was in its transaction, {at_random} at a random moment; \
-         {cloud_kills} SIGKILLs of the cloud API",
-        started.elapsed()
+         {mid_commit} while a write was in its transaction, {mid_audit} while the audit journal flushed, \
+         {at_random} at a random moment; {cloud_kills} SIGKILLs of the cloud API; {} reads answered",
+        started.elapsed(),
+        answered.len()
     );
     // The targeted moments were reached, not just hoped for.
     assert!(
-        mid_relay > 0 && mid_commit > 0,
-        "kills mid-relay and mid-commit happened"
+        mid_relay > 0 && mid_commit > 0 && mid_audit > 0,
+        "kills mid-relay, mid-commit and mid-flush of the audit happened"
     );
+
+    // Every read answered has its audit record, chained (reads are never pending).
+    assert!(
+        answered.len() >= 100,
+        "the reader kept reading: {} reads",
+        answered.len()
+    );
+    let ids: Vec<String> = answered.iter().map(|id| format!("'{id}'")).collect();
+    let audited = count(
+        &edge_url,
+        &format!(
+            "SELECT count(DISTINCT request_id) AS n FROM audit_log WHERE action = 'patient.read' \
+             AND request_id IN ({})",
+            ids.join(",")
+        ),
+    )
+    .await;
+    assert_eq!(
+        audited,
+        answered.len() as i64,
+        "a read was answered without its audit record"
+    );
+    let chain = labedge_edge_gateway::audit::verify_chain(&mut watch).await.unwrap();
+    assert!(chain.is_ok(), "the audit chain is intact after the kills: {chain:?}");
 
     // Let the relay finish, then compare.
     let started = Instant::now();
@@ -147,7 +183,12 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
         "no write the tablet was not told about"
     );
     assert_eq!(
-        count(&edge_url, "SELECT count(*) AS n FROM outbox").await,
+        // Besides: the audit checkpoints signed when the cloud came back (lane 1).
+        count(
+            &edge_url,
+            "SELECT count(*) AS n FROM outbox WHERE kind = 'collection.create'"
+        )
+        .await,
         expected,
         "one outbox entry per write"
     );
