@@ -183,7 +183,18 @@ impl Relay {
                 Err(e) => {
                     let wait = backoff_delay(&mut backoff, e.retry_after());
                     tracing::debug!(error = %e, wait_ms = wait.as_millis() as u64, "relay batch failed; backing off");
-                    Some(stop.sleep(wait).await)
+                    // Nobody answered: wait for an upstream to be ready again rather than for the
+                    // end of the backoff (which grows to 15–30 s over an outage). An upstream that
+                    // asked for a delay gets it.
+                    let outage = matches!(
+                        &e,
+                        RelayError::Upstream(UpstreamError::Unreachable { retry_after: None, .. })
+                    );
+                    if outage {
+                        Some(stop.until(self.upstreams.wait_until_ready(wait)).await.is_some())
+                    } else {
+                        Some(stop.sleep(wait).await)
+                    }
                 }
             };
             if wait == Some(false) || stop.is_stopped() {

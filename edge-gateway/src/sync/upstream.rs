@@ -64,6 +64,13 @@ impl UpstreamError {
     }
 }
 
+/// How often [`Upstreams::wait_until_ready`] asks the endpoints whether they are back.
+pub const READINESS_PROBE_EVERY: Duration = Duration::from_millis(500);
+
+/// How long a readiness probe waits for its answer (an upstream blackholed by the network does not
+/// hold a probe for the client's whole timeout).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The upstream APIs.
 #[derive(Clone)]
 pub struct Upstreams {
@@ -162,21 +169,60 @@ impl Upstreams {
             if active.is_some_and(|a| index >= a) {
                 break;
             }
-            let url = format!("{}/readyz", self.endpoints[index].url.trim_end_matches('/'));
-            let primary = match self.client.get(&url).send().await {
-                Ok(response) => response
-                    .json::<Readiness>()
-                    .await
-                    .ok()
-                    .is_some_and(|r| r.ready && r.role == Some(DatabaseRole::Primary)),
-                Err(_) => false,
-            };
+            let primary = self.ready_primary(index).await;
             self.health.role_checked(index, primary);
             if primary {
                 self.health.success(index);
             } else {
                 self.health.failure(index);
             }
+        }
+    }
+
+    /// Whether endpoint `index` answers `GET /readyz` as a ready primary, within [`PROBE_TIMEOUT`].
+    async fn ready_primary(&self, index: usize) -> bool {
+        let url = format!("{}/readyz", self.endpoints[index].url.trim_end_matches('/'));
+        match self.client.get(&url).timeout(PROBE_TIMEOUT).send().await {
+            Ok(response) => response
+                .json::<Readiness>()
+                .await
+                .ok()
+                .is_some_and(|r| r.ready && r.role == Some(DatabaseRole::Primary)),
+            Err(_) => false,
+        }
+    }
+
+    /// After a failed call, waits up to `longest`, asking every endpoint's `GET /readyz` each
+    /// [`READINESS_PROBE_EVERY`] whatever its circuit, and ends as soon as one that was not ready is
+    /// a ready primary again: that endpoint's circuit closes and the caller tries at once, instead
+    /// of at the end of its backoff (issue 16: the first batch leaves within 2 s of the cloud's
+    /// return). An endpoint ready at the first probe means the failure was not an outage (a 5xx, an
+    /// unreadable answer): then the whole `longest` is waited, as a backoff should. True when it
+    /// ended early.
+    pub async fn wait_until_ready(&self, longest: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + longest;
+        let mut was_down = vec![false; self.endpoints.len()];
+        let mut first = true;
+        loop {
+            for (index, down) in was_down.iter_mut().enumerate() {
+                if !self.ready_primary(index).await {
+                    *down = true;
+                } else if *down {
+                    self.health.role_checked(index, true);
+                    self.health.success(index);
+                    return true;
+                } else if first {
+                    tokio::time::sleep_until(deadline).await;
+                    return false;
+                }
+            }
+            first = false;
+            let next = tokio::time::Instant::now() + READINESS_PROBE_EVERY;
+            if next >= deadline {
+                tokio::time::sleep_until(deadline).await;
+                return false;
+            }
+            tokio::time::sleep_until(next).await;
         }
     }
 

@@ -183,6 +183,56 @@ async fn failing_and_slow_upstreams_are_retried_and_nothing_is_sent_twice() {
     fake.stop().await;
 }
 
+/// Issue 16, item 4: after an outage the relay tries as soon as an upstream is ready again, not at
+/// the end of its backoff (15–30 s after a long outage) nor of its circuit's rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_outage_the_relay_waits_for_the_upstream_to_be_ready_not_for_its_backoff() {
+    let (fake, setup) = towards_a_fake(1_000).await;
+    let relay = Relay::new(setup.gw.state.clone(), setup.upstreams.clone());
+    queue(&setup.gw, None).await;
+
+    // An upstream that answers 500 to batches but is ready: not an outage, the backoff is kept
+    // whole (no retry storm against a failing cloud).
+    fake.set(Behaviour::Status(500, None));
+    assert!(relay.pass().await.is_err());
+    let started = Instant::now();
+    assert!(!setup.upstreams.wait_until_ready(Duration::from_millis(800)).await);
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // An outage: batches fail and no ready primary answers (a standby's `/readyz`); the failures
+    // open the circuit.
+    fake.set(Behaviour::Status(503, None));
+    fake.set_primary(false);
+    for _ in 0..3 {
+        assert!(relay.pass().await.is_err());
+    }
+    assert_eq!(setup.gw.state.upstream_health.mode().0, UpstreamMode::Degraded);
+    let upstreams = setup.upstreams.clone();
+    let waiting = tokio::spawn(async move {
+        let started = Instant::now();
+        (
+            upstreams.wait_until_ready(Duration::from_secs(60)).await,
+            started.elapsed(),
+        )
+    });
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(!waiting.is_finished(), "still waiting while the upstream is not ready");
+    fake.set(Behaviour::Accept);
+    fake.set_primary(true);
+    let (early, waited) = waiting.await.unwrap();
+    assert!(early, "the wait ended because the upstream was back");
+    assert!(waited < Duration::from_secs(30), "not the whole minute: {waited:?}");
+    // Its circuit closed with the probe: the next pass goes straight through.
+    assert_eq!(relay.pass().await.unwrap(), Pass::Sent(1));
+    assert_eq!(setup.gw.state.upstream_health.mode().0, UpstreamMode::Online);
+    assert_eq!(fake.applied(), (1, false));
+    fake.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttling_upstream_is_honoured_with_its_retry_after() {
     let (fake, setup) = towards_a_fake(5_000).await;
