@@ -6,7 +6,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use labedge_service::error::ApiError;
 use labedge_service::http::ProblemError;
 use labedge_service::pki::IssuedCert;
-use labedge_service::secrets::{fill_random, hash_secret, random_token};
+use labedge_service::secrets::{fill_random, hash_secret_queued, random_token};
 use mobile_contracts::problem::{ErrorCode, FieldError};
 use mobile_contracts::{EnrollRequest, EnrollResponse, Secret};
 use sha2::{Digest, Sha256};
@@ -101,13 +101,7 @@ pub async fn enroll(state: &AppState, peer: &Peer, body: EnrollRequest) -> Resul
         None => None,
     };
     let secret = random_token(32);
-    let secret_hash = {
-        let secret = secret.clone();
-        tokio::task::spawn_blocking(move || hash_secret(&secret))
-            .await
-            .map_err(anyhow::Error::from)?
-            .map_err(anyhow::Error::from)?
-    };
+    let secret_hash = hash_secret_queued(secret.clone()).await.map_err(anyhow::Error::from)?;
     let device = NewDevice {
         id: device_id,
         label: body.label.clone(),

@@ -12,7 +12,7 @@ use diesel_async::AsyncConnection;
 use labedge_protocol::relay::{PinHash, RelayedMutation, RelayedOp};
 use labedge_service::error::ApiError;
 use labedge_service::http::ProblemError;
-use labedge_service::secrets::hash_secret;
+use labedge_service::secrets::hash_secret_queued;
 use mobile_contracts::problem::{ErrorCode, FieldError};
 use mobile_contracts::{PinChangeRequest, PinResetRequest, Secret};
 use time::{Duration, OffsetDateTime};
@@ -63,9 +63,8 @@ pub async fn list(state: &AppState) -> Result<Vec<StaffView>, ApiError> {
 /// The argon2id hash of a new PIN, made off the async workers (tens of milliseconds).
 async fn hash_pin(pin: &Secret) -> Result<String, ApiError> {
     let pin = pin.expose_secret().to_owned();
-    tokio::task::spawn_blocking(move || hash_secret(&pin))
+    hash_secret_queued(pin)
         .await
-        .map_err(|e| anyhow::anyhow!("PIN hashing task failed: {e}"))?
         .map_err(|e| anyhow::anyhow!("PIN hashing failed: {e}").into())
 }
 

@@ -8,7 +8,7 @@ use diesel_async::AsyncPgConnection;
 use labedge_schema::db::PooledConnection;
 use labedge_service::error::ApiError;
 use labedge_service::http::ProblemError;
-use labedge_service::secrets::{random_token, verify_secret};
+use labedge_service::secrets::{random_token, verify_secret_queued};
 use labedge_service::tls::sha256_hex;
 use mobile_contracts::problem::ErrorCode;
 use mobile_contracts::{DeviceRef, LabRef, LoginRequest, Me, RefreshRequest, Role, Secret, TokenResponse, TokenType};
@@ -65,9 +65,7 @@ pub async fn limit_attempts(
 pub async fn verify_blocking(secret: String, hash: Option<String>) -> bool {
     let known = hash.is_some();
     let hash = hash.unwrap_or_else(|| dummy_hash().to_owned());
-    let matched = tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
-        .await
-        .unwrap_or(false);
+    let matched = verify_secret_queued(secret, hash).await;
     known && matched
 }
 
