@@ -48,19 +48,24 @@ impl Surface {
 
 /// Registers the routes of `surface`: a route a listener does not serve is not registered on it at
 /// all, so that no spelling of its path can reach it there.
+///
+/// The router tries resources in the order they are registered: the tablet's come first, so that a
+/// tablet request (the hot path) does not try the admin's dynamic patterns before its own (issue 16:
+/// 5 % of the gateway's CPU on reads went to those tries). The two sets cannot overlap: every admin
+/// path starts with `/admin`, no tablet path does.
 pub fn configure(cfg: &mut web::ServiceConfig, surface: Surface) {
     ops::configure_health(cfg);
+    if surface.tablet {
+        ops::configure_openapi(cfg);
+        auth::configure(cfg);
+        tablet::configure(cfg);
+        writes::configure(cfg);
+    }
     if surface.metrics {
         ops::configure_metrics(cfg);
     }
     if surface.admin {
         admin::configure(cfg);
         console::configure(cfg);
-    }
-    if surface.tablet {
-        ops::configure_openapi(cfg);
-        auth::configure(cfg);
-        tablet::configure(cfg);
-        writes::configure(cfg);
     }
 }
