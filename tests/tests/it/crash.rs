@@ -199,9 +199,18 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
         "none doubled"
     );
     assert_eq!(
-        count(&cloud_url, "SELECT count(*) AS n FROM applied_mutations").await,
+        count(
+            &cloud_url,
+            "SELECT count(*) AS n FROM applied_mutations WHERE kind = 'collection.create'"
+        )
+        .await,
         expected,
         "each mutation applied once"
+    );
+    assert_eq!(
+        count(&cloud_url, "SELECT count(*) AS n FROM applied_mutations").await,
+        count(&edge_url, "SELECT count(*) AS n FROM outbox").await,
+        "every outbox entry, checkpoints included, applied once"
     );
     assert_eq!(
         count(&cloud_url, "SELECT count(*) AS n FROM collection_tubes").await,
