@@ -3,6 +3,7 @@
 //! is the primary), shared by the sync and the relay.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use labedge_service::tls::{self, TlsError};
@@ -78,6 +79,9 @@ pub struct Upstreams {
     endpoints: Vec<Endpoint>,
     health: Arc<UpstreamHealth>,
     last_probe: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// Per endpoint: no connection could be made to it (refused, timed out) since it was last seen
+    /// ready. Its return, not a mere answer, is what ends [`Upstreams::wait_until_ready`] early.
+    unreachable: Arc<[AtomicBool]>,
 }
 
 impl std::fmt::Debug for Upstreams {
@@ -113,6 +117,7 @@ impl Upstreams {
             endpoints: config.endpoints.clone(),
             health,
             last_probe: Arc::default(),
+            unreachable: config.endpoints.iter().map(|_| AtomicBool::new(false)).collect(),
         })
     }
 
@@ -140,6 +145,7 @@ impl Upstreams {
             Err(e) => {
                 reasons.push(format!("{}: {}", self.endpoints[index].name, describe(&e)));
                 self.health.failure(index);
+                self.unreachable[index].store(true, Ordering::Release);
                 return false;
             }
         };
@@ -193,30 +199,24 @@ impl Upstreams {
     }
 
     /// After a failed call, waits up to `longest`, asking every endpoint's `GET /readyz` each
-    /// [`READINESS_PROBE_EVERY`] whatever its circuit, and ends as soon as one that was not ready is
-    /// a ready primary again: that endpoint's circuit closes and the caller tries at once, instead
-    /// of at the end of its backoff (issue 16: the first batch leaves within 2 s of the cloud's
-    /// return). An endpoint ready at the first probe means the failure was not an outage (a 5xx, an
-    /// unreadable answer): then the whole `longest` is waited, as a backoff should. True when it
-    /// ended early.
+    /// [`READINESS_PROBE_EVERY`] whatever its circuit, and ends as soon as an endpoint that could not
+    /// be reached (no connection, since it was last seen ready) is a ready primary again: that
+    /// endpoint's circuit closes and the caller tries at once, instead of at the end of its backoff
+    /// (issue 16: the first batch leaves within 2 s of the cloud's return). An endpoint that could be
+    /// reached all along, and answered a 5xx or something unreadable, does not end the wait: a
+    /// failing cloud gets the whole backoff, not a retry loop. True when it ended early.
     pub async fn wait_until_ready(&self, longest: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + longest;
-        let mut was_down = vec![false; self.endpoints.len()];
-        let mut first = true;
         loop {
-            for (index, down) in was_down.iter_mut().enumerate() {
+            for index in 0..self.endpoints.len() {
                 if !self.ready_primary(index).await {
-                    *down = true;
-                } else if *down {
+                    self.unreachable[index].store(true, Ordering::Release);
+                } else if self.unreachable[index].swap(false, Ordering::AcqRel) {
                     self.health.role_checked(index, true);
                     self.health.success(index);
                     return true;
-                } else if first {
-                    tokio::time::sleep_until(deadline).await;
-                    return false;
                 }
             }
-            first = false;
             let next = tokio::time::Instant::now() + READINESS_PROBE_EVERY;
             if next >= deadline {
                 tokio::time::sleep_until(deadline).await;
@@ -262,6 +262,7 @@ impl Upstreams {
                 Err(e) => {
                     reasons.push(format!("{}: {}", endpoint.name, describe(&e)));
                     self.health.failure(index);
+                    self.unreachable[index].store(true, Ordering::Release);
                     continue;
                 }
             };
