@@ -144,22 +144,34 @@ pub async fn bootstrap(
     for entity in Entity::ALL {
         progress.table(entity);
         let mut seen: HashSet<String> = HashSet::new();
-        let mut after: Option<String> = None;
+        let mut page = snapshot_page(upstreams, &base, entity, page_size, None).await?;
         loop {
-            let mut path = format!("{base}/snapshot/{}?limit={page_size}", entity.as_str());
-            if let Some(after) = &after {
-                path.push_str(&format!("&after={after}"));
-            }
-            let (page, _) = upstreams.get::<SnapshotPage>(&path).await?;
             seen.extend(page.records.iter().map(Record::key));
             let count = page.records.len();
-            let mut conn = state.pool.get().await?;
-            let touched = apply::apply_records(&mut conn, page.records).await?;
-            drop(conn);
-            follow_up(state, &touched).await;
+            let following = page.next_after;
+            let records = page.records;
+            // The next page is fetched while this one is applied (issue 16, item 5): the cloud's
+            // query and the transfer overlap the gateway's inserts, instead of one side idling.
+            let apply = async {
+                let mut conn = state.pool.get().await?;
+                let touched = apply::apply_records(&mut conn, records).await?;
+                drop(conn);
+                follow_up(state, &touched).await;
+                Ok::<_, SyncError>(())
+            };
+            let prefetch = async {
+                match &following {
+                    Some(after) => snapshot_page(upstreams, &base, entity, page_size, Some(after))
+                        .await
+                        .map(Some),
+                    None => Ok(None),
+                }
+            };
+            let (applied, fetched) = tokio::join!(apply, prefetch);
+            applied?;
             progress.rows(entity, count);
-            match page.next_after {
-                Some(next) => after = Some(next),
+            match fetched? {
+                Some(next) => page = next,
                 None => break,
             }
         }
@@ -351,6 +363,21 @@ async fn reconcile_tables(state: &AppState, upstreams: &Upstreams, base: &str) -
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// One page of the cloud's snapshot of `entity`, after the key `after` (from the start without).
+async fn snapshot_page(
+    upstreams: &Upstreams,
+    base: &str,
+    entity: Entity,
+    page_size: u32,
+    after: Option<&str>,
+) -> Result<SnapshotPage, SyncError> {
+    let mut path = format!("{base}/snapshot/{}?limit={page_size}", entity.as_str());
+    if let Some(after) = after {
+        path.push_str(&format!("&after={after}"));
+    }
+    Ok(upstreams.get::<SnapshotPage>(&path).await?.0)
 }
 
 async fn repair_bucket(

@@ -85,7 +85,8 @@ impl Bench {
             "bootstrap",
             "lab bootstrap, s",
             Goal::Below,
-            60.0,
+            // Issue 16's floor (issue 8 asked for 60 s).
+            30.0,
             section.median("bootstrap", "seconds (start → done)"),
             "s",
             self.check(),

@@ -511,7 +511,8 @@ impl Bench {
             "memory",
             "gateway peak RSS, worst run",
             Goal::Below,
-            100.0,
+            // Issue 16's floor (issue 8 asked for 100 MiB).
+            64.0,
             worst,
             "MiB",
             self.check(),
