@@ -211,29 +211,28 @@ pub struct Journal {
     head: Option<Head>,
 }
 
-/// Records with their chain columns, as arrays bound to one statement whatever their number.
+/// The hash columns of chained records, as arrays bound to one statement whatever their number
+/// (each record's position is in its `chain_seq`).
 #[derive(Default)]
-struct Chained {
-    chain_seqs: Vec<i64>,
-    prev_hashes: Vec<Vec<u8>>,
-    hashes: Vec<Vec<u8>>,
+pub(crate) struct Hashes {
+    pub(crate) prev: Vec<Vec<u8>>,
+    pub(crate) own: Vec<Vec<u8>>,
 }
 
-impl Chained {
-    /// Chains `records` (their `chain_seq` is overwritten) after `head`; returns the new head.
+impl Hashes {
+    /// Chains `records` after `head` (their `chain_seq` is set); returns their hashes and the new head.
     fn link(head: Head, records: &mut [AuditRecord]) -> (Self, Head) {
         let (mut position, mut prev) = head;
-        let mut chained = Self::default();
+        let mut hashes = Self::default();
         for record in records {
             position += 1;
             record.chain_seq = position;
             let hash = record_hash(&prev, record);
-            chained.chain_seqs.push(position);
-            chained.prev_hashes.push(prev.to_vec());
-            chained.hashes.push(hash.to_vec());
+            hashes.prev.push(prev.to_vec());
+            hashes.own.push(hash.to_vec());
             prev = hash;
         }
-        (chained, (position, prev))
+        (hashes, (position, prev))
     }
 }
 
@@ -298,15 +297,7 @@ impl Journal {
                 request_id: e.request_id.clone(),
             })
             .collect();
-        self.with_head(
-            conn,
-            Flush::Reads {
-                at,
-                records: &mut records,
-            },
-        )
-        .await
-        .map(|_| ())
+        self.with_head(conn, Flush::Reads(&mut records)).await.map(|_| ())
     }
 
     /// Moves the oldest pending write records (at most [`MAX_ROWS_PER_ADOPTION`]) into the chain,
@@ -318,11 +309,8 @@ impl Journal {
 
 /// What one statement of the journal writes.
 enum Flush<'a> {
-    /// Reads' records, all dated `at`.
-    Reads {
-        at: OffsetDateTime,
-        records: &'a mut [AuditRecord],
-    },
+    /// Reads' records.
+    Reads(&'a mut [AuditRecord]),
     /// The oldest pending write records.
     Adopt,
 }
@@ -331,17 +319,9 @@ impl Flush<'_> {
     /// Chains after `head` and writes; returns how many records and the new head.
     async fn run(&mut self, conn: &mut AsyncPgConnection, head: Head) -> QueryResult<(usize, Head)> {
         match self {
-            Flush::Reads { at, records } => {
-                let (chained, head) = Chained::link(head, records);
-                let written = crate::store::audit::append_chained(
-                    conn,
-                    *at,
-                    records,
-                    chained.chain_seqs,
-                    chained.prev_hashes,
-                    chained.hashes,
-                )
-                .await?;
+            Flush::Reads(records) => {
+                let (hashes, head) = Hashes::link(head, records);
+                let written = crate::store::audit::append_chained(conn, records, hashes).await?;
                 Ok((written, head))
             }
             Flush::Adopt => {
@@ -350,11 +330,8 @@ impl Flush<'_> {
                 if records.is_empty() {
                     return Ok((0, head));
                 }
-                let ids: Vec<i64> = records.iter().map(|r| r.seq).collect();
-                let (chained, head) = Chained::link(head, &mut records);
-                let moved =
-                    crate::store::audit::adopt(conn, &ids, chained.chain_seqs, chained.prev_hashes, chained.hashes)
-                        .await?;
+                let (hashes, head) = Hashes::link(head, &mut records);
+                let moved = crate::store::audit::adopt(conn, &records, hashes).await?;
                 Ok((moved, head))
             }
         }
@@ -414,15 +391,16 @@ async fn connection<'a>(
     pool: &PgPool,
     held: &'a mut Option<PooledConnection>,
 ) -> Result<&'a mut PooledConnection, AuditError> {
-    if held.is_none() {
-        let mut conn = pool.get().await.map_err(|e| AuditError::Database(e.to_string()))?;
-        conn.batch_execute("SET synchronous_commit = on")
-            .await
-            .map_err(|e| AuditError::Database(e.to_string()))?;
-        *held = Some(conn);
-    }
-    held.as_mut()
-        .ok_or_else(|| AuditError::Database("no connection".into()))
+    Ok(match held {
+        Some(conn) => conn,
+        None => {
+            let mut conn = pool.get().await.map_err(|e| AuditError::Database(e.to_string()))?;
+            conn.batch_execute("SET synchronous_commit = on")
+                .await
+                .map_err(|e| AuditError::Database(e.to_string()))?;
+            held.insert(conn)
+        }
+    })
 }
 
 /// Takes everything queued after `first`, appends it with one commit, tells every waiting read.

@@ -8,7 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::audit_pending;
 use time::OffsetDateTime;
 
-use crate::audit::{AuditEntry, AuditRecord};
+use crate::audit::{AuditEntry, AuditRecord, Hashes};
 
 /// Rows one `INSERT` statement carries (7 columns, under PostgreSQL's 65,535 parameters).
 pub const ROWS_PER_INSERT: usize = 1_000;
@@ -39,35 +39,32 @@ pub async fn insert(conn: &mut AsyncPgConnection, entries: &[AuditEntry]) -> Que
     Ok(written)
 }
 
-/// Appends chained `records`, all dated `at`, with one statement whatever their number (the
-/// columns as arrays); `chain_seqs`, `prev_hashes` and `hashes` are theirs, in the same order.
-pub async fn append_chained(
+/// Appends chained `records` (their `chain_seq` set) with one statement whatever their number (the
+/// columns as arrays).
+pub(crate) async fn append_chained(
     conn: &mut AsyncPgConnection,
-    at: OffsetDateTime,
     records: &[AuditRecord],
-    chain_seqs: Vec<i64>,
-    prev_hashes: Vec<Vec<u8>>,
-    hashes: Vec<Vec<u8>>,
+    hashes: Hashes,
 ) -> QueryResult<usize> {
-    let column = |f: fn(&AuditRecord) -> Option<uuid::Uuid>| records.iter().map(f).collect::<Vec<_>>();
-    let text = |f: fn(&AuditRecord) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
+    let uuids = |f: fn(&AuditRecord) -> Option<uuid::Uuid>| records.iter().map(f).collect::<Vec<_>>();
+    let texts = |f: fn(&AuditRecord) -> Option<&str>| records.iter().map(f).collect::<Vec<_>>();
     diesel::sql_query(
         "INSERT INTO audit_log (at, lab_id, staff_id, device_id, action, patient_id, resource, request_id, \
                                 chain_seq, prev_hash, hash) \
-         SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], $7::text[], $8::text[], \
-                                  $9::bigint[], $10::bytea[], $11::bytea[])",
+         SELECT * FROM unnest($1::timestamptz[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], \
+                              $7::text[], $8::text[], $9::bigint[], $10::bytea[], $11::bytea[])",
     )
-    .bind::<Timestamptz, _>(at)
+    .bind::<Array<Timestamptz>, _>(records.iter().map(|r| r.at).collect::<Vec<_>>())
     .bind::<Array<SqlUuid>, _>(records.iter().map(|r| r.lab_id).collect::<Vec<_>>())
-    .bind::<Array<Nullable<SqlUuid>>, _>(column(|r| r.staff_id))
-    .bind::<Array<Nullable<SqlUuid>>, _>(column(|r| r.device_id))
+    .bind::<Array<Nullable<SqlUuid>>, _>(uuids(|r| r.staff_id))
+    .bind::<Array<Nullable<SqlUuid>>, _>(uuids(|r| r.device_id))
     .bind::<Array<Text>, _>(records.iter().map(|r| r.action.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<SqlUuid>>, _>(column(|r| r.patient_id))
-    .bind::<Array<Nullable<Text>>, _>(text(|r| r.resource.clone()))
-    .bind::<Array<Nullable<Text>>, _>(text(|r| r.request_id.clone()))
-    .bind::<Array<BigInt>, _>(chain_seqs)
-    .bind::<Array<Bytea>, _>(prev_hashes)
-    .bind::<Array<Bytea>, _>(hashes)
+    .bind::<Array<Nullable<SqlUuid>>, _>(uuids(|r| r.patient_id))
+    .bind::<Array<Nullable<Text>>, _>(texts(|r| r.resource.as_deref()))
+    .bind::<Array<Nullable<Text>>, _>(texts(|r| r.request_id.as_deref()))
+    .bind::<Array<BigInt>, _>(records.iter().map(|r| r.chain_seq).collect::<Vec<_>>())
+    .bind::<Array<Bytea>, _>(hashes.prev)
+    .bind::<Array<Bytea>, _>(hashes.own)
     .execute(conn)
     .await
 }
@@ -124,20 +121,15 @@ struct Moved {
     moved: i32,
 }
 
-/// Moves the pending records `ids` into the chain at the given positions and hashes (the database
-/// copies their content itself, see the migration `audit_journal`), in one statement.
-pub async fn adopt(
-    conn: &mut AsyncPgConnection,
-    ids: &[i64],
-    chain_seqs: Vec<i64>,
-    prev_hashes: Vec<Vec<u8>>,
-    hashes: Vec<Vec<u8>>,
-) -> QueryResult<usize> {
+/// Moves the pending `records` (their `seq` is their pending id, their `chain_seq` set) into the
+/// chain with their hashes; the database copies their content itself (see the migration
+/// `audit_journal`), in one statement.
+pub(crate) async fn adopt(conn: &mut AsyncPgConnection, records: &[AuditRecord], hashes: Hashes) -> QueryResult<usize> {
     let moved: Moved = diesel::sql_query("SELECT audit_adopt($1, $2, $3, $4) AS moved")
-        .bind::<Array<BigInt>, _>(ids)
-        .bind::<Array<BigInt>, _>(chain_seqs)
-        .bind::<Array<Bytea>, _>(prev_hashes)
-        .bind::<Array<Bytea>, _>(hashes)
+        .bind::<Array<BigInt>, _>(records.iter().map(|r| r.seq).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(records.iter().map(|r| r.chain_seq).collect::<Vec<_>>())
+        .bind::<Array<Bytea>, _>(hashes.prev)
+        .bind::<Array<Bytea>, _>(hashes.own)
         .get_result(conn)
         .await?;
     Ok(usize::try_from(moved.moved).unwrap_or(0))
