@@ -314,6 +314,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let tokens = Arc::new(Tokens::new(Arc::clone(&keys), &config.lab, &config.auth));
     let revocations = Arc::new(Revocations::new(redis.clone(), pool.clone()));
     let audit = AuditLog::start(pool.clone());
+    let collections = crate::writes::group::CollectionWriter::start(pool.clone());
     let upstream_names = config.upstream.endpoints.iter().map(|e| e.name.clone()).collect();
     let history = Arc::new(History::new(Duration::from_secs(config.console.chart_interval_s)));
     // Checked by the config's validation already; looked up again here because the state keeps it.
@@ -338,6 +339,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         lab_ca: Arc::new(lab_ca),
         lab: Arc::new(OnceCell::new()),
         audit,
+        collections,
         upstream_health: Arc::new(UpstreamHealth::new(upstream_names)),
         relay_wakeup: Arc::new(Notify::new()),
         slot_lists: Arc::default(),

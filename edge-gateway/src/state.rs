@@ -53,6 +53,8 @@ pub struct AppState {
     pub lab_ca: Arc<CertAuthority>,
     /// This gateway's lab, read once from the synced data.
     pub lab: Arc<OnceCell<LabRef>>,
+    /// The group writer of collections.
+    pub collections: Arc<crate::writes::group::CollectionWriter>,
     /// The audit log of patient data (group-committed reads, hash chain).
     pub audit: Arc<AuditLog>,
     /// Which upstream is in use, and the gateway's mode (online, failover, degraded).

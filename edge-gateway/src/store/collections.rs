@@ -2,10 +2,9 @@
 //! the catalog's tube types).
 
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Bool, Date as SqlDate, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use labedge_schema::edge::schema::{
-    collection_tubes, collection_voids, collections, patients, prescriptions, tube_types,
-};
+use labedge_schema::edge::schema::{collection_tubes, collection_voids, collections, patients, prescriptions};
 use mobile_contracts::{IdentityCheckMethod, NewCollection};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -23,41 +22,141 @@ pub struct Recording {
     pub recorded_at: OffsetDateTime,
 }
 
-/// Inserts `body` and its tubes.
-pub async fn insert(conn: &mut AsyncPgConnection, body: &NewCollection, by: Recording) -> QueryResult<()> {
-    diesel::insert_into(collections::table)
-        .values((
-            collections::id.eq(body.id),
-            collections::lab_id.eq(by.lab_id),
-            collections::patient_id.eq(body.patient_id),
-            collections::appointment_id.eq(body.appointment_id),
-            collections::prescription_id.eq(body.prescription_id),
-            collections::collected_at.eq(body.collected_at),
-            collections::collected_by.eq(by.staff_id),
-            collections::device_id.eq(by.device_id),
-            collections::identity_checked.eq(body.identity_checked),
-            collections::identity_check_method.eq(body.identity_check_method.map(method_name)),
-            collections::comments.eq(&body.comments),
-            collections::recorded_at.eq(by.recorded_at),
-        ))
-        .execute(conn)
-        .await?;
-    let tubes: Vec<_> = body
-        .tubes
+/// Inserts `rows` and their tubes with two statements whatever their number (the columns as
+/// arrays): the group commit's rows.
+pub async fn insert_many(conn: &mut AsyncPgConnection, rows: &[(&NewCollection, Recording)]) -> QueryResult<()> {
+    let column = |f: fn(&(&NewCollection, Recording)) -> Uuid| rows.iter().map(f).collect::<Vec<_>>();
+    let at = |f: fn(&(&NewCollection, Recording)) -> OffsetDateTime| rows.iter().map(f).collect::<Vec<_>>();
+    diesel::sql_query(
+        "INSERT INTO collections (id, lab_id, patient_id, appointment_id, prescription_id, collected_at, \
+                                  collected_by, device_id, identity_checked, identity_check_method, comments, \
+                                  recorded_at) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::timestamptz[], \
+                              $7::uuid[], $8::uuid[], $9::bool[], $10::text[], $11::text[], $12::timestamptz[])",
+    )
+    .bind::<Array<SqlUuid>, _>(column(|(b, _)| b.id))
+    .bind::<Array<SqlUuid>, _>(column(|(_, by)| by.lab_id))
+    .bind::<Array<SqlUuid>, _>(column(|(b, _)| b.patient_id))
+    .bind::<Array<Nullable<SqlUuid>>, _>(rows.iter().map(|(b, _)| b.appointment_id).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(column(|(b, _)| b.prescription_id))
+    .bind::<Array<Timestamptz>, _>(at(|(b, _)| b.collected_at))
+    .bind::<Array<SqlUuid>, _>(column(|(_, by)| by.staff_id))
+    .bind::<Array<SqlUuid>, _>(column(|(_, by)| by.device_id))
+    .bind::<Array<Bool>, _>(rows.iter().map(|(b, _)| b.identity_checked).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(
+        rows.iter()
+            .map(|(b, _)| b.identity_check_method.map(method_name))
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|(b, _)| b.comments.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(at(|(_, by)| by.recorded_at))
+    .execute(conn)
+    .await?;
+    let tubes = rows.iter().flat_map(|(b, _)| b.tubes.iter().map(move |t| (b.id, t)));
+    let (ids, (barcodes, types)): (Vec<Uuid>, (Vec<&str>, Vec<&str>)) = tubes
+        .map(|(id, t)| (id, (t.barcode.as_str(), t.tube_type.as_str())))
+        .unzip();
+    diesel::sql_query(
+        "INSERT INTO collection_tubes (collection_id, barcode, tube_type) \
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])",
+    )
+    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Array<Text>, _>(barcodes)
+    .bind::<Array<Text>, _>(types)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// What a collection's checks ask of the database.
+#[derive(Clone, Copy, Debug)]
+pub struct Asked<'a> {
+    /// The collection.
+    pub body: &'a NewCollection,
+    /// Who records it.
+    pub staff_id: Uuid,
+    /// Whether they are a home sampler (who records only for the patients of their own visits).
+    pub home_sampler: bool,
+}
+
+/// What the database answered for one [`Asked`].
+#[derive(Debug, QueryableByName)]
+pub struct Facts {
+    /// The gateway knows the patient.
+    #[diesel(sql_type = Bool)]
+    pub patient_known: bool,
+    /// A home sampler has an appointment with the patient at this lab (false for other roles).
+    #[diesel(sql_type = Bool)]
+    pub assigned: bool,
+    /// The prescription's patient, lab and issue date.
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub prescription_patient: Option<Uuid>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    #[allow(missing_docs)]
+    pub prescription_lab: Option<Uuid>,
+    #[diesel(sql_type = Nullable<SqlDate>)]
+    #[allow(missing_docs)]
+    pub issued_on: Option<Date>,
+    /// The appointment's patient and lab, when one is named and known.
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub appointment_patient: Option<Uuid>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    #[allow(missing_docs)]
+    pub appointment_lab: Option<Uuid>,
+    /// A collection with this id is already recorded.
+    #[diesel(sql_type = Bool)]
+    pub recorded: bool,
+    /// Which of the tube types named anywhere in the group the catalog knows.
+    #[diesel(sql_type = Array<Text>)]
+    pub known_types: Vec<String>,
+    /// Which of the barcodes named anywhere in the group are already recorded.
+    #[diesel(sql_type = Array<Text>)]
+    pub taken_barcodes: Vec<String>,
+}
+
+/// The [`Facts`] of each of `asked`, in its order, with one statement whatever their number: the
+/// four look-ups of a collection's checks, its duplicate check and its barcodes' (the initplans
+/// `known_types` and `taken_barcodes` run once per statement).
+pub async fn facts(conn: &mut AsyncPgConnection, lab_id: Uuid, asked: &[Asked<'_>]) -> QueryResult<Vec<Facts>> {
+    let column = |f: fn(&Asked<'_>) -> Uuid| asked.iter().map(f).collect::<Vec<_>>();
+    let mut types: Vec<&str> = asked
         .iter()
-        .map(|t| {
-            (
-                collection_tubes::collection_id.eq(body.id),
-                collection_tubes::barcode.eq(t.barcode.as_str().to_owned()),
-                collection_tubes::tube_type.eq(t.tube_type.clone()),
-            )
-        })
+        .flat_map(|a| a.body.tubes.iter().map(|t| t.tube_type.as_str()))
         .collect();
-    diesel::insert_into(collection_tubes::table)
-        .values(&tubes)
-        .execute(conn)
-        .await
-        .map(|_| ())
+    types.sort_unstable();
+    types.dedup();
+    diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM patients p WHERE p.id = t.patient) AS patient_known, \
+                t.home_sampler AND EXISTS (SELECT 1 FROM appointments a \
+                                           WHERE a.patient_id = t.patient AND a.assigned_staff_id = t.staff \
+                                             AND a.lab_id = $1) AS assigned, \
+                pr.patient_id AS prescription_patient, pr.lab_id AS prescription_lab, pr.issued_on, \
+                ap.patient_id AS appointment_patient, ap.lab_id AS appointment_lab, \
+                EXISTS (SELECT 1 FROM collections c WHERE c.id = t.collection) AS recorded, \
+                ARRAY(SELECT code FROM tube_types WHERE code = ANY ($8::text[])) AS known_types, \
+                ARRAY(SELECT barcode FROM collection_tubes WHERE barcode = ANY ($9::text[])) AS taken_barcodes \
+         FROM unnest($2::uuid[], $3::uuid[], $4::bool[], $5::uuid[], $6::uuid[], $7::uuid[]) \
+              WITH ORDINALITY AS t(patient, staff, home_sampler, prescription, appointment, collection, i) \
+         LEFT JOIN prescriptions pr ON pr.id = t.prescription \
+         LEFT JOIN appointments ap ON ap.id = t.appointment \
+         ORDER BY t.i",
+    )
+    .bind::<SqlUuid, _>(lab_id)
+    .bind::<Array<SqlUuid>, _>(column(|a| a.body.patient_id))
+    .bind::<Array<SqlUuid>, _>(column(|a| a.staff_id))
+    .bind::<Array<Bool>, _>(asked.iter().map(|a| a.home_sampler).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(column(|a| a.body.prescription_id))
+    .bind::<Array<Nullable<SqlUuid>>, _>(asked.iter().map(|a| a.body.appointment_id).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(column(|a| a.body.id))
+    .bind::<Array<Text>, _>(types)
+    .bind::<Array<Text>, _>(
+        asked
+            .iter()
+            .flat_map(|a| a.body.tubes.iter().map(|t| t.barcode.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .load(conn)
+    .await
 }
 
 /// A collection as stored.
@@ -126,15 +225,6 @@ pub async fn prescription(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult
         .first(conn)
         .await
         .optional()
-}
-
-/// Which of `codes` the tube catalog knows.
-pub async fn known_tube_types(conn: &mut AsyncPgConnection, codes: &[String]) -> QueryResult<Vec<String>> {
-    tube_types::table
-        .filter(tube_types::code.eq_any(codes))
-        .select(tube_types::code)
-        .load(conn)
-        .await
 }
 
 /// Whether the gateway knows patient `id`.

@@ -9,7 +9,7 @@
 //! the stored body, or runs the write and stores its answer, all in the caller's transaction.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool};
+use diesel::sql_types::{Array, BigInt, Bool, Bytea, Jsonb, SmallInt, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::idempotency_keys;
 use labedge_service::http::ProblemError;
@@ -93,6 +93,11 @@ pub async fn claim(conn: &mut AsyncPgConnection, scope: KeyScope, key: &str, has
         .first(conn)
         .await
         .optional()?;
+    verdict(stored, hash)
+}
+
+/// What a key's stored answer (if any) means for a write with request hash `hash`.
+fn verdict(stored: Option<(Vec<u8>, i16, serde_json::Value)>, hash: &[u8]) -> Result<Claim, ClaimError> {
     match stored {
         None => Ok(Claim::Fresh),
         Some((stored_hash, status, body)) if stored_hash == hash => Ok(Claim::Replay {
@@ -101,6 +106,99 @@ pub async fn claim(conn: &mut AsyncPgConnection, scope: KeyScope, key: &str, has
         }),
         Some(_) => Err(ClaimError::Reused),
     }
+}
+
+#[derive(QueryableByName)]
+struct StoredAnswer {
+    #[diesel(sql_type = BigInt)]
+    i: i64,
+    #[diesel(sql_type = Bytea)]
+    request_sha256: Vec<u8>,
+    #[diesel(sql_type = SmallInt)]
+    response_status: i16,
+    #[diesel(sql_type = Jsonb)]
+    response_body: serde_json::Value,
+}
+
+/// [`claim`] for a group of writes, with two statements whatever their number: each key's verdict,
+/// in order. The keys must be distinct: a session's advisory locks are re-entrant, so a key claimed
+/// twice in one group would not be seen in flight.
+///
+/// The locks are taken by one statement and the answers read by the next, as [`claim`] does: a
+/// statement's snapshot predates the locks it takes, and would miss the answer of a write that
+/// committed (releasing its lock) while the statement waited to run.
+pub async fn claim_many(
+    conn: &mut AsyncPgConnection,
+    keys: &[(KeyScope, &str, &[u8])],
+) -> QueryResult<Vec<Result<Claim, ClaimError>>> {
+    let locked: Vec<Locked> = diesel::sql_query(
+        "SELECT pg_try_advisory_xact_lock(t.k) AS locked FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, i) \
+         ORDER BY t.i",
+    )
+    .bind::<Array<BigInt>, _>(
+        keys.iter()
+            .map(|(scope, key, _)| lock_key(*scope, key))
+            .collect::<Vec<_>>(),
+    )
+    .load(conn)
+    .await?;
+    let stored: Vec<StoredAnswer> = diesel::sql_query(
+        "SELECT t.i, k.request_sha256, k.response_status, k.response_body \
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[]) WITH ORDINALITY AS t(device, staff, key, i) \
+         JOIN idempotency_keys k \
+           ON (k.device_id, k.staff_id, k.idempotency_key) = (t.device, t.staff, t.key)",
+    )
+    .bind::<Array<SqlUuid>, _>(keys.iter().map(|(scope, _, _)| scope.device).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(keys.iter().map(|(scope, _, _)| scope.staff).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(keys.iter().map(|(_, key, _)| *key).collect::<Vec<_>>())
+    .load(conn)
+    .await?;
+    let mut answers: Vec<Option<(Vec<u8>, i16, serde_json::Value)>> = keys.iter().map(|_| None).collect();
+    for row in stored {
+        if let Some(slot) = usize::try_from(row.i - 1).ok().and_then(|i| answers.get_mut(i)) {
+            *slot = Some((row.request_sha256, row.response_status, row.response_body));
+        }
+    }
+    Ok(keys
+        .iter()
+        .zip(locked)
+        .zip(answers)
+        .map(|(((_, _, hash), locked), answer)| {
+            if locked.locked {
+                verdict(answer, hash)
+            } else {
+                Err(ClaimError::InFlight)
+            }
+        })
+        .collect())
+}
+
+/// One write's answer to store: [`store`]'s arguments.
+#[derive(Clone, Copy, Debug)]
+pub struct ToStore<'a> {
+    /// The write's key.
+    pub keyed: Keyed<'a>,
+    /// Its answer.
+    pub body: &'a serde_json::Value,
+}
+
+/// [`store`] for a group of writes, with one statement whatever their number.
+pub async fn store_many(conn: &mut AsyncPgConnection, answers: &[ToStore<'_>]) -> QueryResult<()> {
+    let status = |a: &ToStore<'_>| i16::try_from(a.keyed.status).unwrap_or(200);
+    diesel::sql_query(
+        "INSERT INTO idempotency_keys (device_id, staff_id, idempotency_key, request_sha256, response_status, \
+                                       response_body) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::smallint[], $6::jsonb[])",
+    )
+    .bind::<Array<SqlUuid>, _>(answers.iter().map(|a| a.keyed.scope.device).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(answers.iter().map(|a| a.keyed.scope.staff).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(answers.iter().map(|a| a.keyed.key).collect::<Vec<_>>())
+    .bind::<Array<Bytea>, _>(answers.iter().map(|a| a.keyed.hash).collect::<Vec<_>>())
+    .bind::<Array<SmallInt>, _>(answers.iter().map(status).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(answers.iter().map(|a| a.body).collect::<Vec<_>>())
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 /// Stores a write's answer with the write.

@@ -2,6 +2,7 @@
 //! carries (a tablet write, a conflict resolution, an audit checkpoint).
 
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Jsonb, SmallInt, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_protocol::relay::RelayedMutation;
 use labedge_schema::edge::schema::outbox;
@@ -20,4 +21,29 @@ pub async fn enqueue(conn: &mut AsyncPgConnection, mutation: &RelayedMutation) -
         .execute(conn)
         .await
         .map(|_| ())
+}
+
+/// [`enqueue`] for a group of writes, with one statement whatever their number; the entries take
+/// their sequence numbers in the order given.
+pub async fn enqueue_many(conn: &mut AsyncPgConnection, mutations: &[RelayedMutation]) -> QueryResult<()> {
+    let payloads = mutations
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(super::serde_failure)?;
+    diesel::sql_query(
+        "INSERT INTO outbox (mutation_id, lane, kind, entity_key, payload) \
+         SELECT t.mutation_id, t.lane, t.kind, t.entity_key, t.payload \
+         FROM unnest($1::uuid[], $2::smallint[], $3::text[], $4::text[], $5::jsonb[]) WITH ORDINALITY \
+              AS t(mutation_id, lane, kind, entity_key, payload, i) \
+         ORDER BY t.i",
+    )
+    .bind::<Array<SqlUuid>, _>(mutations.iter().map(|m| m.mutation_id).collect::<Vec<_>>())
+    .bind::<Array<SmallInt>, _>(mutations.iter().map(|m| m.op.lane()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(mutations.iter().map(|m| m.op.kind()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(mutations.iter().map(|m| m.op.entity_key()).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(payloads)
+    .execute(conn)
+    .await
+    .map(|_| ())
 }

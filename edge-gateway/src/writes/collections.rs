@@ -1,6 +1,8 @@
-//! `record_collection`: a specimen collection, checked, stored with its tubes, queued for the cloud.
+//! `record_collection`: a specimen collection, checked, stored with its tubes, queued for the cloud,
+//! written with the collections waiting at the same moment ([`super::group`]).
 
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel::QueryResult;
+use diesel_async::AsyncPgConnection;
 use labedge_protocol::relay::RelayedOp;
 use labedge_service::error::ApiError;
 use labedge_service::http::ProblemError;
@@ -9,13 +11,13 @@ use mobile_contracts::{CollectionReceipt, NewCollection, RelayState, Role};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{WriteError, durable, entry, invalid, keyed, mutation, wake_relay};
+use super::group::{Item, ItemVerdict};
+use super::{durable, entry, invalid, keyed, mutation, wake_relay};
 use crate::audit::AuditEntry;
 use crate::auth::Principal;
 use crate::state::AppState;
-use crate::store::collections::{self as stored, Recording, method_name};
-use crate::store::idempotency::{Answered, idempotent, request_hash};
-use crate::store::reads::assigned_to;
+use crate::store::collections::{self as stored, Asked, Facts, Recording, method_name};
+use crate::store::idempotency::{self, Answered, Claim, ToStore, request_hash};
 use crate::store::{audit, outbox};
 
 /// How far ahead of the gateway's clock a collection may be dated.
@@ -26,7 +28,7 @@ pub const FUTURE_TOLERANCE: Duration = Duration::minutes(5);
 /// zone. Without a bound, a collection dated 1900-01-01 was accepted.
 pub const PAST_TOLERANCE: Duration = Duration::days(2);
 
-/// Records a specimen collection (`POST /v1/collections`, or one item of a push).
+/// Records a specimen collection (`POST /v1/collections`), through the group writer.
 pub async fn record_collection(
     state: &AppState,
     principal: &Principal,
@@ -34,10 +36,27 @@ pub async fn record_collection(
     body: NewCollection,
     request_id: &str,
 ) -> Result<Answered<CollectionReceipt>, ApiError> {
+    let item = prepare(state, principal, key, body, request_id).await?;
+    let answered = state
+        .collections
+        .write(vec![item])
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(ProblemError::new(ErrorCode::Internal).into()))?;
+    wake_relay(state, &answered);
+    Ok(answered)
+}
+
+/// A collection made ready for the group writer: its request hash, its time, its audit record.
+pub async fn prepare(
+    state: &AppState,
+    principal: &Principal,
+    key: &str,
+    body: NewCollection,
+    request_id: &str,
+) -> Result<Item, ApiError> {
     let lab = state.lab().await?;
     let canonical = serde_json::to_vec(&body).map_err(anyhow::Error::from)?;
-    let hash = request_hash(&[b"collection.create", &canonical]);
-    let now = stored_precision(OffsetDateTime::now_utc());
     let audit = entry(
         principal,
         lab.id,
@@ -46,52 +65,132 @@ pub async fn record_collection(
         format!("collection:{}", body.id),
         request_id,
     );
-    let patient_id = body.patient_id;
-    let mut conn = state.pool.get().await?;
-    let answered = conn
-        .transaction::<_, WriteError, _>(async move |conn| {
-            durable(conn).await?;
-            idempotent(
-                conn,
-                keyed(principal, key, &hash, 201),
-                async |conn| patient_in_scope(conn, lab.id, principal, patient_id).await,
-                async move |conn| insert(conn, lab.id, principal, body, now, audit).await,
-            )
-            .await
-        })
-        .await?;
-    wake_relay(state, &answered);
-    Ok(answered)
+    Ok(Item {
+        lab_id: lab.id,
+        principal: principal.clone(),
+        key: key.to_owned(),
+        hash: request_hash(&[b"collection.create", &canonical]),
+        body,
+        now: stored_precision(OffsetDateTime::now_utc()),
+        audit,
+    })
 }
 
-/// The write itself, once the key is claimed: checks, rows, outbox entry, audit.
-async fn insert(
-    conn: &mut AsyncPgConnection,
-    lab_id: Uuid,
-    principal: &Principal,
-    body: NewCollection,
-    now: OffsetDateTime,
-    audit: AuditEntry,
-) -> Result<Answered<CollectionReceipt>, WriteError> {
-    check_collection(conn, lab_id, principal, &body, now).await?;
-    // The same collection again under another key (its first answer was lost and the tablet queued
-    // it anew): recorded once, answered as a replay. A different collection under an id already used
-    // is a conflict.
-    if let Some(recorded_at) = same_collection_recorded(conn, principal, &body).await? {
-        return Ok(Answered::replayed(receipt(body.id, recorded_at)));
-    }
-    let recording = Recording {
-        lab_id,
-        staff_id: principal.staff_id,
-        device_id: principal.device_id,
-        recorded_at: now,
+/// The verdicts of a group of collections, in one transaction (open, `synchronous_commit` set
+/// here): the keys claimed and every check's look-ups with one statement each, then the rows of
+/// all the accepted ones with one statement per table. An `Err` is a statement that failed: the
+/// caller rolls back (and writes the items alone).
+pub(super) async fn write_group(conn: &mut AsyncPgConnection, items: &[&Item]) -> QueryResult<Vec<ItemVerdict>> {
+    let Some(first) = items.first() else {
+        return Ok(Vec::new());
     };
-    stored::insert(conn, &body, recording).await?;
-    let receipt = receipt(body.id, now);
-    let op = RelayedOp::CollectionCreate { collection: body };
-    outbox::enqueue(conn, &mutation(principal, now, op)).await?;
-    audit::insert(conn, &[audit]).await?;
-    Ok(Answered::fresh(receipt))
+    durable(conn).await?;
+    let keys: Vec<_> = items
+        .iter()
+        .map(|i| {
+            let keyed = keyed(&i.principal, &i.key, &i.hash, 201);
+            (keyed.scope, keyed.key, keyed.hash)
+        })
+        .collect();
+    let claims = idempotency::claim_many(conn, &keys).await?;
+    let asked: Vec<Asked<'_>> = items
+        .iter()
+        .map(|i| Asked {
+            body: &i.body,
+            staff_id: i.principal.staff_id,
+            home_sampler: i.principal.role == Role::HomeSampler,
+        })
+        .collect();
+    let facts = stored::facts(conn, first.lab_id, &asked).await?;
+    let mut verdicts = Vec::with_capacity(items.len());
+    let mut accepted = Vec::new();
+    for ((item, claim), facts) in items.iter().zip(claims).zip(facts) {
+        let verdict = match claim {
+            Err(refused) => Err(refused
+                .problem()
+                .unwrap_or_else(|| ProblemError::new(ErrorCode::Internal))),
+            // A replay is answered its stored answer after the scope check, run again: the caller
+            // may have lost the patient since.
+            Ok(Claim::Replay { body, .. }) => in_scope(&facts, item).and_then(|()| {
+                serde_json::from_value(body)
+                    .map(Answered::replayed)
+                    .map_err(|_| ProblemError::new(ErrorCode::Internal))
+            }),
+            Ok(Claim::Fresh) => match check_collection(&facts, item) {
+                Err(refused) => Err(refused),
+                // The same collection again under another key (its first answer was lost and the
+                // tablet queued it anew): recorded once, answered as a replay. A different
+                // collection under an id already used is a conflict.
+                Ok(()) if facts.recorded => same_collection_recorded(conn, &item.principal, &item.body)
+                    .await?
+                    .map(|recorded_at| Answered::replayed(receipt(item.body.id, recorded_at))),
+                // Checked here rather than left to the unique index, whose violation would roll
+                // back the whole group.
+                Ok(())
+                    if item
+                        .body
+                        .tubes
+                        .iter()
+                        .any(|t| facts.taken_barcodes.iter().any(|b| b == t.barcode.as_str())) =>
+                {
+                    Err(barcode_taken())
+                }
+                Ok(()) => {
+                    accepted.push(verdicts.len());
+                    Ok(Answered::fresh(receipt(item.body.id, item.now)))
+                }
+            },
+        };
+        verdicts.push(verdict);
+    }
+    if !accepted.is_empty() {
+        insert(conn, &accepted.iter().map(|&i| items[i]).collect::<Vec<_>>()).await?;
+    }
+    Ok(verdicts)
+}
+
+/// The rows of the accepted `items`: collections and tubes, outbox entries, audit records, stored
+/// answers.
+async fn insert(conn: &mut AsyncPgConnection, items: &[&Item]) -> QueryResult<()> {
+    let rows: Vec<_> = items
+        .iter()
+        .map(|i| {
+            let recording = Recording {
+                lab_id: i.lab_id,
+                staff_id: i.principal.staff_id,
+                device_id: i.principal.device_id,
+                recorded_at: i.now,
+            };
+            (&i.body, recording)
+        })
+        .collect();
+    stored::insert_many(conn, &rows).await?;
+    let mutations: Vec<_> = items
+        .iter()
+        .map(|i| {
+            let op = RelayedOp::CollectionCreate {
+                collection: i.body.clone(),
+            };
+            mutation(&i.principal, i.now, op)
+        })
+        .collect();
+    outbox::enqueue_many(conn, &mutations).await?;
+    let audits: Vec<AuditEntry> = items.iter().map(|i| i.audit.clone()).collect();
+    audit::insert(conn, &audits).await?;
+    let bodies = items
+        .iter()
+        .map(|i| serde_json::to_value(receipt(i.body.id, i.now)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(crate::store::serde_failure)?;
+    let answers: Vec<ToStore<'_>> = items
+        .iter()
+        .zip(&bodies)
+        .map(|(i, body)| ToStore {
+            keyed: keyed(&i.principal, &i.key, &i.hash, 201),
+            body,
+        })
+        .collect();
+    idempotency::store_many(conn, &answers).await
 }
 
 fn receipt(id: Uuid, recorded_at: OffsetDateTime) -> CollectionReceipt {
@@ -113,9 +212,11 @@ async fn same_collection_recorded(
     conn: &mut AsyncPgConnection,
     principal: &Principal,
     body: &NewCollection,
-) -> Result<Option<OffsetDateTime>, WriteError> {
+) -> QueryResult<Result<OffsetDateTime, ProblemError>> {
     let Some(recorded) = stored::find(conn, body.id).await? else {
-        return Ok(None);
+        // Recorded when the group looked, gone now: nothing deletes collections, so this cannot
+        // happen; answered as the conflict it would be.
+        return Ok(Err(taken()));
     };
     let tubes = stored::tubes(conn, body.id).await?;
     let mut sent: Vec<(String, String)> = body
@@ -134,63 +235,75 @@ async fn same_collection_recorded(
         && recorded.identity_check_method.as_deref() == body.identity_check_method.map(method_name)
         && recorded.comments == body.comments
         && tubes == sent;
-    if same {
-        Ok(Some(recorded.recorded_at))
-    } else {
-        Err(ProblemError::new(ErrorCode::Conflict)
-            .detail("a different collection with this id is already recorded")
-            .errors(vec![FieldError::new("/id", "taken", "already recorded")])
-            .into())
-    }
+    Ok(if same { Ok(recorded.recorded_at) } else { Err(taken()) })
 }
 
-async fn check_collection(
-    conn: &mut AsyncPgConnection,
-    lab_id: Uuid,
-    principal: &Principal,
-    body: &NewCollection,
-    now: OffsetDateTime,
-) -> Result<(), WriteError> {
-    if body.collected_at > now + FUTURE_TOLERANCE {
-        return Err(invalid("/collected_at", "is in the future: check the tablet's clock").into());
+/// The answer of `collection_tubes_barcode_key`'s violation (see `labedge_service::error`).
+fn barcode_taken() -> ProblemError {
+    const TAKEN: &str = "a tube barcode is already recorded";
+    ProblemError::new(ErrorCode::Conflict)
+        .detail(TAKEN)
+        .errors(vec![FieldError::new("/tubes", "taken", TAKEN)])
+}
+
+fn taken() -> ProblemError {
+    ProblemError::new(ErrorCode::Conflict)
+        .detail("a different collection with this id is already recorded")
+        .errors(vec![FieldError::new("/id", "taken", "already recorded")])
+}
+
+/// The rules of a collection, on the facts the group looked up.
+fn check_collection(facts: &Facts, item: &Item) -> Result<(), ProblemError> {
+    let body = &item.body;
+    if body.collected_at > item.now + FUTURE_TOLERANCE {
+        return Err(invalid("/collected_at", "is in the future: check the tablet's clock"));
     }
-    patient_in_scope(conn, lab_id, principal, body.patient_id).await?;
-    let prescription = stored::prescription(conn, body.prescription_id).await?;
-    let Some((_, _, issued_on)) = prescription.filter(|p| (p.0, p.1) == (body.patient_id, lab_id)) else {
-        return Err(invalid("/prescription_id", "not a prescription of this patient at this lab").into());
+    in_scope(facts, item)?;
+    let prescription = (facts.prescription_patient, facts.prescription_lab, facts.issued_on);
+    let (Some(patient), Some(lab), Some(issued_on)) = prescription else {
+        return Err(invalid(
+            "/prescription_id",
+            "not a prescription of this patient at this lab",
+        ));
     };
+    if (patient, lab) != (body.patient_id, item.lab_id) {
+        return Err(invalid(
+            "/prescription_id",
+            "not a prescription of this patient at this lab",
+        ));
+    }
     if body.collected_at < issued_on.midnight().assume_utc() - PAST_TOLERANCE {
         return Err(invalid(
             "/collected_at",
             "is before the prescription was issued: check the tablet's clock",
-        )
-        .into());
+        ));
     }
-    if let Some(appointment) = body.appointment_id {
-        let found = crate::store::appointments::patient_and_lab(conn, appointment).await?;
-        if found != Some((body.patient_id, lab_id)) {
-            return Err(invalid("/appointment_id", "not an appointment of this patient at this lab").into());
-        }
+    if body.appointment_id.is_some()
+        && (facts.appointment_patient, facts.appointment_lab) != (Some(body.patient_id), Some(item.lab_id))
+    {
+        return Err(invalid(
+            "/appointment_id",
+            "not an appointment of this patient at this lab",
+        ));
     }
-    let types: Vec<String> = body.tubes.iter().map(|t| t.tube_type.clone()).collect();
-    let known = stored::known_tube_types(conn, &types).await?;
-    if let Some(index) = types.iter().position(|t| !known.contains(t)) {
-        return Err(invalid(&format!("/tubes/{index}/tube_type"), "not a tube type of the catalog").into());
+    if let Some(index) = body
+        .tubes
+        .iter()
+        .position(|t| !facts.known_types.contains(&t.tube_type))
+    {
+        return Err(invalid(
+            &format!("/tubes/{index}/tube_type"),
+            "not a tube type of the catalog",
+        ));
     }
     Ok(())
 }
 
 /// The patient is one of the caller's: known at this gateway, and on a home sampler's own round.
-async fn patient_in_scope(
-    conn: &mut AsyncPgConnection,
-    lab_id: Uuid,
-    principal: &Principal,
-    patient_id: Uuid,
-) -> Result<(), WriteError> {
-    let in_scope = stored::patient_exists(conn, patient_id).await?
-        && (principal.role != Role::HomeSampler || assigned_to(conn, lab_id, principal.staff_id, patient_id).await?);
-    if !in_scope {
-        return Err(invalid("/patient_id", "no such patient among yours").into());
+fn in_scope(facts: &Facts, item: &Item) -> Result<(), ProblemError> {
+    if facts.patient_known && (item.principal.role != Role::HomeSampler || facts.assigned) {
+        Ok(())
+    } else {
+        Err(invalid("/patient_id", "no such patient among yours"))
     }
-    Ok(())
 }

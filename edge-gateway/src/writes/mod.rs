@@ -18,6 +18,7 @@
 mod appointments;
 pub mod booking;
 mod collections;
+pub mod group;
 pub mod paper_prescriptions;
 pub mod push;
 mod slot_grid;
@@ -34,7 +35,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use self::appointments::{AppointmentChange, update_appointment};
-pub use self::collections::{FUTURE_TOLERANCE, PAST_TOLERANCE, record_collection};
+pub use self::collections::{FUTURE_TOLERANCE, PAST_TOLERANCE, prepare as prepare_collection, record_collection};
 use crate::audit::AuditEntry;
 use crate::auth::Principal;
 use crate::state::AppState;

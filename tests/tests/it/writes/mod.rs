@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 mod appointment_changes;
 mod durability;
+mod group_commit;
 mod idempotency;
 mod push;
 mod recording;
