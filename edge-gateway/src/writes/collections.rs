@@ -240,10 +240,13 @@ async fn same_collection_recorded(
 
 /// The answer of `collection_tubes_barcode_key`'s violation (see `labedge_service::error`).
 fn barcode_taken() -> ProblemError {
-    const TAKEN: &str = "a tube barcode is already recorded";
     ProblemError::new(ErrorCode::Conflict)
-        .detail(TAKEN)
-        .errors(vec![FieldError::new("/tubes", "taken", TAKEN)])
+        .detail("a tube barcode is already recorded")
+        .errors(vec![FieldError::new(
+            "/tubes",
+            "taken",
+            "a tube barcode is already recorded",
+        )])
 }
 
 fn taken() -> ProblemError {

@@ -138,6 +138,7 @@ async fn writer_loop(pool: PgPool, mut receiver: mpsc::Receiver<Batch>) {
 /// Writes the batches' items as one group and answers each batch.
 async fn commit_group(pool: &PgPool, batches: Vec<Batch>) {
     let items: Vec<&Item> = batches.iter().flat_map(|b| b.items.iter()).collect();
+    metrics::histogram!("labedge_write_group_items").record(items.len() as f64);
     let mut verdicts = match pool.get().await {
         Ok(mut conn) => write(&mut conn, &items).await,
         Err(e) => {

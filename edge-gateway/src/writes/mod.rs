@@ -3,7 +3,8 @@
 //! `synchronous_commit = on`, holds the row, its outbox entry (what the relay sends to the cloud), its
 //! idempotency record (the stored answer) and its audit record. With its database down or read-only
 //! the gateway answers 503 + `Retry-After`, never a 2xx. The rules live here; the queries in
-//! [`crate::store`]; the key, the replay and the stored answer in [`idempotent`].
+//! [`crate::store`]; the key, the replay and the stored answer in [`idempotent`]. Collections, the
+//! bulk of the writes, are committed many to a transaction by [`group`].
 //!
 //! Rules checked here, besides the contract's own (`validator`):
 //! - a collection names a patient of the lab, one of the patient's prescriptions, and (optionally) one
