@@ -313,6 +313,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     keys.spawn_reload(pool.clone(), Duration::from_secs(30));
     let tokens = Arc::new(Tokens::new(Arc::clone(&keys), &config.lab, &config.auth));
     let revocations = Arc::new(Revocations::new(redis.clone(), pool.clone()));
+    tokio::spawn(Arc::clone(&revocations).listen());
     let audit = AuditLog::start(pool.clone());
     let collections = crate::writes::group::CollectionWriter::start(pool.clone());
     let upstream_names = config.upstream.endpoints.iter().map(|e| e.name.clone()).collect();

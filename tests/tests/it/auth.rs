@@ -739,3 +739,76 @@ async fn security_events_are_logged_counted_and_listed_without_logins_or_secrets
         assert!(!text.contains(secret), "no login or secret in the events");
     }
 }
+
+/// Polls `GET /v1/me` with `token` until it answers `status` (5 s at most); returns how long it took.
+async fn me_until(gw: &TestGateway, token: &str, status: u16) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let answered = gw.app.get_authed("/v1/me", token).await.status.as_u16();
+        if answered == status {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "GET /v1/me still answers {answered}, not {status}, after 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Polls until the revocation checks are (or are not) answered from memory (5 s at most).
+async fn in_memory_until(gw: &TestGateway, wanted: bool) {
+    let started = std::time::Instant::now();
+    while gw.state.revocations.in_memory() != wanted {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the revocation list in memory is still {}",
+            if wanted { "not live" } else { "live" }
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_of_standing_committed_by_another_process_reaches_the_list_in_memory() {
+    let gw = TestGateway::start().await;
+    let nurse = gw.staff_id(NURSE.0);
+    let (device, tokens) = gw.nurse_tablet().await;
+    let token = tokens.access_token.expose_secret().to_owned();
+    me_until(&gw, &token, 200).await;
+    in_memory_until(&gw, true).await;
+    // Another process (a command line, an operator's psql) changes PostgreSQL alone; the listener
+    // brings it here, and while the list is in memory the checks ask neither Redis nor PostgreSQL.
+    let mut sql = gw.db.conn().await;
+    let set_active = |active: bool| format!("UPDATE staff SET active = {active} WHERE id = '{nurse}'");
+    sql.batch_execute(&set_active(false)).await.unwrap();
+    let took = me_until(&gw, &token, 401).await;
+    assert!(
+        gw.state.revocations.in_memory(),
+        "the refusal came from the list in memory"
+    );
+    eprintln!("staff deactivated by SQL: refused after {took:?}");
+    sql.batch_execute(&set_active(true)).await.unwrap();
+    me_until(&gw, &token, 200).await;
+    assert!(gw.state.revocations.in_memory());
+
+    // The listening connection lost (PostgreSQL ended every session of the database): the checks
+    // go on through Redis and PostgreSQL, and the listener comes back, loads the list again, and
+    // holds what was committed while it was away.
+    sql.batch_execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await
+    .unwrap();
+    in_memory_until(&gw, false).await;
+    let set_device = |status: &str| format!("UPDATE devices SET status = '{status}' WHERE id = '{}'", device.id);
+    sql.batch_execute(&set_device("revoked")).await.unwrap();
+    in_memory_until(&gw, true).await;
+    let took = me_until(&gw, &token, 403).await;
+    assert!(gw.state.revocations.in_memory());
+    eprintln!("device revoked by SQL while the listener was away: refused from memory after {took:?}");
+    sql.batch_execute(&set_device("active")).await.unwrap();
+    me_until(&gw, &token, 200).await;
+    assert!(gw.state.revocations.in_memory());
+}

@@ -1,0 +1,10 @@
+DROP TRIGGER auth_sessions_revocation_notify ON auth_sessions;
+DROP TRIGGER staff_revocations_notify ON staff_revocations;
+DROP TRIGGER staff_revocation_notify_update ON staff;
+DROP TRIGGER staff_revocation_notify_insert ON staff;
+DROP TRIGGER devices_revocation_notify_update ON devices;
+DROP TRIGGER devices_revocation_notify_insert ON devices;
+DROP FUNCTION revocation_notify_session();
+DROP FUNCTION revocation_notify_staff_row();
+DROP FUNCTION revocation_notify_staff(uuid);
+DROP FUNCTION revocation_notify_device();
