@@ -22,6 +22,7 @@
 //!   with `synchronous_commit = on`: the guarantees of `crate::writes` are unchanged. A request
 //!   dropped by its client still has its group committed; its retry finds the stored answer.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use diesel::QueryResult;
@@ -163,11 +164,12 @@ async fn write(conn: &mut AsyncPgConnection, items: &[&Item]) -> Vec<Verdict> {
     // A key twice in one group would find its own lock re-entrant instead of in flight, and a
     // collection id or barcode twice would fail the group's insert: the later item waits for the
     // group's commit and is then written alone (it finds the first one's answer, or is refused).
+    let mut seen = Seen::default();
     let (group, repeats): (Vec<Numbered<'_>>, Vec<Numbered<'_>>) = items
         .iter()
         .copied()
         .enumerate()
-        .partition(|(i, item)| !items[..*i].iter().any(|earlier| clash(earlier, item)));
+        .partition(|(_, item)| seen.first(item));
     let mut verdicts: Vec<Option<Verdict>> = items.iter().map(|_| None).collect();
     let grouped: Vec<&Item> = group.iter().map(|(_, item)| *item).collect();
     // A group that fails a statement is tried once more: a unique index waits for the concurrent
@@ -207,18 +209,29 @@ async fn write(conn: &mut AsyncPgConnection, items: &[&Item]) -> Vec<Verdict> {
 /// An item and its place in the group.
 type Numbered<'a> = (usize, &'a Item);
 
-/// Whether `b` cannot share a group with `a`: the same key, the same collection, or a barcode of
-/// both.
-fn clash(a: &Item, b: &Item) -> bool {
-    let same_key = a.key == b.key
-        && a.principal.device_id == b.principal.device_id
-        && a.principal.staff_id == b.principal.staff_id;
-    same_key
-        || a.body.id == b.body.id
-        || a.body
-            .tubes
-            .iter()
-            .any(|t| b.body.tubes.iter().any(|u| u.barcode == t.barcode))
+/// The keys, collection ids and barcodes of the items looked at so far.
+#[derive(Default)]
+struct Seen<'a> {
+    keys: HashSet<(Uuid, Uuid, &'a str)>,
+    ids: HashSet<Uuid>,
+    barcodes: HashSet<&'a str>,
+}
+
+impl<'a> Seen<'a> {
+    /// Whether `item` shares nothing with the items before it (it is recorded either way, so that
+    /// an item colliding with a deferred one is deferred too, and the order of colliding items
+    /// is kept).
+    fn first(&mut self, item: &'a Item) -> bool {
+        let principal = &item.principal;
+        let mut first = self
+            .keys
+            .insert((principal.device_id, principal.staff_id, item.key.as_str()));
+        first &= self.ids.insert(item.body.id);
+        for tube in &item.body.tubes {
+            first &= self.barcodes.insert(tube.barcode.as_str());
+        }
+        first
+    }
 }
 
 /// One item in its own transaction: a statement's failure is its own verdict.
