@@ -30,6 +30,7 @@ use ring::aead;
 use time::OffsetDateTime;
 
 use crate::config::AuthConfig;
+use crate::store::channels;
 use crate::store::signing_keys as store;
 
 /// The configuration key of the KEK, named in every error about it.
@@ -301,13 +302,8 @@ impl KeyRing {
 
 /// A connection of its own, out of the pool, that LISTENs on [`NOTIFY_CHANNEL`].
 async fn listen(pool: &PgPool) -> Option<AsyncPgConnection> {
-    let result: anyhow::Result<AsyncPgConnection> = async {
-        let mut conn = diesel_async::pooled_connection::deadpool::Object::take(pool.get().await?);
-        store::listen(&mut conn, NOTIFY_CHANNEL).await?;
-        Ok(conn)
-    }
-    .await;
-    result
+    channels::listening(pool, NOTIFY_CHANNEL)
+        .await
         .map_err(|e| {
             tracing::warn!(
                 error = format!("{e:#}"),
@@ -366,7 +362,7 @@ async fn retire_one(conn: &mut AsyncPgConnection, kid: &str) -> QueryResult<bool
 }
 
 async fn notify(conn: &mut AsyncPgConnection, kid: &str) -> QueryResult<()> {
-    store::notify(conn, NOTIFY_CHANNEL, kid).await
+    channels::notify(conn, NOTIFY_CHANNEL, kid).await
 }
 
 /// `edge-gateway rotate-signing-key`: a new key signs from now on; keys superseded longer ago than

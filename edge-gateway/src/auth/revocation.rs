@@ -30,13 +30,14 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use diesel_async::SimpleAsyncConnection;
 use futures_util::StreamExt;
-use labedge_schema::db::{PgPool, PooledConnection};
+use labedge_schema::db::PgPool;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::cache::Redis;
 use crate::store;
+use crate::store::channels;
 
 /// A week: longer than any offline grace bound.
 const SESSION_KEY_TTL_S: u64 = 7 * 24 * 3600;
@@ -271,9 +272,7 @@ impl Revocations {
         let mut seen = self.barriers_seen.subscribe();
         let sent = async {
             let mut conn = self.pool.get().await.ok()?;
-            store::revocations::notify(&mut conn, CHANNEL, &self.barrier(number))
-                .await
-                .ok()
+            channels::notify(&mut conn, CHANNEL, &self.barrier(number)).await.ok()
         };
         let confirmed = sent.await.is_some()
             && tokio::time::timeout(CONFIRM_TIMEOUT, seen.wait_for(|&last| last >= number))
@@ -337,9 +336,7 @@ impl Revocations {
 
     /// One listening connection's life: returns `Ok` when it is time to load the list afresh.
     async fn listen_once(&self) -> anyhow::Result<()> {
-        // Taken out of the pool: a connection that listens never serves anyone else.
-        let mut conn = PooledConnection::take(self.pool.get().await?);
-        conn.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        let mut conn = channels::listening(&self.pool, CHANNEL).await?;
         let mut held = Held::default();
         for row in store::revocations::all(&mut conn).await? {
             if let Some(kind) = RevokedKind::parse(&row.kind) {
@@ -349,7 +346,7 @@ impl Revocations {
         // Changes committed between the LISTEN and the load are applied, in order, up to a barrier
         // sent behind them, before the memory answers.
         let number = self.next_barrier.fetch_add(1, Ordering::AcqRel) + 1;
-        store::revocations::notify(&mut conn, CHANNEL, &self.barrier(number)).await?;
+        channels::notify(&mut conn, CHANNEL, &self.barrier(number)).await?;
         loop {
             let mut notifications = std::pin::pin!(conn.notifications_stream());
             let note = tokio::time::timeout(CONFIRM_TIMEOUT, notifications.next())

@@ -2,9 +2,9 @@
 //! reconciliations.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Timestamptz};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use labedge_schema::edge::schema::{audit_log, audit_pending, devices, reconciliation_runs, staff};
+use labedge_schema::edge::schema::reconciliation_runs;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -38,89 +38,66 @@ pub async fn pending_pushes(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Pen
 }
 
 /// One access to a patient's data, as the console lists it.
-#[derive(Debug, Serialize, Deserialize, Queryable)]
+#[derive(Debug, Serialize, Deserialize, QueryableByName)]
 pub struct AccessRecord {
     /// When.
     #[serde(with = "time::serde::rfc3339")]
+    #[diesel(sql_type = Timestamptz)]
     pub at: OffsetDateTime,
     /// What was done (`patient.read`, `collection.create`, …).
+    #[diesel(sql_type = Text)]
     pub action: String,
     /// Who.
+    #[diesel(sql_type = Nullable<SqlUuid>)]
     pub staff_id: Option<Uuid>,
     /// Their name (staff of this lab: the admin's colleagues).
+    #[diesel(sql_type = Nullable<Text>)]
     pub staff_name: Option<String>,
     /// Their role.
+    #[diesel(sql_type = Nullable<Text>)]
     pub staff_role: Option<String>,
     /// From which tablet.
+    #[diesel(sql_type = Nullable<SqlUuid>)]
     pub device_id: Option<Uuid>,
     /// The tablet's label.
+    #[diesel(sql_type = Nullable<Text>)]
     pub device_label: Option<String>,
     /// The resource (`prescription:<id>`, …).
+    #[diesel(sql_type = Nullable<Text>)]
     pub resource: Option<String>,
     /// The request.
+    #[diesel(sql_type = Nullable<Text>)]
     pub request_id: Option<String>,
 }
 
 /// The audit records of `patient` in `lab`, newest first, at most `limit`: the chain's, and the
 /// writes' records the journal has not moved into it yet (at most a second old), so that a write is
-/// in the history as soon as it is acknowledged.
+/// in the history as soon as it is acknowledged. One statement, one snapshot: a record the journal
+/// moves meanwhile is read once.
 pub async fn patient_access(
     conn: &mut AsyncPgConnection,
     lab: Uuid,
     patient: Uuid,
     limit: i64,
 ) -> QueryResult<Vec<AccessRecord>> {
-    let mut records: Vec<AccessRecord> = audit_pending::table
-        .left_join(staff::table.on(staff::id.nullable().eq(audit_pending::staff_id)))
-        .left_join(devices::table.on(devices::id.nullable().eq(audit_pending::device_id)))
-        .filter(audit_pending::patient_id.eq(patient))
-        .filter(audit_pending::lab_id.eq(lab))
-        .order((audit_pending::at.desc(), audit_pending::id.desc()))
-        .limit(limit)
-        .select((
-            audit_pending::at,
-            audit_pending::action,
-            audit_pending::staff_id,
-            staff::display_name.nullable(),
-            staff::role.nullable(),
-            audit_pending::device_id,
-            devices::label.nullable(),
-            audit_pending::resource,
-            audit_pending::request_id,
-        ))
-        .load(conn)
-        .await?;
-    let chained: Vec<AccessRecord> = audit_log::table
-        .left_join(staff::table.on(staff::id.nullable().eq(audit_log::staff_id)))
-        .left_join(devices::table.on(devices::id.nullable().eq(audit_log::device_id)))
-        .filter(audit_log::patient_id.eq(patient))
-        .filter(audit_log::lab_id.eq(lab))
-        .order((audit_log::at.desc(), audit_log::seq.desc()))
-        .limit(limit)
-        .select((
-            audit_log::at,
-            audit_log::action,
-            audit_log::staff_id,
-            staff::display_name.nullable(),
-            staff::role.nullable(),
-            audit_log::device_id,
-            devices::label.nullable(),
-            audit_log::resource,
-            audit_log::request_id,
-        ))
-        .load(conn)
-        .await?;
-    records.extend(chained);
-    // Stable: among records of the same instant, pending ones (newer in the chain's order) first.
-    records.sort_by_key(|r| std::cmp::Reverse(r.at));
-    // Pending first, then the chain: a record the journal moved in between is read twice (never
-    // missed); its two copies are equal and adjacent.
-    records.dedup_by(|a, b| {
-        (a.at, &a.action, &a.request_id, &a.resource, a.device_id, a.staff_id)
-            == (b.at, &b.action, &b.request_id, &b.resource, b.device_id, b.staff_id)
-    });
-    records.truncate(usize::try_from(limit).unwrap_or(0));
-    Ok(records)
+    diesel::sql_query(
+        "SELECT r.at, r.action, r.staff_id, s.display_name AS staff_name, s.role AS staff_role, \
+                r.device_id, d.label AS device_label, r.resource, r.request_id \
+         FROM ((SELECT at, 1 AS chained, seq AS n, action, staff_id, device_id, resource, request_id \
+                FROM audit_log WHERE patient_id = $1 AND lab_id = $2 ORDER BY at DESC, seq DESC LIMIT $3) \
+               UNION ALL \
+               (SELECT at, 0, id, action, staff_id, device_id, resource, request_id \
+                FROM audit_pending WHERE patient_id = $1 AND lab_id = $2 ORDER BY at DESC, id DESC LIMIT $3)) r \
+         LEFT JOIN staff s ON s.id = r.staff_id \
+         LEFT JOIN devices d ON d.id = r.device_id \
+         ORDER BY r.at DESC, r.chained, r.n DESC \
+         LIMIT $3",
+    )
+    .bind::<SqlUuid, _>(patient)
+    .bind::<SqlUuid, _>(lab)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await
 }
 
 /// A reconciliation with the cloud, as the console lists it.

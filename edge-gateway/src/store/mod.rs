@@ -9,6 +9,7 @@ pub mod appointments;
 pub mod audit;
 pub mod booking;
 pub mod changes;
+pub mod channels;
 pub mod collections;
 pub mod conflicts;
 pub mod console;

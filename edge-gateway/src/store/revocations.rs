@@ -67,13 +67,3 @@ pub async fn all(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Revoked>> {
     .load(conn)
     .await
 }
-
-/// `pg_notify(channel, payload)`, outside any transaction: delivered at once.
-pub async fn notify(conn: &mut AsyncPgConnection, channel: &str, payload: &str) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<Text, _>(channel)
-        .bind::<Text, _>(payload)
-        .execute(conn)
-        .await
-        .map(|_| ())
-}

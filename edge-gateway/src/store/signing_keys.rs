@@ -3,7 +3,6 @@
 //! [`crate::auth::keys`]'s.
 
 use diesel::prelude::*;
-use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::signing_keys;
 use time::OffsetDateTime;
@@ -87,25 +86,6 @@ pub async fn retire(conn: &mut AsyncPgConnection, kid: &str, now: OffsetDateTime
 /// Takes the table's lock for the rest of the transaction: one retirement at a time.
 pub async fn lock_for_retirement(conn: &mut AsyncPgConnection) -> QueryResult<()> {
     diesel::sql_query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
-
-/// Announces a change of `kid` on `channel` (delivered at commit).
-pub async fn notify(conn: &mut AsyncPgConnection, channel: &str, kid: &str) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<Text, _>(channel)
-        .bind::<Text, _>(kid)
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
-
-/// Makes this connection LISTEN on `channel` (a name of ours, never input: `LISTEN` takes no
-/// parameter).
-pub async fn listen(conn: &mut AsyncPgConnection, channel: &'static str) -> QueryResult<()> {
-    diesel::sql_query(format!("LISTEN {channel}"))
         .execute(conn)
         .await
         .map(|_| ())
