@@ -315,7 +315,8 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let revocations = Arc::new(Revocations::new(redis.clone(), pool.clone()));
     tokio::spawn(Arc::clone(&revocations).listen());
     let audit = AuditLog::start(pool.clone());
-    let collections = crate::writes::group::CollectionWriter::start(pool.clone());
+    let collections = crate::writes::CollectionWriter::start(pool.clone());
+    let bookings = crate::writes::BookingWriter::start(pool.clone());
     let upstream_names = config.upstream.endpoints.iter().map(|e| e.name.clone()).collect();
     let history = Arc::new(History::new(Duration::from_secs(config.console.chart_interval_s)));
     // Checked by the config's validation already; looked up again here because the state keeps it.
@@ -341,6 +342,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         lab: Arc::new(OnceCell::new()),
         audit,
         collections,
+        bookings,
         upstream_health: Arc::new(UpstreamHealth::new(upstream_names)),
         relay_wakeup: Arc::new(Notify::new()),
         slot_lists: Arc::default(),

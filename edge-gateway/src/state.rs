@@ -54,7 +54,9 @@ pub struct AppState {
     /// This gateway's lab, read once from the synced data.
     pub lab: Arc<OnceCell<LabRef>>,
     /// The group writer of collections.
-    pub collections: Arc<crate::writes::group::CollectionWriter>,
+    pub collections: Arc<crate::writes::CollectionWriter>,
+    /// The group writer of lab-visit bookings.
+    pub bookings: Arc<crate::writes::BookingWriter>,
     /// The audit log of patient data (group-committed reads, hash chain).
     pub audit: Arc<AuditLog>,
     /// Which upstream is in use, and the gateway's mode (online, failover, degraded).

@@ -5,7 +5,7 @@
 //! screen of the desk, are prepared once per connection.
 
 use diesel::prelude::*;
-use diesel::sql_types::{Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::{appointments, labs, staff};
 use labedge_schema::sync::AppointmentRow;
@@ -170,4 +170,99 @@ pub async fn move_to(
         .returning(AppointmentRow::EDGE_COLUMNS)
         .get_result(conn)
         .await
+}
+
+/// Stores a group's booked appointments with one statement.
+pub async fn insert_many(conn: &mut AsyncPgConnection, rows: &[AppointmentRow]) -> QueryResult<()> {
+    diesel::insert_into(appointments::table)
+        .values(rows)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// [`lock_slot`] for the slots of a group, with one statement, in the order of the locks' keys:
+/// two groups sharing slots take them in the same order and cannot deadlock.
+pub async fn lock_slots(
+    conn: &mut AsyncPgConnection,
+    lab: Uuid,
+    kind: &str,
+    starts: &[OffsetDateTime],
+) -> QueryResult<()> {
+    if starts.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query(
+        "SELECT pg_advisory_xact_lock(1515, h) \
+         FROM (SELECT DISTINCT hashtext($1 || '/' || $2 || '/' || s::text) AS h \
+               FROM unnest($3::timestamptz[]) AS s ORDER BY h) AS locks",
+    )
+    .bind::<SqlUuid, _>(lab)
+    .bind::<Text, _>(kind)
+    .bind::<Array<Timestamptz>, _>(starts)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// One booking of a group, as its look-ups need it.
+#[derive(Debug)]
+pub struct Asked {
+    /// The appointment's id.
+    pub id: Uuid,
+    /// Its patient.
+    pub patient: Uuid,
+    /// Its prescription, if named.
+    pub prescription: Option<Uuid>,
+    /// Its slot, when it is one of the rules' (its places are counted).
+    pub slot: Option<(OffsetDateTime, OffsetDateTime)>,
+}
+
+/// What the database holds about one booking of a group.
+#[derive(Debug, QueryableByName)]
+pub struct Facts {
+    /// The patient is known here.
+    #[diesel(sql_type = Bool)]
+    pub patient_known: bool,
+    /// The named prescription's patient.
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub prescription_patient: Option<Uuid>,
+    /// The named prescription's lab.
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub prescription_lab: Option<Uuid>,
+    /// An appointment with this id is stored already.
+    #[diesel(sql_type = Bool)]
+    pub recorded: bool,
+    /// Visits holding a place in the slot (none when it has no slot).
+    #[diesel(sql_type = BigInt)]
+    pub booked: i64,
+}
+
+/// The facts of each of `asked`, in order, with one statement. Taken after [`lock_slots`], so
+/// that the places counted stay counted until the group commits.
+pub async fn facts(conn: &mut AsyncPgConnection, lab: Uuid, kind: &str, asked: &[Asked]) -> QueryResult<Vec<Facts>> {
+    let slots = |pick: fn(&(OffsetDateTime, OffsetDateTime)) -> OffsetDateTime| {
+        asked.iter().map(|a| a.slot.as_ref().map(pick)).collect::<Vec<_>>()
+    };
+    diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM patients p WHERE p.id = t.patient) AS patient_known, \
+                pr.patient_id AS prescription_patient, pr.lab_id AS prescription_lab, \
+                EXISTS (SELECT 1 FROM appointments x WHERE x.id = t.id) AS recorded, \
+                (SELECT count(*) FROM appointments a \
+                 WHERE a.lab_id = $1 AND a.kind = $2 AND a.status <> 'cancelled' \
+                   AND a.scheduled_at >= t.slot_start AND a.scheduled_at < t.slot_end) AS booked \
+         FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::timestamptz[], $7::timestamptz[]) \
+              WITH ORDINALITY AS t(id, patient, prescription, slot_start, slot_end, i) \
+         LEFT JOIN prescriptions pr ON pr.id = t.prescription \
+         ORDER BY t.i",
+    )
+    .bind::<SqlUuid, _>(lab)
+    .bind::<Text, _>(kind)
+    .bind::<Array<SqlUuid>, _>(asked.iter().map(|a| a.id).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(asked.iter().map(|a| a.patient).collect::<Vec<_>>())
+    .bind::<Array<Nullable<SqlUuid>>, _>(asked.iter().map(|a| a.prescription).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Timestamptz>>, _>(slots(|s| s.0))
+    .bind::<Array<Nullable<Timestamptz>>, _>(slots(|s| s.1))
+    .load(conn)
+    .await
 }

@@ -8,10 +8,11 @@ use labedge_service::error::ApiError;
 use labedge_service::http::ProblemError;
 use mobile_contracts::problem::{ErrorCode, FieldError};
 use mobile_contracts::{CollectionReceipt, NewCollection, RelayState, Role};
+use std::future::Future;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::group::{Item, ItemVerdict};
+use super::group::{GroupWriter, Grouped, ItemVerdict, Mark};
 use super::{durable, entry, invalid, keyed, mutation, wake_relay};
 use crate::audit::AuditEntry;
 use crate::auth::Principal;
@@ -27,6 +28,51 @@ pub const FUTURE_TOLERANCE: Duration = Duration::minutes(5);
 /// is never taken before it is prescribed, and two days cover a tablet clock a day off plus any time
 /// zone. Without a bound, a collection dated 1900-01-01 was accepted.
 pub const PAST_TOLERANCE: Duration = Duration::days(2);
+
+/// The group writer of collections.
+pub type CollectionWriter = GroupWriter<Item>;
+
+/// One collection to write, checked against the contract already.
+#[derive(Debug)]
+pub struct Item {
+    /// The gateway's lab.
+    pub lab_id: Uuid,
+    /// Who writes it.
+    pub principal: Principal,
+    /// Its idempotency key.
+    pub key: String,
+    /// Its request hash.
+    pub hash: Vec<u8>,
+    /// The collection.
+    pub body: NewCollection,
+    /// When the gateway received it (its `recorded_at`).
+    pub now: OffsetDateTime,
+    /// Its audit record.
+    pub audit: AuditEntry,
+}
+
+impl Grouped for Item {
+    type Answer = CollectionReceipt;
+
+    const NAME: &'static str = "collection";
+
+    fn marks(&self) -> Vec<Mark<'_>> {
+        let principal = &self.principal;
+        let mut marks = vec![
+            Mark::Key(principal.device_id, principal.staff_id, self.key.as_str()),
+            Mark::Id(self.body.id),
+        ];
+        marks.extend(self.body.tubes.iter().map(|t| Mark::Unique(t.barcode.as_str())));
+        marks
+    }
+
+    fn write_group<'a>(
+        conn: &'a mut AsyncPgConnection,
+        items: &'a [&'a Self],
+    ) -> impl Future<Output = QueryResult<Vec<ItemVerdict<CollectionReceipt>>>> + Send + 'a {
+        write_group(conn, items)
+    }
+}
 
 /// Records a specimen collection (`POST /v1/collections`), through the group writer.
 pub async fn record_collection(
@@ -80,7 +126,10 @@ pub async fn prepare(
 /// here): the keys claimed and every check's look-ups with one statement each, then the rows of
 /// all the accepted ones with one statement per table. An `Err` is a statement that failed: the
 /// caller rolls back (and writes the items alone).
-pub(super) async fn write_group(conn: &mut AsyncPgConnection, items: &[&Item]) -> QueryResult<Vec<ItemVerdict>> {
+async fn write_group(
+    conn: &mut AsyncPgConnection,
+    items: &[&Item],
+) -> QueryResult<Vec<ItemVerdict<CollectionReceipt>>> {
     let Some(first) = items.first() else {
         return Ok(Vec::new());
     };

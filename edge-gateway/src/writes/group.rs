@@ -1,5 +1,6 @@
-//! Group commit of collections: the writes waiting at one moment share one transaction, one
-//! statement per look-up and per table, and one commit (one `fdatasync`).
+//! Group commit of writes: the writes of one kind waiting at one moment share one transaction, one
+//! statement per look-up and per table, and one commit (one `fdatasync`). Collections
+//! (`super::collections`) and lab-visit bookings (`super::lab_bookings`) each have their writer.
 //!
 //! Why: a collection alone was about 16 statements, each a round trip costing both processes CPU,
 //! and one commit; the machine's CPU, not the disk, bounded the write rate (`docs/performance.md`).
@@ -12,9 +13,10 @@
 //!   that the next group gathers while one commits.
 //! - An item refused by the rules (another lab's patient, an unknown tube type, a key in flight…) is
 //!   answered its problem and nothing of it is written; its neighbours go on.
-//! - Items that would collide inside the group (the same key, collection id or barcode) are not
-//!   grouped: the later one is written alone after the group's commit. A barcode already recorded
-//!   is refused by the group's look-ups, not by the unique index.
+//! - Items that would collide inside the group (the same key, or the same id or barcode: each kind
+//!   says what with [`Grouped::marks`]) are not grouped: the later one is written alone after the
+//!   group's commit. A barcode already recorded is refused by the group's look-ups, not by the
+//!   unique index.
 //! - A statement that fails (a concurrent group got the same barcode first, the database gone)
 //!   rolls the whole group back; it is tried once more, then each of its items is written alone, in
 //!   order, in its own transaction: it gets the answer it would have had without the group.
@@ -23,6 +25,7 @@
 //!   dropped by its client still has its group committed; its retry finds the stored answer.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 
 use diesel::QueryResult;
@@ -31,14 +34,10 @@ use labedge_schema::db::PgPool;
 use labedge_service::error::ApiError;
 use labedge_service::http::ProblemError;
 use mobile_contracts::problem::ErrorCode;
-use mobile_contracts::{CollectionReceipt, NewCollection};
-use time::OffsetDateTime;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::Answered;
-use crate::audit::AuditEntry;
-use crate::auth::Principal;
 
 /// The most items a group takes (a batch larger than this, a big push, is still taken whole).
 pub const MAX_GROUP: usize = 256;
@@ -49,43 +48,55 @@ pub const GROUPS_IN_FLIGHT: usize = 2;
 /// Batches waiting for the writer. A full queue makes handlers wait, as a full pool did.
 const QUEUE_CAPACITY: usize = 1_024;
 
-/// One collection to write, checked against the contract already.
-#[derive(Debug)]
-pub struct Item {
-    /// The gateway's lab.
-    pub lab_id: Uuid,
-    /// Who writes it.
-    pub principal: Principal,
-    /// Its idempotency key.
-    pub key: String,
-    /// Its request hash.
-    pub hash: Vec<u8>,
-    /// The collection.
-    pub body: NewCollection,
-    /// When the gateway received it (its `recorded_at`).
-    pub now: OffsetDateTime,
-    /// Its audit record.
-    pub audit: AuditEntry,
+/// A kind of write the group writer takes.
+pub trait Grouped: Send + Sync + Sized + 'static {
+    /// What a written item answers.
+    type Answer: Send + 'static;
+
+    /// The writer's name, in its metric's label and its error.
+    const NAME: &'static str;
+
+    /// What this item could collide on with another of its group (its idempotency key, the ids it
+    /// creates, its unique values).
+    fn marks(&self) -> Vec<Mark<'_>>;
+
+    /// The verdicts of `items`, in order, within one open transaction (set `synchronous_commit`
+    /// there). An `Err` is a statement that failed: the writer rolls back and retries.
+    fn write_group<'a>(
+        conn: &'a mut AsyncPgConnection,
+        items: &'a [&'a Self],
+    ) -> impl Future<Output = QueryResult<Vec<ItemVerdict<Self::Answer>>>> + Send + 'a;
+}
+
+/// Something two items of one group must not share.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub enum Mark<'a> {
+    /// An idempotency key: device, staff member, key.
+    Key(Uuid, Uuid, &'a str),
+    /// The id of a row the item creates.
+    Id(Uuid),
+    /// A unique value (a barcode).
+    Unique(&'a str),
 }
 
 /// A write's verdict from the group.
-pub type Verdict = Result<Answered<CollectionReceipt>, ApiError>;
+pub type Verdict<T> = Result<Answered<T>, ApiError>;
 
 /// An item's verdict inside a transaction: refused by a rule, or written (or found written).
-pub(super) type ItemVerdict = Result<Answered<CollectionReceipt>, ProblemError>;
+pub type ItemVerdict<T> = Result<Answered<T>, ProblemError>;
 
-struct Batch {
-    items: Vec<Item>,
-    reply: oneshot::Sender<Vec<Verdict>>,
+struct Batch<I: Grouped> {
+    items: Vec<I>,
+    reply: oneshot::Sender<Vec<Verdict<I::Answer>>>,
 }
 
 /// The handle handlers write through.
 #[derive(Debug)]
-pub struct CollectionWriter {
-    queue: mpsc::Sender<Batch>,
+pub struct GroupWriter<I: Grouped> {
+    queue: mpsc::Sender<Batch<I>>,
 }
 
-impl CollectionWriter {
+impl<I: Grouped> GroupWriter<I> {
     /// Starts the writer on `pool`.
     pub fn start(pool: PgPool) -> Arc<Self> {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
@@ -95,24 +106,24 @@ impl CollectionWriter {
 
     /// Writes `items` (in their order, in one group) and returns their verdicts, in the same order,
     /// once they are committed or refused.
-    pub async fn write(&self, items: Vec<Item>) -> Vec<Verdict> {
+    pub async fn write(&self, items: Vec<I>) -> Vec<Verdict<I::Answer>> {
         let count = items.len();
         let (reply, verdicts) = oneshot::channel();
         if self.queue.send(Batch { items, reply }).await.is_err() {
-            return gone(count);
+            return gone::<I>(count);
         }
-        verdicts.await.unwrap_or_else(|_| gone(count))
+        verdicts.await.unwrap_or_else(|_| gone::<I>(count))
     }
 }
 
 /// The writer stopped (the gateway is shutting down): nothing was written.
-fn gone(count: usize) -> Vec<Verdict> {
+fn gone<I: Grouped>(count: usize) -> Vec<Verdict<I::Answer>> {
     (0..count)
-        .map(|_| Err(ApiError::Unavailable("the collection writer stopped".into())))
+        .map(|_| Err(ApiError::Unavailable(format!("the {} writer stopped", I::NAME))))
         .collect()
 }
 
-async fn writer_loop(pool: PgPool, mut receiver: mpsc::Receiver<Batch>) {
+async fn writer_loop<I: Grouped>(pool: PgPool, mut receiver: mpsc::Receiver<Batch<I>>) {
     let in_flight = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
     loop {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
@@ -137,9 +148,9 @@ async fn writer_loop(pool: PgPool, mut receiver: mpsc::Receiver<Batch>) {
 }
 
 /// Writes the batches' items as one group and answers each batch.
-async fn commit_group(pool: &PgPool, batches: Vec<Batch>) {
-    let items: Vec<&Item> = batches.iter().flat_map(|b| b.items.iter()).collect();
-    metrics::histogram!("labedge_write_group_items").record(items.len() as f64);
+async fn commit_group<I: Grouped>(pool: &PgPool, batches: Vec<Batch<I>>) {
+    let items: Vec<&I> = batches.iter().flat_map(|b| b.items.iter()).collect();
+    metrics::histogram!("labedge_write_group_items", "write" => I::NAME).record(items.len() as f64);
     let mut verdicts = match pool.get().await {
         Ok(mut conn) => write(&mut conn, &items).await,
         Err(e) => {
@@ -153,25 +164,25 @@ async fn commit_group(pool: &PgPool, batches: Vec<Batch>) {
     .into_iter();
     drop(items);
     for batch in batches {
-        let answers: Vec<Verdict> = verdicts.by_ref().take(batch.items.len()).collect();
+        let answers: Vec<Verdict<I::Answer>> = verdicts.by_ref().take(batch.items.len()).collect();
         // A handler that gave up (client gone) no longer listens: its items are written anyway.
         let _ = batch.reply.send(answers);
     }
 }
 
 /// The verdicts of `items`, in order: as one group when it can, else each alone.
-async fn write(conn: &mut AsyncPgConnection, items: &[&Item]) -> Vec<Verdict> {
-    // A key twice in one group would find its own lock re-entrant instead of in flight, and a
-    // collection id or barcode twice would fail the group's insert: the later item waits for the
-    // group's commit and is then written alone (it finds the first one's answer, or is refused).
+async fn write<I: Grouped>(conn: &mut AsyncPgConnection, items: &[&I]) -> Vec<Verdict<I::Answer>> {
+    // A key twice in one group would find its own lock re-entrant instead of in flight, and an id
+    // or barcode twice would fail the group's insert: the later item waits for the group's commit
+    // and is then written alone (it finds the first one's answer, or is refused).
     let mut seen = Seen::default();
-    let (group, repeats): (Vec<Numbered<'_>>, Vec<Numbered<'_>>) = items
+    let (group, repeats): (Vec<Numbered<'_, I>>, Vec<Numbered<'_, I>>) = items
         .iter()
         .copied()
         .enumerate()
-        .partition(|(_, item)| seen.first(item));
-    let mut verdicts: Vec<Option<Verdict>> = items.iter().map(|_| None).collect();
-    let grouped: Vec<&Item> = group.iter().map(|(_, item)| *item).collect();
+        .partition(|(_, item)| seen.first(*item));
+    let mut verdicts: Vec<Option<Verdict<I::Answer>>> = items.iter().map(|_| None).collect();
+    let grouped: Vec<&I> = group.iter().map(|(_, item)| *item).collect();
     // A group that fails a statement is tried once more: a unique index waits for the concurrent
     // transaction it collides with and fails only once that one committed, so the second try's
     // look-ups see what got in the way and refuse just that item. Failing again (the database
@@ -193,12 +204,12 @@ async fn write(conn: &mut AsyncPgConnection, items: &[&Item]) -> Vec<Verdict> {
         }
         None => {
             for (i, item) in &group {
-                verdicts[*i] = Some(alone(conn, item).await);
+                verdicts[*i] = Some(alone(conn, *item).await);
             }
         }
     }
     for (i, item) in &repeats {
-        verdicts[*i] = Some(alone(conn, item).await);
+        verdicts[*i] = Some(alone(conn, *item).await);
     }
     verdicts
         .into_iter()
@@ -207,35 +218,29 @@ async fn write(conn: &mut AsyncPgConnection, items: &[&Item]) -> Vec<Verdict> {
 }
 
 /// An item and its place in the group.
-type Numbered<'a> = (usize, &'a Item);
+type Numbered<'a, I> = (usize, &'a I);
 
-/// The keys, collection ids and barcodes of the items looked at so far.
+/// What the items looked at so far hold.
 #[derive(Default)]
 struct Seen<'a> {
-    keys: HashSet<(Uuid, Uuid, &'a str)>,
-    ids: HashSet<Uuid>,
-    barcodes: HashSet<&'a str>,
+    marks: HashSet<Mark<'a>>,
 }
 
 impl<'a> Seen<'a> {
-    /// Whether `item` shares nothing with the items before it (it is recorded either way, so that
-    /// an item colliding with a deferred one is deferred too, and the order of colliding items
-    /// is kept).
-    fn first(&mut self, item: &'a Item) -> bool {
-        let principal = &item.principal;
-        let mut first = self
-            .keys
-            .insert((principal.device_id, principal.staff_id, item.key.as_str()));
-        first &= self.ids.insert(item.body.id);
-        for tube in &item.body.tubes {
-            first &= self.barcodes.insert(tube.barcode.as_str());
+    /// Whether `item` shares nothing with the items before it (its marks are recorded either way,
+    /// so that an item colliding with a deferred one is deferred too, and the order of colliding
+    /// items is kept).
+    fn first<I: Grouped>(&mut self, item: &'a I) -> bool {
+        let mut first = true;
+        for mark in item.marks() {
+            first &= self.marks.insert(mark);
         }
         first
     }
 }
 
 /// One item in its own transaction: a statement's failure is its own verdict.
-async fn alone(conn: &mut AsyncPgConnection, item: &Item) -> Verdict {
+async fn alone<I: Grouped>(conn: &mut AsyncPgConnection, item: &I) -> Verdict<I::Answer> {
     match in_transaction(conn, &[item]).await {
         Ok(mut verdicts) => verdicts
             .pop()
@@ -249,9 +254,12 @@ async fn alone(conn: &mut AsyncPgConnection, item: &Item) -> Verdict {
 ///
 /// The transaction manager's own calls rather than `AsyncConnection::transaction`: the writer runs
 /// on spawned tasks, and the closure form's higher-ranked `Send` bound is not met by this future.
-async fn in_transaction(conn: &mut AsyncPgConnection, items: &[&Item]) -> QueryResult<Vec<ItemVerdict>> {
+async fn in_transaction<I: Grouped>(
+    conn: &mut AsyncPgConnection,
+    items: &[&I],
+) -> QueryResult<Vec<ItemVerdict<I::Answer>>> {
     AnsiTransactionManager::begin_transaction(conn).await?;
-    match super::collections::write_group(conn, items).await {
+    match I::write_group(conn, items).await {
         Ok(verdicts) => {
             AnsiTransactionManager::commit_transaction(conn).await?;
             Ok(verdicts)

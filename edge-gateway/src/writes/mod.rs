@@ -20,6 +20,7 @@ mod appointments;
 pub mod booking;
 mod collections;
 pub mod group;
+mod lab_bookings;
 pub mod paper_prescriptions;
 pub mod push;
 mod slot_grid;
@@ -36,7 +37,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use self::appointments::{AppointmentChange, update_appointment};
-pub use self::collections::{FUTURE_TOLERANCE, PAST_TOLERANCE, prepare as prepare_collection, record_collection};
+pub use self::lab_bookings::BookingWriter;
+pub use self::collections::{
+    CollectionWriter, FUTURE_TOLERANCE, PAST_TOLERANCE, prepare as prepare_collection, record_collection,
+};
 use crate::audit::AuditEntry;
 use crate::auth::Principal;
 use crate::state::AppState;

@@ -368,6 +368,119 @@ async fn two_tablets_booking_the_last_place_at_once_exactly_one_wins() {
     assert_eq!(booked, 1);
 }
 
+/// Lab visits sent at one moment are booked in groups (one transaction for many, `writes::lab_bookings`)
+/// and each still gets the answer it would have had alone: a slot's places go to exactly as many
+/// bookings as it has, in one group or across two, the others get 409 with next free slots that
+/// count the group's own bookings; refused bookings write nothing and do not fail their neighbours;
+/// a retry racing its first attempt is booked once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_visits_booked_at_one_moment_share_commits_and_each_gets_its_own_answer() {
+    let d = desk(2).await;
+    let (app, gw) = (&d.gw.app, &d.gw);
+    let eight = edge_data::local_time(gw, d.tomorrow, 8, 0).await;
+    let slot = |i: i64| eight + Duration::minutes(15 * i);
+    let patients: Vec<_> = (0..24)
+        .map(|i| patient("Petit", "Marc", date!(1940 - 01 - 01) + Duration::days(i)))
+        .collect();
+    edge_data::upsert_patients(gw, &patients).await;
+    let before = count(gw, "SELECT count(*) AS n FROM outbox").await;
+    // Five for the 08:00 slot's two places; the two places of 08:15 and 08:30, one of 08:45 (its
+    // other goes to a retried booking); refusals between them.
+    let mut bodies: Vec<(Value, &str)> = Vec::new();
+    for (i, p) in patients.iter().take(5).enumerate() {
+        bodies.push((booking(p.id, "lab", slot(0)), "eight"));
+        if i == 1 {
+            bodies.push((booking(Uuid::now_v7(), "lab", slot(1)), "unknown patient"));
+        }
+        if i == 3 {
+            bodies.push((booking(d.patient, "lab", slot(0) + Duration::minutes(7)), "not a slot"));
+        }
+    }
+    for (i, p) in patients.iter().skip(5).take(5).enumerate() {
+        bodies.push((booking(p.id, "lab", slot(1 + i64::try_from(i % 3).unwrap())), "free"));
+    }
+    let mut foreign = booking(d.patient, "lab", slot(3));
+    foreign["prescription_id"] = json!(d.other_prescription);
+    bodies.push((foreign, "foreign prescription"));
+    let retried = booking(patients[20].id, "lab", slot(3));
+    bodies.push((retried.clone(), "retried"));
+    bodies.push((retried.clone(), "retried"));
+    let retry_key = Uuid::now_v7().to_string();
+    let requests = bodies.iter().map(|(body, what)| {
+        let key = if *what == "retried" {
+            retry_key.clone()
+        } else {
+            Uuid::now_v7().to_string()
+        };
+        let request = TestRequest::post()
+            .uri(routes::APPOINTMENTS)
+            .set_json(body)
+            .insert_header(("authorization", format!("Bearer {}", d.nurse)))
+            .insert_header(("idempotency-key", key));
+        app.send(request)
+    });
+    let responses = futures_util::future::join_all(requests).await;
+    let mut at_eight = Vec::new();
+    let mut retries = Vec::new();
+    let mut booked_ids = Vec::new();
+    for ((body, what), response) in bodies.iter().zip(&responses) {
+        match *what {
+            "eight" => at_eight.push(response),
+            "retried" => retries.push(response),
+            "unknown patient" => assert_code(response, ErrorCode::ValidationFailed, Some("/patient_id")),
+            "not a slot" => assert_code(response, ErrorCode::ValidationFailed, Some("/scheduled_at")),
+            "foreign prescription" => assert_code(response, ErrorCode::ValidationFailed, Some("/prescription_id")),
+            _ => {
+                assert_eq!(response.status, 201, "{what}: {:?}", response.problem());
+                let appointment: Appointment = response.json();
+                assert_eq!(appointment.id.to_string(), body["id"].as_str().unwrap());
+                booked_ids.push(appointment.id);
+            }
+        }
+    }
+    let won: Vec<_> = at_eight.iter().filter(|r| r.status == 201).collect();
+    assert_eq!(won.len(), 2, "{:?}", at_eight.iter().map(|r| r.status).collect::<Vec<_>>());
+    booked_ids.extend(won.iter().map(|r| r.json::<Appointment>().id));
+    for refused in at_eight.iter().filter(|r| r.status != 201) {
+        assert_code(refused, ErrorCode::SlotUnavailable, Some("/scheduled_at"));
+        let next = &refused.problem().next_slots;
+        assert!(
+            !next.is_empty() && next.iter().all(|s| s.start != slot(0) && s.free > 0),
+            "{next:?}"
+        );
+    }
+    assert_eq!(retries[0].status, 201, "{:?}", retries[0].problem());
+    match retries[1].status.as_u16() {
+        201 => assert_eq!(retries[1].json::<Appointment>(), retries[0].json::<Appointment>()),
+        409 => assert_code(retries[1], ErrorCode::IdempotencyInFlight, None),
+        other => panic!("a retry racing its first attempt got {other}"),
+    }
+    booked_ids.push(retries[0].json::<Appointment>().id);
+
+    // Exactly the booked ones are stored, each once, with their outbox entries; each slot holds
+    // its two places and no more.
+    assert_eq!(booked_ids.len(), 8);
+    let ids = booked_ids.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(",");
+    assert_eq!(count(gw, &format!("SELECT count(*) AS n FROM appointments WHERE id IN ({ids})")).await, 8);
+    assert_eq!(count(gw, "SELECT count(*) AS n FROM outbox").await, before + 8);
+    for i in 0..4 {
+        let sql = format!(
+            "SELECT count(*) AS n FROM appointments WHERE scheduled_at = '{}'",
+            rfc3339(slot(i))
+        );
+        assert_eq!(count(gw, &sql).await, 2, "slot {i}");
+    }
+    let list = slots(app, &d.nurse, d.tomorrow, "lab").await;
+    assert!(list.items.iter().all(|s| s.free == 0), "{list:?}");
+    // Committed in groups: 8 bookings sent at once, at most two groups written at a time.
+    let transactions = count(
+        gw,
+        &format!("SELECT count(DISTINCT xmin::text) AS n FROM appointments WHERE id IN ({ids})"),
+    )
+    .await;
+    assert!(transactions < 8, "8 bookings sent at once took {transactions} transactions");
+}
+
 /// The gateway computes the slots' grid itself (jiff, the system's tz database) while reads and tests
 /// reckon local times in PostgreSQL: on the nights the clocks change, both must agree on every slot,
 /// and a slot lasts its minutes of real time (a 01:00–04:00 range is two hours long in March).
