@@ -317,6 +317,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let audit = AuditLog::start(pool.clone());
     let collections = crate::writes::CollectionWriter::start(pool.clone());
     let bookings = crate::writes::BookingWriter::start(pool.clone());
+    let appointment_changes = crate::writes::ChangeWriter::start(pool.clone());
     let upstream_names = config.upstream.endpoints.iter().map(|e| e.name.clone()).collect();
     let history = Arc::new(History::new(Duration::from_secs(config.console.chart_interval_s)));
     // Checked by the config's validation already; looked up again here because the state keeps it.
@@ -343,9 +344,11 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         audit,
         collections,
         bookings,
+        appointment_changes,
         upstream_health: Arc::new(UpstreamHealth::new(upstream_names)),
         relay_wakeup: Arc::new(Notify::new()),
         slot_lists: Arc::default(),
+        window: Arc::default(),
         drain: Arc::new(DrainState::default()),
         sync_status: Arc::new(RwLock::new(SyncStatus::default())),
         history,

@@ -22,7 +22,7 @@ use crate::relay::DrainState;
 use crate::security_events::SecurityLog;
 use crate::sync::SyncStatus;
 use crate::sync::health::UpstreamHealth;
-use crate::writes::booking::SlotLists;
+use crate::writes::booking::{AppointmentWindow, SlotLists};
 
 /// Everything a handler needs.
 #[derive(Clone)]
@@ -57,6 +57,8 @@ pub struct AppState {
     pub collections: Arc<crate::writes::CollectionWriter>,
     /// The group writer of lab-visit bookings.
     pub bookings: Arc<crate::writes::BookingWriter>,
+    /// The group writer of appointment status changes.
+    pub appointment_changes: Arc<crate::writes::ChangeWriter>,
     /// The audit log of patient data (group-committed reads, hash chain).
     pub audit: Arc<AuditLog>,
     /// Which upstream is in use, and the gateway's mode (online, failover, degraded).
@@ -65,6 +67,8 @@ pub struct AppState {
     pub relay_wakeup: Arc<Notify>,
     /// The desk's slot lists of the last second, dropped by every write made here.
     pub slot_lists: Arc<SlotLists>,
+    /// The end of the lab's appointment window: the desk books before it only.
+    pub window: Arc<AppointmentWindow>,
     /// The backlog drain after an outage.
     pub drain: Arc<DrainState>,
     /// What the sync has done lately.

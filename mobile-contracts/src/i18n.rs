@@ -632,6 +632,14 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "is not the start of a slot of the lab's hours: take one from GET /v1/slots",
         "n'est pas le début d'un créneau des horaires du laboratoire : prenez-en un de GET /v1/slots",
     ),
+    (
+        "is beyond the days whose appointments this gateway holds: book it through the central lab",
+        "est au-delà des jours dont cette passerelle détient les rendez-vous : réservez par le laboratoire central",
+    ),
+    (
+        "this gateway has not received its lab's appointments from the cloud yet",
+        "cette passerelle n'a pas encore reçu les rendez-vous de son laboratoire depuis le cloud",
+    ),
     ("is the appointment's current start", "est déjà l'heure du rendez-vous"),
     (
         "only a scheduled appointment can be moved to another slot",

@@ -348,6 +348,11 @@ pub struct FeedPage {
     pub has_more: bool,
     /// The newest committed position the cloud knows of (for lag).
     pub head: i64,
+    /// The end of the lab's appointment window when the page was read (exclusive): with this page
+    /// applied, the gateway holds every appointment of its lab scheduled before it, and books only
+    /// before it. `None` from a cloud that predates it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub window_ends: Option<OffsetDateTime>,
     /// The changes, by position.
     pub changes: Vec<FeedChange>,
 }
@@ -357,6 +362,10 @@ pub struct FeedPage {
 pub struct FeedHead {
     /// Position.
     pub position: i64,
+    /// The end of the lab's appointment window now (as [`FeedPage::window_ends`]): a bootstrap
+    /// that starts at this head holds every appointment before it. `None` from an older cloud.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub window_ends: Option<OffsetDateTime>,
 }
 
 /// `GET /v1/labs/{lab}/snapshot/{entity}?after=KEY&limit=M[&bucket=xx]`: the lab's scope, table by

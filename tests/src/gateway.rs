@@ -322,8 +322,11 @@ impl Clone for TestApp {
 
 /// Inserts the lab and its staff as the sync from the cloud would.
 async fn seed_lab(db: &TestDb, lab_id: Uuid, code: &str) -> Vec<(String, Uuid)> {
+    // The lab's appointment window as a feed page would have given it, long enough for the tests'
+    // dates (next year's nights when the clocks change).
     let mut sql = format!(
-        "INSERT INTO labs (id, code, name, kind, version) VALUES ('{lab_id}', '{code}', 'Laboratoire {code}', 'proximity', 1);"
+        "INSERT INTO labs (id, code, name, kind, version) VALUES ('{lab_id}', '{code}', 'Laboratoire {code}', 'proximity', 1);\
+         INSERT INTO appointment_window (ends_at) VALUES (now() + interval '400 days');"
     );
     let mut staff = Vec::new();
     let password_hash = hash_secret(ADMIN_PASSWORD).expect("hash");

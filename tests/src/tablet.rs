@@ -224,6 +224,127 @@ impl Writer {
     }
 }
 
+/// A desk booking lab visits until stopped, in the free slots of the coming days as
+/// `GET /v1/slots` lists them, each booking retried under its key until it is acknowledged (a
+/// gateway restarting, the first attempt in flight); a slot found full (409 `slot_unavailable`,
+/// nothing written) is passed for the next one with a new booking.
+#[derive(Debug)]
+pub struct Booker {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<Uuid>>,
+}
+
+impl Booker {
+    /// Starts booking visits for `patients`, in turn, through `gateway`.
+    pub fn start(client: reqwest::Client, gateway: String, token: String, patients: Vec<Uuid>) -> Self {
+        assert!(!patients.is_empty(), "no patient to book for");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let task = tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut starts = std::collections::VecDeque::new();
+            let (mut day, mut i) = (0i64, 0usize);
+            while !AtomicBool::load(&flag, Ordering::Acquire) {
+                let Some(start) = starts.pop_front() else {
+                    match free_slots(&client, &gateway, &token, day + 1).await {
+                        Day::Free(free) => {
+                            day += 1;
+                            starts.extend(free);
+                        }
+                        // Every place of the lab's appointment window is booked: the desk is done.
+                        Day::Beyond => tokio::time::sleep(Duration::from_millis(200)).await,
+                        Day::Unreachable => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                    continue;
+                };
+                let id = Uuid::now_v7();
+                let key = Uuid::new_v4().to_string();
+                let body = serde_json::json!({
+                    "id": id, "patient_id": patients[i % patients.len()], "kind": "lab", "scheduled_at": start,
+                });
+                i += 1;
+                let sent = Instant::now();
+                loop {
+                    let answer = client
+                        .post(format!("{gateway}/v1/appointments"))
+                        .bearer_auth(&token)
+                        .header("idempotency-key", &key)
+                        .json(&body)
+                        .send()
+                        .await;
+                    match answer {
+                        Ok(r) if r.status().as_u16() == 201 => {
+                            acknowledged.push(id);
+                            break;
+                        }
+                        Ok(r) if r.status().as_u16() == 409 => {
+                            let problem: serde_json::Value = r.json().await.unwrap_or_default();
+                            if problem["code"] == "slot_unavailable" {
+                                break;
+                            }
+                        }
+                        Ok(r) => assert!(
+                            r.status().is_server_error(),
+                            "unexpected answer to a booking: {}",
+                            r.status()
+                        ),
+                        Err(_) => {}
+                    }
+                    assert!(
+                        sent.elapsed() < Duration::from_secs(60),
+                        "a booking was never acknowledged"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            acknowledged
+        });
+        Self { stop, task }
+    }
+
+    /// Stops and returns the ids of the acknowledged bookings.
+    pub async fn stop(self) -> Vec<Uuid> {
+        self.stop.store(true, Ordering::Release);
+        self.task.await.expect("booker")
+    }
+}
+
+/// A day's free places, as `GET /v1/slots` gives them.
+enum Day {
+    /// The start of each free place's slot.
+    Free(Vec<String>),
+    /// The day is beyond the lab's appointment window (422).
+    Beyond,
+    /// No answer (the gateway restarting).
+    Unreachable,
+}
+
+/// The lab's free places `days` ahead.
+async fn free_slots(client: &reqwest::Client, gateway: &str, token: &str, days: i64) -> Day {
+    let date = (time::OffsetDateTime::now_utc() + time::Duration::days(days)).date();
+    let answer = client
+        .get(format!("{gateway}/v1/slots?date={date}&kind=lab"))
+        .bearer_auth(token)
+        .send()
+        .await;
+    let Ok(answer) = answer else { return Day::Unreachable };
+    match answer.status().as_u16() {
+        200 => {}
+        422 => return Day::Beyond,
+        _ => return Day::Unreachable,
+    }
+    let Ok(list) = answer.json::<serde_json::Value>().await else {
+        return Day::Unreachable;
+    };
+    let mut starts = Vec::new();
+    for slot in list["items"].as_array().into_iter().flatten() {
+        for _ in 0..slot["free"].as_u64().unwrap_or(0) {
+            starts.push(slot["start"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    Day::Free(starts)
+}
+
 /// A tablet reading patients until stopped, each read with its own request id (`X-Request-Id`),
 /// which the gateway writes into the read's audit record.
 #[derive(Debug)]

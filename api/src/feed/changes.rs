@@ -122,6 +122,7 @@ pub async fn page(
         next,
         has_more,
         head,
+        window_ends: Some(scope.window.to),
         changes: keep_last(changes),
     })
 }

@@ -117,7 +117,11 @@ async fn changes_head(
     let mut conn = state.pool.get().await?;
     authorize(&req, &mut conn, &lab).await?;
     let position = super::changes::head(&mut conn).await?;
-    Ok(json(&FeedHead { position }))
+    let window = super::scope::Window::at(&mut conn, feed_config(&state), None).await?;
+    Ok(json(&FeedHead {
+        position,
+        window_ends: Some(window.to),
+    }))
 }
 
 /// A page of the lab's change feed after a position.

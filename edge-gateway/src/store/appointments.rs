@@ -1,30 +1,12 @@
 //! Appointments, as the write path reads and changes them.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::appointments;
 use labedge_schema::sync::AppointmentRow;
 use uuid::Uuid;
-
-/// Appointment `id`'s patient and lab.
-pub async fn patient_and_lab(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<(Uuid, Uuid)>> {
-    appointments::table
-        .find(id)
-        .select((appointments::patient_id, appointments::lab_id))
-        .first(conn)
-        .await
-        .optional()
-}
-
-/// Appointment `id`'s lab and assigned staff member.
-pub async fn lab_and_assignee(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<(Uuid, Option<Uuid>)>> {
-    appointments::table
-        .find(id)
-        .select((appointments::lab_id, appointments::assigned_staff_id))
-        .first(conn)
-        .await
-        .optional()
-}
 
 /// Appointment `id`, locked until the transaction ends (`FOR UPDATE`): its version is checked and
 /// raised by the same transaction.
@@ -38,21 +20,32 @@ pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
         .optional()
 }
 
-/// Sets appointment `id`'s status and reason at `version`; returns the row as changed.
-pub async fn set_status(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    status: &str,
-    reason: Option<&str>,
-    version: i64,
-) -> QueryResult<AppointmentRow> {
-    diesel::update(appointments::table.find(id))
-        .set((
-            appointments::status.eq(status),
-            appointments::status_reason.eq(reason),
-            appointments::version.eq(version),
-        ))
-        .returning(AppointmentRow::EDGE_COLUMNS)
-        .get_result(conn)
-        .await
+/// Appointments `ids` (those that exist), locked until the transaction ends, taken in the order of
+/// their ids: two groups of changes lock their rows in the same order and cannot deadlock.
+pub async fn lock_many(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<HashMap<Uuid, AppointmentRow>> {
+    let rows: Vec<AppointmentRow> = appointments::table
+        .filter(appointments::id.eq_any(ids))
+        .order(appointments::id)
+        .select(AppointmentRow::EDGE_COLUMNS)
+        .for_update()
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+}
+
+/// Sets the status, reason and version of each of `rows` with one statement.
+pub async fn set_statuses(conn: &mut AsyncPgConnection, rows: &[&AppointmentRow]) -> QueryResult<()> {
+    use diesel::sql_types::{Array, BigInt, Nullable, Text, Uuid as SqlUuid};
+    diesel::sql_query(
+        "UPDATE appointments a SET status = t.status, status_reason = t.reason, version = t.version \
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[]) AS t(id, status, reason, version) \
+         WHERE a.id = t.id",
+    )
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.status_reason.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.version).collect::<Vec<_>>())
+    .execute(conn)
+    .await
+    .map(|_| ())
 }

@@ -266,3 +266,29 @@ pub async fn facts(conn: &mut AsyncPgConnection, lab: Uuid, kind: &str, asked: &
     .load(conn)
     .await
 }
+
+/// The end of the lab's appointment window as the feed last gave it, if it has.
+pub async fn window_ends(conn: &mut AsyncPgConnection) -> QueryResult<Option<OffsetDateTime>> {
+    #[derive(QueryableByName)]
+    struct Ends {
+        #[diesel(sql_type = Timestamptz)]
+        ends_at: OffsetDateTime,
+    }
+    let found: Option<Ends> = diesel::sql_query("SELECT ends_at FROM appointment_window")
+        .get_result(conn)
+        .await
+        .optional()?;
+    Ok(found.map(|e| e.ends_at))
+}
+
+/// Records the end of the lab's appointment window (in the transaction of the feed page that gave it).
+pub async fn set_window_ends(conn: &mut AsyncPgConnection, ends: OffsetDateTime) -> QueryResult<()> {
+    diesel::sql_query(
+        "INSERT INTO appointment_window (only_row, ends_at) VALUES (true, $1) \
+         ON CONFLICT (only_row) DO UPDATE SET ends_at = excluded.ends_at, updated_at = now()",
+    )
+    .bind::<Timestamptz, _>(ends)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}

@@ -11,6 +11,7 @@ use labedge_schema::edge::schema::{
 use labedge_schema::sync::{
     AppointmentRow, Entity, ExamRow, FeedChange, LabRow, PatientRow, PrescriptionRecord, Record, StaffRow, TubeTypeRow,
 };
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// The checkpoint stream of the cloud's change feed.
@@ -61,7 +62,12 @@ async fn set_checkpoint(conn: &mut AsyncPgConnection, position: i64) -> QueryRes
 
 /// Applies a feed page and moves the checkpoint to `next`, in one transaction. Several changes of one
 /// row in a page count once: the feed sends each row's current state, so the last one wins.
-pub async fn apply_feed_page(conn: &mut AsyncPgConnection, changes: &[FeedChange], next: i64) -> QueryResult<Touched> {
+pub async fn apply_feed_page(
+    conn: &mut AsyncPgConnection,
+    changes: &[FeedChange],
+    next: i64,
+    window_ends: Option<OffsetDateTime>,
+) -> QueryResult<Touched> {
     let mut latest: BTreeMap<(u8, String), &FeedChange> = BTreeMap::new();
     for change in changes {
         let order = Entity::ALL.iter().position(|e| *e == change.entity).unwrap_or(0);
@@ -79,6 +85,9 @@ pub async fn apply_feed_page(conn: &mut AsyncPgConnection, changes: &[FeedChange
         let mut touched = upsert_records(conn, upserts).await?;
         remove(conn, &removals, &mut touched).await?;
         set_checkpoint(conn, next).await?;
+        if let Some(ends) = window_ends {
+            crate::store::booking::set_window_ends(conn, ends).await?;
+        }
         Ok(touched)
     })
     .await

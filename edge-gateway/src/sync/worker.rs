@@ -187,6 +187,11 @@ pub async fn bootstrap(
     }
     let mut conn = state.pool.get().await?;
     apply::commit_checkpoint(&mut conn, head.position).await?;
+    // The window the snapshot was read in, until the first feed page says where it is now.
+    if let Some(ends) = head.window_ends {
+        crate::store::booking::set_window_ends(&mut conn, ends).await?;
+        state.window.set(ends);
+    }
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(position = head.position, duration_s = seconds, "bootstrap done");
     metrics::gauge!("labedge_sync_bootstrap_seconds").set(seconds);
@@ -209,8 +214,11 @@ pub async fn pull(state: &AppState, upstreams: &Upstreams, status: &RwLock<SyncS
             .await?;
         let applied_at = Instant::now();
         let mut conn = state.pool.get().await?;
-        let touched = apply::apply_feed_page(&mut conn, &page.changes, page.next).await?;
+        let touched = apply::apply_feed_page(&mut conn, &page.changes, page.next, page.window_ends).await?;
         drop(conn);
+        if let Some(ends) = page.window_ends {
+            state.window.set(ends);
+        }
         follow_up(state, &touched).await;
         pages += 1;
         metrics::counter!("labedge_sync_changes_total").increment(page.changes.len() as u64);

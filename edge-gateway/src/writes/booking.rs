@@ -28,7 +28,7 @@ use mobile_contracts::{
     Address, Appointment, AppointmentKind, AppointmentStatus, NewAppointment, Reschedule, Role, Slot, SlotList,
 };
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -193,6 +193,47 @@ impl SlotLists {
     }
 }
 
+/// The end of the lab's appointment window (`appointment_window`), in memory: the desk books, and
+/// lists slots, only before it. The gateway holds every appointment of its lab scheduled before it
+/// and none after (the cloud's feed scope): beyond it a slot's places cannot be counted, and a
+/// booking made there would be removed by the feed once relayed, as out of the lab's scope. The
+/// sync sets it after each page; a gateway restarted while the cloud is out of reach reads the
+/// table. While the cloud stays out of reach the end stays where it was, so the days that enter the
+/// cloud's window meanwhile (whose bookings by the LIS the gateway has not received) stay closed.
+#[derive(Debug, Default)]
+pub struct AppointmentWindow {
+    /// Microseconds since the epoch; 0 while not known.
+    ends: AtomicI64,
+}
+
+impl AppointmentWindow {
+    /// The end the feed gave, once its page is committed.
+    pub fn set(&self, ends: OffsetDateTime) {
+        let micros = i64::try_from(ends.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX);
+        self.ends.store(micros.max(1), Ordering::Release);
+    }
+
+    /// The window's end: from memory, else from the table; 503 when the feed never gave one.
+    async fn ends(&self, pool: &PgPool) -> Result<OffsetDateTime, ApiError> {
+        let micros = self.ends.load(Ordering::Acquire);
+        if micros != 0 {
+            return OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+                .map_err(|e| ApiError::Internal(e.into()));
+        }
+        let mut conn = pool.get().await?;
+        match stored::window_ends(&mut conn).await? {
+            Some(ends) => {
+                self.set(ends);
+                Ok(ends)
+            }
+            None => Err(ApiError::detail(
+                ErrorCode::ServiceUnavailable,
+                "this gateway has not received its lab's appointments from the cloud yet",
+            )),
+        }
+    }
+}
+
 /// Where bookings are made: the lab, and its clock (the zone for the slots' grid, its name for the
 /// queries that reckon a local day in PostgreSQL).
 #[derive(Clone, Debug)]
@@ -200,6 +241,8 @@ pub(super) struct Site {
     pub(super) lab: Uuid,
     pub(super) zone: TimeZone,
     timezone: String,
+    /// The end of the lab's appointment window ([`AppointmentWindow`]).
+    pub(super) window_ends: OffsetDateTime,
 }
 
 impl Site {
@@ -208,8 +251,18 @@ impl Site {
             lab: state.lab().await?.id,
             zone: state.zone.clone(),
             timezone: state.config.timezone.clone(),
+            window_ends: state.window.ends(&state.pool).await?,
         })
     }
+
+    fn opens(&self, day: Date) -> bool {
+        window_has(day, self.window_ends, &self.zone)
+    }
+}
+
+/// Whether the local day `day` begins before `window_ends` (its slots before the end are bookable).
+fn window_has(day: Date, window_ends: OffsetDateTime, zone: &TimeZone) -> bool {
+    slot_grid::local_day(window_ends - Duration::microseconds(1), zone).is_some_and(|last| day <= last)
 }
 
 /// Which slots of a day.
@@ -262,6 +315,14 @@ async fn day_slots(
 pub async fn slots(state: &AppState, date: Date, kind: AppointmentKind) -> Result<SlotList, ApiError> {
     let key = (date, kind_name(kind));
     let lists = &state.slot_lists;
+    let window_ends = state.window.ends(&state.pool).await?;
+    if !window_has(date, window_ends, &state.zone) {
+        return Err(invalid(
+            "/date",
+            "is beyond the days whose appointments this gateway holds: book it through the central lab",
+        )
+        .into());
+    }
     let day = match lists.held(key) {
         Held::Current(day) => day,
         Held::Ageing(day) => {
@@ -277,7 +338,10 @@ pub async fn slots(state: &AppState, date: Date, kind: AppointmentKind) -> Resul
         Held::Missing => lists.compute(&state.pool, &Site::of(state).await?, key, true).await?,
     };
     let now = OffsetDateTime::now_utc();
-    let rows: Vec<&SlotRow> = day.iter().filter(|row| row.start_at >= now).collect();
+    let rows: Vec<&SlotRow> = day
+        .iter()
+        .filter(|row| row.start_at >= now && row.start_at < window_ends)
+        .collect();
     let slot_minutes = match rows.first() {
         Some(row) => u16::try_from(row.minutes).unwrap_or(0),
         None => 0,
@@ -301,15 +365,16 @@ async fn next_free(
     let first_day = slot_grid::local_day(from, &site.zone).unwrap_or(from.date());
     let mut offered = Vec::new();
     for offset in 0..LOOK_AHEAD_DAYS {
-        let rows = day_slots(
-            conn,
-            site,
-            kind,
-            first_day + Duration::days(offset),
-            Starting::From(from),
-        )
-        .await?;
-        offered.extend(rows.iter().filter(|r| r.free() > 0 && r.start_at != after).map(slot));
+        let day = first_day + Duration::days(offset);
+        if !site.opens(day) {
+            break;
+        }
+        let rows = day_slots(conn, site, kind, day, Starting::From(from)).await?;
+        offered.extend(
+            rows.iter()
+                .filter(|r| r.free() > 0 && r.start_at != after && r.start_at < site.window_ends)
+                .map(slot),
+        );
         if offered.len() >= OFFERED {
             break;
         }
@@ -328,6 +393,9 @@ async fn locked_slot(
     if start < OffsetDateTime::now_utc() {
         return Err(in_the_past().into());
     }
+    if start >= site.window_ends {
+        return Err(beyond_window().into());
+    }
     let not_a_slot = || WriteError::from(not_a_slot());
     let day = slot_grid::local_day(start, &site.zone).ok_or_else(not_a_slot)?;
     stored::lock_slot(conn, site.lab, kind, start).await?;
@@ -339,6 +407,14 @@ pub(super) fn in_the_past() -> ProblemError {
     invalid("/scheduled_at", "is in the past")
 }
 
+/// A start at or after the end of the lab's appointment window ([`AppointmentWindow`]).
+pub(super) fn beyond_window() -> ProblemError {
+    invalid(
+        "/scheduled_at",
+        "is beyond the days whose appointments this gateway holds: book it through the central lab",
+    )
+}
+
 pub(super) fn not_a_slot() -> ProblemError {
     invalid(
         "/scheduled_at",
@@ -347,7 +423,12 @@ pub(super) fn not_a_slot() -> ProblemError {
 }
 
 /// 409 `slot_unavailable`, with the next free slots.
-pub(super) async fn unavailable(conn: &mut AsyncPgConnection, site: &Site, kind: &str, start: OffsetDateTime) -> WriteError {
+pub(super) async fn unavailable(
+    conn: &mut AsyncPgConnection,
+    site: &Site,
+    kind: &str,
+    start: OffsetDateTime,
+) -> WriteError {
     let mut problem = ProblemError::new(ErrorCode::SlotUnavailable)
         .detail("this slot has no free place left: choose one of next_slots")
         .errors(vec![FieldError::new(
@@ -533,7 +614,10 @@ pub(super) fn prescription_checked(
     match found {
         Some((patient, lab)) if patient == body.patient_id && lab == lab_id => Ok(()),
         _ if body.prescription_id.is_none() => Ok(()),
-        _ => Err(invalid("/prescription_id", "not a prescription of this patient at this lab")),
+        _ => Err(invalid(
+            "/prescription_id",
+            "not a prescription of this patient at this lab",
+        )),
     }
 }
 

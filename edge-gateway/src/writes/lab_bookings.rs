@@ -6,7 +6,8 @@
 //! the places of a slot are counted once for the group, and the group's own bookings fill them in
 //! the order they came: of two bookings of a slot's last place, in one group or in two, exactly one
 //! gets it and the other gets 409 `slot_unavailable` with the next free slots, counted after the
-//! group's own bookings. Home visits pick a home sampler under the slot's lock and are rarer; they
+//! group's own bookings. Like a booking alone, it stays within the lab's appointment window
+//! (`super::booking::AppointmentWindow`). Home visits pick a home sampler under the slot's lock and are rarer; they
 //! are booked one by one as before.
 
 use std::collections::HashMap;
@@ -23,8 +24,8 @@ use mobile_contracts::{Appointment, NewAppointment};
 use time::{Date, OffsetDateTime};
 
 use super::booking::{
-    Site, in_the_past, lab_visit_checked, not_a_slot, patient_checked, prescription_checked, same_booking,
-    unavailable,
+    Site, beyond_window, in_the_past, lab_visit_checked, not_a_slot, patient_checked, prescription_checked,
+    same_booking, unavailable,
 };
 use super::group::{GroupWriter, Grouped, ItemVerdict, Mark};
 use super::slot_grid;
@@ -98,7 +99,10 @@ enum Step {
     Booked(AppointmentRow, Appointment),
 }
 
-async fn write_group(conn: &mut AsyncPgConnection, items: &[&LabBooking]) -> QueryResult<Vec<ItemVerdict<Appointment>>> {
+async fn write_group(
+    conn: &mut AsyncPgConnection,
+    items: &[&LabBooking],
+) -> QueryResult<Vec<ItemVerdict<Appointment>>> {
     let Some(first) = items.first() else {
         return Ok(Vec::new());
     };
@@ -117,7 +121,12 @@ async fn write_group(conn: &mut AsyncPgConnection, items: &[&LabBooking]) -> Que
     let mut grids = Grids::default();
     let slots: Vec<_> = items
         .iter()
-        .map(|i| grids.slot(rules.as_ref(), site, i.body.scheduled_at).filter(|_| i.body.scheduled_at >= now))
+        .map(|i| {
+            let start = i.body.scheduled_at;
+            grids
+                .slot(rules.as_ref(), site, start)
+                .filter(|_| start >= now && start < i.site.window_ends)
+        })
         .collect();
     let starts: Vec<OffsetDateTime> = slots.iter().flatten().map(|(start, _)| *start).collect();
     stored::lock_slots(conn, site.lab, "lab", &starts).await?;
@@ -223,6 +232,9 @@ fn checked(
     lab_visit_checked(body)?;
     if body.scheduled_at < now {
         return Err(in_the_past());
+    }
+    if body.scheduled_at >= item.site.window_ends {
+        return Err(beyond_window());
     }
     slot.ok_or_else(not_a_slot)
 }

@@ -36,11 +36,11 @@ use mobile_contracts::problem::{ErrorCode, FieldError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use self::appointments::{AppointmentChange, update_appointment};
-pub use self::lab_bookings::BookingWriter;
+pub use self::appointments::{AppointmentChange, ChangeWriter, update_appointment};
 pub use self::collections::{
     CollectionWriter, FUTURE_TOLERANCE, PAST_TOLERANCE, prepare as prepare_collection, record_collection,
 };
+pub use self::lab_bookings::BookingWriter;
 use crate::audit::AuditEntry;
 use crate::auth::Principal;
 use crate::state::AppState;

@@ -12,6 +12,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    appointment_window (only_row) {
+        only_row -> Bool,
+        ends_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     appointments (id) {
         id -> Uuid,
         lab_id -> Uuid,
@@ -457,6 +465,7 @@ diesel::joinable!(refresh_tokens -> auth_sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     admin_sessions,
+    appointment_window,
     appointments,
     audit_anchors,
     audit_checkpoints,

@@ -42,6 +42,9 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
     let mut reversed = visits.clone();
     reversed.reverse();
     let reader = tablet::Reader::start(client.clone(), gw.clone(), token.clone(), visits.clone());
+    // A desk books lab visits meanwhile (the bookings' own group writer).
+    let patients: Vec<_> = visits.iter().map(|v| v.patient).collect();
+    let booker = tablet::Booker::start(client.clone(), gw.clone(), token.clone(), patients);
     let writers = [
         tablet::Writer::start(client.clone(), gw.clone(), token.clone(), visits),
         tablet::Writer::start(client.clone(), gw.clone(), token, reversed),
@@ -56,10 +59,12 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
     let mut watch = stack.edge_conn().await;
     let relay_waiting = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
          AND pid <> pg_backend_pid() AND state = 'idle in transaction' AND query ILIKE '%outbox%SKIP LOCKED%'";
-    // A group of writes between its first statement and its commit (the group writer's statements).
+    // A group of writes between its first statement and its commit (the group writers' statements:
+    // keys, slots, rows of collections or bookings, outbox, stored answers).
     let write_in_transaction = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
          AND pid <> pg_backend_pid() AND state <> 'idle' \
          AND (query ILIKE '%pg_try_advisory_xact_lock%unnest%' OR query ILIKE 'INSERT INTO collection%' \
+              OR query ILIKE '%pg_advisory_xact_lock(1515, h)%' OR query ILIKE 'INSERT INTO \"appointments\"%' \
               OR query ILIKE 'INSERT INTO outbox%unnest%' OR query ILIKE 'INSERT INTO idempotency_keys%unnest%')";
     // The audit journal's statement for the reads queued at that moment, running.
     let audit_flushing = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
@@ -125,10 +130,12 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let answered = reader.stop().await;
+    let booked = booker.stop().await;
     let mut acknowledged = Vec::new();
     for writer in writers {
         acknowledged.extend(writer.stop().await);
     }
+    assert!(booked.len() >= 20, "the desk kept booking: {} bookings", booked.len());
     assert!(
         acknowledged.len() >= 100.max(target_writes as usize),
         "the tablets kept writing: {} writes",
@@ -219,8 +226,37 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
         count(&cloud_url, "SELECT count(*) AS n FROM collection_tubes").await,
         expected
     );
+    // The bookings likewise: each acknowledged one stored once here and applied once in the cloud,
+    // none the desk was not told about.
+    let list = booked.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(",");
+    let bookings_among = format!("SELECT count(*) AS n FROM appointments WHERE id IN ({list})");
+    let expected_bookings = booked.len() as i64;
+    assert_eq!(count(&edge_url, &bookings_among).await, expected_bookings);
+    assert_eq!(
+        count(&cloud_url, &bookings_among).await,
+        expected_bookings,
+        "no booking lost"
+    );
+    for url in [&edge_url, &cloud_url] {
+        let kind = if *url == edge_url {
+            "outbox"
+        } else {
+            "applied_mutations"
+        };
+        assert_eq!(
+            count(
+                url,
+                &format!("SELECT count(*) AS n FROM {kind} WHERE kind = 'appointment.create'")
+            )
+            .await,
+            expected_bookings,
+            "one {kind} row per booking, none the desk was not told about"
+        );
+    }
     eprintln!(
-        "{} writes acknowledged across {cycle} SIGKILLs of the gateway and {cloud_kills} of the cloud; all in the cloud exactly once",
-        acknowledged.len()
+        "{} writes and {} bookings acknowledged across {cycle} SIGKILLs of the gateway and {cloud_kills} of the cloud; \
+         all in the cloud exactly once",
+        acknowledged.len(),
+        booked.len()
     );
 }

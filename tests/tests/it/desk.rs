@@ -439,7 +439,12 @@ async fn lab_visits_booked_at_one_moment_share_commits_and_each_gets_its_own_ans
         }
     }
     let won: Vec<_> = at_eight.iter().filter(|r| r.status == 201).collect();
-    assert_eq!(won.len(), 2, "{:?}", at_eight.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(
+        won.len(),
+        2,
+        "{:?}",
+        at_eight.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     booked_ids.extend(won.iter().map(|r| r.json::<Appointment>().id));
     for refused in at_eight.iter().filter(|r| r.status != 201) {
         assert_code(refused, ErrorCode::SlotUnavailable, Some("/scheduled_at"));
@@ -460,8 +465,19 @@ async fn lab_visits_booked_at_one_moment_share_commits_and_each_gets_its_own_ans
     // Exactly the booked ones are stored, each once, with their outbox entries; each slot holds
     // its two places and no more.
     assert_eq!(booked_ids.len(), 8);
-    let ids = booked_ids.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(",");
-    assert_eq!(count(gw, &format!("SELECT count(*) AS n FROM appointments WHERE id IN ({ids})")).await, 8);
+    let ids = booked_ids
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    assert_eq!(
+        count(
+            gw,
+            &format!("SELECT count(*) AS n FROM appointments WHERE id IN ({ids})")
+        )
+        .await,
+        8
+    );
     assert_eq!(count(gw, "SELECT count(*) AS n FROM outbox").await, before + 8);
     for i in 0..4 {
         let sql = format!(
@@ -478,7 +494,80 @@ async fn lab_visits_booked_at_one_moment_share_commits_and_each_gets_its_own_ans
         &format!("SELECT count(DISTINCT xmin::text) AS n FROM appointments WHERE id IN ({ids})"),
     )
     .await;
-    assert!(transactions < 8, "8 bookings sent at once took {transactions} transactions");
+    assert!(
+        transactions < 8,
+        "8 bookings sent at once took {transactions} transactions"
+    );
+}
+
+/// The desk books only within the lab's appointment window, where the gateway holds every
+/// appointment: beyond it a slot's places cannot be counted, and a booking relayed there would be
+/// taken back by the cloud's feed as out of scope. The slots of a day beyond are refused naming the
+/// date, a booking or a move there naming its start, and a full slot's next free slots stop at the
+/// window's end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_books_only_within_the_labs_appointment_window() {
+    let d = desk(1).await;
+    let (app, gw, nurse) = (&d.gw.app, &d.gw, d.nurse.as_str());
+    // The window ends with tomorrow, as a feed page would say.
+    let day_after = d.tomorrow + Duration::days(1);
+    let ends = edge_data::local_time(gw, day_after, 0, 0).await;
+    gw.state.window.set(ends);
+
+    let tomorrow = slots(app, nurse, d.tomorrow, "lab").await;
+    assert_eq!(tomorrow.items.len(), 4);
+    let beyond = app
+        .get_authed(&format!("{}?date={day_after}&kind=lab", routes::SLOTS), nurse)
+        .await;
+    assert_eq!(beyond.status, 422);
+    assert_code(&beyond, ErrorCode::ValidationFailed, Some("/date"));
+
+    let later = edge_data::local_time(gw, day_after, 8, 0).await;
+    for kind in ["lab", "home"] {
+        let mut body = booking(d.patient, kind, later);
+        if kind == "home" {
+            body["address"] = json!({"line": "3 rue des Lilas", "postal_code": "69003", "city": "Lyon"});
+        }
+        let refused = post(app, routes::APPOINTMENTS, nurse, &body).await;
+        assert_eq!(refused.status, 422, "{kind}");
+        assert_code(&refused, ErrorCode::ValidationFailed, Some("/scheduled_at"));
+    }
+    let last = edge_data::local_time(gw, d.tomorrow, 8, 45).await;
+    let booked: Appointment = post(app, routes::APPOINTMENTS, nurse, &booking(d.patient, "lab", last))
+        .await
+        .expect(201)
+        .json();
+    let moved = send(
+        app,
+        TestRequest::post()
+            .uri(&with_id(routes::APPOINTMENT_RESCHEDULE, booked.id))
+            .set_json(json!({"scheduled_at": rfc3339(later)})),
+        nurse,
+        Some(booked.version),
+    )
+    .await;
+    assert_code(&moved, ErrorCode::ValidationFailed, Some("/scheduled_at"));
+
+    // 08:00 full too: the free slots offered are the window's last two, none beyond its end.
+    let others: Vec<_> = ["Roux", "Blanc"]
+        .iter()
+        .map(|name| patient(name, "Emma", date!(1990 - 05 - 05)))
+        .collect();
+    edge_data::upsert_patients(gw, &others).await;
+    let eight = edge_data::local_time(gw, d.tomorrow, 8, 0).await;
+    post(app, routes::APPOINTMENTS, nurse, &booking(others[0].id, "lab", eight))
+        .await
+        .expect(201);
+    let full = post(app, routes::APPOINTMENTS, nurse, &booking(others[1].id, "lab", eight)).await;
+    assert_code(&full, ErrorCode::SlotUnavailable, Some("/scheduled_at"));
+    let offered: Vec<_> = full.problem().next_slots.iter().map(|s| s.start).collect();
+    assert_eq!(
+        offered,
+        [eight + Duration::minutes(15), eight + Duration::minutes(30)],
+        "the window's free slots, none beyond it"
+    );
+    let stored = count(gw, "SELECT count(*) AS n FROM appointments").await;
+    assert_eq!(stored, 2, "nothing beyond the window was stored");
 }
 
 /// The gateway computes the slots' grid itself (jiff, the system's tz database) while reads and tests

@@ -436,6 +436,25 @@ async fn an_appointment_in_the_window_brings_its_patient_and_prescription_and_on
         upserted(&changes, Entity::Patient, p_late).is_some(),
         "through the last day's visit"
     );
+
+    // Each page names the window's end, so that the gateway books only where it holds every
+    // appointment (`writes::booking::AppointmentWindow`).
+    #[derive(diesel::QueryableByName)]
+    struct End {
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        at: time::OffsetDateTime,
+    }
+    let end: End = diesel::sql_query(format!("SELECT {WINDOW_END} AS at"))
+        .get_result(&mut net.conn)
+        .await
+        .unwrap();
+    let page: FeedPage = net
+        .app
+        .get(&format!("/v1/labs/LAB-A/changes?after={position}&limit=3"))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(page.window_ends, Some(end.at));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

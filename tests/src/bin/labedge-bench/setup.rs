@@ -46,14 +46,16 @@ impl Bench {
         self.cloud_db = self.dbs.create("cloud").await?;
         self.edge_db = self.dbs.create("edge").await?;
         self.api_port = free_port()?;
-        // The benchmark's cloud API, configured as the tests' stacks are.
+        // The benchmark's cloud API, configured as the tests' stacks are, with the appointment
+        // window a lab booking weeks ahead sets (the most the config allows): the desk books only
+        // within it. The seed's appointments end 3 days ahead, so the bootstrap's rows are the same.
         let api = ApiFile {
             name: "api",
             port: self.api_port,
             database_url: &self.cloud_db,
             upstreams: &upstream("cloud", self.api_port),
             fail_fast: false,
-            extra: "",
+            extra: "[feed]\nwindow_ahead_days = 90\n",
         };
         self.api_toml = self.work.join("api.toml");
         std::fs::write(&self.api_toml, api.text(&self.work))?;

@@ -17,6 +17,7 @@ async fn with_postgresql_unreachable_writes_get_503_with_retry_after() {
     // Collections are written by the group writer, which holds its own handle on the pool.
     dead.collections = labedge_edge_gateway::writes::CollectionWriter::start(dead.pool.clone());
     dead.bookings = labedge_edge_gateway::writes::BookingWriter::start(dead.pool.clone());
+    dead.appointment_changes = labedge_edge_gateway::writes::ChangeWriter::start(dead.pool.clone());
     let app = TestApp::new(labedge_edge_gateway::startup::app(dead)).await;
 
     let body = collection(lab.patient, lab.prescription, &["EDTA"]);

@@ -231,3 +231,72 @@ async fn a_push_s_collections_commit_together_and_a_refused_one_does_not_fail_it
     );
     assert_eq!(stored(gw).await, after);
 }
+
+/// Appointment status changes sent at one moment share commits too, and each gets the answer it
+/// would have had alone: the version it saw checked, the transition checked, another lab's or an
+/// unknown appointment 404; two changes of one appointment are judged one after the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appointment_changes_share_commits_and_each_gets_its_own_answer() {
+    let lab = lab().await;
+    let gw = &lab.gw;
+    let at = OffsetDateTime::now_utc() + Duration::hours(1);
+    let visits: Vec<AppointmentRow> = (0..20)
+        .map(|i| lab_visit(gw.lab_id, lab.patient, at + Duration::minutes(i)))
+        .collect();
+    edge_data::upsert_appointments(gw, &visits).await;
+    let before = stored(gw).await;
+    let checked_in = status(AppointmentStatus::CheckedIn);
+    // (appointment, If-Match, body, expected status)
+    let mut sent: Vec<(Uuid, &str, serde_json::Value, u16)> = visits
+        .iter()
+        .map(|v| (v.id, "\"1\"", checked_in.clone(), 200))
+        .collect();
+    sent.insert(3, (visits[0].id, "\"7\"", checked_in.clone(), 412));
+    sent.insert(8, (Uuid::now_v7(), "\"1\"", checked_in.clone(), 404));
+    sent.insert(15, (visits[1].id, "\"1\"", status(AppointmentStatus::Scheduled), 409));
+    let keys: Vec<String> = sent.iter().map(|_| key()).collect();
+    let responses = join_all(sent.iter().zip(&keys).map(|((id, version, body, _), key)| {
+        patch_appointment(&gw.app, &lab.nurse, *id, Some(version), Some(key), body)
+    }))
+    .await;
+    for ((id, _, _, expected), response) in sent.iter().zip(&responses) {
+        // visits[1]'s change to its own status is refused as no transition when judged first, and
+        // on its version when judged after the check-in (version 2): never both applied.
+        if *id == visits[1].id && *expected == 409 && response.status == 412 {
+            continue;
+        }
+        assert_eq!(response.status, *expected, "{id}: {:?}", response.problem());
+        if *expected == 200 {
+            let answer: Appointment = response.json();
+            assert_eq!(
+                (answer.id, answer.version, answer.status),
+                (*id, 2, AppointmentStatus::CheckedIn)
+            );
+        }
+    }
+    for visit in &visits {
+        assert_eq!(appointment_state(gw, visit.id).await, ("checked_in".into(), 2));
+    }
+    let after = stored(gw).await;
+    assert_eq!(after.outbox, before.outbox + 20);
+    assert_eq!(after.idempotency, before.idempotency + 20);
+    assert_eq!(after.audited_writes, before.audited_writes + 20);
+
+    let ids: Vec<Uuid> = visits.iter().map(|v| v.id).collect();
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let count: Count =
+        diesel::sql_query("SELECT count(DISTINCT xmin::text) AS n FROM appointments WHERE id = ANY ($1)")
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&ids)
+            .get_result(&mut gw.db.conn().await)
+            .await
+            .unwrap();
+    assert!(
+        count.n < 20,
+        "20 changes sent at once were committed by {} transactions",
+        count.n
+    );
+}
