@@ -429,18 +429,43 @@ pub(super) async fn unavailable(
     kind: &str,
     start: OffsetDateTime,
 ) -> WriteError {
-    let mut problem = ProblemError::new(ErrorCode::SlotUnavailable)
-        .detail("this slot has no free place left: choose one of next_slots")
-        .errors(vec![FieldError::new(
-            "/scheduled_at",
-            "slot_full",
-            "no free place in this slot",
-        )]);
+    let mut problem = slot_full();
     match next_free(conn, site, kind, start).await {
         Ok(slots) => problem.problem.next_slots = slots,
         Err(e) => return e,
     }
     problem.into()
+}
+
+/// 409 `slot_unavailable`, its next free slots still to be added ([`offer_next`]).
+pub(super) fn slot_full() -> ProblemError {
+    ProblemError::new(ErrorCode::SlotUnavailable)
+        .detail("this slot has no free place left: choose one of next_slots")
+        .errors(vec![FieldError::new(
+            "/scheduled_at",
+            "slot_full",
+            "no free place in this slot",
+        )])
+}
+
+/// Adds the next free slots after `start` to a [`slot_full`] answer, on a connection of its own.
+pub(super) async fn offer_next(
+    state: &AppState,
+    site: &Site,
+    start: OffsetDateTime,
+    mut problem: ProblemError,
+) -> ApiError {
+    let mut conn = match state.pool.get().await {
+        Ok(conn) => conn,
+        Err(e) => return e.into(),
+    };
+    match next_free(&mut conn, site, "lab", start).await {
+        Ok(slots) => {
+            problem.problem.next_slots = slots;
+            ApiError::Problem(problem)
+        }
+        Err(e) => e.into(),
+    }
 }
 
 /// A free place in `slot` for a visit of `kind`: the home sampler it goes to (home visits), or

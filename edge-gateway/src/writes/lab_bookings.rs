@@ -5,8 +5,8 @@
 //! The rules are `super::booking`'s, in the same order, with the same answers; what changes is that
 //! the places of a slot are counted once for the group, and the group's own bookings fill them in
 //! the order they came: of two bookings of a slot's last place, in one group or in two, exactly one
-//! gets it and the other gets 409 `slot_unavailable` with the next free slots, counted after the
-//! group's own bookings. Like a booking alone, it stays within the lab's appointment window
+//! gets it and the other gets 409 `slot_unavailable` with the next free slots, looked up after the
+//! group's commit (so they count its bookings, and do not hold it). Like a booking alone, it stays within the lab's appointment window
 //! (`super::booking::AppointmentWindow`). Home visits pick a home sampler under the slot's lock and are rarer; they
 //! are booked one by one as before.
 
@@ -24,8 +24,8 @@ use mobile_contracts::{Appointment, NewAppointment};
 use time::{Date, OffsetDateTime};
 
 use super::booking::{
-    Site, beyond_window, in_the_past, lab_visit_checked, not_a_slot, patient_checked, prescription_checked,
-    same_booking, unavailable,
+    Site, beyond_window, in_the_past, lab_visit_checked, not_a_slot, offer_next, patient_checked, prescription_checked,
+    same_booking, slot_full,
 };
 use super::group::{GroupWriter, Grouped, ItemVerdict, Mark};
 use super::slot_grid;
@@ -72,14 +72,23 @@ impl Grouped for LabBooking {
     }
 }
 
-/// Books `booking` through the group writer.
+/// Books `booking` through the group writer. A refusal for a full slot gets its next free slots
+/// here, after the group's commit: looking them up (up to 14 days, two queries a day) inside the
+/// group's transaction held every booking of the group until it was done.
 pub(super) async fn book(state: &AppState, booking: LabBooking) -> Result<Answered<Appointment>, ApiError> {
-    let answered = state
+    let (site, start) = (booking.site.clone(), booking.body.scheduled_at);
+    let verdict = state
         .bookings
         .write(vec![booking])
         .await
         .pop()
-        .unwrap_or_else(|| Err(ProblemError::new(ErrorCode::Internal).into()))?;
+        .unwrap_or_else(|| Err(ProblemError::new(ErrorCode::Internal).into()));
+    let answered = match verdict {
+        Err(ApiError::Problem(full)) if full.problem.code == ErrorCode::SlotUnavailable => {
+            return Err(offer_next(state, &site, start, full).await);
+        }
+        verdict => verdict?,
+    };
     wake_relay(state, &answered);
     Ok(answered)
 }
@@ -92,9 +101,8 @@ pub(super) async fn book(state: &AppState, booking: LabBooking) -> Result<Answer
 enum Step {
     /// Answered.
     Done(ItemVerdict<Appointment>),
-    /// Its slot has no place left: answered after the group's rows are in, so that the next free
-    /// slots offered count them.
-    Full(OffsetDateTime),
+    /// Its slot has no place left.
+    Full,
     /// Booked: its row and its answer.
     Booked(AppointmentRow, Appointment),
 }
@@ -163,7 +171,7 @@ async fn write_group(
                     let here = taken.entry(start).or_default();
                     let row = row(item, (start, end));
                     if facts.booked + *here >= places {
-                        Step::Full(start)
+                        Step::Full
                     } else {
                         match render_appointment(&row) {
                             Ok(appointment) => {
@@ -192,10 +200,8 @@ async fn write_group(
         verdicts.push(match step {
             Step::Done(verdict) => verdict,
             Step::Booked(_, appointment) => Ok(Answered::fresh(appointment)),
-            Step::Full(start) => match unavailable(conn, site, "lab", start).await {
-                WriteError::Problem(problem) => Err(problem),
-                WriteError::Database(e) => return Err(e),
-            },
+            // Its next free slots are added by `book`, after the commit.
+            Step::Full => Err(slot_full()),
         });
     }
     Ok(verdicts)
