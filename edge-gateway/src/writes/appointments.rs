@@ -15,12 +15,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::group::{GroupWriter, Grouped, ItemVerdict, Mark};
-use super::{WriteError, durable, entry, keyed, mutation, wake_relay};
+use super::{WriteError, claim_group, durable, entry, keyed, mutation, store_group_answers, wake_relay};
 use crate::auth::Principal;
 use crate::reads::render::{parse_enum, render_appointment};
 use crate::state::AppState;
 use crate::store::appointments as stored;
-use crate::store::idempotency::{self, Answered, Claim, ToStore, request_hash};
+use crate::store::idempotency::{Answered, Claim, request_hash};
 use crate::store::{audit, outbox};
 
 /// A status change: which appointment, at which version, to what.
@@ -117,12 +117,9 @@ async fn write_group(
     durable(conn).await?;
     let keys: Vec<_> = items
         .iter()
-        .map(|i| {
-            let keyed = keyed(&i.principal, &i.key, &i.hash, 200);
-            (keyed.scope, keyed.key, keyed.hash)
-        })
+        .map(|i| keyed(&i.principal, &i.key, &i.hash, 200))
         .collect();
-    let claims = idempotency::claim_many(conn, &keys).await?;
+    let claims = claim_group(conn, &keys).await?;
     let ids: Vec<Uuid> = items.iter().map(|i| i.change.id).collect();
     let rows = stored::lock_many(conn, &ids).await?;
     let mut verdicts = Vec::with_capacity(items.len());
@@ -204,20 +201,10 @@ async fn insert(
         })
         .collect();
     audit::insert(conn, &audits).await?;
-    let bodies = changed
+    let answers = changed
         .iter()
-        .map(|(_, _, rendered)| serde_json::to_value(rendered))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(crate::store::serde_failure)?;
-    let answers: Vec<ToStore<'_>> = changed
-        .iter()
-        .zip(&bodies)
-        .map(|((item, _, _), body)| ToStore {
-            keyed: keyed(&item.principal, &item.key, &item.hash, 200),
-            body,
-        })
-        .collect();
-    idempotency::store_many(conn, &answers).await
+        .map(|(item, _, rendered)| (keyed(&item.principal, &item.key, &item.hash, 200), rendered));
+    store_group_answers(conn, answers).await
 }
 
 /// The appointment is the lab's, and a home sampler's own.

@@ -13,12 +13,12 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::group::{GroupWriter, Grouped, ItemVerdict, Mark};
-use super::{durable, entry, invalid, keyed, mutation, wake_relay};
+use super::{claim_group, durable, entry, invalid, keyed, mutation, store_group_answers, wake_relay};
 use crate::audit::AuditEntry;
 use crate::auth::Principal;
 use crate::state::AppState;
 use crate::store::collections::{self as stored, Asked, Facts, Recording, method_name};
-use crate::store::idempotency::{self, Answered, Claim, ToStore, request_hash};
+use crate::store::idempotency::{Answered, Claim, request_hash};
 use crate::store::{audit, outbox};
 
 /// How far ahead of the gateway's clock a collection may be dated.
@@ -136,12 +136,9 @@ async fn write_group(
     durable(conn).await?;
     let keys: Vec<_> = items
         .iter()
-        .map(|i| {
-            let keyed = keyed(&i.principal, &i.key, &i.hash, 201);
-            (keyed.scope, keyed.key, keyed.hash)
-        })
+        .map(|i| keyed(&i.principal, &i.key, &i.hash, 201))
         .collect();
-    let claims = idempotency::claim_many(conn, &keys).await?;
+    let claims = claim_group(conn, &keys).await?;
     let asked: Vec<Asked<'_>> = items
         .iter()
         .map(|i| Asked {
@@ -226,20 +223,12 @@ async fn insert(conn: &mut AsyncPgConnection, items: &[&Item]) -> QueryResult<()
     outbox::enqueue_many(conn, &mutations).await?;
     let audits: Vec<AuditEntry> = items.iter().map(|i| i.audit.clone()).collect();
     audit::insert(conn, &audits).await?;
-    let bodies = items
+    let receipts: Vec<CollectionReceipt> = items.iter().map(|i| receipt(i.body.id, i.now)).collect();
+    let answers = items
         .iter()
-        .map(|i| serde_json::to_value(receipt(i.body.id, i.now)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(crate::store::serde_failure)?;
-    let answers: Vec<ToStore<'_>> = items
-        .iter()
-        .zip(&bodies)
-        .map(|(i, body)| ToStore {
-            keyed: keyed(&i.principal, &i.key, &i.hash, 201),
-            body,
-        })
-        .collect();
-    idempotency::store_many(conn, &answers).await
+        .zip(&receipts)
+        .map(|(i, receipt)| (keyed(&i.principal, &i.key, &i.hash, 201), receipt));
+    store_group_answers(conn, answers).await
 }
 
 fn receipt(id: Uuid, recorded_at: OffsetDateTime) -> CollectionReceipt {

@@ -29,12 +29,12 @@ use super::booking::{
 };
 use super::group::{GroupWriter, Grouped, ItemVerdict, Mark};
 use super::slot_grid;
-use super::{WriteError, durable, entry, keyed, mutation, wake_relay};
+use super::{WriteError, claim_group, durable, entry, keyed, mutation, store_group_answers, wake_relay};
 use crate::auth::Principal;
 use crate::reads::render::render_appointment;
 use crate::state::AppState;
 use crate::store::booking::{self as stored, Asked, BookingRules, Facts};
-use crate::store::idempotency::{self, Answered, Claim, ToStore};
+use crate::store::idempotency::{Answered, Claim};
 use crate::store::{audit, outbox};
 
 /// The group writer of lab-visit bookings.
@@ -118,12 +118,9 @@ async fn write_group(
     durable(conn).await?;
     let keys: Vec<_> = items
         .iter()
-        .map(|i| {
-            let keyed = keyed(&i.principal, &i.key, &i.hash, 201);
-            (keyed.scope, keyed.key, keyed.hash)
-        })
+        .map(|i| keyed(&i.principal, &i.key, &i.hash, 201))
         .collect();
-    let claims = idempotency::claim_many(conn, &keys).await?;
+    let claims = claim_group(conn, &keys).await?;
     let now = OffsetDateTime::now_utc();
     let rules = stored::rules(conn, site.lab).await?;
     let mut grids = Grids::default();
@@ -303,20 +300,10 @@ async fn insert(conn: &mut AsyncPgConnection, booked: &[Booked<'_>]) -> QueryRes
         })
         .collect();
     audit::insert(conn, &audits).await?;
-    let bodies = booked
+    let answers = booked
         .iter()
-        .map(|(_, _, appointment)| serde_json::to_value(appointment))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(crate::store::serde_failure)?;
-    let answers: Vec<ToStore<'_>> = booked
-        .iter()
-        .zip(&bodies)
-        .map(|((item, _, _), body)| ToStore {
-            keyed: keyed(&item.principal, &item.key, &item.hash, 201),
-            body,
-        })
-        .collect();
-    idempotency::store_many(conn, &answers).await
+        .map(|(item, _, appointment)| (keyed(&item.principal, &item.key, &item.hash, 201), *appointment));
+    store_group_answers(conn, answers).await
 }
 
 /// The slots of the days a group books, each day's laid out once.

@@ -45,7 +45,7 @@ use crate::audit::AuditEntry;
 use crate::auth::Principal;
 use crate::state::AppState;
 pub use crate::store::idempotency::Answered;
-use crate::store::idempotency::{ClaimError, KeyScope, Keyed};
+use crate::store::idempotency::{self, Claim, ClaimError, KeyScope, Keyed, ToStore};
 
 /// What can stop a write inside its transaction (the transaction rolls back).
 #[derive(Debug)]
@@ -109,6 +109,32 @@ fn keyed<'a>(principal: &Principal, key: &'a str, hash: &'a [u8], status: u16) -
         hash,
         status,
     }
+}
+
+/// Claims the keys of a group's writes (their locks, then their stored answers, one statement each):
+/// one verdict per key, in order.
+async fn claim_group(conn: &mut AsyncPgConnection, keys: &[Keyed<'_>]) -> QueryResult<Vec<Result<Claim, ClaimError>>> {
+    let keys: Vec<_> = keys.iter().map(|k| (k.scope, k.key, k.hash)).collect();
+    idempotency::claim_many(conn, &keys).await
+}
+
+/// Stores the answers of a group's accepted writes, each under its key, with one statement.
+async fn store_group_answers<'a, T: serde::Serialize + 'a>(
+    conn: &mut AsyncPgConnection,
+    answers: impl Iterator<Item = (Keyed<'a>, &'a T)>,
+) -> QueryResult<()> {
+    let (keys, bodies): (Vec<Keyed<'a>>, Vec<&T>) = answers.unzip();
+    let bodies = bodies
+        .into_iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(crate::store::serde_failure)?;
+    let answers: Vec<ToStore<'_>> = keys
+        .into_iter()
+        .zip(&bodies)
+        .map(|(keyed, body)| ToStore { keyed, body })
+        .collect();
+    idempotency::store_many(conn, &answers).await
 }
 
 /// The outbox entry of a write by `principal`.
