@@ -1,9 +1,14 @@
 //! The relay: sends the outbox to the first healthy upstream, in batches, and records each
 //! mutation's fate.
 //!
-//! - Pending entries are read by state (`sent_at IS NULL`) with `FOR UPDATE SKIP LOCKED`, lane first
-//!   (clinical writes before audit checkpoints), then commit-sequence order — never "seq > last seen",
-//!   so an entry whose transaction committed late is still sent.
+//! - Pending entries are read by state (`sent_at IS NULL`), lane first (clinical writes before audit
+//!   checkpoints), then commit-sequence order — never "seq > last seen", so an entry whose
+//!   transaction committed late is still sent.
+//! - One pass at a time per database, under a transaction-scoped advisory lock ([`RELAY_LOCK`])
+//!   rather than row locks: a row lock gives the transaction an id, which it would hold through the
+//!   HTTP call, and the tablets' change log reads only below the oldest id in progress (see
+//!   `store::changes`), so a slow or unreachable upstream would hold back every tablet's pull. The
+//!   pass's transaction takes an id only when it records the upstream's answer.
 //! - An entry is marked sent only on its own acknowledgement: `applied` and `duplicate` (already
 //!   applied) are success; `conflict` goes to `conflicts`, `rejected` to `dead_letters`, both kept
 //!   for the lab admin. An entry without an acknowledgement stays pending.
@@ -30,6 +35,9 @@ use uuid::Uuid;
 
 use crate::state::AppState;
 use crate::sync::upstream::{UpstreamError, Upstreams};
+
+/// The advisory lock a relay pass holds for its transaction.
+const RELAY_LOCK: i64 = 7_305_710_007;
 
 /// Entries refused alone this many times are quarantined.
 const POISON_ATTEMPTS: i32 = 5;
@@ -131,6 +139,8 @@ struct Pending {
 pub enum Pass {
     /// Nothing was pending.
     Idle,
+    /// Another pass (another process on the same database) holds the outbox.
+    Busy,
     /// This many entries got their acknowledgement.
     Sent(usize),
 }
@@ -172,7 +182,7 @@ impl Relay {
                     backoff = BACKOFF.build();
                     None
                 }
-                Ok(Pass::Idle) => {
+                Ok(Pass::Idle | Pass::Busy) => {
                     backoff = BACKOFF.build();
                     Some(
                         stop.until(tokio::time::timeout(idle, self.state.relay_wakeup.notified()))
@@ -229,6 +239,9 @@ impl Relay {
         conn: &mut AsyncPgConnection,
         backlog: i64,
     ) -> Result<Result<Pass, UpstreamError>, RelayError> {
+        if !relay_lock(conn).await? {
+            return Ok(Ok(Pass::Busy));
+        }
         let rows = pending_batch(conn, self.batch_limit()).await?;
         if rows.is_empty() {
             return Ok(Ok(Pass::Idle));
@@ -324,9 +337,22 @@ fn weight_sql() -> String {
     )
 }
 
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    locked: bool,
+}
+
+/// Takes [`RELAY_LOCK`] for the pass's transaction; false when another pass holds it.
+async fn relay_lock(conn: &mut AsyncPgConnection) -> QueryResult<bool> {
+    let row: Locked = diesel::sql_query(format!("SELECT pg_try_advisory_xact_lock({RELAY_LOCK}) AS locked"))
+        .get_result(conn)
+        .await?;
+    Ok(row.locked)
+}
+
 /// Pending entries in commit-safe order (lane, then commit sequence), those of a record with an
-/// open dead letter left behind it, locked for this pass and skipped by any other; cut after
-/// [`BATCH_BYTES`]. The sizes are read first, so that a long backlog of chunks is not loaded whole.
+/// open dead letter left behind it; cut after [`BATCH_BYTES`]. The sizes are read first, so that a long backlog of chunks is not loaded whole.
 async fn pending_batch(conn: &mut AsyncPgConnection, size: usize) -> QueryResult<Vec<Pending>> {
     let heads: Vec<(i64, i32)> = outbox::table
         .filter(outbox::sent_at.is_null())
@@ -342,8 +368,6 @@ async fn pending_batch(conn: &mut AsyncPgConnection, size: usize) -> QueryResult
             outbox::seq,
             diesel::dsl::sql::<diesel::sql_types::Integer>(&weight_sql()),
         ))
-        .for_update()
-        .skip_locked()
         .load(conn)
         .await?;
     let mut total = 0_i64;

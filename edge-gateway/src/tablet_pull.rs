@@ -10,13 +10,15 @@
 //!
 //! ## Cursor
 //!
-//! The cursor is opaque to the tablet: `1` followed by the unpadded base64url of the position in
-//! the gateway's `change_log` (i64), the local day it was issued for (i32 Julian day) and the staff
-//! member (16 bytes), all big-endian. `change_log` positions are taken at commit time (see the edge
-//! migration), so a position the tablet has seen never has a change committed below it later.
+//! The cursor is opaque to the tablet: `2` followed by the unpadded base64url of its mark in the
+//! gateway's `change_log` (writing transaction id and position, i64 each), the local day it was
+//! issued for (i32 Julian day) and the staff member (16 bytes), all big-endian. The log is read in
+//! (transaction, position) order and only below the oldest transaction still in progress (see
+//! [`changes`]), so a mark the tablet holds never has a change committed below it later.
 //!
-//! - No cursor, or a cursor of another day or of another staff member, or beyond the log's head
-//!   (a restored database): the whole scope, with `reset: true` and a cursor at the head read
+//! - No cursor, or a cursor of another day or of another staff member, or beyond the log's horizon
+//!   (a restored database), or of the first encoding (`1`, a bare position, from before the log
+//!   kept transaction ids): the whole scope, with `reset: true` and a cursor at the horizon read
 //!   *before* the scope, so a change committed meanwhile comes again next time (at least once).
 //! - A cursor that does not decode: 422 on `/cursor`.
 //! - Otherwise the changes after the cursor, [`PAGE_CHANGES`] log entries at a time (`has_more`):
@@ -47,20 +49,24 @@ use uuid::Uuid;
 use crate::reads::render;
 use crate::reads::{Audited, Caller};
 use crate::state::AppState;
-use crate::store::changes::{self, Change};
+use crate::store::changes::{self, Change, Mark};
 use crate::store::reads as store;
 
 /// `change_log` entries one page covers.
 pub const PAGE_CHANGES: i64 = 500;
 
 /// First character of every cursor: the version of its encoding.
-const CURSOR_VERSION: char = '1';
+const CURSOR_VERSION: char = '2';
 
-/// Where a tablet stands: a position in `change_log`, for one local day and one staff member.
+/// The first encoding's version: a bare position, read back as a cursor beyond any horizon, so
+/// that a tablet holding one starts over once.
+const CURSOR_VERSION_POSITION: char = '1';
+
+/// Where a tablet stands: a mark in `change_log`, for one local day and one staff member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cursor {
-    /// The last `change_log` position the tablet has.
-    pub position: i64,
+    /// The last `change_log` entry the tablet has.
+    pub at: Mark,
     /// The local day the scope was computed for.
     pub day: Date,
     /// The staff member whose scope it is.
@@ -70,25 +76,46 @@ pub struct Cursor {
 impl Cursor {
     /// The opaque text the tablet sends back.
     pub fn encode(&self) -> String {
-        let mut bytes = [0u8; 28];
-        bytes[..8].copy_from_slice(&self.position.to_be_bytes());
-        bytes[8..12].copy_from_slice(&self.day.to_julian_day().to_be_bytes());
-        bytes[12..].copy_from_slice(self.staff.as_bytes());
-        let mut text = String::with_capacity(39);
+        let mut bytes = [0u8; 36];
+        bytes[..8].copy_from_slice(&self.at.xid.to_be_bytes());
+        bytes[8..16].copy_from_slice(&self.at.position.to_be_bytes());
+        bytes[16..20].copy_from_slice(&self.day.to_julian_day().to_be_bytes());
+        bytes[20..].copy_from_slice(self.staff.as_bytes());
+        let mut text = String::with_capacity(49);
         text.push(CURSOR_VERSION);
         URL_SAFE_NO_PAD.encode_string(bytes, &mut text);
         text
     }
 
-    /// Reads [`Cursor::encode`]'s text; `None` when it is not one.
+    /// Reads [`Cursor::encode`]'s text, or the first encoding's; `None` when it is neither.
     pub fn decode(text: &str) -> Option<Self> {
+        if let Some(body) = text.strip_prefix(CURSOR_VERSION_POSITION) {
+            let bytes: [u8; 28] = URL_SAFE_NO_PAD.decode(body).ok()?.try_into().ok()?;
+            let position = i64::from_be_bytes(bytes[..8].try_into().ok()?);
+            let (day, staff) = day_and_staff(&bytes[8..])?;
+            let at = Mark {
+                xid: i64::MAX,
+                position,
+            };
+            return (position >= 0).then_some(Self { at, day, staff });
+        }
         let body = text.strip_prefix(CURSOR_VERSION)?;
-        let bytes: [u8; 28] = URL_SAFE_NO_PAD.decode(body).ok()?.try_into().ok()?;
-        let position = i64::from_be_bytes(bytes[..8].try_into().ok()?);
-        let day = Date::from_julian_day(i32::from_be_bytes(bytes[8..12].try_into().ok()?)).ok()?;
-        let staff = Uuid::from_slice(&bytes[12..]).ok()?;
-        (position >= 0).then_some(Self { position, day, staff })
+        let bytes: [u8; 36] = URL_SAFE_NO_PAD.decode(body).ok()?.try_into().ok()?;
+        let xid = i64::from_be_bytes(bytes[..8].try_into().ok()?);
+        let position = i64::from_be_bytes(bytes[8..16].try_into().ok()?);
+        let (day, staff) = day_and_staff(&bytes[16..])?;
+        (xid >= 0 && position >= 0).then_some(Self {
+            at: Mark { xid, position },
+            day,
+            staff,
+        })
     }
+}
+
+/// The day (Julian, i32) and the staff member (16 bytes) that end both encodings.
+fn day_and_staff(bytes: &[u8]) -> Option<(Date, Uuid)> {
+    let day = Date::from_julian_day(i32::from_be_bytes(bytes.get(..4)?.try_into().ok()?)).ok()?;
+    Some((day, Uuid::from_slice(bytes.get(4..)?).ok()?))
 }
 
 fn malformed_cursor() -> ApiError {
@@ -169,9 +196,10 @@ pub async fn pull(
     };
     let mut conn = state.pool.get().await?;
     let timezone = state.config.timezone.as_str();
-    // Pipelined: the head is read before the scope, so a change committed meanwhile comes again.
-    let (today, head) = tokio::try_join!(store::local_today(&conn, timezone), changes::head(&conn))?;
-    let current = cursor.filter(|c| c.staff == caller.staff_id && c.day == today && c.position <= head);
+    // The horizon is read before the scope, so a change committed meanwhile comes again.
+    let today = store::local_today(&conn, timezone).await?;
+    let horizon = changes::settled_horizon(&mut conn).await?;
+    let current = cursor.filter(|c| c.staff == caller.staff_id && c.day == today && c.at.xid <= horizon);
     let Some(cursor) = current else {
         let scope = scope(&mut conn, caller, timezone, today).await?;
         let delta = Delta {
@@ -181,14 +209,14 @@ pub async fn pull(
             removals: BTreeSet::new(),
         };
         let next = Cursor {
-            position: head,
+            at: Mark::below(horizon),
             day: today,
             staff: caller.staff_id,
         };
         return render(&mut conn, caller, &scope, delta, next, true, false).await;
     };
 
-    let (changes, has_more) = changes_since(&mut conn, cursor.position).await?;
+    let (changes, has_more) = changes_since(&mut conn, cursor.at, horizon).await?;
     let Some(last) = changes.last().map(|change| change.0) else {
         // Nothing new: the same cursor, nothing to audit.
         return Ok(Audited {
@@ -196,10 +224,7 @@ pub async fn pull(
             audit: Vec::new(),
         });
     };
-    let next = Cursor {
-        position: last,
-        ..cursor
-    };
+    let next = Cursor { at: last, ..cursor };
     let scope = scope(&mut conn, caller, timezone, today).await?;
     let (mut delta, left) = delta_of(&scope, &changes);
     if !left.is_empty() {
@@ -208,9 +233,9 @@ pub async fn pull(
     render(&mut conn, caller, &scope, delta, next, false, has_more).await
 }
 
-/// The changes after `position`, at most a page, and whether more follow.
-async fn changes_since(conn: &mut AsyncPgConnection, position: i64) -> QueryResult<(Vec<Change>, bool)> {
-    let mut changes = changes::since(conn, position, PAGE_CHANGES + 1).await?;
+/// The changes after `after` and below `horizon`, at most a page, and whether more follow.
+async fn changes_since(conn: &mut AsyncPgConnection, after: Mark, horizon: i64) -> QueryResult<(Vec<Change>, bool)> {
+    let mut changes = changes::since(conn, after, horizon, PAGE_CHANGES + 1).await?;
     let has_more = changes.len() as i64 > PAGE_CHANGES;
     changes.truncate(PAGE_CHANGES as usize);
     Ok((changes, has_more))
@@ -359,24 +384,43 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_refuse_anything_else() {
         let cursor = Cursor {
-            position: 42,
+            at: Mark {
+                xid: 7_000_123,
+                position: 42,
+            },
             day: time::macros::date!(2026 - 03 - 14),
             staff: Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0001),
         };
         let text = cursor.encode();
-        assert!(text.len() <= 128 && text.starts_with('1'), "{text}");
+        assert!(text.len() <= 128 && text.starts_with('2'), "{text}");
         assert_eq!(Cursor::decode(&text), Some(cursor));
         for bad in [
             "",
-            "1",
-            "2AAAA",
+            "2",
+            "3AAAA",
             "not a cursor",
             &text[..text.len() - 1],
             &format!("{text}A"),
         ] {
             assert_eq!(Cursor::decode(bad), None, "{bad}");
         }
-        let negative = Cursor { position: -1, ..cursor };
-        assert_eq!(Cursor::decode(&negative.encode()), None);
+        for negative in [Mark { xid: -1, position: 42 }, Mark { xid: 1, position: -1 }] {
+            assert_eq!(Cursor::decode(&Cursor { at: negative, ..cursor }.encode()), None);
+        }
+    }
+
+    #[test]
+    fn a_cursor_of_the_first_encoding_reads_as_beyond_any_horizon() {
+        let staff = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0002);
+        let day = time::macros::date!(2026 - 03 - 14);
+        let mut bytes = [0u8; 28];
+        bytes[..8].copy_from_slice(&42_i64.to_be_bytes());
+        bytes[8..12].copy_from_slice(&day.to_julian_day().to_be_bytes());
+        bytes[12..].copy_from_slice(staff.as_bytes());
+        let old = format!("1{}", URL_SAFE_NO_PAD.encode(bytes));
+        let cursor = Cursor::decode(&old).expect("a first-encoding cursor");
+        assert_eq!((cursor.day, cursor.staff), (day, staff));
+        assert_eq!(cursor.at.xid, i64::MAX, "beyond the horizon: the tablet starts over");
+        assert_eq!(Cursor::decode(&old[..old.len() - 2]), None);
     }
 }

@@ -124,6 +124,7 @@ diesel::table! {
         entity_id -> Uuid,
         op -> Text,
         changed_at -> Timestamptz,
+        xid -> Int8,
     }
 }
 

@@ -53,12 +53,14 @@ async fn no_acknowledged_write_is_lost_or_doubled_across_50_sigkills_of_the_gate
     let seed = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_007).unwrap();
     eprintln!("crash test seed {seed}");
     let mut random = Lcg(seed);
-    // What the gateway's backends are doing, seen from PostgreSQL: the relay holds its batch's rows
-    // (`FOR UPDATE SKIP LOCKED`) in an open transaction while it waits for the cloud's answer; a
-    // write inserts inside its transaction before the commit.
+    // What the gateway's backends are doing, seen from PostgreSQL: the relay keeps its pass's
+    // transaction (under its advisory lock) open while it waits for the cloud's answer, its last
+    // statement the read of the batch's payloads; a write inserts inside its transaction before the
+    // commit.
     let mut watch = stack.edge_conn().await;
     let relay_waiting = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
-         AND pid <> pg_backend_pid() AND state = 'idle in transaction' AND query ILIKE '%outbox%SKIP LOCKED%'";
+         AND pid <> pg_backend_pid() AND state = 'idle in transaction' \
+         AND query ILIKE 'SELECT %\"outbox\".\"payload\"%FROM \"outbox\"%'";
     // A group of writes between its first statement and its commit (the group writers' statements:
     // keys, slots, rows of collections or bookings, outbox, stored answers).
     let write_in_transaction = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \

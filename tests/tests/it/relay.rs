@@ -21,16 +21,16 @@ use labedge_tests::fixtures::TestPki;
 use labedge_tests::gateway::TestGateway;
 use uuid::Uuid;
 
-struct Setup {
-    gw: TestGateway,
-    upstreams: Upstreams,
+pub(crate) struct Setup {
+    pub(crate) gw: TestGateway,
+    pub(crate) upstreams: Upstreams,
     _pki_dir: tempfile::TempDir,
     /// The folder of the fake upstream's PKI, when [`towards_a_fake`] made it.
     _fake_pki_dir: Option<tempfile::TempDir>,
 }
 
 /// A fake upstream, and a gateway whose only upstream it is (`timeout_ms` per request).
-async fn towards_a_fake(timeout_ms: u64) -> (FakeUpstream, Setup) {
+pub(crate) async fn towards_a_fake(timeout_ms: u64) -> (FakeUpstream, Setup) {
     let dir = tempfile::tempdir().unwrap();
     let pki = TestPki::new(dir.path());
     let fake = FakeUpstream::start(&pki, "fake").await;
@@ -74,7 +74,7 @@ async fn gateway_towards(pki: &TestPki, urls: &[String], timeout_ms: u64) -> Set
 
 /// Queues a collection (record `collection:<id>`) or an appointment change (record
 /// `appointment:<record>`) directly in the outbox, as the write path does.
-async fn queue(gw: &TestGateway, record: Option<Uuid>) -> Uuid {
+pub(crate) async fn queue(gw: &TestGateway, record: Option<Uuid>) -> Uuid {
     let mutation_id = Uuid::now_v7();
     let op: RelayedOp = match record {
         None => serde_json::from_value(serde_json::json!({
@@ -129,7 +129,7 @@ async fn drain(relay: &Relay, max: usize) {
     for _ in 0..max {
         match relay.pass().await {
             Ok(Pass::Idle) => return,
-            Ok(Pass::Sent(_)) => {}
+            Ok(Pass::Sent(_) | Pass::Busy) => {}
             Err(e) => last_error = Some(e.to_string()),
         }
     }

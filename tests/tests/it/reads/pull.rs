@@ -1,5 +1,10 @@
 //! Delta pull.
 
+use std::sync::Arc;
+
+use labedge_edge_gateway::relay::{Pass, Relay};
+use labedge_tests::fake_upstream::Behaviour;
+
 use super::*;
 
 async fn pull(gw: &TestGateway, token: &str, cursor: Option<&str>) -> SyncPullResponse {
@@ -116,7 +121,7 @@ async fn the_delta_pull_sends_the_scope_then_what_changed_and_what_left() {
     // Another staff member's cursor on this device starts over; a malformed cursor is a 422.
     let (_, nurse_token) = nurse(&gw).await;
     assert!(pull(&gw, &nurse_token, Some(&fourth.cursor)).await.reset);
-    for bad in ["nonsense", "1AAAA", "2", &format!("{}x", fourth.cursor)] {
+    for bad in ["nonsense", "1AAAA", "2", "2AAAA", &format!("{}x", fourth.cursor)] {
         let problem = get(&gw, &format!("{}?cursor={}", routes::SYNC_PULL, enc(bad)), &token)
             .await
             .expect(422)
@@ -155,4 +160,90 @@ async fn the_delta_pull_pages_long_change_runs() {
     all.sort();
     all.dedup();
     assert_eq!(all.len(), 600, "every change once");
+}
+
+/// The change log takes its order without a lock (migration `…_change_log_order_by_transaction`):
+/// a transaction that took its id first and commits last is held back while it runs, never left
+/// behind a cursor a tablet already holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_commits_late_is_never_left_behind_a_tablets_cursor() {
+    let gw = TestGateway::start().await;
+    let data = round_data(&gw, 2).await;
+    let (_, token) = sampler(&gw).await;
+    let first = pull(&gw, &token, None).await;
+    let (early, late) = (&data.patients[0], &data.patients[1]);
+
+    // `early` changes in a transaction that stays open; `late` changes after it and commits.
+    let mut open = gw.db.conn().await;
+    open.batch_execute(&format!(
+        "BEGIN; UPDATE patients SET version = version + 1 WHERE id = '{}'",
+        early.id
+    ))
+    .await
+    .unwrap();
+    let changed = PatientRow {
+        version: late.version + 1,
+        ..late.clone()
+    };
+    edge_data::upsert_patients(&gw, std::slice::from_ref(&changed)).await;
+
+    // While the first runs, the second is not handed out: a tablet that took it would hold a
+    // cursor past the first's entry, which commits after.
+    let held = pull(&gw, &token, Some(&first.cursor)).await;
+    assert!(held.patients.is_empty(), "{:?}", held.patients);
+    assert_eq!(held.cursor, first.cursor);
+
+    open.batch_execute("COMMIT").await.unwrap();
+    let both = pull(&gw, &token, Some(&held.cursor)).await;
+    let mut ids: Vec<Uuid> = both.patients.iter().map(|p| p.id).collect();
+    ids.sort();
+    let mut expected = vec![early.id, late.id];
+    expected.sort();
+    assert_eq!(ids, expected, "both changes, the one that committed late included");
+    let after = pull(&gw, &token, Some(&both.cursor)).await;
+    assert!(
+        after.patients.is_empty() && after.appointments.is_empty(),
+        "each change once"
+    );
+}
+
+/// A relay pass waiting on a slow cloud holds no transaction id (an advisory lock, not row locks),
+/// so the tablets' pulls are not held back meanwhile; a second pass at the same time stands aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_pass_waiting_on_a_slow_cloud_does_not_hold_back_the_tablets() {
+    let (fake, setup) = crate::relay::towards_a_fake(10_000).await;
+    let gw = &setup.gw;
+    let data = round_data(gw, 2).await;
+    let (_, token) = sampler(gw).await;
+    let first = pull(gw, &token, None).await;
+
+    crate::relay::queue(gw, None).await;
+    fake.set(Behaviour::Slow(Duration::from_secs(3)));
+    let relay = Arc::new(Relay::new(gw.state.clone(), setup.upstreams.clone()));
+    let passing = tokio::spawn({
+        let relay = Arc::clone(&relay);
+        async move { relay.pass().await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fake.state.lock().unwrap().received.is_empty() {
+        assert!(Instant::now() < deadline, "the batch never reached the fake");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(relay.pass().await.unwrap(), Pass::Busy, "one pass at a time");
+
+    let changed = PatientRow {
+        version: data.patients[0].version + 1,
+        ..data.patients[0].clone()
+    };
+    edge_data::upsert_patients(gw, std::slice::from_ref(&changed)).await;
+    let second = pull(gw, &token, Some(&first.cursor)).await;
+    assert_eq!(second.patients.iter().map(|p| p.id).collect::<Vec<_>>(), [changed.id]);
+    assert!(
+        !passing.is_finished(),
+        "the pull did not wait for the relay's HTTP call"
+    );
+
+    assert_eq!(passing.await.unwrap().unwrap(), Pass::Sent(1));
+    assert_eq!(fake.applied(), (1, false));
+    fake.stop().await;
 }
