@@ -1,5 +1,5 @@
-//! Purges of the authentication and idempotency tables, hourly. Each rule keeps a row as long as it can
-//! still matter, and not much longer (a database dump holds less):
+//! Purges of the authentication, idempotency and relay tables, hourly. Each rule keeps a row as long
+//! as it can still matter, and not much longer (a database dump holds less, and a lab's disk lasts):
 //!
 //! | table | kept until | why that long |
 //! |---|---|---|
@@ -10,6 +10,8 @@
 //! | `admin_sessions` | 1 day after its end | the console session is 8 h at most |
 //! | `enrollment_codes` | 7 days after expiry or use | which admin made which code, for a week |
 //! | `pin_reset_codes` | 7 days after expiry or use | the same, for PIN reset codes (the audit log keeps it for good) |
+//! | `outbox`, applied entries | 30 days after they were sent | the check of what a restored cloud lost looks 7 days back (`sync::lost`); the rest for investigations. Pending, conflicting and quarantined entries stay |
+//! | `change_log` | 3 days | a tablet's cursor is good for the day it was issued only; a day more for time zones |
 
 use std::time::Duration as StdDuration;
 
@@ -19,7 +21,7 @@ use labedge_schema::db::PgPool;
 use labedge_service::workers::Stop;
 use time::{Duration, OffsetDateTime};
 
-use crate::store::{admin_sessions, enrollment_codes, idempotency, pin_resets, sessions};
+use crate::store::{admin_sessions, changes, enrollment_codes, idempotency, outbox, pin_resets, sessions};
 
 /// How long an idempotency key is kept after its write.
 pub const IDEMPOTENCY_RETENTION: Duration = Duration::days(7);
@@ -33,6 +35,11 @@ pub const ADMIN_SESSION_RETENTION: Duration = Duration::days(1);
 pub const ENROLLMENT_CODE_RETENTION: Duration = Duration::days(7);
 /// How long a PIN reset code is kept after it expired or was used.
 pub const PIN_RESET_CODE_RETENTION: Duration = Duration::days(7);
+
+/// How long an outbox entry the cloud applied is kept after it was sent.
+pub const SENT_OUTBOX_RETENTION: Duration = Duration::days(30);
+/// How long a change-log entry is kept.
+pub const CHANGE_LOG_RETENTION: Duration = Duration::days(3);
 
 const INTERVAL: StdDuration = StdDuration::from_secs(3600);
 
@@ -53,6 +60,10 @@ pub struct Purged {
     pub enrollment_codes: usize,
     /// `pin_reset_codes`.
     pub pin_reset_codes: usize,
+    /// `outbox` entries applied by the cloud.
+    pub outbox_sent: usize,
+    /// `change_log` entries.
+    pub change_log: usize,
 }
 
 /// One pass of every rule, as of `now`.
@@ -63,6 +74,8 @@ pub async fn purge(conn: &mut AsyncPgConnection, now: OffsetDateTime) -> QueryRe
     let admin_sessions = admin_sessions::purge(conn, now - ADMIN_SESSION_RETENTION).await?;
     let enrollment_codes = enrollment_codes::purge(conn, now - ENROLLMENT_CODE_RETENTION).await?;
     let pin_reset_codes = pin_resets::purge(conn, now - PIN_RESET_CODE_RETENTION).await?;
+    let outbox_sent = outbox::purge_sent(conn, now - SENT_OUTBOX_RETENTION).await?;
+    let change_log = changes::purge(conn, now - CHANGE_LOG_RETENTION).await?;
     Ok(Purged {
         login_failures,
         idempotency_keys,
@@ -71,6 +84,8 @@ pub async fn purge(conn: &mut AsyncPgConnection, now: OffsetDateTime) -> QueryRe
         admin_sessions,
         enrollment_codes,
         pin_reset_codes,
+        outbox_sent,
+        change_log,
     })
 }
 
@@ -95,7 +110,9 @@ pub async fn run(pool: PgPool, stop: Stop) {
                 admin_sessions = purged.admin_sessions,
                 enrollment_codes = purged.enrollment_codes,
                 pin_reset_codes = purged.pin_reset_codes,
-                "expired authentication and idempotency rows purged"
+                outbox_sent = purged.outbox_sent,
+                change_log = purged.change_log,
+                "expired authentication, idempotency and relay rows purged"
             ),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "housekeeping pass failed; next in an hour"),

@@ -112,3 +112,24 @@ pub async fn since(conn: &mut AsyncPgConnection, after: Mark, horizon: i64, limi
         .map(|(xid, position, entity, id)| (Mark { xid, position }, entity, id))
         .collect())
 }
+
+/// Removes the entries written before `before`, [`super::outbox::PURGE_BATCH`] a statement; answers
+/// how many. A tablet's cursor is good only for the local day it was issued (`tablet_pull`), so no
+/// pull reads an entry older than the day before.
+pub async fn purge(conn: &mut AsyncPgConnection, before: time::OffsetDateTime) -> QueryResult<usize> {
+    let mut purged = 0;
+    loop {
+        let n = diesel::sql_query(
+            "DELETE FROM change_log WHERE position IN (SELECT position FROM change_log \
+             WHERE changed_at < $1 LIMIT $2)",
+        )
+        .bind::<diesel::sql_types::Timestamptz, _>(before)
+        .bind::<BigInt, _>(super::outbox::PURGE_BATCH)
+        .execute(conn)
+        .await?;
+        purged += n;
+        if (n as i64) < super::outbox::PURGE_BATCH {
+            return Ok(purged);
+        }
+    }
+}

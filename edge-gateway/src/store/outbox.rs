@@ -47,3 +47,29 @@ pub async fn enqueue_many(conn: &mut AsyncPgConnection, mutations: &[RelayedMuta
     .await
     .map(|_| ())
 }
+
+/// Rows one purge statement removes: a short transaction each, so that a first purge of months of
+/// entries neither holds a transaction id for long (the tablets' change log waits for the oldest,
+/// `store::changes`) nor bloats one commit.
+pub const PURGE_BATCH: i64 = 5_000;
+
+/// Removes entries the cloud applied (`applied`, `duplicate`) and that were sent before `before`;
+/// conflicts and quarantined entries stay (their tables keep their own copy, and the lab admin may
+/// still want the entry). Answers how many.
+pub async fn purge_sent(conn: &mut AsyncPgConnection, before: time::OffsetDateTime) -> QueryResult<usize> {
+    let mut purged = 0;
+    loop {
+        let n = diesel::sql_query(
+            "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox \
+             WHERE sent_at < $1 AND outcome IN ('applied', 'duplicate') ORDER BY seq LIMIT $2)",
+        )
+        .bind::<diesel::sql_types::Timestamptz, _>(before)
+        .bind::<diesel::sql_types::BigInt, _>(PURGE_BATCH)
+        .execute(conn)
+        .await?;
+        purged += n;
+        if (n as i64) < PURGE_BATCH {
+            return Ok(purged);
+        }
+    }
+}

@@ -158,7 +158,16 @@ async fn expired_authentication_and_idempotency_rows_are_purged_by_their_documen
          INSERT INTO enrollment_codes (code_sha256, created_by, expires_at, used_at) VALUES \
            ('\\x01', gen_random_uuid(), now() - interval '8 days', NULL), \
            ('\\x02', gen_random_uuid(), now() + interval '1 day', now() - interval '8 days'), \
-           ('\\x03', gen_random_uuid(), now() - interval '6 days', NULL);",
+           ('\\x03', gen_random_uuid(), now() - interval '6 days', NULL); \
+         INSERT INTO outbox (mutation_id, kind, entity_key, payload, sent_at, outcome) VALUES \
+           (gen_random_uuid(), 'collection.create', 'collection:1', '{}', now() - interval '31 days', 'applied'), \
+           (gen_random_uuid(), 'collection.create', 'collection:2', '{}', now() - interval '31 days', 'duplicate'), \
+           (gen_random_uuid(), 'collection.create', 'collection:3', '{}', now() - interval '29 days', 'applied'), \
+           (gen_random_uuid(), 'appointment.update', 'appointment:4', '{}', now() - interval '31 days', 'conflict'), \
+           (gen_random_uuid(), 'collection.create', 'collection:5', '{}', NULL, NULL); \
+         INSERT INTO change_log (position, entity, entity_id, op, changed_at) VALUES \
+           (nextval('change_position_seq'), 'patient', gen_random_uuid(), 'upsert', now() - interval '73 hours'), \
+           (nextval('change_position_seq'), 'patient', gen_random_uuid(), 'upsert', now() - interval '71 hours');",
     )
     .await
     .unwrap();
@@ -173,6 +182,8 @@ async fn expired_authentication_and_idempotency_rows_are_purged_by_their_documen
             admin_sessions: 1,
             enrollment_codes: 2,
             pin_reset_codes: 0,
+            outbox_sent: 2,
+            change_log: 1,
         }
     );
     // What stays is what is inside its retention.
@@ -183,7 +194,9 @@ async fn expired_authentication_and_idempotency_rows_are_purged_by_their_documen
              SELECT 'refresh_tokens', count(*) FROM refresh_tokens UNION ALL \
              SELECT 'auth_sessions', count(*) FROM auth_sessions UNION ALL \
              SELECT 'admin_sessions', count(*) FROM admin_sessions UNION ALL \
-             SELECT 'enrollment_codes', count(*) FROM enrollment_codes",
+             SELECT 'enrollment_codes', count(*) FROM enrollment_codes UNION ALL \
+             SELECT 'outbox', count(*) FROM outbox UNION ALL \
+             SELECT 'change_log', count(*) FROM change_log",
         ),
         &mut conn,
     )
@@ -196,6 +209,8 @@ async fn expired_authentication_and_idempotency_rows_are_purged_by_their_documen
         let expected = match table.as_str() {
             "login_failures" => 2,
             "refresh_tokens" => 1,
+            // Sent 29 days ago, a conflict kept for the lab admin, one pending.
+            "outbox" => 3,
             _ => 1,
         };
         assert_eq!(left, expected, "{table}");
@@ -208,6 +223,8 @@ async fn expired_authentication_and_idempotency_rows_are_purged_by_their_documen
         .await
         .unwrap();
     assert!(later.idempotency_keys == 1 && later.auth_sessions == 1 && later.enrollment_codes == 1);
+    // The conflict and the pending entry are never purged.
+    assert!(later.outbox_sent == 1 && later.change_log == 1, "{later:?}");
 }
 
 #[derive(diesel::QueryableByName)]
