@@ -621,6 +621,7 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "cet identifiant n'est pas celui de ce laboratoire",
     ),
     ("at most {} mutations a batch", "au plus {} mutations par lot"),
+    ("at most {} ids a request", "au plus {} identifiants par requête"),
     (
         "must be two lower-case hex digits",
         "doit être deux chiffres hexadécimaux en minuscules",

@@ -480,6 +480,26 @@ pub struct MutationAcks {
     pub results: Vec<MutationAck>,
 }
 
+/// Most ids one `POST /v1/labs/{lab}/mutations/known` asks about.
+pub const MAX_KNOWN_IDS: usize = 1_000;
+
+/// `POST /v1/labs/{lab}/mutations/known` body: mutation ids the gateway sent and was acknowledged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MutationIds {
+    /// At most [`MAX_KNOWN_IDS`].
+    pub ids: Vec<Uuid>,
+}
+
+/// `POST /v1/labs/{lab}/mutations/known` answer: those of the ids the cloud holds for the lab (in
+/// `applied_mutations`, whatever their outcome). The others it lost, to a restore of its database
+/// to an earlier point or a failover that lost its last commits: the gateway sends them again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KnownMutations {
+    /// The ids held.
+    pub known: Vec<Uuid>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -353,6 +353,13 @@ pub struct FeedPage {
     /// before it. `None` from a cloud that predates it.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub window_ends: Option<OffsetDateTime>,
+    /// The timeline of the cloud's database when the page was read: PostgreSQL starts a new one
+    /// when a database is restored to a point in time or a standby is promoted, and either may
+    /// have lost the last commits, including mutations the gateway saw acknowledged and positions
+    /// of the feed it had read. On a new one the gateway checks what the cloud lost. `None` from a
+    /// cloud that predates it.
+    #[serde(default)]
+    pub timeline: Option<i64>,
     /// The changes, by position.
     pub changes: Vec<FeedChange>,
 }

@@ -27,6 +27,24 @@ pub async fn head(conn: &mut AsyncPgConnection) -> diesel::QueryResult<i64> {
 }
 
 #[derive(diesel::QueryableByName)]
+struct Timeline {
+    #[diesel(sql_type = BigInt)]
+    timeline: i64,
+}
+
+/// The database's timeline ([`FeedPage::timeline`]): the current WAL's on a primary (a promotion or
+/// a restore to a point in time starts a new one at once), the last restartpoint's on a standby.
+pub async fn timeline(conn: &mut AsyncPgConnection) -> diesel::QueryResult<i64> {
+    let row: Timeline = diesel::sql_query(
+        "SELECT CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint())::bigint \
+         ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int::bigint END AS timeline",
+    )
+    .get_result(conn)
+    .await?;
+    Ok(row.timeline)
+}
+
+#[derive(diesel::QueryableByName)]
 struct LogRow {
     #[diesel(sql_type = BigInt)]
     position: i64,
@@ -123,6 +141,7 @@ pub async fn page(
         has_more,
         head,
         window_ends: Some(scope.window.to),
+        timeline: Some(timeline(conn).await?),
         changes: keep_last(changes),
     })
 }

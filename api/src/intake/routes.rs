@@ -1,7 +1,10 @@
-//! `POST /v1/labs/{lab}/mutations`.
+//! `POST /v1/labs/{lab}/mutations`, and `POST /v1/labs/{lab}/mutations/known`.
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use labedge_protocol::relay::{MutationAcks, MutationBatch};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use labedge_protocol::relay::{KnownMutations, MAX_KNOWN_IDS, MutationAcks, MutationBatch, MutationIds};
+use labedge_schema::cloud::schema::applied_mutations;
 use labedge_service::http::ProblemError;
 use mobile_contracts::problem::{ErrorCode, FieldError};
 
@@ -15,7 +18,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Registers the route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(mutations);
+    cfg.service(known).service(mutations);
 }
 
 /// Applies a gateway's batch of mutations; answers one verdict per mutation. The gateway is
@@ -43,4 +46,36 @@ async fn mutations(
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .json(MutationAcks { results }))
+}
+
+/// Which of the ids the cloud holds for the gateway's lab (`applied_mutations`, any outcome): the
+/// gateway asks after the cloud's database changed timeline, and sends the others again.
+#[post("/v1/labs/{lab}/mutations/known")]
+async fn known(
+    state: web::Data<AppState>,
+    lab: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    // 1,000 ids of 38 bytes in JSON, with room.
+    let (credential, body): (_, MutationIds) = authorized_body(&state.pool, &req, &lab, payload, 64 * 1024).await?;
+    if body.ids.len() > MAX_KNOWN_IDS {
+        return Err(ProblemError::new(ErrorCode::ValidationFailed)
+            .errors(vec![FieldError::new(
+                "/ids",
+                "too_long",
+                format!("at most {MAX_KNOWN_IDS} ids a request"),
+            )])
+            .into());
+    }
+    let mut conn = state.pool.get().await?;
+    let known: Vec<uuid::Uuid> = applied_mutations::table
+        .filter(applied_mutations::lab_id.eq(credential.lab_id))
+        .filter(applied_mutations::mutation_id.eq_any(&body.ids))
+        .select(applied_mutations::mutation_id)
+        .load(&mut conn)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(KnownMutations { known }))
 }

@@ -34,10 +34,18 @@ pub struct Touched {
     pub held_back: usize,
 }
 
+/// The stream holding the timeline of the cloud's database last seen in a feed page.
+pub const TIMELINE_STREAM: &str = "cloud_timeline";
+
 /// The gateway's position in the cloud's feed, if it has bootstrapped.
 pub async fn checkpoint(conn: &mut AsyncPgConnection) -> QueryResult<Option<i64>> {
+    stream_value(conn, CLOUD_STREAM).await
+}
+
+/// The value kept for `stream`, if any.
+pub async fn stream_value(conn: &mut AsyncPgConnection, stream: &str) -> QueryResult<Option<i64>> {
     sync_checkpoints::table
-        .find(CLOUD_STREAM)
+        .find(stream)
         .select(sync_checkpoints::position)
         .first(conn)
         .await
@@ -45,15 +53,20 @@ pub async fn checkpoint(conn: &mut AsyncPgConnection) -> QueryResult<Option<i64>
 }
 
 async fn set_checkpoint(conn: &mut AsyncPgConnection, position: i64) -> QueryResult<usize> {
+    set_stream(conn, CLOUD_STREAM, position).await
+}
+
+/// Keeps `value` for `stream`.
+pub async fn set_stream(conn: &mut AsyncPgConnection, stream: &str, value: i64) -> QueryResult<usize> {
     diesel::insert_into(sync_checkpoints::table)
         .values((
-            sync_checkpoints::stream.eq(CLOUD_STREAM),
-            sync_checkpoints::position.eq(position),
+            sync_checkpoints::stream.eq(stream),
+            sync_checkpoints::position.eq(value),
         ))
         .on_conflict(sync_checkpoints::stream)
         .do_update()
         .set((
-            sync_checkpoints::position.eq(position),
+            sync_checkpoints::position.eq(value),
             sync_checkpoints::updated_at.eq(diesel::dsl::now),
         ))
         .execute(conn)

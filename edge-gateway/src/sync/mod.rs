@@ -10,11 +10,14 @@
 //! - [`reconcile`]: per-table counts and checksums of the lab's scope against the cloud's; differing
 //!   tables are compared per bucket and the differing buckets pulled again (rows the cloud no longer
 //!   has in scope are removed). Results go to `reconciliation_runs`, the status and the metrics.
+//! - [`lost`]: when the cloud's database is on a new timeline (restored to an earlier point, or a
+//!   standby promoted), what it lost is sent again and the tables reconciled at once.
 //! - [`Worker`]: the loop that does all three, started by `serve`; between its steps it sends the
 //!   gateway's [`report`] to the cloud, at most once a minute.
 
 mod apply;
 pub mod health;
+pub mod lost;
 pub mod report;
 pub mod upstream;
 mod worker;

@@ -212,6 +212,12 @@ pub async fn pull(state: &AppState, upstreams: &Upstreams, status: &RwLock<SyncS
         let (page, endpoint) = upstreams
             .get::<FeedPage>(&format!("{base}/changes?after={position}&limit={limit}"))
             .await?;
+        if let Some(timeline) = page.timeline
+            && new_timeline(state, upstreams, status, timeline, position, page.head).await?
+        {
+            // The checkpoint may have moved back: read again from it.
+            continue;
+        }
         let applied_at = Instant::now();
         let mut conn = state.pool.get().await?;
         let touched = apply::apply_feed_page(&mut conn, &page.changes, page.next, page.window_ends).await?;
@@ -237,6 +243,55 @@ pub async fn pull(state: &AppState, upstreams: &Upstreams, status: &RwLock<SyncS
             return Ok(pages);
         }
     }
+}
+
+/// Whether the cloud's database is on another timeline than the one last seen, and if so, after
+/// what it may have lost is sent again, the checkpoint brought back to `head` and the tables
+/// reconciled ([`super::lost`]). The timeline is kept only once all three are done, so a failure
+/// midway starts them again at the next pull.
+async fn new_timeline(
+    state: &AppState,
+    upstreams: &Upstreams,
+    status: &RwLock<SyncStatus>,
+    timeline: i64,
+    position: i64,
+    head: i64,
+) -> Result<bool, SyncError> {
+    let mut conn = state.pool.get().await?;
+    let seen = apply::stream_value(&mut conn, apply::TIMELINE_STREAM).await?;
+    if seen == Some(timeline) {
+        return Ok(false);
+    }
+    if seen.is_none() {
+        // The first page since the gateway (or this version of it) started following the cloud.
+        apply::set_stream(&mut conn, apply::TIMELINE_STREAM, timeline).await?;
+        return Ok(false);
+    }
+    drop(conn);
+    tracing::warn!(
+        timeline,
+        previous = seen,
+        "the cloud's database is on a new timeline: checking what it lost"
+    );
+    let resent = super::lost::resend_lost(state, upstreams, super::lost::CHECK_DAYS).await?;
+    let mut conn = state.pool.get().await?;
+    if position > head {
+        apply::commit_checkpoint(&mut conn, head).await?;
+    }
+    drop(conn);
+    let report = reconcile(state, upstreams).await?;
+    tracing::warn!(
+        resent,
+        feed_back_to = head.min(position),
+        reconciled = report.ok,
+        "caught up with the cloud's new timeline"
+    );
+    if let Ok(mut s) = status.write() {
+        s.last_reconciliation = Some(report);
+    }
+    let mut conn = state.pool.get().await?;
+    apply::set_stream(&mut conn, apply::TIMELINE_STREAM, timeline).await?;
+    Ok(true)
 }
 
 /// One table's reconciliation.

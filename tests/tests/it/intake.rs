@@ -4,7 +4,7 @@
 
 use actix_web::test::TestRequest;
 use diesel_async::RunQueryDsl;
-use labedge_protocol::relay::{AckOutcome, MutationAcks, RelayedMutation, RelayedOp};
+use labedge_protocol::relay::{AckOutcome, KnownMutations, MutationAcks, RelayedMutation, RelayedOp};
 use labedge_tests::app::TestApp;
 use labedge_tests::cloud::{TestCloud, Visit, relayed, relayed_collection};
 use mobile_contracts::problem::ErrorCode;
@@ -232,4 +232,77 @@ async fn another_labs_mutations_and_oversized_batches_are_refused() {
         .await
         .expect(400);
     assert_eq!(count(&lab, "SELECT count(*) AS n FROM collections").await, 0);
+}
+
+#[derive(diesel::QueryableByName)]
+struct Code {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    code: String,
+}
+
+/// `POST /v1/labs/{lab}/mutations/known` (issue 17, item 5): which of the ids the cloud holds for
+/// the asking lab, never another lab's; the lab's own path only; at most 1,000 ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cloud_says_which_mutations_it_holds_for_the_asking_lab_only() {
+    let lab = lab().await;
+    let batch: Vec<RelayedMutation> = lab.visits[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| relayed_collection(v, &format!("KNOWN{i:04}")))
+        .collect();
+    send(&lab, &batch).await;
+    let mut ids: Vec<Uuid> = batch.iter().map(|m| m.mutation_id).collect();
+    let never_sent = Uuid::now_v7();
+    ids.push(never_sent);
+    let known_path = format!("/v1/labs/{}/mutations/known", lab.code);
+    async fn ask(app: &TestApp, path: &str, ids: &[Uuid]) -> labedge_tests::app::TestResponse {
+        app.send(
+            TestRequest::post()
+                .uri(path)
+                .set_json(serde_json::json!({ "ids": ids })),
+        )
+        .await
+    }
+    let answer: KnownMutations = ask(&lab.app, &known_path, &ids).await.expect(200).json();
+    let mut known = answer.known;
+    known.sort();
+    let mut sent: Vec<Uuid> = batch.iter().map(|m| m.mutation_id).collect();
+    sent.sort();
+    assert_eq!(known, sent, "the three applied, not the one never sent");
+
+    // Another lab asking about the same ids, on its own path: none is its own.
+    let other: Code = diesel::sql_query(format!(
+        "SELECT code FROM labs WHERE code NOT IN ('{}', 'CENTRAL') ORDER BY code LIMIT 1",
+        lab.code
+    ))
+    .get_result(&mut lab.cloud.db.conn().await)
+    .await
+    .unwrap();
+    let other_app = lab.cloud.gateway_app(&other.code).await;
+    let theirs: KnownMutations = ask(&other_app, &format!("/v1/labs/{}/mutations/known", other.code), &ids)
+        .await
+        .expect(200)
+        .json();
+    assert!(theirs.known.is_empty(), "{:?}", theirs.known);
+    // On this lab's path, or without a certificate: refused.
+    let forbidden = ask(&other_app, &known_path, &ids).await.expect(403);
+    assert_eq!(forbidden.problem().code, ErrorCode::Forbidden);
+    ask(&lab.app.clone_without_certificate(), &known_path, &ids)
+        .await
+        .expect(401);
+    // Too many ids, or a field it does not know: 422 naming it.
+    let many: Vec<Uuid> = (0..1_001).map(|_| Uuid::now_v7()).collect();
+    let too_many = ask(&lab.app, &known_path, &many).await.expect(422).problem();
+    assert_eq!(too_many.errors[0].pointer, "/ids");
+    let stray = lab
+        .app
+        .send(
+            TestRequest::post()
+                .uri(&known_path)
+                .set_json(serde_json::json!({ "ids": [], "lab_id": never_sent })),
+        )
+        .await
+        .expect(422)
+        .problem();
+    assert_eq!(stray.errors[0].pointer, "/lab_id");
 }

@@ -704,3 +704,123 @@ async fn an_appointment_changed_in_the_cloud_and_on_a_tablet_during_an_outage_is
         1
     );
 }
+
+/// Issue 17, item 5: the cloud's database restored to an earlier point in time (a new timeline in
+/// its feed pages) lost acknowledged writes, and its change feed went back below the gateway's
+/// checkpoint. The gateway sends what the cloud lost again, applied once; moves its checkpoint back
+/// to the cloud's head; and reconciles at once, so a change the cloud made after the restore, at a
+/// position the gateway had already passed, still reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_clouds_database_went_back_in_time_the_gateway_sends_what_it_lost_once() {
+    let (cloud, gw, upstreams, token) = real_cloud().await;
+    let relay = Relay::new(gw.state.clone(), upstreams.clone());
+    let status = std::sync::RwLock::new(SyncStatus::default());
+    // A first page: the gateway keeps the cloud's timeline.
+    sync::pull(&gw.state, &upstreams, &status).await.unwrap();
+    let mut edge = gw.db.conn().await;
+    let seen = "SELECT position AS n FROM sync_checkpoints WHERE stream = 'cloud_timeline'";
+    let timeline = count(&mut edge, seen).await;
+    assert!(timeline >= 1);
+
+    let visits = scheduled_visits(&gw, 10).await;
+    let mut collections = Vec::new();
+    for visit in &visits {
+        collections.push(collect(&gw, &token, visit).await);
+    }
+    drain(&relay, 20).await;
+    let mut conn = cloud.db.conn().await;
+    let among = collections_among(&collections);
+    assert_eq!(count(&mut conn, &among).await, 10);
+
+    // The restore, as the gateway meets it: the cloud no longer has the last four collections nor
+    // their mutation ids, its feed's head is below the gateway's checkpoint, and its pages carry
+    // another timeline than the one the gateway kept.
+    let lost = &collections[6..];
+    let lost_list = lost.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(",");
+    let keys = lost
+        .iter()
+        .map(|id| format!("'collection:{id}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mutation_ids: Vec<LoginRow> = diesel::sql_query(format!(
+        "SELECT mutation_id::text AS p FROM outbox WHERE entity_key IN ({keys})"
+    ))
+    .load(&mut edge)
+    .await
+    .unwrap();
+    let mutation_list = mutation_ids
+        .iter()
+        .map(|m| format!("'{}'", m.p))
+        .collect::<Vec<_>>()
+        .join(",");
+    conn.batch_execute(&format!(
+        "DELETE FROM specimen_feed WHERE collection_id IN ({lost_list}); \
+         DELETE FROM collections WHERE id IN ({lost_list}); \
+         DELETE FROM applied_mutations WHERE mutation_id IN ({mutation_list})"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(count(&mut conn, &among).await, 6);
+    let cloud_head = count(&mut conn, "SELECT coalesce(max(position), 0) AS n FROM change_log").await;
+    edge.batch_execute(&format!(
+        "UPDATE sync_checkpoints SET position = {} WHERE stream = 'cloud'; \
+         UPDATE sync_checkpoints SET position = {} WHERE stream = 'cloud_timeline'",
+        cloud_head + 500,
+        timeline + 1
+    ))
+    .await
+    .unwrap();
+    // After the restore the LIS changes a patient of the lab: its position is below the
+    // gateway's checkpoint, so the feed alone would never bring it.
+    let patient: LoginRow = diesel::sql_query("SELECT patient_id::text AS p FROM appointments LIMIT 1")
+        .get_result(&mut edge)
+        .await
+        .unwrap();
+    conn.batch_execute(&format!(
+        "UPDATE patients SET phone = '+33699999999', version = version + 1 WHERE id = '{}'",
+        patient.p
+    ))
+    .await
+    .unwrap();
+
+    sync::pull(&gw.state, &upstreams, &status).await.unwrap();
+    assert_eq!(count(&mut edge, seen).await, timeline, "the cloud's timeline kept");
+    assert_eq!(
+        count(&mut edge, "SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL").await,
+        4,
+        "the four writes the cloud lost are queued again, no other"
+    );
+    let checkpoint = count(
+        &mut edge,
+        "SELECT position AS n FROM sync_checkpoints WHERE stream = 'cloud'",
+    )
+    .await;
+    assert!(checkpoint <= cloud_head + 1, "back to the cloud's head: {checkpoint}");
+    let phone = format!(
+        "SELECT count(*) AS n FROM patients WHERE id = '{}' AND phone = '+33699999999'",
+        patient.p
+    );
+    assert_eq!(
+        count(&mut edge, &phone).await,
+        1,
+        "the change made after the restore arrived"
+    );
+
+    drain(&relay, 20).await;
+    assert_eq!(count(&mut conn, &among).await, 10, "the lost collections are back");
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT count(*) AS n FROM applied_mutations WHERE mutation_id IN ({mutation_list})")
+        )
+        .await,
+        4,
+        "each applied once"
+    );
+    // Asked again, the cloud holds everything: nothing more is sent.
+    let again = sync::lost::resend_lost(&gw.state, &upstreams, sync::lost::CHECK_DAYS)
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+    cloud.stop().await;
+}
