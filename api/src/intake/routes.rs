@@ -33,19 +33,11 @@ async fn mutations(
     let (credential, batch): (_, MutationBatch) =
         authorized_body(&state.pool, &req, &lab, payload, MAX_BODY_BYTES).await?;
     if batch.mutations.len() > MAX_BATCH {
-        return Err(ProblemError::new(ErrorCode::ValidationFailed)
-            .errors(vec![FieldError::new(
-                "/mutations",
-                "too_long",
-                format!("at most {MAX_BATCH} mutations a batch"),
-            )])
-            .into());
+        return Err(too_long("/mutations", format!("at most {MAX_BATCH} mutations a batch")));
     }
     let mut conn = state.pool.get().await?;
     let results = apply_batch(&mut conn, credential.lab_id, &credential.lab_code, batch.mutations).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("cache-control", "no-store"))
-        .json(MutationAcks { results }))
+    Ok(no_store(&MutationAcks { results }))
 }
 
 /// Which of the ids the cloud holds for the gateway's lab (`applied_mutations`, any outcome): the
@@ -60,13 +52,7 @@ async fn known(
     // 1,000 ids of 38 bytes in JSON, with room.
     let (credential, body): (_, MutationIds) = authorized_body(&state.pool, &req, &lab, payload, 64 * 1024).await?;
     if body.ids.len() > MAX_KNOWN_IDS {
-        return Err(ProblemError::new(ErrorCode::ValidationFailed)
-            .errors(vec![FieldError::new(
-                "/ids",
-                "too_long",
-                format!("at most {MAX_KNOWN_IDS} ids a request"),
-            )])
-            .into());
+        return Err(too_long("/ids", format!("at most {MAX_KNOWN_IDS} ids a request")));
     }
     let mut conn = state.pool.get().await?;
     let known: Vec<uuid::Uuid> = applied_mutations::table
@@ -75,7 +61,19 @@ async fn known(
         .select(applied_mutations::mutation_id)
         .load(&mut conn)
         .await?;
-    Ok(HttpResponse::Ok()
+    Ok(no_store(&KnownMutations { known }))
+}
+
+/// A list longer than the route takes: 422 naming it.
+fn too_long(pointer: &str, message: String) -> ApiError {
+    ProblemError::new(ErrorCode::ValidationFailed)
+        .errors(vec![FieldError::new(pointer, "too_long", message)])
+        .into()
+}
+
+/// A 200 answer that no cache on the way keeps (verdicts and ids of patient data).
+fn no_store<T: serde::Serialize>(body: &T) -> HttpResponse {
+    HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
-        .json(KnownMutations { known }))
+        .json(body)
 }
