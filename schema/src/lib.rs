@@ -17,4 +17,5 @@ pub mod cloud;
 pub mod db;
 pub mod edge;
 pub mod introspect;
+pub mod prepared;
 pub mod sync;

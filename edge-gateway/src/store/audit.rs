@@ -9,6 +9,7 @@ use labedge_schema::edge::schema::audit_pending;
 use time::OffsetDateTime;
 
 use crate::audit::{AuditEntry, AuditRecord, Hashes};
+use labedge_schema::prepared::KeepPrepared;
 
 /// Rows one `INSERT` statement carries (7 columns, under PostgreSQL's 65,535 parameters).
 pub const ROWS_PER_INSERT: usize = 1_000;
@@ -65,6 +66,7 @@ pub(crate) async fn append_chained(
     .bind::<Array<BigInt>, _>(records.iter().map(|r| r.chain_seq).collect::<Vec<_>>())
     .bind::<Array<Bytea>, _>(hashes.prev)
     .bind::<Array<Bytea>, _>(hashes.own)
+    .prepared()
     .execute(conn)
     .await
 }
@@ -130,6 +132,7 @@ pub(crate) async fn adopt(conn: &mut AsyncPgConnection, records: &[AuditRecord],
         .bind::<Array<BigInt>, _>(records.iter().map(|r| r.chain_seq).collect::<Vec<_>>())
         .bind::<Array<Bytea>, _>(hashes.prev)
         .bind::<Array<Bytea>, _>(hashes.own)
+        .prepared()
         .get_result(conn)
         .await?;
     Ok(usize::try_from(moved.moved).unwrap_or(0))

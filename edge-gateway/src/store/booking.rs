@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::{appointments, labs, staff};
+use labedge_schema::prepared::KeepPrepared;
 use labedge_schema::sync::AppointmentRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -87,6 +88,7 @@ pub async fn lock_slot(conn: &mut AsyncPgConnection, lab: Uuid, kind: &str, star
         .bind::<SqlUuid, _>(lab)
         .bind::<Text, _>(kind)
         .bind::<Timestamptz, _>(start)
+        .prepared()
         .execute(conn)
         .await
         .map(|_| ())
@@ -127,6 +129,7 @@ pub async fn free_sampler(
     .bind::<Text, _>(timezone)
     .bind::<Nullable<SqlUuid>, _>(prefer)
     .bind::<Nullable<SqlUuid>, _>(except)
+    .prepared()
     .get_result(conn)
     .await
     .optional()?;
@@ -200,6 +203,7 @@ pub async fn lock_slots(
     .bind::<SqlUuid, _>(lab)
     .bind::<Text, _>(kind)
     .bind::<Array<Timestamptz>, _>(starts)
+    .prepared()
     .execute(conn)
     .await
     .map(|_| ())
@@ -263,8 +267,55 @@ pub async fn facts(conn: &mut AsyncPgConnection, lab: Uuid, kind: &str, asked: &
     .bind::<Array<Nullable<SqlUuid>>, _>(asked.iter().map(|a| a.prescription).collect::<Vec<_>>())
     .bind::<Array<Nullable<Timestamptz>>, _>(slots(|s| s.0))
     .bind::<Array<Nullable<Timestamptz>>, _>(slots(|s| s.1))
+    .prepared()
     .load(conn)
     .await
+}
+
+#[derive(QueryableByName)]
+struct FreeSlot {
+    #[diesel(sql_type = Timestamptz)]
+    slot_start: OffsetDateTime,
+    #[diesel(sql_type = Timestamptz)]
+    slot_end: OffsetDateTime,
+    #[diesel(sql_type = BigInt)]
+    booked: i64,
+}
+
+/// The first `limit` of `slots`, in their order, where fewer than `places` lab visits hold a place,
+/// with how many do. One statement: the slots are counted one after the other and the counting stops
+/// at the `limit`-th free one, so that a full day costs one statement, not its whole list of visits.
+pub async fn free_lab_slots(
+    conn: &mut AsyncPgConnection,
+    lab: Uuid,
+    slots: &[(OffsetDateTime, OffsetDateTime)],
+    places: i64,
+    limit: usize,
+) -> QueryResult<Vec<(OffsetDateTime, OffsetDateTime, i64)>> {
+    if slots.is_empty() || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let found: Vec<FreeSlot> = diesel::sql_query(
+        "SELECT g.slot_start, g.slot_end, n.booked \
+         FROM unnest($2::timestamptz[], $3::timestamptz[]) AS g(slot_start, slot_end) \
+         CROSS JOIN LATERAL (SELECT count(*) AS booked FROM appointments a \
+                             WHERE a.lab_id = $1 AND a.kind = 'lab' AND a.status <> 'cancelled' \
+                               AND a.scheduled_at >= g.slot_start AND a.scheduled_at < g.slot_end) AS n \
+         WHERE n.booked < $4 \
+         LIMIT $5",
+    )
+    .bind::<SqlUuid, _>(lab)
+    .bind::<Array<Timestamptz>, _>(slots.iter().map(|s| s.0).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(slots.iter().map(|s| s.1).collect::<Vec<_>>())
+    .bind::<BigInt, _>(places)
+    .bind::<BigInt, _>(i64::try_from(limit).unwrap_or(i64::MAX))
+    .prepared()
+    .load(conn)
+    .await?;
+    Ok(found
+        .into_iter()
+        .map(|f| (f.slot_start, f.slot_end, f.booked))
+        .collect())
 }
 
 /// The end of the lab's appointment window as the feed last gave it, if it has.
@@ -275,6 +326,7 @@ pub async fn window_ends(conn: &mut AsyncPgConnection) -> QueryResult<Option<Off
         ends_at: OffsetDateTime,
     }
     let found: Option<Ends> = diesel::sql_query("SELECT ends_at FROM appointment_window")
+        .prepared()
         .get_result(conn)
         .await
         .optional()?;
@@ -288,6 +340,7 @@ pub async fn set_window_ends(conn: &mut AsyncPgConnection, ends: OffsetDateTime)
          ON CONFLICT (only_row) DO UPDATE SET ends_at = excluded.ends_at, updated_at = now()",
     )
     .bind::<Timestamptz, _>(ends)
+    .prepared()
     .execute(conn)
     .await
     .map(|_| ())

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Bool, Date as SqlDate, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::{collection_tubes, collection_voids, collections, patients, prescriptions};
+use labedge_schema::prepared::KeepPrepared;
 use mobile_contracts::{IdentityCheckMethod, NewCollection};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -50,6 +51,7 @@ pub async fn insert_many(conn: &mut AsyncPgConnection, rows: &[(&NewCollection, 
     )
     .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|(b, _)| b.comments.as_deref()).collect::<Vec<_>>())
     .bind::<Array<Timestamptz>, _>(at(|(_, by)| by.recorded_at))
+    .prepared()
     .execute(conn)
     .await?;
     let tubes = rows.iter().flat_map(|(b, _)| b.tubes.iter().map(move |t| (b.id, t)));
@@ -63,6 +65,7 @@ pub async fn insert_many(conn: &mut AsyncPgConnection, rows: &[(&NewCollection, 
     .bind::<Array<SqlUuid>, _>(ids)
     .bind::<Array<Text>, _>(barcodes)
     .bind::<Array<Text>, _>(types)
+    .prepared()
     .execute(conn)
     .await
     .map(|_| ())
@@ -155,6 +158,7 @@ pub async fn facts(conn: &mut AsyncPgConnection, lab_id: Uuid, asked: &[Asked<'_
             .flat_map(|a| a.body.tubes.iter().map(|t| t.barcode.as_str()))
             .collect::<Vec<_>>(),
     )
+    .prepared()
     .load(conn)
     .await
 }

@@ -12,6 +12,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Bytea, Jsonb, SmallInt, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_schema::edge::schema::idempotency_keys;
+use labedge_schema::prepared::KeepPrepared;
 use labedge_service::http::ProblemError;
 use mobile_contracts::problem::ErrorCode;
 use serde::Serialize;
@@ -78,6 +79,7 @@ struct Locked {
 pub async fn claim(conn: &mut AsyncPgConnection, scope: KeyScope, key: &str, hash: &[u8]) -> Result<Claim, ClaimError> {
     let locked: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
         .bind::<BigInt, _>(lock_key(scope, key))
+        .prepared()
         .get_result(conn)
         .await?;
     if !locked.locked {
@@ -140,6 +142,7 @@ pub async fn claim_many(
             .map(|(scope, key, _)| lock_key(*scope, key))
             .collect::<Vec<_>>(),
     )
+    .prepared()
     .load(conn)
     .await?;
     let stored: Vec<StoredAnswer> = diesel::sql_query(
@@ -151,6 +154,7 @@ pub async fn claim_many(
     .bind::<Array<SqlUuid>, _>(keys.iter().map(|(scope, _, _)| scope.device).collect::<Vec<_>>())
     .bind::<Array<SqlUuid>, _>(keys.iter().map(|(scope, _, _)| scope.staff).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(keys.iter().map(|(_, key, _)| *key).collect::<Vec<_>>())
+    .prepared()
     .load(conn)
     .await?;
     let mut answers: Vec<Option<(Vec<u8>, i16, serde_json::Value)>> = keys.iter().map(|_| None).collect();
@@ -196,6 +200,7 @@ pub async fn store_many(conn: &mut AsyncPgConnection, answers: &[ToStore<'_>]) -
     .bind::<Array<Bytea>, _>(answers.iter().map(|a| a.keyed.hash).collect::<Vec<_>>())
     .bind::<Array<SmallInt>, _>(answers.iter().map(status).collect::<Vec<_>>())
     .bind::<Array<Jsonb>, _>(answers.iter().map(|a| a.body).collect::<Vec<_>>())
+    .prepared()
     .execute(conn)
     .await
     .map(|_| ())

@@ -6,6 +6,7 @@ use diesel::sql_types::{Array, Jsonb, SmallInt, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labedge_protocol::relay::RelayedMutation;
 use labedge_schema::edge::schema::outbox;
+use labedge_schema::prepared::KeepPrepared;
 
 /// Queues `mutation` for the relay, in the caller's transaction.
 pub async fn enqueue(conn: &mut AsyncPgConnection, mutation: &RelayedMutation) -> QueryResult<()> {
@@ -43,6 +44,7 @@ pub async fn enqueue_many(conn: &mut AsyncPgConnection, mutations: &[RelayedMuta
     .bind::<Array<Text>, _>(mutations.iter().map(|m| m.op.kind()).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(mutations.iter().map(|m| m.op.entity_key()).collect::<Vec<_>>())
     .bind::<Array<Jsonb>, _>(payloads)
+    .prepared()
     .execute(conn)
     .await
     .map(|_| ())
@@ -65,6 +67,7 @@ pub async fn purge_sent(conn: &mut AsyncPgConnection, before: time::OffsetDateTi
         )
         .bind::<diesel::sql_types::Timestamptz, _>(before)
         .bind::<diesel::sql_types::BigInt, _>(PURGE_BATCH)
+        .prepared()
         .execute(conn)
         .await?;
         purged += n;

@@ -363,6 +363,9 @@ async fn next_free(
 ) -> Result<Vec<Slot>, WriteError> {
     let from = after.max(OffsetDateTime::now_utc());
     let first_day = slot_grid::local_day(from, &site.zone).unwrap_or(from.date());
+    if kind == "lab" {
+        return next_free_lab(conn, site, (after, from), first_day).await;
+    }
     let mut offered = Vec::new();
     for offset in 0..LOOK_AHEAD_DAYS {
         let day = first_day + Duration::days(offset);
@@ -381,6 +384,48 @@ async fn next_free(
     }
     offered.truncate(OFFERED);
     Ok(offered)
+}
+
+/// [`next_free`] for lab visits: the look-ahead's slots laid out in the process and their places
+/// counted by one statement that stops at the [`OFFERED`]-th free one. A refusal comes when a day is
+/// full, and walking the days one by one (the rules and every visit of each day, up to 28 queries)
+/// made each refusal cost the desk benchmark's machine more than ten bookings (`docs/performance.md`).
+async fn next_free_lab(
+    conn: &mut AsyncPgConnection,
+    site: &Site,
+    (after, from): (OffsetDateTime, OffsetDateTime),
+    first_day: Date,
+) -> Result<Vec<Slot>, WriteError> {
+    let Some(rules) = stored::rules(conn, site.lab).await? else {
+        return Ok(Vec::new());
+    };
+    let mut grid = Vec::new();
+    for offset in 0..LOOK_AHEAD_DAYS {
+        let day = first_day + Duration::days(offset);
+        if !site.opens(day) {
+            break;
+        }
+        grid.extend(
+            slot_grid::day_grid(&rules.opening_hours, rules.slot_minutes, day, &site.zone)
+                .into_iter()
+                .filter(|(start, _)| *start >= from && *start != after && *start < site.window_ends),
+        );
+    }
+    let places = i64::from(rules.lab_places);
+    let free = stored::free_lab_slots(conn, site.lab, &grid, places, OFFERED).await?;
+    let minutes = i32::from(rules.slot_minutes);
+    Ok(free
+        .into_iter()
+        .map(|(start_at, end_at, booked)| {
+            slot(&SlotRow {
+                start_at,
+                end_at,
+                capacity: i32::from(rules.lab_places),
+                taken: i32::try_from(booked).unwrap_or(i32::MAX),
+                minutes,
+            })
+        })
+        .collect())
 }
 
 /// The slot starting at `start`, locked, if it is one of the rules' and has not started.
