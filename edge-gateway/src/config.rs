@@ -144,6 +144,14 @@ pub struct ConsoleConfig {
     /// Seconds between two points of the console's charts (six hours of them are kept).
     #[serde(default = "default_chart_interval")]
     pub chart_interval_s: u64,
+    /// A path on the disk that holds the lab's database: the status shows its free space and the
+    /// days of autonomy it leaves at the database's growth.
+    #[serde(default = "default_database_disk")]
+    pub database_disk: PathBuf,
+}
+
+fn default_database_disk() -> PathBuf {
+    PathBuf::from("/var/lib/postgresql")
 }
 
 fn default_chart_interval() -> u64 {
@@ -154,6 +162,7 @@ impl Default for ConsoleConfig {
     fn default() -> Self {
         Self {
             chart_interval_s: default_chart_interval(),
+            database_disk: default_database_disk(),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! | `pin_reset_codes` | 7 days after expiry or use | the same, for PIN reset codes (the audit log keeps it for good) |
 //! | `outbox`, applied entries | 30 days after they were sent | the check of what a restored cloud lost looks 7 days back (`sync::lost`); the rest for investigations. Pending, conflicting and quarantined entries stay |
 //! | `change_log` | 3 days | a tablet's cursor is good for the day it was issued only; a day more for time zones |
+//! | `collections`, with their tubes and void | 30 days after the sample was taken, once the cloud holds it (no outbox entry of it pending, in conflict or rejected) | a mistake is voided within days; the LIS keeps the record; a void later goes through the central lab |
 
 use std::time::Duration as StdDuration;
 
@@ -21,7 +22,7 @@ use labedge_schema::db::PgPool;
 use labedge_service::workers::Stop;
 use time::{Duration, OffsetDateTime};
 
-use crate::store::{admin_sessions, changes, enrollment_codes, idempotency, outbox, pin_resets, sessions};
+use crate::store::{admin_sessions, changes, collections, enrollment_codes, idempotency, outbox, pin_resets, sessions};
 
 /// How long an idempotency key is kept after its write.
 pub const IDEMPOTENCY_RETENTION: Duration = Duration::days(7);
@@ -40,6 +41,8 @@ pub const PIN_RESET_CODE_RETENTION: Duration = Duration::days(7);
 pub const SENT_OUTBOX_RETENTION: Duration = Duration::days(30);
 /// How long a change-log entry is kept.
 pub const CHANGE_LOG_RETENTION: Duration = Duration::days(3);
+/// How long a collection the cloud holds is kept after its sample was taken.
+pub const COLLECTION_RETENTION: Duration = Duration::days(30);
 
 const INTERVAL: StdDuration = StdDuration::from_secs(3600);
 
@@ -64,6 +67,8 @@ pub struct Purged {
     pub outbox_sent: usize,
     /// `change_log` entries.
     pub change_log: usize,
+    /// `collections` the cloud holds (their tubes and voids with them).
+    pub collections: usize,
 }
 
 /// One pass of every rule, as of `now`.
@@ -76,6 +81,7 @@ pub async fn purge(conn: &mut AsyncPgConnection, now: OffsetDateTime) -> QueryRe
     let pin_reset_codes = pin_resets::purge(conn, now - PIN_RESET_CODE_RETENTION).await?;
     let outbox_sent = outbox::purge_sent(conn, now - SENT_OUTBOX_RETENTION).await?;
     let change_log = changes::purge(conn, now - CHANGE_LOG_RETENTION).await?;
+    let collections = collections::purge(conn, now - COLLECTION_RETENTION).await?;
     Ok(Purged {
         login_failures,
         idempotency_keys,
@@ -86,6 +92,7 @@ pub async fn purge(conn: &mut AsyncPgConnection, now: OffsetDateTime) -> QueryRe
         pin_reset_codes,
         outbox_sent,
         change_log,
+        collections,
     })
 }
 
@@ -96,9 +103,14 @@ pub async fn run(pool: PgPool, stop: Stop) {
     }
     loop {
         let outcome = match pool.get().await {
-            Ok(mut conn) => purge(&mut conn, OffsetDateTime::now_utc())
-                .await
-                .map_err(|e| e.to_string()),
+            Ok(mut conn) => {
+                // Sampled after the purge, so that the growth is what the purges leave.
+                let purged = purge(&mut conn, OffsetDateTime::now_utc()).await;
+                match (purged, crate::storage::sample(&mut conn).await) {
+                    (Ok(purged), Ok(())) => Ok(purged),
+                    (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+                }
+            }
             Err(e) => Err(e.to_string()),
         };
         match outcome {
@@ -112,6 +124,7 @@ pub async fn run(pool: PgPool, stop: Stop) {
                 pin_reset_codes = purged.pin_reset_codes,
                 outbox_sent = purged.outbox_sent,
                 change_log = purged.change_log,
+                collections = purged.collections,
                 "expired authentication, idempotency and relay rows purged"
             ),
             Ok(_) => {}

@@ -24,6 +24,7 @@ pub mod routes;
 pub mod security_events;
 pub mod startup;
 pub mod state;
+pub mod storage;
 pub mod store;
 pub mod sync;
 pub mod tablet_pull;

@@ -637,12 +637,15 @@ pub struct GatewayStatus {
     pub draining: bool,
     /// The change feed.
     pub sync: crate::sync::SyncStatus,
+    /// The database's disk and the days of autonomy it leaves.
+    pub storage: crate::storage::Storage,
 }
 
 /// The gateway's status now.
 pub async fn gateway_status(state: &AppState) -> Result<GatewayStatus, labedge_service::error::ApiError> {
     let mut conn = state.pool.get().await?;
     let backlog = backlog(&mut conn).await?;
+    let storage = crate::storage::storage(&mut conn, &state.config.console.database_disk).await?;
     Ok(GatewayStatus {
         lab: state.config.lab.clone(),
         timezone: state.config.timezone.clone(),
@@ -651,5 +654,6 @@ pub async fn gateway_status(state: &AppState) -> Result<GatewayStatus, labedge_s
         recovery: state.drain.times(),
         draining: state.drain.is_draining(),
         sync: state.sync_status.read().map(|s| s.clone()).unwrap_or_default(),
+        storage,
     })
 }

@@ -155,6 +155,9 @@ try {
   });
   await textIs("#mode-pill", /^(En ligne|Secours|Hors ligne)$/);
   await textIs("#timezone-note", `Heures dans le fuseau du laboratoire (${LAB_ZONE}).`);
+  await textIs("#kpi-storage .kpi-label", "Autonomie du disque");
+  await textIs("#storage-autonomy", /^(à mesurer \(une heure\)|\d+ jours? d'écritures|sans limite au rythme actuel|—)$/);
+  await textIs("#storage-sub", /^base [\d,\s\u202f]+ (o|ko|Mo|Go|To)( · .+)?$/);
   await textIs("#refreshed", /^Mis à jour à \d\d:\d\d:\d\d$/);
   const [labNow, labBefore] = await clocksIn(LAB_ZONE, "fr-FR");
   const [browserNow] = await clocksIn(BROWSER_ZONE, "fr-FR");

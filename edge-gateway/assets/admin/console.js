@@ -89,6 +89,41 @@
     return tn("n.days", Math.floor(hours / 24));
   }
 
+  // Bytes in the units a lab admin reads: Mo/Go in French, MB/GB in English (powers of 1000, as
+  // disks are sold).
+  function bytes(n) {
+    const units = LabI18n.locale().startsWith("fr") ? ["o", "ko", "Mo", "Go", "To"] : ["B", "kB", "MB", "GB", "TB"];
+    let value = Math.max(0, n);
+    let unit = 0;
+    while (value >= 1000 && unit < units.length - 1) {
+      value /= 1000;
+      unit += 1;
+    }
+    const digits = value < 10 && unit > 0 ? 1 : 0;
+    return `${new Intl.NumberFormat(LabI18n.locale(), { maximumFractionDigits: digits }).format(value)} ${units[unit]}`;
+  }
+
+  // Days of autonomy: under two days (the seed's promise) is bad, under a week a warning.
+  function renderStorage(storage) {
+    if (!storage) return;
+    const days = storage.autonomy_days;
+    const level = days === null || days === undefined ? "ok" : days < 2 ? "bad" : days < 7 ? "warn" : "ok";
+    $("kpi-storage").className = `kpi ${storage.free_bytes === null ? "warn" : level}`;
+    const growth = storage.growth_bytes_per_day;
+    let value;
+    if (storage.free_bytes === null) value = "—";
+    else if (growth === null || growth === undefined) value = t("storage.unknown");
+    else if (days === null || days === undefined) value = t("storage.unbounded");
+    else value = t("storage.days", tn("n.days", Math.floor(days)));
+    setText("storage-autonomy", value);
+    const database = bytes(storage.database_bytes);
+    let sub;
+    if (storage.free_bytes === null) sub = t("storage.noDisk", database);
+    else if (growth === null || growth === undefined) sub = t("storage.subNoGrowth", database, bytes(storage.free_bytes));
+    else sub = t("storage.sub", database, bytes(storage.free_bytes), bytes(growth));
+    setText("storage-sub", sub);
+  }
+
   function ago(iso) {
     if (!iso) return t("time.never");
     const seconds = (Date.now() - Date.parse(iso)) / 1000;
@@ -270,6 +305,7 @@
     setText("attention", open ? num(open) : t("attention.none"));
     setText("attention-sub", open ? t("attention.sub", tn("n.conflict", backlog.conflicts), tn("n.deadLetter", backlog.dead_letters)) : t("attention.nothing"));
 
+    renderStorage(status.storage);
     renderReconciliation();
     renderDrain(status);
 

@@ -285,3 +285,35 @@ pub async fn insert_void(conn: &mut AsyncPgConnection, id: Uuid, reason: &str, b
         .await
         .map(|_| ())
 }
+
+/// Removes, with their tubes and their void, the collections taken before `before` that the cloud
+/// holds: none of their outbox entries (the collection's, its void's) is pending, in conflict or
+/// rejected. Statements of [`super::outbox::PURGE_BATCH`] collections, each a short transaction.
+/// Answers how many.
+pub async fn purge(conn: &mut AsyncPgConnection, before: OffsetDateTime) -> QueryResult<usize> {
+    let mut purged = 0;
+    loop {
+        // One statement: the rows of a collection go together, and the foreign keys are checked
+        // at its end, when the tubes and the void are gone too.
+        let n = diesel::sql_query(
+            "WITH doomed AS ( \
+                 SELECT c.id FROM collections c \
+                 WHERE c.collected_at < $1 \
+                   AND NOT EXISTS (SELECT 1 FROM outbox o \
+                                   WHERE o.entity_key = 'collection:' || c.id::text \
+                                     AND (o.outcome IS NULL OR o.outcome NOT IN ('applied', 'duplicate'))) \
+                 ORDER BY c.collected_at LIMIT $2), \
+             tubes AS (DELETE FROM collection_tubes t USING doomed d WHERE t.collection_id = d.id), \
+             voids AS (DELETE FROM collection_voids v USING doomed d WHERE v.collection_id = d.id) \
+             DELETE FROM collections c USING doomed d WHERE c.id = d.id",
+        )
+        .bind::<Timestamptz, _>(before)
+        .bind::<diesel::sql_types::BigInt, _>(super::outbox::PURGE_BATCH)
+        .execute(conn)
+        .await?;
+        purged += n;
+        if (n as i64) < super::outbox::PURGE_BATCH {
+            return Ok(purged);
+        }
+    }
+}

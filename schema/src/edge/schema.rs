@@ -438,6 +438,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    storage_samples (at) {
+        at -> Timestamptz,
+        database_bytes -> Int8,
+    }
+}
+
+diesel::table! {
     sync_checkpoints (stream) {
         stream -> Text,
         position -> Int8,
@@ -498,6 +505,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     staff,
     staff_revocations,
+    storage_samples,
     sync_checkpoints,
     tube_types,
 );

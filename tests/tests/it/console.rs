@@ -168,6 +168,28 @@ async fn the_status_gives_the_labs_time_zone_to_the_page() {
     assert_eq!(status["timezone"], "America/Cayenne");
 }
 
+/// The status carries the database's disk: its size, the free space of `console.database_disk`,
+/// and no growth nor autonomy before an hour of samples; a path that cannot be read leaves the free
+/// space unknown rather than failing the status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_shows_the_databases_disk() {
+    let gw = TestGateway::start_with("TEST-LAB", |c| c.console.database_disk = "/".into()).await;
+    let admin = gw.admin_login().await;
+    let status: Value = console_get(&gw, &admin, "/admin/v1/status").await.expect(200).json();
+    let storage = &status["storage"];
+    assert!(storage["database_bytes"].as_i64().is_some_and(|b| b > 0), "{storage}");
+    assert!(storage["free_bytes"].as_u64().is_some_and(|b| b > 0), "{storage}");
+    assert!(storage["growth_bytes_per_day"].is_null() && storage["autonomy_days"].is_null());
+
+    let elsewhere = TestGateway::start_with("TEST-LAB", |c| c.console.database_disk = "/no/such/disk".into()).await;
+    let admin = elsewhere.admin_login().await;
+    let status: Value = console_get(&elsewhere, &admin, "/admin/v1/status")
+        .await
+        .expect(200)
+        .json();
+    assert!(status["storage"]["free_bytes"].is_null(), "{status}");
+}
+
 // ------------------------------------------------------------------------------------------------
 // Enrollment's QR code.
 

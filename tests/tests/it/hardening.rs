@@ -184,6 +184,7 @@ async fn expired_authentication_and_idempotency_rows_are_purged_by_their_documen
             pin_reset_codes: 0,
             outbox_sent: 2,
             change_log: 1,
+            collections: 0,
         }
     );
     // What stays is what is inside its retention.
@@ -225,6 +226,151 @@ async fn expired_authentication_and_idempotency_rows_are_purged_by_their_documen
     assert!(later.idempotency_keys == 1 && later.auth_sessions == 1 && later.enrollment_codes == 1);
     // The conflict and the pending entry are never purged.
     assert!(later.outbox_sent == 1 && later.change_log == 1, "{later:?}");
+}
+
+/// Collections go 30 days after their sample once the cloud holds them, with their tubes and void;
+/// one whose entry is still pending, in conflict or rejected, or whose void is, stays.
+#[tokio::test]
+async fn collections_the_cloud_holds_are_purged_after_thirty_days_with_their_tubes() {
+    let db = TestDb::migrated(Database::Edge).await;
+    let mut conn = db.conn().await;
+    // c1: old, applied, voided (applied); c2: old, still pending; c3: 29 days, applied;
+    // c4: old, applied, its void in conflict; c5: old, its entry already purged (applied long ago).
+    let taken = |n: u8, days: u8| {
+        format!(
+            "('00000000-0000-4000-8000-0000000000c{n}', gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), \
+              now() - interval '{days} days', gen_random_uuid(), gen_random_uuid(), false)"
+        )
+    };
+    let tube = |n: u8| format!("('00000000-0000-4000-8000-0000000000c{n}', 'BC-{n}', 'EDTA')");
+    let entry = |n: u8, kind: &str, outcome: &str| {
+        format!(
+            "(gen_random_uuid(), '{kind}', 'collection:00000000-0000-4000-8000-0000000000c{n}', '{{}}', \
+              {sent}, {outcome})",
+            sent = if outcome == "NULL" {
+                "NULL"
+            } else {
+                "now() - interval '20 days'"
+            }
+        )
+    };
+    conn.batch_execute(&format!(
+        "INSERT INTO collections (id, lab_id, patient_id, prescription_id, collected_at, collected_by, device_id, \
+                                  identity_checked) VALUES {}, {}, {}, {}, {}; \
+         INSERT INTO collection_tubes (collection_id, barcode, tube_type) VALUES {}, {}, {}, {}, {}; \
+         INSERT INTO collection_voids (collection_id, reason, voided_by, device_id) VALUES \
+           ('00000000-0000-4000-8000-0000000000c1', 'wrong patient', gen_random_uuid(), gen_random_uuid()), \
+           ('00000000-0000-4000-8000-0000000000c4', 'wrong patient', gen_random_uuid(), gen_random_uuid()); \
+         INSERT INTO outbox (mutation_id, kind, entity_key, payload, sent_at, outcome) VALUES {}, {}, {}, {}, {}, {}, {};",
+        taken(1, 31),
+        taken(2, 31),
+        taken(3, 29),
+        taken(4, 31),
+        taken(5, 60),
+        tube(1),
+        tube(2),
+        tube(3),
+        tube(4),
+        tube(5),
+        entry(1, "collection.create", "'applied'"),
+        entry(1, "collection.void", "'duplicate'"),
+        entry(2, "collection.create", "NULL"),
+        entry(3, "collection.create", "'applied'"),
+        entry(4, "collection.create", "'applied'"),
+        entry(4, "collection.void", "'conflict'"),
+        entry(5, "appointment.update", "'rejected'").replace("collection:00000000-0000-4000-8000-0000000000c5", "appointment:5"),
+    ))
+    .await
+    .unwrap();
+    let purged = housekeeping::purge(&mut conn, OffsetDateTime::now_utc()).await.unwrap();
+    assert_eq!(purged.collections, 2, "{purged:?}");
+    let left = |table: &str, column: &str| {
+        format!(
+            "SELECT count(*) AS n FROM {table} WHERE {column}::text IN ('00000000-0000-4000-8000-0000000000c1', '00000000-0000-4000-8000-0000000000c5')"
+        )
+    };
+    for (table, column) in [
+        ("collections", "id"),
+        ("collection_tubes", "collection_id"),
+        ("collection_voids", "collection_id"),
+    ] {
+        assert_eq!(
+            labedge_tests::db::count(&mut conn, &left(table, column)).await,
+            0,
+            "{table}"
+        );
+    }
+    assert_eq!(
+        labedge_tests::db::count(&mut conn, "SELECT count(*) AS n FROM collections").await,
+        3
+    );
+    assert_eq!(
+        labedge_tests::db::count(&mut conn, "SELECT count(*) AS n FROM collection_tubes").await,
+        3
+    );
+    assert_eq!(
+        labedge_tests::db::count(&mut conn, "SELECT count(*) AS n FROM collection_voids").await,
+        1,
+        "the void in conflict stays with its collection"
+    );
+    // A day later, the 29-day-old one has crossed the bound; the pending and the conflict never do.
+    let later = housekeeping::purge(&mut conn, OffsetDateTime::now_utc() + Duration::days(2))
+        .await
+        .unwrap();
+    assert_eq!(later.collections, 1, "{later:?}");
+    let kept = housekeeping::purge(&mut conn, OffsetDateTime::now_utc() + Duration::days(400))
+        .await
+        .unwrap();
+    assert_eq!(kept.collections, 0);
+}
+
+/// The console's days of autonomy rest on the database's growth: from the hourly samples of the
+/// last day before the latest, once they span an hour.
+#[tokio::test]
+async fn the_databases_daily_growth_is_read_from_the_last_day_of_samples() {
+    use labedge_edge_gateway::storage;
+    let db = TestDb::migrated(Database::Edge).await;
+    let mut conn = db.conn().await;
+    assert_eq!(storage::growth(&mut conn).await.unwrap(), None, "no sample yet");
+    storage::sample(&mut conn).await.unwrap();
+    assert_eq!(
+        storage::growth(&mut conn).await.unwrap(),
+        None,
+        "one sample spans no time"
+    );
+    conn.batch_execute(
+        "DELETE FROM storage_samples; \
+         INSERT INTO storage_samples (at, database_bytes) VALUES \
+           (now() - interval '40 hours', 1), \
+           (now() - interval '20 hours', 1000000000), \
+           (now() - interval '11 hours', 1200000000), \
+           (now() - interval '2 hours', 1450000000), \
+           (now() - interval '9 days', 5);",
+    )
+    .await
+    .unwrap();
+    // 450 MB over the 18 hours from the oldest sample of the day before the latest: 600 MB a day.
+    assert_eq!(storage::growth(&mut conn).await.unwrap(), Some(600_000_000));
+    let status = storage::storage(&mut conn, std::path::Path::new("/")).await.unwrap();
+    assert!(status.database_bytes > 0);
+    let free = status.free_bytes.expect("the root's free space is readable");
+    #[expect(clippy::cast_precision_loss, reason = "a test's comparison")]
+    let expected = free as f64 / 600_000_000.0;
+    assert!(
+        status
+            .autonomy_days
+            .is_some_and(|d| (d - expected).abs() < expected * 0.01 + 0.01)
+    );
+    // Sampling again forgets what is older than eight days.
+    storage::sample(&mut conn).await.unwrap();
+    assert_eq!(
+        labedge_tests::db::count(&mut conn, "SELECT count(*) AS n FROM storage_samples").await,
+        5
+    );
+    let unreadable = storage::storage(&mut conn, std::path::Path::new("/no/such/disk"))
+        .await
+        .unwrap();
+    assert_eq!((unreadable.free_bytes, unreadable.autonomy_days), (None, None));
 }
 
 #[derive(diesel::QueryableByName)]
