@@ -2,11 +2,17 @@
 //!
 //! diesel prepares and keeps the statements its DSL builds, but marks `sql_query` as not to be kept
 //! (its text may be built at run time, and every distinct text would stay in the connection's
-//! cache), so PostgreSQL plans such a statement again at every call. The group writers' look-ups
-//! (`unnest` of arrays, joins, sub-selects) cost more to plan than to run: 0.35 ms of planning for
-//! 0.25 ms of work in the booking group's (`docs/performance.md`). [`KeepPrepared::prepared`] lets diesel keep one
-//! of fixed text in the connection's cache, keyed by its text and its binds' types, as it keeps the
-//! DSL's.
+//! cache), so PostgreSQL parses and plans such a statement again at every call. [`KeepPrepared`]
+//! lets diesel keep one of fixed text in the connection's cache, keyed by its text and its binds'
+//! types, as it keeps the DSL's.
+//!
+//! **Only for statements whose plan cannot depend on a table's size**: inserts from arrays
+//! (`INSERT … SELECT FROM unnest`), advisory locks, function calls. After five runs PostgreSQL may
+//! keep one generic plan for a prepared statement until the tables' statistics change, and a
+//! look-up planned while its table was empty (a new gateway's `idempotency_keys`) is a hash join
+//! over a sequential scan: kept while the table grew, it took the write benchmark from 877 to 303
+//! writes/s over five runs (`docs/performance.md`). Look-ups that join or probe growing tables stay
+//! plain `sql_query`, planned for their values at each call.
 
 use diesel::QueryResult;
 use diesel::pg::Pg;

@@ -129,7 +129,6 @@ pub async fn free_sampler(
     .bind::<Text, _>(timezone)
     .bind::<Nullable<SqlUuid>, _>(prefer)
     .bind::<Nullable<SqlUuid>, _>(except)
-    .prepared()
     .get_result(conn)
     .await
     .optional()?;
@@ -267,7 +266,6 @@ pub async fn facts(conn: &mut AsyncPgConnection, lab: Uuid, kind: &str, asked: &
     .bind::<Array<Nullable<SqlUuid>>, _>(asked.iter().map(|a| a.prescription).collect::<Vec<_>>())
     .bind::<Array<Nullable<Timestamptz>>, _>(slots(|s| s.0))
     .bind::<Array<Nullable<Timestamptz>>, _>(slots(|s| s.1))
-    .prepared()
     .load(conn)
     .await
 }
@@ -309,7 +307,6 @@ pub async fn free_lab_slots(
     .bind::<Array<Timestamptz>, _>(slots.iter().map(|s| s.1).collect::<Vec<_>>())
     .bind::<BigInt, _>(places)
     .bind::<BigInt, _>(i64::try_from(limit).unwrap_or(i64::MAX))
-    .prepared()
     .load(conn)
     .await?;
     Ok(found

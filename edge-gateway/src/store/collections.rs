@@ -158,7 +158,6 @@ pub async fn facts(conn: &mut AsyncPgConnection, lab_id: Uuid, asked: &[Asked<'_
             .flat_map(|a| a.body.tubes.iter().map(|t| t.barcode.as_str()))
             .collect::<Vec<_>>(),
     )
-    .prepared()
     .load(conn)
     .await
 }

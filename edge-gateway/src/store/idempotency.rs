@@ -154,7 +154,6 @@ pub async fn claim_many(
     .bind::<Array<SqlUuid>, _>(keys.iter().map(|(scope, _, _)| scope.device).collect::<Vec<_>>())
     .bind::<Array<SqlUuid>, _>(keys.iter().map(|(scope, _, _)| scope.staff).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(keys.iter().map(|(_, key, _)| *key).collect::<Vec<_>>())
-    .prepared()
     .load(conn)
     .await?;
     let mut answers: Vec<Option<(Vec<u8>, i16, serde_json::Value)>> = keys.iter().map(|_| None).collect();

@@ -67,7 +67,6 @@ pub async fn purge_sent(conn: &mut AsyncPgConnection, before: time::OffsetDateTi
         )
         .bind::<diesel::sql_types::Timestamptz, _>(before)
         .bind::<diesel::sql_types::BigInt, _>(PURGE_BATCH)
-        .prepared()
         .execute(conn)
         .await?;
         purged += n;
