@@ -8,8 +8,8 @@
 
 use std::path::Path;
 
-use diesel::QueryResult;
 use diesel::sql_types::{BigInt, Nullable};
+use diesel::{OptionalExtension, QueryResult};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
@@ -62,7 +62,7 @@ pub async fn sample(conn: &mut AsyncPgConnection) -> QueryResult<()> {
 /// The daily growth from the samples: between the latest and the oldest of the day before it, when
 /// they are at least an hour apart.
 pub async fn growth(conn: &mut AsyncPgConnection) -> QueryResult<Option<i64>> {
-    let found: Growth = diesel::sql_query(
+    let found: Option<Growth> = diesel::sql_query(
         "WITH latest AS (SELECT at, database_bytes FROM storage_samples ORDER BY at DESC LIMIT 1), \
               base AS (SELECT s.at, s.database_bytes FROM storage_samples s, latest l \
                        WHERE s.at >= l.at - interval '24 hours' ORDER BY s.at LIMIT 1) \
@@ -71,13 +71,10 @@ pub async fn growth(conn: &mut AsyncPgConnection) -> QueryResult<Option<i64>> {
                                 / extract(epoch FROM l.at - b.at))::bigint END AS per_day \
          FROM latest l, base b",
     )
-    .get_result::<Growth>(conn)
+    .get_result(conn)
     .await
-    .or_else(|e| match e {
-        diesel::result::Error::NotFound => Ok(Growth { per_day: None }),
-        e => Err(e),
-    })?;
-    Ok(found.per_day)
+    .optional()?;
+    Ok(found.and_then(|g| g.per_day))
 }
 
 /// The size of the lab's database now.

@@ -10,8 +10,7 @@ DROP TRIGGER prescribed_exams_change_log_delete ON prescribed_exams;
 DROP TRIGGER appointments_change_log_insert ON appointments;
 DROP TRIGGER appointments_change_log_update ON appointments;
 DROP TRIGGER appointments_change_log_delete ON appointments;
-DROP FUNCTION change_log_upserts();
-DROP FUNCTION change_log_deletes();
+DROP FUNCTION change_log_rows();
 DROP FUNCTION change_log_prescribed_exams();
 
 CREATE FUNCTION change_log_row() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -9,18 +9,14 @@
 --
 -- Statement triggers read the statement's rows from its transition tables and append them with one
 -- INSERT. A trigger with transition tables takes one event, hence three per table.
-CREATE FUNCTION change_log_upserts() RETURNS trigger LANGUAGE plpgsql AS $$
+-- The rows a statement inserted or updated are upserts, the rows it deleted deletes: every trigger
+-- below names its transition table `changed_rows`, so one function serves the three events.
+CREATE FUNCTION change_log_rows() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO change_log (position, entity, entity_id, op)
-    SELECT nextval('change_position_seq'), TG_ARGV[0], id, 'upsert' FROM changed_rows;
-    RETURN NULL;
-END
-$$;
-
-CREATE FUNCTION change_log_deletes() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO change_log (position, entity, entity_id, op)
-    SELECT nextval('change_position_seq'), TG_ARGV[0], id, 'delete' FROM changed_rows;
+    SELECT nextval('change_position_seq'), TG_ARGV[0], id,
+           CASE TG_OP WHEN 'DELETE' THEN 'delete' ELSE 'upsert' END
+    FROM changed_rows;
     RETURN NULL;
 END
 $$;
@@ -43,18 +39,18 @@ DROP FUNCTION change_log_row();
 DROP FUNCTION change_log_prescribed_exam();
 
 CREATE TRIGGER patients_change_log_insert AFTER INSERT ON patients
-    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_upserts('patient');
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_rows('patient');
 CREATE TRIGGER patients_change_log_update AFTER UPDATE ON patients
-    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_upserts('patient');
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_rows('patient');
 CREATE TRIGGER patients_change_log_delete AFTER DELETE ON patients
-    REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_deletes('patient');
+    REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_rows('patient');
 
 CREATE TRIGGER prescriptions_change_log_insert AFTER INSERT ON prescriptions
-    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_upserts('prescription');
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_rows('prescription');
 CREATE TRIGGER prescriptions_change_log_update AFTER UPDATE ON prescriptions
-    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_upserts('prescription');
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_rows('prescription');
 CREATE TRIGGER prescriptions_change_log_delete AFTER DELETE ON prescriptions
-    REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_deletes('prescription');
+    REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_rows('prescription');
 
 CREATE TRIGGER prescribed_exams_change_log_insert AFTER INSERT ON prescribed_exams
     REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_prescribed_exams();
@@ -64,8 +60,8 @@ CREATE TRIGGER prescribed_exams_change_log_delete AFTER DELETE ON prescribed_exa
     REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_prescribed_exams();
 
 CREATE TRIGGER appointments_change_log_insert AFTER INSERT ON appointments
-    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_upserts('appointment');
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_rows('appointment');
 CREATE TRIGGER appointments_change_log_update AFTER UPDATE ON appointments
-    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_upserts('appointment');
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_rows('appointment');
 CREATE TRIGGER appointments_change_log_delete AFTER DELETE ON appointments
-    REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_deletes('appointment');
+    REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_rows('appointment');
