@@ -4,8 +4,8 @@
 -- under the lock that the migration `…_change_log_order_by_transaction` removed: entries are now
 -- ordered by their transaction's id, whenever in the transaction they are written. What was left of
 -- the deferral was its cost: a queued event per row and two plpgsql calls per row at commit (about
--- 17 µs a row on this machine, `docs/performance.md`), paid by every booking and status change and
--- 790,000 times by the bootstrap of a 100,000-patient lab.
+-- 60 µs a row in 8-row inserts under pgbench, `docs/performance.md`), paid by every booking and status change and
+-- 770,000 times by the bootstrap of a 100,000-patient lab.
 --
 -- Statement triggers read the statement's rows from its transition tables and append them with one
 -- INSERT. A trigger with transition tables takes one event, hence three per table.
